@@ -1,0 +1,47 @@
+"""Configs for first-stage retrieval and evaluation (shared by eval, mine and serve)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class BM25Config:
+    k1: float = 0.9
+    b: float = 0.4
+    method: str = "lucene"
+    stemmer: str | None = "english"
+    stopwords: str | None = "en"
+
+
+@dataclass
+class DenseConfig:
+    model: str | None = None  # None = packaged all-MiniLM-L6-v2
+    index_kind: str = "flat"  # flat | ivf
+    nprobe: int = 16
+    batch_size: int = 64
+    device: str | None = None  # None = cuda if available else cpu
+    dtype: str | None = None  # None | fp16 | bf16
+
+
+@dataclass
+class RetrieverConfig:
+    name: str = "bm25"  # bm25 | dense | hybrid
+    bm25: BM25Config = field(default_factory=BM25Config)
+    dense: DenseConfig = field(default_factory=DenseConfig)
+    k_rrf: float = 60.0
+
+
+DEFAULT_MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "p@10", "auc"]
+
+
+@dataclass
+class EvalConfig:
+    data: str = "stdlib-codesearch"
+    split: str = "test"
+    retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
+    k: int = 100
+    measures: list[str] = field(default_factory=lambda: list(DEFAULT_MEASURES))
+    limit_queries: int | None = None
+    out: str | None = None
+    seed: int = 0

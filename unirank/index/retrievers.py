@@ -1,0 +1,114 @@
+"""First-stage retrievers behind one interface: ``build(doc_ids, texts)`` then ``search(texts, k)``.
+
+``bm25`` lives in :mod:`unirank.index.sparse`; this module adds ``dense`` (a bi-encoder +
+FAISS) and ``hybrid`` (reciprocal-rank fusion of the two). Look them up by name through
+:data:`unirank.index.base.RETRIEVERS` (see :func:`make_retriever`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .base import RETRIEVERS, topk_merge
+from .dense import DenseIndex
+from .sparse import BM25Index  # noqa: F401  (registers "bm25")
+
+
+@RETRIEVERS.register("dense")
+class DenseRetriever:
+    """Encode documents with a bi-encoder and search them with a FAISS index.
+
+    Args:
+        model: a model name/folder for :meth:`BiEncoder.from_pretrained`, or a BiEncoder.
+        index_kind: "flat" (exact inner product) or "ivf".
+        batch_size, device, dtype: passed to the encoder.
+    """
+
+    def __init__(self, model: Any = None, index_kind: str = "flat", batch_size: int = 64, device: str | None = None, dtype: str | None = None, nprobe: int = 16, show_progress: bool | None = None) -> None:
+        from ..models.bi import BiEncoder
+
+        self.encoder = model if isinstance(model, BiEncoder) else BiEncoder.from_pretrained(model)
+        self.index = DenseIndex(kind=index_kind, nprobe=nprobe)
+        self.enc_kw = {"batch_size": batch_size, "device": device, "dtype": dtype, "show_progress": show_progress}
+
+    @classmethod
+    def from_config(cls, cfg) -> "DenseRetriever":
+        """Build from a :class:`unirank.eval.config.RetrieverConfig`."""
+        d = cfg.dense
+        return cls(d.model, index_kind=d.index_kind, batch_size=d.batch_size, device=d.device, dtype=d.dtype, nprobe=d.nprobe)
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return self.index.doc_ids
+
+    def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
+        self.doc_vectors = self.encoder.encode_docs(list(texts), **self.enc_kw)
+        self.index.add(self.doc_vectors, list(doc_ids))
+
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = self.encoder.encode_queries(list(queries), **self.enc_kw)
+        return self.index.search(q, k)
+
+
+def rrf_fuse(runs: Sequence[tuple[np.ndarray, np.ndarray]], n_docs: int, k: int, k_rrf: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+    """Reciprocal-rank fusion of several (scores, indices) hit lists over the same doc ids.
+
+    score(d) = sum over lists containing d of 1 / (k_rrf + rank), rank from 1.
+
+    Example:
+        >>> a = (np.array([[9., 8.]]), np.array([[0, 1]]))
+        >>> b = (np.array([[5., 4.]]), np.array([[1, 2]]))
+        >>> s, i = rrf_fuse([a, b], n_docs=3, k=3, k_rrf=0)
+        >>> i.tolist(), s.round(3).tolist()
+        ([[1, 0, 2]], [[1.5, 1.0, 0.5]])
+    """
+    n_q = len(runs[0][1])
+    out_s = np.full((n_q, k), -np.inf, dtype=np.float32)
+    out_i = np.full((n_q, k), -1, dtype=np.int64)
+    for q in range(n_q):
+        fused: dict[int, float] = {}
+        for _, idx in runs:
+            for r, j in enumerate(idx[q].tolist(), start=1):
+                if j >= 0:
+                    fused[j] = fused.get(j, 0.0) + 1.0 / (k_rrf + r)
+        if fused:
+            ids = np.fromiter(fused.keys(), dtype=np.int64)
+            sc = np.fromiter(fused.values(), dtype=np.float64)
+            s, i = topk_merge(np.empty((1, 0)), np.empty((1, 0), dtype=np.int64), sc[None].astype(np.float32), ids[None], k)
+            out_s[q, : s.shape[1]], out_i[q, : i.shape[1]] = s[0], i[0]
+    return out_s, out_i
+
+
+@RETRIEVERS.register("hybrid")
+class HybridRetriever:
+    """BM25 + dense, fused by reciprocal rank (k_rrf=60 as in Cormack et al. 2009).
+
+    Each side retrieves ``depth`` candidates (default max(k, 100)) before fusion.
+    """
+
+    def __init__(self, bm25: BM25Index, dense: DenseRetriever, k_rrf: float = 60.0, depth: int = 100) -> None:
+        self.bm25, self.dense, self.k_rrf, self.depth = bm25, dense, k_rrf, depth
+
+    @classmethod
+    def from_config(cls, cfg) -> "HybridRetriever":
+        """Build from a :class:`unirank.eval.config.RetrieverConfig`."""
+        return cls(BM25Index.from_config(cfg), DenseRetriever.from_config(cfg), k_rrf=cfg.k_rrf)
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return self.bm25.doc_ids
+
+    def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
+        self.bm25.build(doc_ids, texts)
+        self.dense.build(doc_ids, texts)
+
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        d = max(k, self.depth)
+        return rrf_fuse([self.bm25.search(queries, d), self.dense.search(queries, d)], len(self.doc_ids), k, self.k_rrf)
+
+
+def make_retriever(cfg) -> Any:
+    """Build the retriever named by ``cfg.name`` (a RetrieverConfig) through the registry."""
+    return RETRIEVERS.get(cfg.name).from_config(cfg)
