@@ -42,6 +42,7 @@ class EvalConfig:
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
     k: int = 100
     measures: list[str] = field(default_factory=lambda: list(DEFAULT_MEASURES))
-    limit_queries: int | None = None
+    limit_queries: int | None = None  # first N judged queries of the split
+    max_docs: int | None = None  # judged docs + a stable sample of others (quick runs)
     out: str | None = None
     seed: int = 0

@@ -21,7 +21,7 @@ def _stemmer(language: str | None):
         return None
     import Stemmer  # PyStemmer
 
-    return Stemmer.Stemmer(language).stemWord
+    return Stemmer.Stemmer(language)
 
 
 @RETRIEVERS.register("bm25")

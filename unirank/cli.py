@@ -1,0 +1,90 @@
+"""``unirank`` command line: thin shells over the library's functions and configs.
+
+Every command takes flags for the common settings, ``--config FILE.yaml`` for a full config
+and ``--set key=value`` (repeatable, dotted keys) for anything else. Errors meant for
+people (bad data, bad config) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional, TypeVar
+
+import typer
+
+from .errors import UnirankError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Train, evaluate and serve neural rankers.")
+
+T = TypeVar("T")
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except (UnirankError, FileNotFoundError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        typer.echo(f"error: {msg}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _flags(**kw: object) -> list[str]:
+    """CLI flags that were given, as key=value overrides (None = not given)."""
+    return [f"{k}={v}" for k, v in kw.items() if v is not None]
+
+
+@app.command("eval")
+def eval_cmd(
+    data: Optional[str] = typer.Option(None, help="BEIR folder or built-in name (stdlib-codesearch)"),
+    split: Optional[str] = typer.Option(None, help="qrels split, e.g. test"),
+    retriever: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid"),
+    model: Optional[str] = typer.Option(None, help="bi-encoder for dense/hybrid: folder, hub name; default packaged all-MiniLM-L6-v2"),
+    k: Optional[int] = typer.Option(None, help="documents retrieved per query"),
+    index: Optional[str] = typer.Option(None, help="dense index: flat (exact) | ivf"),
+    batch_size: Optional[int] = typer.Option(None),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
+    dtype: Optional[str] = typer.Option(None, help="fp16 | bf16 autocast for encoding"),
+    limit_queries: Optional[int] = typer.Option(None, help="evaluate the first N queries only"),
+    out: Optional[Path] = typer.Option(None, help="output folder: run.trec, metrics.json, config.json, report.html"),
+    config: Optional[Path] = typer.Option(None, help="YAML EvalConfig"),
+    set_: List[str] = typer.Option([], "--set", help="override any config key: key.sub=value"),
+) -> None:
+    """Evaluate a first-stage retriever on a BEIR-format data set."""
+    from .config import load_config
+    from .eval.config import EvalConfig
+    from .eval.evaluate import run_eval
+
+    def go() -> None:
+        overrides = _flags(
+            data=data, split=split, **{"retriever.name": retriever, "retriever.dense.model": model, "k": k,
+            "retriever.dense.index_kind": index, "retriever.dense.batch_size": batch_size, "retriever.dense.device": device,
+            "retriever.dense.dtype": dtype, "limit_queries": limit_queries, "out": out}
+        )
+        cfg = load_config(EvalConfig, config, overrides + list(set_))
+        run_eval(cfg)
+        if cfg.out:
+            typer.echo(f"wrote {cfg.out}/run.trec, metrics.json, config.json, report.html")
+
+    _guard(go)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("unirank-demo"), help="where the reports go"),
+    limit_queries: int = typer.Option(300, help="test queries evaluated"),
+    max_docs: int = typer.Option(3000, help="corpus size searched (judged docs + a stable sample)"),
+) -> None:
+    """BM25 vs zero-shot dense retrieval on the embedded stdlib-codesearch data set."""
+    from .demo import run_demo
+
+    _guard(lambda: run_demo(out, limit_queries=limit_queries, max_docs=max_docs))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="unirank")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,119 @@
+"""The evaluation pipeline: data -> first-stage retrieval (-> optional rerank) -> Run -> metrics -> report.
+
+``run_eval(cfg)`` is what ``unirank eval`` and ``unirank demo`` call; each step is also
+usable on its own (``retrieve``, ``score_run``, ``write_eval_outputs``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import io as uio
+from ..config import to_dict
+from ..index.base import hits_to_run
+from ..index.retrievers import make_retriever
+from ..provenance import versions
+from ..types import Qrels, RetrievalDataset, Run
+from . import metrics as M
+from .config import EvalConfig
+from .report import html_report, metrics_table
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+    run: Run
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def limit_split(ds: RetrievalDataset, limit_queries: int | None) -> RetrievalDataset:
+    """Keep the first ``limit_queries`` judged queries (in qrels order); corpus unchanged."""
+    if not limit_queries:
+        return ds
+    keep = list(ds.qrels)[:limit_queries]
+    return RetrievalDataset(ds.name, ds.corpus, ds.queries, {q: ds.qrels[q] for q in keep}, ds.split, ds.fingerprint)
+
+
+def subsample_corpus(ds: RetrievalDataset, max_docs: int | None) -> RetrievalDataset:
+    """Keep every document judged in the split plus others, in a stable hashed order, up to ``max_docs``.
+
+    A smaller but still realistic search space for quick runs (the demo); judged documents are
+    never dropped, so metrics stay meaningful (they are higher than on the full corpus).
+    """
+    if not max_docs or len(ds.corpus) <= max_docs:
+        return ds
+    import hashlib
+
+    judged = {d for rel in ds.qrels.values() for d in rel}
+    others = sorted((d for d in ds.corpus if d not in judged), key=lambda d: hashlib.sha1(d.encode()).hexdigest())
+    keep = judged | set(others[: max(0, max_docs - len(judged))])
+    corpus = {d: doc for d, doc in ds.corpus.items() if d in keep}
+    return RetrievalDataset(ds.name, corpus, ds.queries, ds.qrels, ds.split, f"{ds.fingerprint}:docs{len(corpus)}")
+
+
+def retrieve(ds: RetrievalDataset, retriever: Any, k: int, query_ids: Sequence[str] | None = None) -> tuple[Run, dict[str, float]]:
+    """Index the whole corpus (title + text), search the split's queries; returns (run, timings)."""
+    doc_ids = list(ds.corpus)
+    t0 = time.perf_counter()
+    retriever.build(doc_ids, [ds.corpus[d].full_text for d in doc_ids])
+    t1 = time.perf_counter()
+    qids = list(query_ids if query_ids is not None else ds.qrels)
+    scores, idx = retriever.search([ds.queries[q].text for q in qids], k)
+    t2 = time.perf_counter()
+    return hits_to_run(qids, retriever.doc_ids, scores, idx), {"index_s": t1 - t0, "search_s": t2 - t1}
+
+
+def score_run(qrels: Qrels, run: Run, measures: Sequence[str]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Mean metrics (plus ``auc_global``) and per-query values for ``measures``."""
+    means = M.evaluate(qrels, run, list(measures))
+    if "auc" in measures:
+        means["auc_global"] = M.auc_global(qrels, run)
+    return means, M.per_query(qrels, run, list(measures))
+
+
+def write_eval_outputs(out: str | Path, result: EvalResult, ds: RetrievalDataset, cfg_dict: dict, title: str) -> None:
+    """run.trec, metrics.json, per_query.json, config.json and report.html, each written atomically."""
+    from ..data.trec import write_run
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_run(result.run, out / "run.trec", tag="unirank")
+    uio.write_json(out / "metrics.json", result.metrics)
+    uio.write_json(out / "per_query.json", result.per_query)
+    uio.write_json(out / "config.json", {"config": cfg_dict, **result.info})
+    ndcg_key = next((m for m in result.per_query if m.startswith("ndcg")), None)
+    uio.write_text(
+        out / "report.html",
+        html_report(title, result.metrics, ds.qrels, result.run, result.per_query.get(ndcg_key) if ndcg_key else None, info=result.info | {"config": cfg_dict}),
+    )
+
+
+def run_eval(cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever: Any = None, quiet: bool = False) -> EvalResult:
+    """Evaluate a first-stage retriever on ``cfg.data`` / ``cfg.split`` and write ``cfg.out`` if set."""
+    from ..data.datasets import load_dataset
+
+    ds = dataset if dataset is not None else load_dataset(cfg.data, split=cfg.split)
+    ds = subsample_corpus(limit_split(ds, cfg.limit_queries), cfg.max_docs)
+    retriever = retriever if retriever is not None else make_retriever(cfg.retriever)
+    t0 = time.perf_counter()
+    run, timings = retrieve(ds, retriever, cfg.k)
+    means, per_q = score_run(ds.qrels, run, cfg.measures)
+    info = {
+        "data": {"name": ds.name, "split": ds.split, "fingerprint": ds.fingerprint, "documents": len(ds.corpus), "queries": len(ds.qrels)},
+        "retriever": cfg.retriever.name,
+        "timings_s": {**{k: round(v, 3) for k, v in timings.items()}, "total_s": round(time.perf_counter() - t0, 3)},
+        "versions": versions(),
+    }
+    encoder = getattr(retriever, "encoder", None) or getattr(getattr(retriever, "dense", None), "encoder", None)
+    if encoder is not None:
+        info["model"] = {"source": encoder.backbone.source, "fingerprint": encoder.backbone.fingerprint()}
+    result = EvalResult(means, per_q, run, info)
+    if cfg.out:
+        write_eval_outputs(cfg.out, result, ds, to_dict(cfg), f"unirank eval: {cfg.retriever.name} on {ds.name}/{ds.split}")
+    if not quiet:
+        print(metrics_table(means, title=f"{cfg.retriever.name} on {ds.name}/{ds.split} ({len(ds.qrels)} queries)"))
+    return result
