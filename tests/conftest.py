@@ -1,0 +1,36 @@
+import json
+from pathlib import Path
+
+import pytest
+
+
+def write_beir(folder: Path, docs: dict, queries: dict, qrels: dict, split: str = "test") -> Path:
+    """Write a tiny BEIR folder: docs {id: (title, text)}, queries {id: text}, qrels {qid: {did: grade}}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "corpus.jsonl", "w") as f:
+        for d, (title, text) in docs.items():
+            f.write(json.dumps({"_id": d, "title": title, "text": text}) + "\n")
+    with open(folder / "queries.jsonl", "w") as f:
+        for q, text in queries.items():
+            f.write(json.dumps({"_id": q, "text": text}) + "\n")
+    (folder / "qrels").mkdir(exist_ok=True)
+    with open(folder / "qrels" / f"{split}.tsv", "w") as f:
+        f.write("query-id\tcorpus-id\tscore\n")
+        for q, rel in qrels.items():
+            for d, g in rel.items():
+                f.write(f"{q}\t{d}\t{g}\n")
+    return folder
+
+
+@pytest.fixture
+def tiny_beir(tmp_path: Path) -> Path:
+    docs = {
+        "d1": ("Cats", "cats purr and sleep on warm sofas"),
+        "d2": ("Dogs", "dogs bark at the postman every morning"),
+        "d3": ("Fish", "goldfish swim in a round glass bowl"),
+        "d4": ("Birds", "parrots can learn to repeat words"),
+        "d5": ("Cars", "electric cars charge their batteries overnight"),
+    }
+    queries = {"q1": "why do cats purr", "q2": "dog barking at postman", "q3": "how do parrots repeat words", "q4": "unrelated xyzzy"}
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 2, "d4": 0}, "q3": {"d4": 1}, "q4": {"d5": 1}}
+    return write_beir(tmp_path / "tiny", docs, queries, qrels)

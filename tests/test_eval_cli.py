@@ -1,0 +1,63 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from unirank.cli import app
+from unirank.config import from_dict, load_config
+from unirank.errors import ConfigError
+from unirank.eval.config import EvalConfig
+from unirank.eval.evaluate import run_eval
+
+runner = CliRunner()
+
+
+def test_eval_bm25_end_to_end_writes_all_outputs(tiny_beir, tmp_path):
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--retriever", "bm25", "--k", "3", "--out", str(out),
+                            "--set", "retriever.bm25.stemmer=null"])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    # q1 -> d1, q2 -> d2, q3 -> d4, each at rank 1; q4 ("unrelated xyzzy") shares no term with any
+    # document, so its run is empty and, as in pytrec_eval, scores 0: mean = 3/4
+    assert metrics["mrr@10"] == pytest.approx(0.75)
+    assert metrics["recall@100"] == pytest.approx(0.75)
+    lines = (out / "run.trec").read_text().splitlines()
+    assert lines[0].split()[:4] == ["q1", "Q0", "d1", "1"]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["config"]["retriever"]["name"] == "bm25" and cfg["data"]["fingerprint"]
+    assert "versions" in cfg and cfg["data"]["queries"] == 4
+    html = (out / "report.html").read_text()
+    assert "ndcg@10" in html and "<table>" in html
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_eval_missing_query_counted_as_skip_like_trec_eval(tiny_beir):
+    cfg = from_dict(EvalConfig, {"data": str(tiny_beir), "k": 3, "retriever": {"bm25": {"stemmer": None}}})
+    res = run_eval(cfg, quiet=True)
+    assert set(res.run) == {"q1", "q2", "q3", "q4"}
+    assert res.run["q4"] == {}
+
+
+def test_bad_data_exits_2_with_file_and_line(tiny_beir, tmp_path):
+    (tiny_beir / "corpus.jsonl").write_text('{"_id": "d1", "text": "ok"}\n{"_id": "d2", "text": \n')
+    r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert "corpus.jsonl:2" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_retriever_and_config_key_are_clear_errors(tiny_beir, tmp_path):
+    r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--retriever", "bm26"])
+    assert r.exit_code == 2 and "valid: bm25, dense, hybrid" in r.output
+    r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--set", "retriever.bm25.k=1"])
+    assert r.exit_code == 2 and "retriever.bm25.k" in r.output
+
+
+def test_yaml_config_and_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data: x\nretriever:\n  name: dense\n  dense:\n    batch_size: 8\n")
+    cfg = load_config(EvalConfig, p, ["k=5"])
+    assert (cfg.data, cfg.retriever.name, cfg.retriever.dense.batch_size, cfg.k) == ("x", "dense", 8, 5)
+    with pytest.raises(ConfigError, match="expected an integer"):
+        load_config(EvalConfig, p, ["k=five"])
