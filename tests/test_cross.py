@@ -1,0 +1,142 @@
+"""Cross-encoder: standard pair encoding, pooling, and equality with a one-candidate Uni-Encoder."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from unirank.models.backbone import Backbone, tiny_backbone
+from unirank.models.base import MODELS
+from unirank.models.cross import CrossEncoder
+from unirank.models.heads import load_ranker
+from unirank.models.uni import UniEncoder
+
+CTX = ["what is the capital of france?", ["hi there", "which city is the capital of france?"]]
+CANDS = [["paris is the capital", "berlin", "the eiffel tower is in paris"], ["paris"]]
+
+
+def lively_backbone(seed=0):
+    """tiny_backbone with weight matrices redrawn at std 0.2 so that cross-token effects are
+    far above rounding (see tests/test_uni.py)."""
+    bb = tiny_backbone(seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in bb.model.parameters():
+            if p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    return bb
+
+
+def own_copy(bb):
+    """A private copy of the module's backbone (training mode and gradients stay local)."""
+    return Backbone(copy.deepcopy(bb.model), bb.tokenizer, bb.source)
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return lively_backbone(seed=5)
+
+
+def make(backbone, **kw):
+    torch.manual_seed(2)
+    return CrossEncoder(backbone, **kw).eval()
+
+
+@pytest.mark.parametrize("candidate_cls", [False, True])
+@pytest.mark.parametrize("mask", ["arrow", "full"])
+def test_uni_with_one_candidate_equals_cross(backbone, candidate_cls, mask):
+    cross = make(backbone, pooling="candidate_mean", candidate_cls=candidate_cls)
+    uni = UniEncoder(backbone, mask=mask, candidate_cls=candidate_cls, max_candidate_length=256).eval()
+    uni.head.load_state_dict(cross.head.state_dict())
+    with torch.no_grad():
+        c = cross.score(CTX, CANDS)
+        u = torch.stack(
+            [uni.score([ctx], [[cand]])[0, 0] for ctx, cands in zip(CTX, CANDS, strict=True) for cand in cands]
+        )
+        flat_c = torch.cat([c[0, :3], c[1, :1]])
+    torch.testing.assert_close(u, flat_c, atol=1e-5, rtol=0)
+    # the same packed sequence underlies both
+    assert torch.equal(
+        uni.packer.pack([CTX[0]], [[CANDS[0][0]]]).input_ids, cross.packer.pack([CTX[0]], [[CANDS[0][0]]]).input_ids
+    )
+
+
+def test_uni_arrow_strict_is_not_a_cross_encoder(backbone):
+    # control for the test above: if the context cannot see the candidate, scores differ
+    cross = make(backbone, pooling="candidate_mean", candidate_cls=True)
+    uni = UniEncoder(backbone, mask="arrow_strict", max_candidate_length=256).eval()
+    uni.head.load_state_dict(cross.head.state_dict())
+    with torch.no_grad():
+        assert (
+            abs(float(uni.score([CTX[0]], [CANDS[0][:1]])[0, 0] - cross.score([CTX[0]], [CANDS[0][:1]])[0, 0])) > 1e-4
+        )
+
+
+def hf_hidden(backbone, ctx, cand):
+    enc = backbone.tokenizer(ctx, cand, return_tensors="pt")
+    with torch.no_grad():
+        return backbone.model(**enc).last_hidden_state[0]
+
+
+def test_cls_and_mean_pooling_match_plain_transformers_on_the_bert_pair(backbone):
+    ctx, cand = CTX[0], CANDS[0][0]
+    hidden = hf_hidden(backbone, ctx, cand)
+    for pooling, pooled in [("cls", hidden[0]), ("mean", hidden.mean(0))]:
+        model = make(backbone, pooling=pooling)
+        with torch.no_grad():
+            torch.testing.assert_close(model.score([ctx], [[cand]])[0, 0], model.head(pooled)[0], atol=1e-5, rtol=0)
+    # candidate_mean: the tokens after the first [SEP] ("paris is the capital [SEP]")
+    model = make(backbone, pooling="candidate_mean")
+    types = backbone.tokenizer(ctx, cand)["token_type_ids"]
+    cand_rows = torch.tensor(types, dtype=torch.bool)
+    with torch.no_grad():
+        expected = model.head(hidden[cand_rows].mean(0))[0]
+        torch.testing.assert_close(model.score([ctx], [[cand]])[0, 0], expected, atol=1e-5, rtol=0)
+
+
+def test_dialogue_context_is_turns_joined_by_sep(backbone):
+    model = make(backbone)
+    with torch.no_grad():
+        a = model.score([CTX[1]], [["paris"]])
+        b = make(backbone).score([" [SEP] ".join(CTX[1])], [["paris"]])
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_ragged_and_chunked(backbone):
+    model = make(backbone, chunk_size=None)
+    with torch.no_grad():
+        whole = model.score(CTX, CANDS)
+        model.chunk_size = 2
+        chunked = model.score(CTX, CANDS)
+        alone = model.score(CTX[1:], CANDS[1:])
+    assert whole.shape == (2, 3)
+    assert torch.isinf(whole[1, 1:]).all() and (whole[1, 1:] < 0).all()
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=0)
+    torch.testing.assert_close(whole[1, :1], alone[0], atol=1e-5, rtol=0)
+    with torch.no_grad():
+        assert model.score(CTX, [[], []]).shape == (2, 0)
+
+
+def test_save_load_round_trip(backbone, tmp_path):
+    model = make(backbone, pooling="mean", chunk_size=3)
+    with torch.no_grad():
+        before = model.score(CTX, CANDS)
+    model.save(tmp_path / "cross")
+    for loaded in (CrossEncoder.load(tmp_path / "cross"), load_ranker(tmp_path / "cross")):
+        assert isinstance(loaded, CrossEncoder) and loaded.settings() == model.settings()
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.score(CTX, CANDS), before, atol=1e-6, rtol=0)
+    with pytest.raises(Exception, match="not 'uni'"):
+        UniEncoder.load(tmp_path / "cross")
+
+
+def test_registered_and_gradients_reach_backbone_and_head(backbone):
+    assert MODELS.get("cross") is CrossEncoder
+    model = make(own_copy(backbone)).train()
+    scores = model.score(CTX, CANDS)
+    torch.nn.functional.cross_entropy(scores, torch.tensor([0, 0])).backward()
+    assert model.head.weight.grad.abs().sum() > 0
+    assert model.encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    assert model.encoder.encoder.layer[-1].output.dense.weight.grad.abs().sum() > 0

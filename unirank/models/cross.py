@@ -1,0 +1,139 @@
+"""Cross-encoder: each (context, candidate) pair through the backbone together.
+
+A pair is packed by the same code as the Uni-Encoder (:mod:`unirank.models.inputs`), as a
+row with exactly one candidate, and run with the ``full`` mask (every real token sees
+every real token). With the default ``candidate_cls=False`` the row is the standard BERT
+pair encoding ``[CLS] context [SEP] candidate [SEP]`` with token types 0/1 and positions
+``0..T-1`` — what ``tokenizer(context, candidate)`` gives (truncation aside: context and
+candidate are capped separately, the context from the left).
+
+With one candidate the ``arrow`` and ``full`` masks coincide, so a
+:class:`~unirank.models.uni.UniEncoder` with ``mask="arrow"`` (or ``"full"``) scoring a
+single candidate and a ``CrossEncoder`` with ``pooling="candidate_mean"``, the same
+``candidate_cls`` and the same backbone and head weights perform the same computation
+and give the same score. (``arrow_strict`` / ``diag`` differ: there the context cannot
+see the candidate.)
+
+Pooling (registry :data:`~unirank.models.heads.POOLINGS`): ``cls`` (default; the
+``[CLS]`` vector, as BERT rerankers do, but without BERT's tanh pooler layer), ``mean``
+(all tokens) or ``candidate_mean`` (the candidate segment's tokens). A linear layer maps
+the pooled vector to the score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .backbone import Backbone
+from .base import MODELS, Context
+from .heads import POOLINGS, BackboneRanker
+from .inputs import PackedBatch, TextPacker
+
+
+@MODELS.register("cross")
+class CrossEncoder(BackboneRanker):
+    """Scores a candidate by encoding it jointly with the context.
+
+    Args:
+        backbone: the encoder and tokenizer.
+        pooling: ``cls`` | ``mean`` | ``candidate_mean``.
+        max_context_length: tokens of ``[CLS] context [SEP]``.
+        max_candidate_length: tokens of ``candidate [SEP]`` (``[CLS] candidate [SEP]`` with
+            ``candidate_cls=True``).
+        chunk_size: most pairs per forward pass (``None``: all at once).
+        turn_separator: between dialogue turns (see :class:`~unirank.models.inputs.TextPacker`).
+        candidate_cls: start the candidate with its own ``[CLS]`` (the Uni-Encoder layout).
+        candidate_token_type: token type id of candidate tokens.
+
+    Shapes:
+        ``score(B contexts, B lists of N_b candidates)`` -> (B, max N_b), ``-inf`` padded.
+
+    Example:
+        >>> from unirank.models.backbone import tiny_backbone
+        >>> m = CrossEncoder(tiny_backbone())
+        >>> m.score(["a query", "another"], [["doc one", "doc two"], ["doc three"]]).shape
+        torch.Size([2, 2])
+    """
+
+    kind = "cross"
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        *,
+        pooling: str = "cls",
+        max_context_length: int = 256,
+        max_candidate_length: int = 256,
+        chunk_size: int | None = 64,
+        turn_separator: str | None = None,
+        candidate_cls: bool = False,
+        candidate_token_type: int = 1,
+    ) -> None:
+        super().__init__(backbone)
+        POOLINGS.get(pooling)
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
+        self.pooling = pooling
+        self.chunk_size = chunk_size
+        self.packer = TextPacker(
+            backbone.tokenizer,
+            max_context_length=max_context_length,
+            max_candidate_length=max_candidate_length,
+            turn_separator=turn_separator,
+            candidate_cls=candidate_cls,
+            candidate_token_type=candidate_token_type,
+        )
+        self._check_positions(max_context_length + max_candidate_length)
+        self._check_token_types(candidate_token_type)
+        self.head = nn.Linear(backbone.hidden_size, 1)
+        self.train(backbone.model.training)  # follow the backbone's mode (eval after loading)
+
+    def settings(self) -> dict[str, Any]:
+        p = self.packer
+        return {
+            "pooling": self.pooling,
+            "max_context_length": p.max_context_length,
+            "max_candidate_length": p.max_candidate_length,
+            "chunk_size": self.chunk_size,
+            "turn_separator": p.turn_separator,
+            "candidate_cls": p.candidate_cls,
+            "candidate_token_type": p.candidate_token_type,
+        }
+
+    def forward(self, packed: PackedBatch) -> torch.Tensor:
+        """Scores of packed pairs (one candidate per row). Shapes: -> (P,)."""
+        hidden = self.encode_packed(packed, "full")
+        pooled = POOLINGS.get(self.pooling)(hidden, packed.segment_ids.to(hidden.device))
+        return self.head(pooled.to(self.head.weight.dtype)).squeeze(-1)
+
+    def score(self, contexts: Sequence[Context], candidates: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Scores for each context's candidates, ``chunk_size`` pairs per pass.
+
+        Shapes:
+            B contexts, candidates[b] has N_b texts -> (B, max N_b); slots past N_b are ``-inf``.
+        """
+        if len(contexts) != len(candidates):
+            raise ValueError(f"{len(contexts)} contexts but {len(candidates)} candidate lists")
+        B = len(contexts)
+        n_max = max((len(c) for c in candidates), default=0)
+        ctx_ids = self.packer.context_ids(contexts)
+        cand_ids = self.packer.candidate_ids([c for cands in candidates for c in cands])
+        owner = [b for b, cands in enumerate(candidates) for _ in cands]
+        slot = [k for cands in candidates for k in range(len(cands))]
+        flat_scores = []
+        step = self.chunk_size or max(len(owner), 1)
+        for s in range(0, len(owner), step):
+            rows = range(s, min(s + step, len(owner)))
+            packed = self.packer.pack_ids([ctx_ids[owner[i]] for i in rows], [[cand_ids[i]] for i in rows])
+            flat_scores.append(self(packed))
+        out = torch.full((B, n_max), float("-inf"), device=self.device)
+        if flat_scores:
+            values = torch.cat(flat_scores)
+            out = out.to(values.dtype).index_put(
+                (torch.tensor(owner, device=out.device), torch.tensor(slot, device=out.device)), values
+            )
+        return out

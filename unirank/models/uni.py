@@ -1,0 +1,142 @@
+"""Uni-Encoder (Song et al., Findings of ACL 2023): all candidates in one forward pass.
+
+A row packs ``[CLS] context [SEP]`` followed by every candidate as ``[CLS] cand [SEP]``
+(layout in :mod:`unirank.models.inputs`): token type 0 for the context and 1 for
+candidates, context positions ``0..c-1`` and every candidate's positions restarting at
+``c``. An attention mask (:mod:`unirank.models.masks`, default ``arrow`` as in the paper)
+keeps candidates from seeing each other. Each candidate's score is a linear layer on the
+mean of its token vectors, its own ``[CLS]`` and ``[SEP]`` included — the tokens the
+official code (dll-wu/Uni-Encoder, ``uni_encoder.py``) averages. Training is
+cross-entropy over a context's candidate set (the loss lives in ``unirank.losses``).
+
+Long lists are scored ``chunk_size`` candidates per forward pass. With ``arrow_strict``
+(or ``diag``) chunking is exact. With ``arrow`` (or ``full``) the context attends to the
+candidates of its chunk only, so scores depend on how the list is chunked — as they
+depend on the candidate set in the paper's setting.
+
+Memory grows with the square of the packed length ``c + sum of candidate lengths``;
+``chunk_size`` bounds it. Positions need ``max_context_length + max_candidate_length <=``
+the backbone's position embeddings (512 for BERT / MiniLM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .backbone import Backbone
+from .base import MODELS, Context
+from .heads import BackboneRanker, segment_mean
+from .inputs import PackedBatch, TextPacker
+from .masks import MASKS
+
+
+@MODELS.register("uni")
+class UniEncoder(BackboneRanker):
+    """Scores all of a context's candidates in one pass over one packed sequence.
+
+    Args:
+        backbone: the encoder and tokenizer (:func:`~unirank.models.backbone.load_backbone`).
+        mask: attention mask kind: ``arrow`` (paper), ``arrow_strict``, ``diag`` or ``full``.
+        max_context_length: tokens of the context segment, ``[CLS]``/``[SEP]`` included.
+        max_candidate_length: tokens of one candidate segment, its specials included.
+        chunk_size: most candidates per context in one forward pass (``None``: no limit).
+        turn_separator: between dialogue turns (see :class:`~unirank.models.inputs.TextPacker`).
+        candidate_cls: candidates are ``[CLS] cand [SEP]`` (paper) or ``cand [SEP]``.
+        candidate_token_type: token type id of candidate tokens (1; 0 for models with one
+            token type).
+
+    Shapes:
+        ``score(B contexts, B lists of N_b candidates)`` -> (B, max N_b), ``-inf`` padded.
+
+    Example:
+        >>> from unirank.models.backbone import tiny_backbone
+        >>> m = UniEncoder(tiny_backbone(), mask="arrow_strict")
+        >>> m.score(["how do I sort a list?"], [["use sorted()", "no idea", "list.sort()"]]).shape
+        torch.Size([1, 3])
+    """
+
+    kind = "uni"
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        *,
+        mask: str = "arrow",
+        max_context_length: int = 256,
+        max_candidate_length: int = 128,
+        chunk_size: int | None = 32,
+        turn_separator: str | None = None,
+        candidate_cls: bool = True,
+        candidate_token_type: int = 1,
+    ) -> None:
+        super().__init__(backbone)
+        MASKS.get(mask)  # unknown kinds fail here, listing the valid ones
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
+        self.mask = mask
+        self.chunk_size = chunk_size
+        self.packer = TextPacker(
+            backbone.tokenizer,
+            max_context_length=max_context_length,
+            max_candidate_length=max_candidate_length,
+            turn_separator=turn_separator,
+            candidate_cls=candidate_cls,
+            candidate_token_type=candidate_token_type,
+        )
+        self._check_positions(max_context_length + max_candidate_length)
+        self._check_token_types(candidate_token_type)
+        self.head = nn.Linear(backbone.hidden_size, 1)
+        self.train(backbone.model.training)  # follow the backbone's mode (eval after loading)
+
+    def settings(self) -> dict[str, Any]:
+        p = self.packer
+        return {
+            "mask": self.mask,
+            "max_context_length": p.max_context_length,
+            "max_candidate_length": p.max_candidate_length,
+            "chunk_size": self.chunk_size,
+            "turn_separator": p.turn_separator,
+            "candidate_cls": p.candidate_cls,
+            "candidate_token_type": p.candidate_token_type,
+        }
+
+    def candidate_vectors(self, packed: PackedBatch) -> torch.Tensor:
+        """Mean token vector of every candidate slot. Shapes: -> (B, N, H)."""
+        hidden = self.encode_packed(packed, self.mask)
+        return segment_mean(hidden, packed.segment_ids.to(hidden.device), packed.candidate_mask.shape[1])
+
+    def forward(self, packed: PackedBatch) -> torch.Tensor:
+        """Scores of a packed batch. Shapes: -> (B, N); absent candidate slots are ``-inf``."""
+        vecs = self.candidate_vectors(packed)
+        scores = self.head(vecs.to(self.head.weight.dtype)).squeeze(-1)
+        return scores.masked_fill(~packed.candidate_mask.to(scores.device), float("-inf"))
+
+    def score(self, contexts: Sequence[Context], candidates: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Scores for each context's candidates, ``chunk_size`` candidates per pass.
+
+        Shapes:
+            B contexts, candidates[b] has N_b texts -> (B, max N_b); slots past N_b are ``-inf``.
+        """
+        if len(contexts) != len(candidates):
+            raise ValueError(f"{len(contexts)} contexts but {len(candidates)} candidate lists")
+        n_max = max((len(c) for c in candidates), default=0)
+        if n_max == 0:
+            return torch.full((len(contexts), 0), float("-inf"), device=self.device)
+        ctx_ids = self.packer.context_ids(contexts)
+        cand_ids = self.packer.candidate_groups(candidates)
+        step = self.chunk_size or n_max
+        columns = []
+        for start in range(0, n_max, step):
+            rows = [b for b, cands in enumerate(cand_ids) if len(cands) > start]
+            packed = self.packer.pack_ids([ctx_ids[b] for b in rows], [cand_ids[b][start : start + step] for b in rows])
+            scores = self(packed)
+            chunk = torch.full(
+                (len(contexts), scores.shape[1]), float("-inf"), device=scores.device, dtype=scores.dtype
+            )
+            chunk = chunk.index_copy(0, torch.tensor(rows, device=scores.device), scores)
+            columns.append(chunk)
+        return torch.cat(columns, dim=1) if len(columns) > 1 else columns[0]
