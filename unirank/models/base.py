@@ -21,6 +21,23 @@ Context = Union[str, Sequence[str]]
 MODELS: Registry[type["Ranker"]] = Registry("model kind")
 
 
+_KIND_MODULES = ("bi", "cross", "poly", "uni")
+
+
+def model_class(kind: str) -> type["Ranker"]:
+    """The Ranker class registered as ``kind`` (imports the built-in model modules on first use).
+
+    Example:
+        >>> model_class("uni").__name__
+        'UniEncoder'
+    """
+    import importlib
+
+    for m in _KIND_MODULES:
+        importlib.import_module(f"{__package__}.{m}")
+    return MODELS.get(kind)
+
+
 class Ranker(nn.Module):
     """Interface of every paradigm.
 
