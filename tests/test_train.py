@@ -1,0 +1,292 @@
+"""The training loop on tiny random models: learning, resume equality, GradCache, export, logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import write_beir
+from unirank.config import from_dict
+from unirank.errors import ConfigError
+from unirank.losses import combine
+from unirank.models.backbone import tiny_backbone
+from unirank.models.bi import BiEncoder
+from unirank.train import TrainConfig, batch_backward, batch_inputs, pool_layout, pool_scores, train, train_main
+from unirank.training.data import Row, epoch_rows
+from unirank.training.gradcache import RandContext, embed_no_grad
+from unirank.types import Candidate, TrainExample
+
+QUIET = {"progress": False, "log": lambda m: None}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run ~10x faster on one thread than on two contended ones."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+TOPICS = ["cats purr softly", "dogs bark loudly", "fish swim in bowls", "birds sing at dawn", "cars need fuel",
+          "rain falls in spring", "bread is baked daily", "chess needs strategy"]
+
+
+def _model(seed: int = 0, hidden: int = 32) -> BiEncoder:
+    return BiEncoder(tiny_backbone(hidden=hidden, seed=seed), max_length=24)
+
+
+def _examples(negatives: int = 2) -> list[TrainExample]:
+    out = []
+    for i, t in enumerate(TOPICS):
+        negs = [Candidate(f"n{i}-{j}", f"remark {j} on {TOPICS[(i + j + 1) % len(TOPICS)].split()[-1]} {i}", score=float(-j))
+                for j in range(negatives)]
+        out.append(TrainExample(f"q{i}", f"question on {t.split()[0]}", [Candidate(f"d{i}", f"a note about {t}", score=5.0)], negs))
+    return out
+
+
+def _cfg(tmp_path: Path, **kw) -> TrainConfig:
+    base = {"batch_size": 4, "epochs": 2, "lr": 1e-3, "dev": {"split": None}, "log_every": 1, "out": str(tmp_path / "run"),
+            "data": {"negatives": 1}, "warmup_ratio": 0.0}
+    for k, v in kw.items():
+        base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return from_dict(TrainConfig, base)
+
+
+def _full_loss(model: BiEncoder, examples: list[TrainExample]) -> float:
+    model.eval()
+    with torch.no_grad():
+        rows = epoch_rows(examples, 0, 0, negatives=1, choice="first")
+        layout = pool_layout(rows)
+        return float(combine({"infonce": 1.0}, batch_inputs(pool_scores(model, layout), layout))[0])
+
+
+def test_loss_decreases_on_a_toy_task(tmp_path):
+    model, ex = _model(), _examples()
+    before = _full_loss(model, ex)
+    summary = train(_cfg(tmp_path, epochs=6), model=model, examples=ex, **QUIET)
+    after = _full_loss(model, ex)
+    assert summary["steps"] == 12
+    assert after < 0.7 * before, (before, after)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def _metric_lines(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.pop("elapsed_s", None)
+    return rows
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path):
+    """Dropout on, random negative draws, no_duplicates batches, 2 epochs: stop at steps 2 and 3, resume."""
+    common = {"epochs": 2, "batch_size": 3, "data": {"negatives": 1, "negative_choice": "random"}, "losses": {"infonce": 1.0, "mw": 0.5}}
+    full = train(_cfg(tmp_path / "a", **common), model=_model(), examples=_examples(3), **QUIET)
+    assert full["steps"] == 6 and not full["stopped"]
+
+    cfg_b = _cfg(tmp_path / "b", **common, stop_after=2)
+    part = train(cfg_b, model=_model(), examples=_examples(3), **QUIET)
+    assert part["stopped"] and part["steps"] == 2 and "export" not in part
+    # the killed run's later log lines (none here) and its config are replaced on resume
+    cfg_b.stop_after = 3  # the epoch boundary
+    assert train(cfg_b, resume=True, model=_model(seed=9), examples=_examples(3), **QUIET)["steps"] == 3
+    cfg_b.stop_after = None
+    done = train(cfg_b, resume=True, model=_model(seed=9), examples=_examples(3), **QUIET)
+    assert done["steps"] == 6 and not done["stopped"]
+
+    wa, wb = _weights(tmp_path / "a" / "run" / "model"), _weights(tmp_path / "b" / "run" / "model")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    assert _metric_lines(tmp_path / "a" / "run") == _metric_lines(tmp_path / "b" / "run")
+    prov = json.loads((tmp_path / "b" / "run" / "provenance.json").read_text())
+    assert prov["resumed_from"] == ["step-0000002", "step-0000003"]
+
+
+def test_resume_guards(tmp_path):
+    cfg = _cfg(tmp_path, epochs=1, stop_after=1)
+    train(cfg, model=_model(), examples=_examples(), **QUIET)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(cfg, model=_model(), examples=_examples(), **QUIET)
+    cfg.lr = 5e-4
+    with pytest.raises(ConfigError, match="config differs in lr"):
+        train(cfg, resume=True, model=_model(), examples=_examples(), **QUIET)
+
+
+def test_metrics_log_and_outputs(tmp_path):
+    out = train(_cfg(tmp_path, losses={"infonce": 1.0, "mw": {"weight": 0.5, "pairing": "global"}, "margin_mse": 0.1}),
+                model=_model(), examples=_examples(), **QUIET)
+    run = Path(out["out"])
+    lines = _metric_lines(run)
+    assert [r["step"] for r in lines] == [1, 2, 3, 4]
+    for r in lines:
+        assert {"loss", "infonce", "mw", "margin_mse", "lr", "grad_norm", "epoch"} <= set(r)
+        assert r["loss"] == pytest.approx(r["infonce"] + 0.5 * r["mw"] + 0.1 * r["margin_mse"], abs=1e-5)
+    assert lines[0]["lr"] == pytest.approx(1e-3) and lines[-1]["lr"] == pytest.approx(1e-3 / 4)  # linear decay, no warmup
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["seed"] == 42 and prov["data"]["fingerprint"] and prov["model"]["start_fingerprint"]
+    assert {"torch", "transformers", "python"} <= set(prov["versions"])
+    assert json.loads((run / "config.json").read_text())["losses"]["mw"]["pairing"] == "global"
+    ckpts = run / "checkpoints"
+    (latest,) = [p for p in ckpts.iterdir() if p.name.startswith("step-")]  # keep_checkpoints=1
+    assert {p.suffix for p in latest.iterdir()} == {".safetensors", ".json"}
+    assert (run / "model" / "modules.json").is_file() and (run / "model-transformers" / "model.safetensors").is_file()
+    assert not list(run.rglob("*.bin")) and not list(run.rglob("*.pt"))
+
+
+def test_export_loads_in_sentence_transformers_and_transformers(tmp_path):
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel
+
+    model = _model()
+    summary = train(_cfg(tmp_path, epochs=1), model=model, examples=_examples(), **QUIET)
+    texts = ["question on cats", "a note about dogs bark loudly"]
+    ours = BiEncoder.from_pretrained(summary["export"]["model"]).encode(texts)
+    st = SentenceTransformer(summary["export"]["model"], device="cpu").encode(texts)
+    np.testing.assert_allclose(st, ours, atol=1e-5)
+    np.testing.assert_allclose(model.encode(texts), ours, atol=1e-6)
+    plain = AutoModel.from_pretrained(summary["export"]["transformers"])
+    for (k, v), (k2, v2) in zip(sorted(plain.state_dict().items()), sorted(model.model.state_dict().items())):
+        assert k == k2 and torch.equal(v, v2)
+
+
+def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("losses", [{"infonce": 1.0}, {"infonce": 1.0, "mw": {"weight": 0.5, "pairing": "global"}}])
+def test_grad_cache_gives_the_full_batch_gradient(tmp_path, losses):
+    model = _model()
+    model.eval()  # no dropout: one full forward and the chunked ones see identical activations
+    rows = epoch_rows(_examples(2), 0, 0, negatives=2, choice="first")  # 8 queries, 24 documents
+    cfg = _cfg(tmp_path, losses=losses, data={"negatives": 2})
+    full = batch_backward(model, rows, cfg, weight=1.0)
+    g_full = _grads(model)
+    model.zero_grad()
+    cfg.grad_cache, cfg.chunk_size = True, 5
+    cached = batch_backward(model, rows, cfg, weight=1.0)
+    g_cached = _grads(model)
+    assert cached["loss"] == pytest.approx(full["loss"], abs=1e-6)
+    assert g_full.keys() == g_cached.keys() and len(g_full) > 10
+    for n in g_full:
+        torch.testing.assert_close(g_cached[n], g_full[n], atol=1e-6, rtol=1e-4, msg=n)
+    assert any(g.abs().sum() > 0 for g in g_full.values())
+
+
+def test_grad_cache_replays_dropout():
+    model = _model()
+    model.train()
+    texts = [f"text number {i}" for i in range(7)]
+    torch.manual_seed(3)
+    first, states = embed_no_grad(model.embed, texts, chunk_size=3)
+    again = []
+    for n, s in enumerate(states):
+        with s:
+            again.append(model.embed(texts[3 * n : 3 * n + 3]).detach())
+    torch.testing.assert_close(torch.cat(again), first, atol=1e-6, rtol=0)
+    assert not torch.allclose(model.embed(texts[:3]).detach(), first[:3])  # dropout is really on
+    assert isinstance(states[0], RandContext)
+
+
+def test_accumulate_averages_batch_gradients(tmp_path):
+    model = _model()
+    model.eval()
+    rows = epoch_rows(_examples(1), 0, 0, negatives=1, choice="first")
+    cfg = _cfg(tmp_path)
+    batch_backward(model, rows[:4], cfg, weight=0.5)
+    batch_backward(model, rows[4:], cfg, weight=0.5)
+    acc = _grads(model)
+    model.zero_grad()
+    batch_backward(model, rows[:4], cfg, weight=1.0)
+    g1 = _grads(model)
+    model.zero_grad()
+    batch_backward(model, rows[4:], cfg, weight=1.0)
+    g2 = _grads(model)
+    for n in acc:
+        torch.testing.assert_close(acc[n], (g1[n] + g2[n]) / 2, atol=1e-7, rtol=1e-5)
+
+
+def test_pool_masks_other_positives_of_the_same_query():
+    rows = [Row("q1", "Q1", Candidate("a", "A"), (Candidate("b", "B"),), frozenset({"a", "b"})),
+            Row("q1", "Q1", Candidate("b", "B"), (Candidate("c", "C"),), frozenset({"a", "b"})),
+            Row("q2", "Q2", Candidate("c", "C"), (), frozenset({"c"}))]
+    lay = pool_layout(rows)
+    assert lay.docs == ["A", "B", "C", "B", "C"]
+    # q1 rows: "a" / "b" columns other than the row's own positive are excluded (other positive or a
+    # duplicate of its own); q2: the second "c" column duplicates its positive -> excluded
+    assert lay.valid_mask.tolist() == [[True, False, True, False, True],
+                                       [False, True, True, False, True],
+                                       [True, True, True, True, False]]
+    assert lay.positive_mask.nonzero().tolist() == [[0, 0], [1, 1], [2, 2]]
+    assert lay.hard_mask.nonzero().tolist() == [[0, 3], [1, 4]]
+
+
+def test_listwise_training_without_in_batch_negatives(tmp_path):
+    model, ex = _model(), _examples(3)
+    before = _full_loss(model, ex)
+    cfg = _cfg(tmp_path, epochs=6, in_batch_negatives=False, data={"negatives": 3}, losses={"ce": {"weight": 1.0, "tau": 0.05}})
+    train(cfg, model=model, examples=ex, **QUIET)
+    assert _full_loss(model, ex) < before
+
+
+def _beir(tmp_path: Path) -> Path:
+    docs = {f"d{i}": (t.split()[0].title(), f"a note about {t}") for i, t in enumerate(TOPICS)}
+    queries = {f"q{i}": f"question on {t.split()[0]}" for i, t in enumerate(TOPICS)}
+    folder = tmp_path / "beir"
+    write_beir(folder, docs, queries, {f"q{i}": {f"d{i}": 1} for i in range(6)}, split="train")
+    write_beir(folder, docs, queries, {f"q{i}": {f"d{i}": 1} for i in range(6, 8)}, split="dev")
+    return folder
+
+
+def test_dev_evaluation_each_epoch_keeps_the_best(tmp_path):
+    folder = _beir(tmp_path)
+    cfg = _cfg(tmp_path, epochs=3, batch_size=3, data={"train": str(folder), "split": "train", "negatives": 0},
+               dev={"split": "dev", "measures": ["ndcg@10", "recall@100", "auc"]}, test={"split": "dev"},
+               batching={"name": "tas_balanced", "params": {"clusters": 2}})
+    summary = train(cfg, model=_model(), **QUIET)
+    assert [d["epoch"] for d in summary["dev"]] == [0, 1, 2]
+    best = max(summary["dev"], key=lambda d: d["ndcg@10"])
+    assert summary["best"] == pytest.approx(best["ndcg@10"], abs=1e-6) and summary["exported_step"] == summary["best_step"] == best["step"]
+    dev_lines = [r for r in _metric_lines(Path(summary["out"])) if "dev/ndcg@10" in r]
+    assert len(dev_lines) == 3 and {"dev/auc_global", "dev/recall@100"} <= set(dev_lines[0])
+    assert summary["test"]["ndcg@10"] == pytest.approx(best["ndcg@10"], abs=1e-6)  # the exported (best) weights
+    assert (Path(summary["out"]) / "checkpoints" / "best" / "model.safetensors").is_file()
+    prov = json.loads((Path(summary["out"]) / "provenance.json").read_text())
+    assert prov["data"]["source"] == "qrels" and prov["dev_data"]["fingerprint"]
+
+
+def test_ance_refresh_mines_with_the_current_model(tmp_path):
+    folder = _beir(tmp_path)
+    cfg = _cfg(tmp_path, epochs=1, batch_size=2, data={"train": str(folder), "split": "train", "negatives": 1},
+               refresh={"every_steps": 1, "mine": {"negatives": 2, "depth": 5, "filters": [], "audit_top": 0}})
+    summary = train(cfg, model=_model(), **QUIET)
+    assert summary["steps"] == 3
+    mined = sorted((Path(summary["out"]) / "refresh").iterdir())
+    assert [p.name for p in mined] == ["step-000001", "step-000002"]  # not after the last step
+    rows = [json.loads(line) for line in (mined[-1] / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(len(r["negatives"]) == 2 for r in rows)
+    assert all(n["id"] != r["positives"][0]["id"] for r in rows for n in r["negatives"])
+
+
+def test_train_main_reads_yaml_and_overrides(tmp_path):
+    folder = _beir(tmp_path)
+    model_dir = tmp_path / "tiny-model"
+    _model().save(model_dir)
+    cfg = {"model": {"kind": "bi", "name": str(model_dir)}, "data": {"train": str(folder), "split": "train", "negatives": 0},
+           "dev": {"split": None}, "batch_size": 3, "out": str(tmp_path / "run")}
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    summary = train_main(str(path), ["--epochs", "2", "--lr=1e-4", "log_every=1"], resume=False)
+    assert summary["steps"] == 4
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["epochs"] == 2 and saved["lr"] == 1e-4
+    with pytest.raises(ConfigError, match="unknown config key 'epoch'"):
+        train_main(str(path), ["--epoch", "2"])

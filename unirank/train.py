@@ -1,0 +1,651 @@
+"""``unirank train``: one training loop for every ranker kind, read top to bottom.
+
+    config ─► model (MODELS registry) ─► examples (qrels split or mined train.jsonl)
+           ─► each epoch: rows (one per query-positive pair, seeded negatives)
+                          ─► batches (BATCH_SAMPLERS: random / no_duplicates / tas_balanced)
+                          ─► per batch: scores ─► LossInputs ─► losses.combine ─► backward
+                          ─► AdamW + warmup/decay schedule + clipping ─► metrics.jsonl
+                          ─► (every N steps: ANCE refresh of the negatives; checkpoint)
+           ─► after each epoch: dev evaluation (unirank.eval) ─► best checkpoint
+           ─► export (sentence-transformers + transformers folders) ─► test evaluation
+
+**Scores.** A batch of ``B`` rows becomes a :class:`~unirank.losses.LossInputs`:
+
+* with in-batch negatives (default) the columns are the *shared pool* in the
+  positives-first layout of :mod:`unirank.losses`: the ``B`` positives, then every row's
+  mined negatives. Query ``i``'s positive is column ``i``; its other relevant documents
+  (same query, other rows, or the same document id elsewhere in the batch) are masked out
+  rather than used as negatives. Teacher scores (from a mined file) fill the entries of a
+  row's own positive and negatives; ``hard_negative_mask`` marks its own mined negatives.
+  A bi-encoder embeds queries and documents once (:func:`pool_scores`); a model with
+  ``score_shared`` (poly-encoder) scores the pool directly; any other ranker scores every
+  query against the whole pool through ``Ranker.score``.
+* without in-batch negatives each row is scored against its own ``[positive, negatives]``
+  list (``Ranker.score``), the listwise layout of cross-encoders and Uni-Encoders.
+
+**Accumulation and GradCache.** ``accumulate: k`` averages the gradients of ``k`` batches
+per optimizer step; each batch keeps its own pool of ``batch_size`` rows, exactly as a
+Hugging Face / sentence-transformers trainer does, so it grows the step but *not* the
+contrastive pool. ``grad_cache: true`` (bi-encoders) computes the loss of the whole
+``batch_size`` pool from embeddings built ``chunk_size`` texts at a time and
+back-propagates cached embedding gradients chunk by chunk
+(:mod:`unirank.training.gradcache`): large pools in the memory of a small chunk, the same
+gradient as one pass over the pool.
+
+**Reproducibility and resume.** Batches, negative draws and the epoch's batch list are
+functions of the seed and the epoch; a checkpoint stores weights, optimizer, scheduler,
+every random generator and the loop position, so ``--resume`` after a kill finishes with
+the same weights as an uninterrupted run (bit-exact on CPU; tested).
+
+**Distributed training** (issue 8) will plug in at two marked places: :class:`Dist`
+(``gather`` all-gathers embeddings with the local part keeping its gradient, and labels
+follow from the positives-first layout of the *global* pool) and
+:func:`~unirank.training.batching.local_part` (every rank builds the same global batches and
+embeds its share).
+
+Example (tiny random model, two steps)::
+
+    >>> import tempfile
+    >>> from unirank.models.backbone import tiny_backbone
+    >>> from unirank.models.bi import BiEncoder
+    >>> from unirank.types import Candidate, TrainExample
+    >>> ex = [TrainExample(f"q{i}", f"question {i}", [Candidate(f"d{i}", f"answer {i}")]) for i in range(4)]
+    >>> cfg = from_dict(TrainConfig, {"batch_size": 2, "dev": {"split": None}, "out": tempfile.mkdtemp(), "log_every": 1})
+    >>> summary = train(cfg, model=BiEncoder(tiny_backbone(hidden=16), max_length=16), examples=ex, progress=False, log=lambda m: None)
+    >>> summary["steps"], sorted(summary["export"])
+    (2, ['model', 'transformers'])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+from . import io as uio
+from .config import from_dict, load_config, to_dict
+from .errors import ConfigError
+from .losses import LossInputs, combine
+from .provenance import seed_everything, text_fingerprint, versions
+from .training.batching import build_batch_sampler
+from .training.checkpoint import latest_checkpoint, load_checkpoint, load_weights, prune_checkpoints, save_checkpoint
+from .training.config import RESUME_SAFE_KEYS, EvalSplitConfig, ModelConfig, TrainConfig
+from .training.data import Row, epoch_rows, load_examples, replace_negatives
+from .training.gradcache import grad_cache_step
+from .training.schedules import SCHEDULES, warmup_steps_for
+from .types import TrainExample
+
+__all__ = ["TrainConfig", "train", "train_main", "build_model", "batch_inputs", "pool_scores", "Dist", "normalize_overrides"]
+
+
+# --------------------------------------------------------------------------- model
+
+
+def build_model(cfg: ModelConfig) -> Any:
+    """The ranker named by ``cfg.kind`` (through :data:`unirank.models.base.MODELS`)."""
+    import importlib
+
+    from .models.base import MODELS
+
+    for mod in ("bi", "cross", "poly", "uni"):  # importing registers the kinds
+        with contextlib.suppress(ImportError):
+            importlib.import_module(f"unirank.models.{mod}")
+    try:
+        cls = MODELS.get(cfg.kind)
+    except KeyError as e:
+        raise ConfigError(f"model.kind: {e.args[0]}") from None
+    return cls.from_pretrained(cfg.name, **cfg.settings)
+
+
+@dataclass
+class Dist:
+    """This process's place in a data-parallel run (one process: rank 0 of 1).
+
+    ``gather`` is where cross-device negatives come in: under DDP it all-gathers the
+    embeddings of every rank, keeping the gradient of the local part.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+# --------------------------------------------------------------------------- batch -> LossInputs
+
+
+@dataclass
+class Layout:
+    """Texts to score and the masks of one batch.
+
+    Shapes: ``positive_mask``, ``valid_mask``, ``teacher``, ``hard_mask``: ``(B, N)``.
+    ``candidates`` is ``None`` for the shared pool (every row scores ``docs``) or the
+    per-row candidate lists of the listwise layout.
+    """
+
+    queries: list[str]
+    docs: list[str]
+    candidates: list[list[str]] | None
+    positive_mask: torch.Tensor
+    valid_mask: torch.Tensor
+    teacher: torch.Tensor | None
+    hard_mask: torch.Tensor
+
+
+def _score_or_nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def pool_layout(rows: Sequence[Row]) -> Layout:
+    """Positives-first shared pool: columns ``0..B-1`` the rows' positives, then all negatives.
+
+    Example:
+        >>> from unirank.types import Candidate
+        >>> r = [Row("q1", "Q1", Candidate("a", "A", 2.0), (Candidate("n", "N", 1.0),), frozenset({"a", "b"})),
+        ...      Row("q2", "Q2", Candidate("b", "B"), (), frozenset({"b"}))]
+        >>> lay = pool_layout(r)
+        >>> lay.docs, lay.positive_mask.tolist(), lay.valid_mask.tolist()
+        (['A', 'B', 'N'], [[True, False, False], [False, True, False]], [[True, False, True], [True, True, True]])
+        >>> lay.teacher.tolist()[0], lay.hard_mask.tolist()
+        ([2.0, nan, 1.0], [[False, False, True], [False, False, False]])
+    """
+    b = len(rows)
+    ids = [r.positive.id for r in rows]
+    docs = [r.positive.text for r in rows]
+    owner = list(range(b))
+    scores = [_score_or_nan(r.positive.score) for r in rows]
+    for i, r in enumerate(rows):
+        for n in r.negatives:
+            ids.append(n.id)
+            docs.append(n.text)
+            owner.append(i)
+            scores.append(_score_or_nan(n.score))
+    n_cols = len(ids)
+    pos = torch.zeros(b, n_cols, dtype=torch.bool)
+    valid = torch.ones(b, n_cols, dtype=torch.bool)
+    teacher = torch.full((b, n_cols), math.nan)
+    hard = torch.zeros(b, n_cols, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        pos[i, i] = True
+        for j, d in enumerate(ids):
+            if j != i and d in r.positive_ids:  # another relevant document of this query: not a negative
+                valid[i, j] = False
+    own = torch.tensor(owner)
+    rows_idx = torch.arange(b)[:, None]
+    mine = own[None, :] == rows_idx  # (B, N): the row's own positive and negatives
+    teacher = torch.where(mine, torch.tensor(scores)[None, :].expand(b, n_cols), teacher)
+    hard = mine & (torch.arange(n_cols)[None, :] >= b)
+    has_teacher = any(not math.isnan(s) for s in scores)
+    return Layout([r.query for r in rows], docs, None, pos, valid, teacher if has_teacher else None, hard)
+
+
+def list_layout(rows: Sequence[Row]) -> Layout:
+    """Per-row lists ``[positive, *negatives]``, padded; column 0 is the positive.
+
+    Example:
+        >>> from unirank.types import Candidate
+        >>> r = [Row("q", "Q", Candidate("a", "A"), (Candidate("n", "N"),), frozenset({"a"})),
+        ...      Row("p", "P", Candidate("b", "B"), (), frozenset({"b"}))]
+        >>> lay = list_layout(r)
+        >>> lay.candidates, lay.valid_mask.tolist()
+        ([['A', 'N'], ['B']], [[True, True], [True, False]])
+    """
+    cands = [[r.positive.text, *(n.text for n in r.negatives)] for r in rows]
+    width = max(len(c) for c in cands)
+    b = len(rows)
+    valid = torch.arange(width)[None, :] < torch.tensor([len(c) for c in cands])[:, None]
+    pos = torch.zeros(b, width, dtype=torch.bool)
+    pos[:, 0] = True
+    teacher = torch.full((b, width), math.nan)
+    has_teacher = False
+    for i, r in enumerate(rows):
+        for j, c in enumerate([r.positive, *r.negatives]):
+            if c.score is not None:
+                teacher[i, j] = float(c.score)
+                has_teacher = True
+    hard = valid & ~pos
+    return Layout([r.query for r in rows], [t for c in cands for t in c], cands, pos, valid, teacher if has_teacher else None, hard)
+
+
+def _is_bi(model: Any) -> bool:
+    return callable(getattr(model, "embed", None)) and callable(getattr(model, "similarity_fn", None))
+
+
+def _bi_texts(model: Any, layout: Layout) -> tuple[list[str], list[str]]:
+    q = [model.query_prefix + model.context_text(t) for t in layout.queries]
+    return q, [model.doc_prefix + t for t in layout.docs]
+
+
+def pool_scores(model: Any, layout: Layout, dist: Dist = Dist()) -> torch.Tensor:
+    """Differentiable ``(B, N)`` scores of the layout's queries against its documents."""
+    if layout.candidates is not None:
+        return model.score(layout.queries, layout.candidates)
+    if _is_bi(model):
+        q_texts, d_texts = _bi_texts(model, layout)
+        q, d = dist.gather(model.embed(q_texts)), dist.gather(model.embed(d_texts))
+        return model.similarity_fn(q, d)
+    if callable(getattr(model, "score_shared", None)):
+        return model.score_shared(layout.queries, layout.docs)
+    return model.score(layout.queries, [layout.docs] * len(layout.queries))
+
+
+def batch_inputs(scores: torch.Tensor, layout: Layout) -> LossInputs:
+    """The :class:`LossInputs` of a batch (padding ``-inf`` entries become invalid)."""
+    dev = scores.device
+    valid = layout.valid_mask.to(dev) & torch.isfinite(scores.detach())
+    teacher = layout.teacher.to(dev) if layout.teacher is not None else None
+    return LossInputs(scores, positive_mask=layout.positive_mask.to(dev), valid_mask=valid, teacher_scores=teacher,
+                      hard_negative_mask=layout.hard_mask.to(dev))
+
+
+def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: float, dist: Dist = Dist()) -> dict[str, float]:
+    """Forward + backward of one batch (gradients accumulate, scaled by ``weight``).
+
+    Returns:
+        ``{"loss": total, label: unweighted part, ...}`` as floats.
+    """
+    layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
+    if cfg.grad_cache and layout.candidates is None and _is_bi(model):
+        q_texts, d_texts = _bi_texts(model, layout)
+
+        def loss_fn(q: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, Any]:
+            total, parts = combine(cfg.losses, batch_inputs(model.similarity_fn(dist.gather(q), dist.gather(d)), layout))
+            return total * weight, (total.detach(), parts)
+
+        _, (total, parts) = grad_cache_step(model.embed, [q_texts, d_texts], loss_fn, cfg.chunk_size)
+    else:
+        total, parts = combine(cfg.losses, batch_inputs(pool_scores(model, layout, dist), layout))
+        (total * weight).backward()
+        total = total.detach()
+    return {"loss": float(total), **{k: float(v) for k, v in parts.items()}}
+
+
+# --------------------------------------------------------------------------- optimisation
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases and LayerNorm weights (the BERT / HF convention)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@contextlib.contextmanager
+def _train_length(model: Any, max_length: int | None) -> Iterator[None]:
+    """Temporarily cap the model's token limit (training only)."""
+    old = getattr(model, "max_length", None)
+    if max_length is None or old is None:
+        yield
+        return
+    model.max_length = min(int(max_length), int(old))
+    try:
+        yield
+    finally:
+        model.max_length = old
+
+
+def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    if cfg.dtype == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------- evaluation / refresh
+
+
+class _Evaluator:
+    """Retrieval evaluation of a bi-encoder with :func:`unirank.eval.evaluate.run_eval` (data loaded once)."""
+
+    def __init__(self, split: EvalSplitConfig, default_data: str, device: torch.device) -> None:
+        self.cfg, self.data, self.device = split, split.data or default_data, device
+        self._ds = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.split is not None
+
+    def fingerprint(self) -> str | None:
+        return self.dataset.fingerprint if self.enabled else None
+
+    @property
+    def dataset(self) -> Any:
+        if self._ds is None:
+            from .data.datasets import load_dataset
+
+            self._ds = load_dataset(self.data, split=self.cfg.split)
+        return self._ds
+
+    def __call__(self, model: Any, out: Path | None = None) -> dict[str, float] | None:
+        if not self.enabled or not callable(getattr(model, "encode_docs", None)):
+            return None
+        from .eval.config import EvalConfig, RetrieverConfig
+        from .eval.evaluate import run_eval
+        from .index.retrievers import DenseRetriever
+
+        ecfg = EvalConfig(data=self.data, split=self.cfg.split, retriever=RetrieverConfig(name="dense"), k=100,
+                          measures=list(self.cfg.measures), limit_queries=self.cfg.limit_queries,
+                          max_docs=self.cfg.max_docs, out=str(out) if out else None)
+        retriever = DenseRetriever(model=model, batch_size=self.cfg.batch_size, device=str(self.device), show_progress=False)
+        return run_eval(ecfg, dataset=self.dataset, retriever=retriever, quiet=True).metrics
+
+
+def refresh_negatives(model: Any, cfg: TrainConfig, examples: list[TrainExample], step: int, out: Path) -> tuple[list[TrainExample], str]:
+    """ANCE refresh: mine new negatives with the current model; returns (examples, mined file)."""
+    from .negatives.convert import read_mined
+    from .negatives.pipeline import MineConfig, run_mine
+
+    folder = out / "refresh" / f"step-{step:06d}"
+    mine = {"data": cfg.data.train, "split": cfg.data.split, "miner": {"name": "dense"}, "seed": cfg.seed,
+            "negatives": max(cfg.data.negatives, 1), **cfg.refresh.mine, "out": str(folder)}
+    mcfg = from_dict(MineConfig, mine)
+    run_mine(mcfg, encoder=model)
+    path = folder / "train.jsonl"
+    examples, _ = replace_negatives(examples, read_mined(path, scores=cfg.data.teacher_scores))
+    return examples, str(path)
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class MetricsLog:
+    """Append-only ``metrics.jsonl``; on resume the lines after the checkpoint's step are dropped."""
+
+    def __init__(self, path: Path, keep_until_step: int | None = None) -> None:
+        self.path = path
+        if keep_until_step is not None and path.is_file():
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= keep_until_step]
+            uio.write_text(path, "".join(line + "\n" for line in kept))
+        elif keep_until_step is None and path.exists():
+            path.unlink()
+
+    def write(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _round(d: dict[str, float], n: int = 6) -> dict[str, float]:
+    return {k: round(float(v), n) for k, v in d.items()}
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    model: Any = None,
+    examples: list[TrainExample] | None = None,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``cfg.data`` and write ``cfg.out`` (see the module docstring).
+
+    Args:
+        cfg: the run's settings.
+        resume: continue from the latest checkpoint in ``cfg.out`` (start fresh if none).
+        model: a ranker to train instead of building ``cfg.model`` (tests, notebooks).
+        examples: training examples instead of loading ``cfg.data``.
+        progress: tqdm bar (``None``: when stderr is a terminal).
+        log: receives progress lines (default: print).
+
+    Returns:
+        The summary also written to ``summary.json``: steps, dev history, best, test
+        metrics, export paths, wall time, ``stopped`` (``stop_after`` reached).
+
+    Raises:
+        ConfigError: bad config; ``cfg.out`` already holds a run and ``resume`` is false; the
+            checkpoint's config differs from ``cfg`` in a key that changes the result.
+    """
+    from tqdm.auto import tqdm
+
+    say = log or (lambda msg: print(msg, flush=True))
+    cfg.validate()
+    if not cfg.out:
+        raise ConfigError("out: an output folder is required")
+    t_start = time.perf_counter()
+    out = Path(cfg.out)
+    ckpt_root = out / "checkpoints"
+    latest = latest_checkpoint(ckpt_root)
+    if latest is not None and not resume:
+        raise ConfigError(f"{out} already holds a run (checkpoint {latest.name}); pass --resume to continue it or choose another out")
+    if latest is not None:
+        _check_resume_config(cfg, json.loads((latest / "trainer_state.json").read_text(encoding="utf-8"))["config"], latest)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # ---- model, data, batching
+    seed_everything(cfg.seed)
+    device = torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model if model is not None else build_model(cfg.model)
+    model.to(device)
+    start_fingerprint = _model_fingerprint(model)
+    if examples is None:
+        examples, data_info = load_examples(cfg.data)
+    else:
+        data_info = {"source": "given", "fingerprint": text_fingerprint(f"{e.query_id}\t{e.query}\t{[p.id for p in e.positives]}\t{[n.id for n in e.negatives]}" for e in examples)}
+    if not examples:
+        raise ConfigError("no training examples (no query has a relevant document in the corpus)")
+    sampler = build_batch_sampler(cfg.batching.name, cfg.batch_size, cfg.seed, cfg.batching.drop_last, cfg.batching.params)
+    dev_eval = _Evaluator(cfg.dev, cfg.data.train, device)
+    test_eval = _Evaluator(cfg.test, cfg.data.train, device)
+
+    def rows_of(epoch: int) -> list[Row]:
+        return epoch_rows(examples, epoch, cfg.seed, cfg.data.negatives, cfg.data.negative_choice)
+
+    # ---- optimizer, schedule, loop state
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "batches": None, "best": None, "best_step": None,
+                             "negatives": None, "sampler": None, "total_steps": None, "dev": []}
+    if latest is not None:
+        saved = json.loads((latest / "trainer_state.json").read_text(encoding="utf-8"))
+        state.update({k: saved[k] for k in state if k in saved})
+    else:
+        sampler.fit(rows_of(0), lambda texts: model.encode_queries(texts, device=str(device), show_progress=False))
+        plan = [len(sampler.batches(rows_of(e), e)) for e in range(cfg.epochs)]
+        total = sum(math.ceil(n / cfg.accumulate) for n in plan)
+        state["total_steps"] = min(total, cfg.max_steps) if cfg.max_steps else total
+    total_steps = int(state["total_steps"])
+    warmup = warmup_steps_for(total_steps, cfg.warmup_ratio, cfg.warmup_steps)
+    schedule = SCHEDULES.get(cfg.schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s, warmup, total_steps))
+    if latest is not None:
+        load_checkpoint(latest, model, optimizer, scheduler)
+        sampler.load_state_dict(state["sampler"] or {})
+        if state["negatives"]:
+            from .negatives.convert import read_mined
+
+            examples, _ = replace_negatives(examples, read_mined(state["negatives"], scores=cfg.data.teacher_scores))
+        say(f"resumed from {latest} at step {state['step']}/{total_steps}")
+    state["sampler"] = sampler.state_dict()
+    metrics = MetricsLog(out / "metrics.jsonl", keep_until_step=state["step"] if latest is not None else None)
+    _write_provenance(out, cfg, data_info, start_fingerprint, dev_eval, resumed_from=latest)
+
+    def checkpoint(name: str = "") -> None:
+        state["sampler"] = sampler.state_dict()
+        save_checkpoint(ckpt_root, name or f"step-{state['step']:07d}", model, optimizer, scheduler, {**state, "config": to_dict(cfg)})
+        prune_checkpoints(ckpt_root, "step-", cfg.keep_checkpoints)
+
+    say(f"training {type(model).__name__} on {len(examples)} queries: {total_steps} steps, batch {cfg.batch_size}"
+        f" x accumulate {cfg.accumulate}, warmup {warmup}, device {device}")
+    bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", disable=(not progress) if progress is not None else None)
+    stopped = False
+    t_train = time.perf_counter()
+    while state["epoch"] < cfg.epochs and state["step"] < total_steps and not stopped:
+        epoch = state["epoch"]
+        rows = rows_of(epoch)
+        if state["batches"] is None:
+            state["batches"], state["batch"] = sampler.batches(rows, epoch), 0
+        batches = state["batches"]
+        while state["batch"] < len(batches) and state["step"] < total_steps:
+            group = batches[state["batch"] : state["batch"] + cfg.accumulate]
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            sums: dict[str, float] = {}
+            with _train_length(model, cfg.train_max_length), _autocast(cfg, device):
+                for b in group:
+                    for k, v in batch_backward(model, [rows[i] for i in b], cfg, 1.0 / len(group)).items():
+                        sums[k] = sums.get(k, 0.0) + v / len(group)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            state["step"] += 1
+            state["batch"] += len(group)
+            bar.update(1)
+            bar.set_postfix(loss=f"{sums['loss']:.4f}")
+            if state["step"] % cfg.log_every == 0 or state["step"] == total_steps:
+                metrics.write({"step": state["step"], "epoch": epoch, "lr": lr, "grad_norm": round(float(grad_norm), 6),
+                               **_round(sums), "elapsed_s": round(time.perf_counter() - t_train, 3)})
+            if cfg.refresh.every_steps and state["step"] % cfg.refresh.every_steps == 0 and state["step"] < total_steps and _is_bi(model):
+                say(f"step {state['step']}: refreshing negatives with the current model")
+                examples, state["negatives"] = refresh_negatives(model, cfg, examples, state["step"], out)
+                rows = rows_of(epoch)
+            if cfg.save_every and state["step"] % cfg.save_every == 0:
+                checkpoint()
+            if cfg.stop_after is not None and state["step"] >= cfg.stop_after and state["step"] < total_steps:
+                stopped = True
+                break
+        if stopped:
+            checkpoint()
+            break
+        # ---- end of epoch: dev evaluation, best checkpoint
+        state["epoch"], state["batches"], state["batch"] = epoch + 1, None, 0
+        dev = dev_eval(model)
+        if dev is not None:
+            value = dev.get(cfg.dev.metric)
+            if value is None:
+                raise ConfigError(f"dev.metric {cfg.dev.metric!r} is not among dev.measures {cfg.dev.measures}")
+            metrics.write({"step": state["step"], "epoch": epoch, **{f"dev/{k}": round(v, 6) for k, v in dev.items()}})
+            state["dev"].append({"step": state["step"], "epoch": epoch, **_round(dev)})
+            say(f"epoch {epoch}: dev {cfg.dev.metric} = {value:.4f}")
+            if state["best"] is None or value > state["best"]:
+                state["best"], state["best_step"] = value, state["step"]
+                save_checkpoint(ckpt_root, "best", model, None, None, {**state, "config": to_dict(cfg)}, update_latest=False)
+        checkpoint()
+    bar.close()
+    train_s = time.perf_counter() - t_train
+
+    summary: dict[str, Any] = {"out": str(out), "steps": state["step"], "total_steps": total_steps, "stopped": stopped,
+                               "train_s": round(train_s, 2), "dev": state["dev"], "best": state["best"], "best_step": state["best_step"]}
+    if stopped:
+        say(f"stopped after step {state['step']} (stop_after); continue with --resume")
+    else:
+        if cfg.export == "best" and state["best_step"] is not None and (ckpt_root / "best").is_dir():
+            load_weights(model, ckpt_root / "best" / "model.safetensors")
+            summary["exported_step"] = state["best_step"]
+        else:
+            summary["exported_step"] = state["step"]
+        model.eval()
+        from .training.export import export_all
+
+        summary["export"] = export_all(model, out, "model")
+        summary["model_fingerprint"] = _model_fingerprint(model)
+        test = test_eval(model, out / "test") if test_eval.enabled else None
+        if test is not None:
+            summary["test"] = _round(test)
+            metrics.write({"step": state["step"], **{f"test/{k}": round(v, 6) for k, v in test.items()}})
+            say("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    summary["wall_s"] = round(time.perf_counter() - t_start, 2)
+    uio.write_json(out / "summary.json", summary)
+    return summary
+
+
+def _model_fingerprint(model: Any) -> str | None:
+    backbone = getattr(model, "backbone", None)
+    return backbone.fingerprint() if backbone is not None else None
+
+
+def _write_provenance(out: Path, cfg: TrainConfig, data_info: dict, model_fp: str | None, dev_eval: _Evaluator, resumed_from: Path | None) -> None:
+    uio.write_json(out / "config.json", to_dict(cfg))
+    prov_path = out / "provenance.json"
+    resumes = []
+    if resumed_from is not None and prov_path.is_file():
+        resumes = json.loads(prov_path.read_text(encoding="utf-8")).get("resumed_from", [])
+        resumes.append(resumed_from.name)
+        old = json.loads(prov_path.read_text(encoding="utf-8"))
+        model_fp = old.get("model", {}).get("start_fingerprint", model_fp)
+    uio.write_json(prov_path, {
+        "seed": cfg.seed,
+        "data": data_info,
+        "dev_data": {"name": dev_eval.data, "split": dev_eval.cfg.split, "fingerprint": dev_eval.fingerprint()},
+        "model": {"kind": cfg.model.kind, "name": cfg.model.name, "start_fingerprint": model_fp},
+        "versions": versions(),
+        "resumed_from": resumes,
+    })
+
+
+def _check_resume_config(cfg: TrainConfig, saved: dict, where: Path) -> None:
+    now = to_dict(cfg)
+    diff = sorted(k for k in set(now) | set(saved) if k not in RESUME_SAFE_KEYS and now.get(k) != saved.get(k))
+    if diff:
+        raise ConfigError(f"{where}: cannot resume: the config differs in {', '.join(diff)} (only {', '.join(sorted(RESUME_SAFE_KEYS))} may change)")
+
+
+# --------------------------------------------------------------------------- CLI entry
+
+
+_EXPONENT_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _value(v: str) -> str:
+    """YAML 1.1 (PyYAML) reads ``1e-5`` as a string; write such numbers so they parse as floats."""
+    return repr(float(v)) if _EXPONENT_FLOAT.fullmatch(v.strip()) else v
+
+
+def normalize_overrides(args: Sequence[str]) -> list[str]:
+    """``["--lr", "1e-5", "--data.negatives=2", "epochs=3"]`` -> ``["lr=1e-05", "data.negatives=2", "epochs=3"]``.
+
+    ``--key value``, ``--key=value`` and ``key=value`` are accepted; numbers in exponent
+    notation are rewritten so that the YAML parser reads them as floats.
+
+    Example:
+        >>> normalize_overrides(["--lr", "1e-5", "--batching.name=random", "epochs=3"])
+        ['lr=1e-05', 'batching.name=random', 'epochs=3']
+        >>> normalize_overrides(["--lr"])
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: override --lr has no value
+    """
+    out, i = [], 0
+    args = list(args)
+    while i < len(args):
+        a = args[i]
+        key = a[2:] if a.startswith("--") else a
+        if "=" in key:
+            k, v = key.split("=", 1)
+            out.append(f"{k}={_value(v)}")
+            i += 1
+        elif a.startswith("--"):
+            if i + 1 >= len(args):
+                raise ConfigError(f"override {a} has no value")
+            out.append(f"{key}={_value(args[i + 1])}")
+            i += 2
+        else:
+            raise ConfigError(f"override {a!r} is not --key value or key=value")
+    return out
+
+
+def train_main(config_path: str | None, overrides: Sequence[str] = (), resume: bool = False) -> dict[str, Any]:
+    """``unirank train CONFIG.yaml [--key value ...] [--resume]``: load, override, train.
+
+    Returns:
+        The run summary (see :func:`train`).
+    """
+    cfg = load_config(TrainConfig, config_path, normalize_overrides(overrides))
+    return train(cfg, resume=resume)

@@ -1,0 +1,1 @@
+"""Pieces of the training loop (:mod:`unirank.train`): config, data, batching, checkpoints, GradCache, export."""

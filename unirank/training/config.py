@@ -1,0 +1,245 @@
+"""The typed configuration of ``unirank train`` (YAML + ``--key value`` overrides).
+
+Every field has a default, so the smallest config names only what differs::
+
+    model: {kind: bi}                      # packaged all-MiniLM-L6-v2
+    data: {train: /data/scifact, mined: bench/out/scifact-mined/train.jsonl, negatives: 1}
+    losses: {infonce: 1.0, mw: 0.5}
+    batch_size: 32
+    epochs: 1
+    out: runs/scifact-infonce-mw
+
+The resolved config is saved as ``config.json`` in the output folder and inside every
+checkpoint; ``--resume`` refuses a checkpoint whose config differs in a field that changes
+the result (see :data:`RESUME_SAFE_KEYS` for the ones that may change).
+
+Example:
+    >>> from unirank.config import from_dict
+    >>> cfg = from_dict(TrainConfig, {"losses": {"infonce": 1.0, "mw": 0.5}}, ["batch_size=8"])
+    >>> cfg.batch_size, cfg.model.kind, cfg.batching.name
+    (8, 'bi', 'no_duplicates')
+    >>> cfg.validate()
+    >>> from_dict(TrainConfig, {"losses": {"nce": 1.0}}).validate()
+    Traceback (most recent call last):
+    ...
+    unirank.errors.ConfigError: losses.nce: unknown loss 'nce'; valid: ce, cprd, infonce, kl, margin_mse, multi_positive, mw
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["ModelConfig", "DataConfig", "BatchingConfig", "EvalSplitConfig", "RefreshConfig", "TrainConfig", "RESUME_SAFE_KEYS"]
+
+
+@dataclass
+class ModelConfig:
+    """Which ranker to train.
+
+    Attributes:
+        kind: a :data:`unirank.models.base.MODELS` name (``bi``, ``poly``, ``cross``, ``uni``).
+        name: folder or name for the class's ``from_pretrained`` (``None``: packaged
+            all-MiniLM-L6-v2).
+        settings: extra keyword arguments of ``from_pretrained`` (e.g. ``max_length``,
+            ``pooling``, ``query_prefix``).
+    """
+
+    kind: str = "bi"
+    name: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Where training examples come from.
+
+    Attributes:
+        train: BEIR folder or built-in data set name (``stdlib-codesearch``).
+        split: its qrels split; every (query, relevant document) pair is one training row.
+        mined: a ``train.jsonl`` written by ``unirank mine``; when set, the rows come from it
+            (its positives and hard negatives) and ``train``/``split`` name the corpus only
+            for the ANCE refresh and the provenance.
+        teacher_scores: which score of the mined file is the teacher score for distillation
+            losses: ``auto`` (teacher when present, else miner), ``teacher`` or ``miner``.
+        negatives: mined negatives per row in a batch (0: in-batch negatives only).
+        negative_choice: ``random`` (a fresh seeded draw from each query's mined list every
+            epoch, as Tevatron does) or ``first`` (the best-ranked ``negatives``, fixed).
+        limit_queries: train on the first N queries only (quick runs, tests).
+    """
+
+    train: str = "stdlib-codesearch"
+    split: str = "train"
+    mined: str | None = None
+    teacher_scores: str = "auto"
+    negatives: int = 1
+    negative_choice: str = "random"
+    limit_queries: int | None = None
+
+
+@dataclass
+class BatchingConfig:
+    """How rows are grouped into batches (see :mod:`unirank.training.batching`).
+
+    Attributes:
+        name: a :data:`~unirank.training.batching.BATCH_SAMPLERS` name: ``random``,
+            ``no_duplicates`` or ``tas_balanced``.
+        params: extra constructor arguments (``tas_balanced``: ``clusters``).
+        drop_last: drop a final short batch.
+    """
+
+    name: str = "no_duplicates"
+    params: dict[str, Any] = field(default_factory=dict)
+    drop_last: bool = False
+
+
+@dataclass
+class EvalSplitConfig:
+    """A retrieval evaluation run by the loop (dev after each epoch, test at the end).
+
+    Attributes:
+        data: BEIR folder or data set name; ``None``: ``data.train``.
+        split: qrels split; ``None`` disables this evaluation.
+        metric: the metric that picks the best checkpoint (dev only).
+        measures: what is computed (``unirank.eval`` names).
+        limit_queries, max_docs: smaller evaluations for quick runs.
+        batch_size: encoding batch size.
+    """
+
+    data: str | None = None
+    split: str | None = None
+    metric: str = "ndcg@10"
+    measures: list[str] = field(default_factory=lambda: ["ndcg@10", "recall@100", "mrr@10", "auc"])
+    limit_queries: int | None = None
+    max_docs: int | None = None
+    batch_size: int = 64
+
+
+@dataclass
+class RefreshConfig:
+    """ANCE-style periodic re-mining with the model being trained.
+
+    Every ``every_steps`` optimizer steps the corpus is re-encoded with the current model and
+    negatives are mined again with ``mine`` (a :class:`unirank.negatives.pipeline.MineConfig`
+    mapping: miner, filters, sampler, negatives, depth ...; ``data``/``split`` default to
+    the training data, the miner to ``dense``). Bi-encoders only.
+    """
+
+    every_steps: int = 0
+    mine: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``unirank train`` needs.
+
+    Attributes:
+        model, data, batching, dev, test, refresh: see their classes.
+        losses: ``{name: weight}`` or ``{label: {weight, loss, **params}}`` (see
+            :func:`unirank.losses.combine`), e.g. ``{infonce: 1.0, mw: 0.5}``.
+        in_batch_negatives: score every query against the documents of the whole batch
+            (``False``: only against its own positive and mined negatives, as a listwise
+            reranker is trained).
+        batch_size: rows (queries) per batch; with in-batch negatives this is the pool
+            every query is contrasted with.
+        accumulate: batches per optimizer step. Each batch keeps its own in-batch pool of
+            ``batch_size`` rows; gradients are averaged over the batches. This does *not*
+            enlarge the contrastive pool - use ``grad_cache`` for that.
+        grad_cache: compute the full-batch loss from embeddings built ``chunk_size`` texts
+            at a time, then back-propagate chunk by chunk with the cached embedding gradients
+            (GradCache, Gao et al. 2021): the gradient of the whole ``batch_size`` pool in
+            the memory of one chunk (bi-encoders).
+        chunk_size: texts per forward pass under ``grad_cache``.
+        epochs, max_steps: training length (``max_steps`` caps the total optimizer steps).
+        lr, weight_decay, warmup_ratio, warmup_steps, schedule, max_grad_norm: AdamW with a
+            warmup then ``linear`` / ``cosine`` / ``constant`` schedule; bias and LayerNorm
+            weights get no weight decay; ``max_grad_norm`` <= 0 disables clipping.
+        train_max_length: token limit of every text during training only (evaluation and
+            export keep the model's own ``max_length``); ``None``: the model's.
+        device: ``cpu`` / ``cuda`` (``None``: CUDA when present).
+        dtype: ``None`` (float32) or ``bf16`` (autocast on CUDA).
+        seed: seeds Python, NumPy and torch; batches and negative draws derive from it.
+        log_every: steps between ``metrics.jsonl`` lines.
+        save_every: steps between checkpoints (0: only at epoch ends).
+        keep_checkpoints: how many step checkpoints to keep (the best is kept apart).
+        stop_after: stop (after writing a checkpoint) once this many steps are done - for
+            tests and time-sliced runs; ``--resume`` continues.
+        export: which weights ``model/`` gets at the end: ``best`` (best dev checkpoint, the
+            last weights when there is no dev evaluation) or ``last``.
+        out: output folder (required).
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    losses: dict[str, Any] = field(default_factory=lambda: {"infonce": 1.0})
+    in_batch_negatives: bool = True
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    batch_size: int = 32
+    accumulate: int = 1
+    grad_cache: bool = False
+    chunk_size: int = 32
+    epochs: int = 1
+    max_steps: int | None = None
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    warmup_steps: int | None = None
+    schedule: str = "linear"
+    max_grad_norm: float = 1.0
+    train_max_length: int | None = None
+    device: str | None = None
+    dtype: str | None = None
+    seed: int = 42
+    dev: EvalSplitConfig = field(default_factory=lambda: EvalSplitConfig(split="dev"))
+    test: EvalSplitConfig = field(default_factory=EvalSplitConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
+    log_every: int = 10
+    save_every: int = 0
+    keep_checkpoints: int = 1
+    stop_after: int | None = None
+    export: str = "best"
+    out: str | None = None
+
+    def validate(self) -> None:
+        """Check names and ranges before any work; raises :class:`ConfigError` naming the key."""
+        from ..losses import resolve_loss_weights
+        from .batching import BATCH_SAMPLERS
+        from .schedules import SCHEDULES
+
+        resolve_loss_weights(self.losses)
+        if self.batching.name not in BATCH_SAMPLERS:
+            raise ConfigError(f"batching.name: unknown batch sampler {self.batching.name!r}; valid: {', '.join(BATCH_SAMPLERS.names())}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule: unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES.names())}")
+        for key in ("batch_size", "accumulate", "chunk_size", "epochs", "log_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("max_steps", "stop_after", "warmup_steps", "train_max_length"):
+            v = getattr(self, key)
+            if v is not None and v < (0 if key == "warmup_steps" else 1):
+                raise ConfigError(f"{key} must be positive, got {v}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.data.negatives < 0:
+            raise ConfigError(f"data.negatives must be >= 0, got {self.data.negatives}")
+        if self.data.negative_choice not in ("random", "first"):
+            raise ConfigError(f"data.negative_choice: {self.data.negative_choice!r} is unknown; valid: first, random")
+        if self.data.teacher_scores not in ("auto", "teacher", "miner"):
+            raise ConfigError(f"data.teacher_scores: {self.data.teacher_scores!r} is unknown; valid: auto, miner, teacher")
+        if self.dtype not in (None, "bf16"):
+            raise ConfigError(f"dtype: {self.dtype!r} is unknown; valid: bf16 (or null for float32)")
+        if self.export not in ("best", "last"):
+            raise ConfigError(f"export: {self.export!r} is unknown; valid: best, last")
+        if not self.in_batch_negatives and self.data.negatives == 0:
+            raise ConfigError("in_batch_negatives is false and data.negatives is 0: the rows would have no negatives")
+        if self.refresh.every_steps < 0:
+            raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
+
+
+#: top-level keys that may differ between a checkpoint's config and the config given to
+#: ``--resume`` (they do not change the weights of the steps already taken)
+RESUME_SAFE_KEYS = frozenset({"out", "stop_after", "log_every", "save_every", "keep_checkpoints", "device", "test", "export"})

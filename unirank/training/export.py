@@ -1,0 +1,70 @@
+"""Exports of a trained ranker: its own folder (for bi-encoders a sentence-transformers folder)
+and a plain transformers folder of the backbone.
+
+* :func:`export_ranker` - ``Ranker.save``: the folder ``MODELS[kind].from_pretrained`` loads.
+  A :class:`~unirank.models.bi.BiEncoder` writes a sentence-transformers layout, so
+  ``SentenceTransformer(path)`` loads it and gives the same embeddings.
+* :func:`export_transformers` - ``config.json`` + ``model.safetensors`` + tokenizer files:
+  ``AutoModel.from_pretrained(path)`` (the encoder only; pooling / heads are not in it).
+
+Both write into a temporary folder beside the target and rename it into place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["export_ranker", "export_transformers", "export_all"]
+
+
+def _replace(tmp: Path, dst: Path) -> None:
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+        os.replace(tmp, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dst)
+
+
+def export_ranker(model: Any, path: str | os.PathLike) -> Path:
+    """``model.save(path)`` (every ranker kind writes its own loadable folder)."""
+    path = Path(path)
+    model.save(path)
+    return path
+
+
+def export_transformers(model: Any, path: str | os.PathLike) -> Path:
+    """The backbone encoder and tokenizer as a plain transformers folder (safetensors weights).
+
+    Raises:
+        TypeError: the model has no ``backbone``.
+    """
+    backbone = getattr(model, "backbone", None)
+    if backbone is None:
+        raise TypeError(f"{type(model).__name__} has no backbone to export")
+    path = Path(path).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        backbone.model.save_pretrained(str(tmp))  # safetensors (the transformers default)
+        backbone.tokenizer.save_pretrained(str(tmp))
+        _replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def export_all(model: Any, out: str | os.PathLike, name: str = "model") -> dict[str, str]:
+    """``out/<name>`` (ranker folder) and ``out/<name>-transformers``; returns the paths."""
+    out = Path(out)
+    paths = {"model": str(export_ranker(model, out / name))}
+    if getattr(model, "backbone", None) is not None:
+        paths["transformers"] = str(export_transformers(model, out / f"{name}-transformers"))
+    return paths
