@@ -543,3 +543,12 @@ def test_bad_names_fail_before_the_server_starts(tiny_beir):
         serve_main("minilm", None, "cross", max_cands=3)
     with pytest.raises(ValueError, match="nothing to serve"):
         serve_main(None, None, "bi")
+
+
+def test_bad_limit_values_are_config_errors():
+    from unirank.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="max_k"):
+        Limits(max_k=0)
+    with pytest.raises(ConfigError, match="text_policy"):
+        Limits(text_policy="cut")

@@ -41,6 +41,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+from ..errors import ConfigError
 from .backend import Backend, NotAvailable, SearchItem
 from .batching import BatcherClosed, DynamicBatcher, QueueFull
 from .protocol import (
@@ -95,7 +96,7 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         if self.api_key is not None and not self.api_key:
-            raise ValueError("api_key must be non-empty when given")
+            raise ConfigError("api_key must be non-empty when given")
 
 
 def _fastapi():
@@ -518,7 +519,7 @@ def serve_main(
     if unknown:
         raise TypeError(f"serve_main: unknown option(s) {', '.join(sorted(unknown))}")
     if model is None and index is None:
-        raise ValueError("nothing to serve: give a model (--model) and/or an index (--index)")
+        raise ConfigError("nothing to serve: give a model (--model) and/or an index (--index)")
     settings = ServeSettings(
         limits=Limits(**{k: v for k, v in options.items() if k in limit_keys}),
         api_key=api_key or None,

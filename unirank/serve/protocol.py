@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
+from ..errors import ConfigError
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 __all__ = [
@@ -73,9 +75,9 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("max_candidates", "max_encode_texts", "max_text_chars", "max_turns", "max_k", "max_body_bytes"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"Limits.{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise ConfigError(f"Limits.{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.text_policy not in ("reject", "truncate"):
-            raise ValueError(f"Limits.text_policy must be 'reject' or 'truncate', got {self.text_policy!r}")
+            raise ConfigError(f"Limits.text_policy must be 'reject' or 'truncate', got {self.text_policy!r}")
 
 
 def _utf8(v: Any) -> Any:
