@@ -61,3 +61,8 @@ def test_yaml_config_and_overrides(tmp_path):
     assert (cfg.data, cfg.retriever.name, cfg.retriever.dense.batch_size, cfg.k) == ("x", "dense", 8, 5)
     with pytest.raises(ConfigError, match="expected an integer"):
         load_config(EvalConfig, p, ["k=five"])
+
+
+def test_serve_rejects_bad_kind_before_starting(tiny_beir):
+    r = runner.invoke(app, ["serve", "--kind", "tri", "--index", str(tiny_beir)])
+    assert r.exit_code == 2 and "tri" in r.output and "uni" in r.output

@@ -81,6 +81,44 @@ def demo(
     _guard(lambda: run_demo(out, limit_queries=limit_queries, max_docs=max_docs))
 
 
+@app.command()
+def serve(
+    model: Optional[str] = typer.Option(None, help="ranker for /rank and reranking: unirank/transformers folder, 'minilm', or hub name"),
+    kind: str = typer.Option("bi", help="bi | cross | poly | uni"),
+    index: Optional[str] = typer.Option(None, help="documents for /search: stdlib-codesearch or a BEIR folder"),
+    retriever: str = typer.Option("bm25", help="bm25 | dense | hybrid"),
+    dense_model: Optional[str] = typer.Option(None, help="bi-encoder of a dense/hybrid index when --kind is not bi"),
+    max_docs: Optional[int] = typer.Option(None, help="index only the first N documents"),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda"),
+    host: str = typer.Option("127.0.0.1", help="interface (loopback by default)"),
+    port: int = typer.Option(8000),
+    api_key: Optional[str] = typer.Option(None, envvar="UNIRANK_API_KEY", help="require X-API-Key or Authorization: Bearer"),
+    batching: bool = typer.Option(True, "--batching/--no-batching", help="dynamic server-side batching"),
+    max_batch_size: int = typer.Option(32),
+    max_wait_ms: float = typer.Option(1.0, help="how long a batch waits to fill"),
+    max_queue: int = typer.Option(1024),
+    max_candidates: int = typer.Option(100),
+    max_k: int = typer.Option(100),
+    max_text_chars: int = typer.Option(10000),
+    max_turns: int = typer.Option(64),
+    max_encode_texts: int = typer.Option(64),
+    max_body_bytes: int = typer.Option(1048576),
+    text_policy: str = typer.Option("reject", help="texts over --max-text-chars: reject (422) | truncate"),
+    rerank_depth: int = typer.Option(20),
+    log_level: str = typer.Option("info"),
+    graceful_timeout: float = typer.Option(30.0),
+) -> None:
+    """HTTP service: /search, /rank, /encode, /healthz, /readyz, /metrics (OpenAPI at /docs)."""
+    from .serve.app import serve_main
+
+    opts = dict(retriever=retriever, dense_model=dense_model, max_docs=max_docs, device=device, batching=batching,
+                max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue, max_candidates=max_candidates,
+                max_k=max_k, max_text_chars=max_text_chars, max_turns=max_turns, max_encode_texts=max_encode_texts,
+                max_body_bytes=max_body_bytes, text_policy=text_policy, rerank_depth=rerank_depth, log_level=log_level,
+                graceful_timeout=graceful_timeout)
+    _guard(lambda: serve_main(model, index, kind, host=host, port=port, api_key=api_key, **opts))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     app(args=argv if argv is not None else sys.argv[1:], prog_name="unirank")
