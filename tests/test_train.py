@@ -290,3 +290,60 @@ def test_train_main_reads_yaml_and_overrides(tmp_path):
     assert saved["epochs"] == 2 and saved["lr"] == 1e-4
     with pytest.raises(ConfigError, match="unknown config key 'epoch'"):
         train_main(str(path), ["--epoch", "2"])
+
+
+def _listwise_loss(model, examples, in_batch: bool) -> float:
+    from unirank.train import list_layout
+
+    model.eval()
+    with torch.no_grad():
+        rows = epoch_rows(examples, 0, 0, negatives=2, choice="first")
+        layout = pool_layout(rows) if in_batch else list_layout(rows)
+        return float(combine({"ce": 1.0}, batch_inputs(pool_scores(model, layout), layout))[0])
+
+
+@pytest.mark.parametrize("kind,in_batch", [("cross", False), ("uni", False), ("poly", True)])
+def test_other_model_kinds_train_with_the_same_loop(tmp_path, kind, in_batch):
+    """Rerankers go through Ranker.score (listwise) and the poly-encoder through score_shared (in-batch)."""
+    from unirank.models.base import MODELS
+    from unirank.train import import_model_kinds
+
+    import_model_kinds()
+
+    kw = {"max_context_length": 16, "max_candidate_length": 16}
+    model = MODELS.get(kind)(tiny_backbone(hidden=32), **kw)
+    ex = _examples(2)
+    before = _listwise_loss(model, ex, in_batch)
+    cfg = _cfg(tmp_path, epochs=5, in_batch_negatives=in_batch, data={"negatives": 2, "negative_choice": "first"},
+               losses={"ce": 1.0, "mw": {"weight": 0.5, "scale": 1.0}})
+    summary = train(cfg, model=model, examples=ex, **QUIET)
+    assert _listwise_loss(model, ex, in_batch) < before
+    reloaded = MODELS.get(kind).from_pretrained(summary["export"]["model"])
+    reloaded.eval()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.score(["question on cats"], [["a note about cats purr softly", "x"]]),
+                                   model.score(["question on cats"], [["a note about cats purr softly", "x"]]))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "examples").glob("train_*.yaml")), ids=lambda p: p.name)
+def test_example_configs_are_valid(path):
+    from unirank.config import load_config
+
+    load_config(TrainConfig, path).validate()
+
+
+@pytest.mark.slow
+def test_finetune_demo_runs_within_its_budget(tmp_path):
+    """Reads the real stdlib-codesearch set (built and cached on first use)."""
+    import time
+
+    from unirank.training.demo import finetune_demo
+
+    model_dir = tmp_path / "tiny"
+    _model().save(model_dir)
+    t = time.perf_counter()
+    res = finetune_demo(tmp_path / "demo", minutes_budget=0.5, limit_queries=20, max_docs=200, model_name=str(model_dir), log=lambda m: None)
+    assert res["steps"] >= 5 and set(res["gain"]) >= {"ndcg@10", "auc_global"}
+    assert (tmp_path / "demo" / "summary.md").is_file() and (tmp_path / "demo" / "run" / "model" / "modules.json").is_file()
+    assert time.perf_counter() - t < 300

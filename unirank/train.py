@@ -88,15 +88,20 @@ __all__ = ["TrainConfig", "train", "train_main", "build_model", "batch_inputs", 
 # --------------------------------------------------------------------------- model
 
 
-def build_model(cfg: ModelConfig) -> Any:
-    """The ranker named by ``cfg.kind`` (through :data:`unirank.models.base.MODELS`)."""
+def import_model_kinds() -> None:
+    """Import the model modules so that every kind is registered in MODELS."""
     import importlib
 
-    from .models.base import MODELS
-
-    for mod in ("bi", "cross", "poly", "uni"):  # importing registers the kinds
+    for mod in ("bi", "cross", "poly", "uni"):
         with contextlib.suppress(ImportError):
             importlib.import_module(f"unirank.models.{mod}")
+
+
+def build_model(cfg: ModelConfig) -> Any:
+    """The ranker named by ``cfg.kind`` (through :data:`unirank.models.base.MODELS`)."""
+    from .models.base import MODELS
+
+    import_model_kinds()
     try:
         cls = MODELS.get(cfg.kind)
     except KeyError as e:
@@ -430,6 +435,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
 
     # ---- model, data, batching
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model if model is not None else build_model(cfg.model)

@@ -159,6 +159,8 @@ class TrainConfig:
         train_max_length: token limit of every text during training only (evaluation and
             export keep the model's own ``max_length``); ``None``: the model's.
         device: ``cpu`` / ``cuda`` (``None``: CUDA when present).
+        threads: CPU threads for torch (``torch.set_num_threads``; ``None``: torch's default).
+            On a shared, busy CPU one thread can be several times faster than two.
         dtype: ``None`` (float32) or ``bf16`` (autocast on CUDA).
         seed: seeds Python, NumPy and torch; batches and negative draws derive from it.
         log_every: steps between ``metrics.jsonl`` lines.
@@ -190,6 +192,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     train_max_length: int | None = None
     device: str | None = None
+    threads: int | None = None
     dtype: str | None = None
     seed: int = 42
     dev: EvalSplitConfig = field(default_factory=lambda: EvalSplitConfig(split="dev"))
@@ -216,7 +219,7 @@ class TrainConfig:
         for key in ("batch_size", "accumulate", "chunk_size", "epochs", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("max_steps", "stop_after", "warmup_steps", "train_max_length"):
+        for key in ("max_steps", "stop_after", "warmup_steps", "train_max_length", "threads"):
             v = getattr(self, key)
             if v is not None and v < (0 if key == "warmup_steps" else 1):
                 raise ConfigError(f"{key} must be positive, got {v}")
@@ -242,4 +245,4 @@ class TrainConfig:
 
 #: top-level keys that may differ between a checkpoint's config and the config given to
 #: ``--resume`` (they do not change the weights of the steps already taken)
-RESUME_SAFE_KEYS = frozenset({"out", "stop_after", "log_every", "save_every", "keep_checkpoints", "device", "test", "export"})
+RESUME_SAFE_KEYS = frozenset({"out", "stop_after", "log_every", "save_every", "keep_checkpoints", "device", "threads", "test", "export"})
