@@ -179,14 +179,15 @@ def pool_layout(rows: Sequence[Row]) -> Layout:
             scores.append(_score_or_nan(n.score))
     n_cols = len(ids)
     pos = torch.zeros(b, n_cols, dtype=torch.bool)
-    valid = torch.ones(b, n_cols, dtype=torch.bool)
     teacher = torch.full((b, n_cols), math.nan)
-    hard = torch.zeros(b, n_cols, dtype=torch.bool)
+    # another relevant document of the row's query (or a copy of its own positive) is no negative
+    index = {d: k for k, d in enumerate(dict.fromkeys(ids))}
+    relevant = torch.zeros(b, len(index), dtype=torch.bool)  # (B, distinct ids)
     for i, r in enumerate(rows):
-        pos[i, i] = True
-        for j, d in enumerate(ids):
-            if j != i and d in r.positive_ids:  # another relevant document of this query: not a negative
-                valid[i, j] = False
+        relevant[i, [index[d] for d in r.positive_ids if d in index]] = True
+    valid = ~relevant[:, torch.tensor([index[d] for d in ids])]
+    pos[torch.arange(b), torch.arange(b)] = True
+    valid |= pos
     own = torch.tensor(owner)
     rows_idx = torch.arange(b)[:, None]
     mine = own[None, :] == rows_idx  # (B, N): the row's own positive and negatives
@@ -448,6 +449,10 @@ def train(
         data_info = {"source": "given", "fingerprint": text_fingerprint(f"{e.query_id}\t{e.query}\t{[p.id for p in e.positives]}\t{[n.id for n in e.negatives]}" for e in examples)}
     if not examples:
         raise ConfigError("no training examples (no query has a relevant document in the corpus)")
+    if not callable(getattr(model, "encode_queries", None)):
+        for needed, why in ((cfg.refresh.every_steps, "refresh.every_steps (ANCE re-mining)"), (cfg.batching.name == "tas_balanced", "batching tas_balanced")):
+            if needed:
+                raise ConfigError(f"{why} needs a bi-encoder (a model with encode_queries); model.kind is {cfg.model.kind!r}")
     sampler = build_batch_sampler(cfg.batching.name, cfg.batch_size, cfg.seed, cfg.batching.drop_last, cfg.batching.params)
     dev_eval = _Evaluator(cfg.dev, cfg.data.train, device)
     test_eval = _Evaluator(cfg.test, cfg.data.train, device)
@@ -481,7 +486,9 @@ def train(
         say(f"resumed from {latest} at step {state['step']}/{total_steps}")
     state["sampler"] = sampler.state_dict()
     metrics = MetricsLog(out / "metrics.jsonl", keep_until_step=state["step"] if latest is not None else None)
-    _write_provenance(out, cfg, data_info, start_fingerprint, dev_eval, resumed_from=latest)
+    if resume and latest is None:
+        say(f"--resume: no checkpoint in {ckpt_root}; starting a new run")
+    _write_provenance(out, cfg, data_info, start_fingerprint, dev_eval, test_eval, resumed_from=latest)
 
     def checkpoint(name: str = "") -> None:
         state["sampler"] = sampler.state_dict()
@@ -519,7 +526,7 @@ def train(
             if state["step"] % cfg.log_every == 0 or state["step"] == total_steps:
                 metrics.write({"step": state["step"], "epoch": epoch, "lr": lr, "grad_norm": round(float(grad_norm), 6),
                                **_round(sums), "elapsed_s": round(time.perf_counter() - t_train, 3)})
-            if cfg.refresh.every_steps and state["step"] % cfg.refresh.every_steps == 0 and state["step"] < total_steps and _is_bi(model):
+            if cfg.refresh.every_steps and state["step"] % cfg.refresh.every_steps == 0 and state["step"] < total_steps:
                 say(f"step {state['step']}: refreshing negatives with the current model")
                 examples, state["negatives"] = refresh_negatives(model, cfg, examples, state["step"], out)
                 rows = rows_of(epoch)
@@ -578,7 +585,8 @@ def _model_fingerprint(model: Any) -> str | None:
     return backbone.fingerprint() if backbone is not None else None
 
 
-def _write_provenance(out: Path, cfg: TrainConfig, data_info: dict, model_fp: str | None, dev_eval: _Evaluator, resumed_from: Path | None) -> None:
+def _write_provenance(out: Path, cfg: TrainConfig, data_info: dict, model_fp: str | None, dev_eval: _Evaluator,
+                      test_eval: _Evaluator, resumed_from: Path | None) -> None:
     uio.write_json(out / "config.json", to_dict(cfg))
     prov_path = out / "provenance.json"
     resumes = []
@@ -591,6 +599,7 @@ def _write_provenance(out: Path, cfg: TrainConfig, data_info: dict, model_fp: st
         "seed": cfg.seed,
         "data": data_info,
         "dev_data": {"name": dev_eval.data, "split": dev_eval.cfg.split, "fingerprint": dev_eval.fingerprint()},
+        "test_data": {"name": test_eval.data, "split": test_eval.cfg.split, "fingerprint": test_eval.fingerprint()},
         "model": {"kind": cfg.model.kind, "name": cfg.model.name, "start_fingerprint": model_fp},
         "versions": versions(),
         "resumed_from": resumes,
