@@ -69,6 +69,55 @@ def eval_cmd(
     _guard(go)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="YAML TrainConfig (see examples/)"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint in the output folder"),
+) -> None:
+    """Train any ranker kind: unirank train CONFIG.yaml [--key value ...] [--resume].
+
+    Extra ``--key value`` / ``key=value`` arguments override config keys (dotted for nested).
+    Under ``torchrun --nproc_per_node N -m unirank train ...`` it trains data-parallel.
+    """
+    from .train import train_main
+
+    _guard(lambda: train_main(str(config), list(ctx.args), resume=resume))
+
+
+@app.command()
+def mine(
+    data: Optional[str] = typer.Option(None, help="BEIR folder or built-in name"),
+    split: Optional[str] = typer.Option(None, help="qrels split whose queries are mined (default train)"),
+    miner: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid"),
+    model: Optional[str] = typer.Option(None, help="bi-encoder of the dense/hybrid miner"),
+    filter_: Optional[List[str]] = typer.Option(None, "--filter", help="NAME[:k=v,...], repeatable, in order; 'none' = only drop positives"),
+    sampler: Optional[str] = typer.Option(None, help="NAME[:k=v,...]: top | range | random | simans | mixed"),
+    negatives: Optional[int] = typer.Option(None, help="negatives per query"),
+    depth: Optional[int] = typer.Option(None, help="candidates retrieved per query"),
+    teacher: Optional[str] = typer.Option(None, help="rescoring model kind (cross | uni | bi | poly)"),
+    teacher_model: Optional[str] = typer.Option(None, help="rescoring model folder or name"),
+    format_: Optional[str] = typer.Option(None, "--format", help="also write train.<format>.jsonl: flag | st-triplet | st-ntuple"),
+    seed: Optional[int] = typer.Option(None),
+    out: Optional[Path] = typer.Option(None, help="output folder: train.jsonl, mine.json, audit.html, audit.jsonl"),
+    config: Optional[Path] = typer.Option(None, help="YAML MineConfig"),
+    set_: List[str] = typer.Option([], "--set", help="override any config key: key.sub=value"),
+) -> None:
+    """Mine hard negatives: first stage -> (teacher rescoring) -> false-negative filters -> sampler."""
+    from .negatives.pipeline import build_mine_config, run_mine
+
+    def go() -> None:
+        overrides = _flags(
+            data=data, split=split, negatives=negatives, depth=depth, seed=seed, out=out, format=format_,
+            **{"miner.name": miner, "miner.dense.model": model, "teacher.kind": teacher, "teacher.model": teacher_model},
+        )
+        cfg = build_mine_config(config, overrides + list(set_), filters=filter_ or None, sampler=sampler)
+        manifest = run_mine(cfg)
+        typer.echo(f"wrote {cfg.out}/train.jsonl, mine.json, audit.html ({manifest.get('counts', {}).get('queries_written', '?')} queries)")
+
+    _guard(go)
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("unirank-demo"), help="where the reports go"),
