@@ -37,11 +37,14 @@ functions of the seed and the epoch; a checkpoint stores weights, optimizer, sch
 every random generator and the loop position, so ``--resume`` after a kill finishes with
 the same weights as an uninterrupted run (bit-exact on CPU; tested).
 
-**Distributed training** (issue 8) will plug in at two marked places: :class:`Dist`
-(``gather`` all-gathers embeddings with the local part keeping its gradient, and labels
-follow from the positives-first layout of the *global* pool) and
-:func:`~unirank.training.batching.local_part` (every rank builds the same global batches and
-embeds its share).
+**Distributed training** (``torchrun --nproc_per_node N -m unirank train CONFIG.yaml``;
+:mod:`unirank.training.distributed`): every rank builds the same global batches; a
+bi-encoder with in-batch negatives embeds its share of the batch's texts and
+:meth:`Dist.gather` all-gathers them (local part keeping its gradient), so every query sees
+the documents of the whole global batch and the labels are those of the *global*
+positives-first pool; other models train on their rank's share of each batch. Gradients are
+averaged over ranks after the backward pass; only rank 0 writes checkpoints, logs, exports
+and reports (each rank adds its own random-generator state to a checkpoint for resume).
 
 Example (tiny random model, two steps)::
 
@@ -78,6 +81,7 @@ from .training.batching import build_batch_sampler
 from .training.checkpoint import latest_checkpoint, load_checkpoint, load_weights, prune_checkpoints, save_checkpoint
 from .training.config import RESUME_SAFE_KEYS, EvalSplitConfig, ModelConfig, TrainConfig
 from .training.data import Row, epoch_rows, load_examples, replace_negatives
+from .training.distributed import Dist
 from .training.gradcache import grad_cache_step
 from .training.schedules import SCHEDULES, warmup_steps_for
 from .types import TrainExample
@@ -107,25 +111,6 @@ def build_model(cfg: ModelConfig) -> Any:
     except KeyError as e:
         raise ConfigError(f"model.kind: {e.args[0]}") from None
     return cls.from_pretrained(cfg.name, **cfg.settings)
-
-
-@dataclass
-class Dist:
-    """This process's place in a data-parallel run (one process: rank 0 of 1).
-
-    ``gather`` is where cross-device negatives come in: under DDP it all-gathers the
-    embeddings of every rank, keeping the gradient of the local part.
-    """
-
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def gather(self, x: torch.Tensor) -> torch.Tensor:
-        return x
 
 
 # --------------------------------------------------------------------------- batch -> LossInputs
@@ -240,7 +225,7 @@ def pool_scores(model: Any, layout: Layout, dist: Dist = Dist()) -> torch.Tensor
         return model.score(layout.queries, layout.candidates)
     if _is_bi(model):
         q_texts, d_texts = _bi_texts(model, layout)
-        q, d = dist.gather(model.embed(q_texts)), dist.gather(model.embed(d_texts))
+        q, d = dist.gather(model.embed(dist.share(q_texts))), dist.gather(model.embed(dist.share(d_texts)))
         return model.similarity_fn(q, d)
     if callable(getattr(model, "score_shared", None)):
         return model.score_shared(layout.queries, layout.docs)
@@ -259,21 +244,32 @@ def batch_inputs(scores: torch.Tensor, layout: Layout) -> LossInputs:
 def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: float, dist: Dist = Dist()) -> dict[str, float]:
     """Forward + backward of one batch (gradients accumulate, scaled by ``weight``).
 
+    Under data parallelism ``rows`` is the *global* batch: a bi-encoder with in-batch
+    negatives computes the global loss from gathered embeddings (scaled by
+    ``dist.loss_scale`` for the gradient average); other models use this rank's share.
+
     Returns:
         ``{"loss": total, label: unweighted part, ...}`` as floats.
     """
+    gathers = dist.active and cfg.in_batch_negatives and _is_bi(model)
+    if dist.active and not gathers:
+        rows = dist.share(rows)
+        if not rows:  # a short last batch with fewer rows than ranks
+            return {}
+    scale = weight * (dist.loss_scale if gathers else 1.0)
     layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
     if cfg.grad_cache and layout.candidates is None and _is_bi(model):
         q_texts, d_texts = _bi_texts(model, layout)
 
         def loss_fn(q: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, Any]:
             total, parts = combine(cfg.losses, batch_inputs(model.similarity_fn(dist.gather(q), dist.gather(d)), layout))
-            return total * weight, (total.detach(), parts)
+            return total * scale, (total.detach(), parts)
 
-        _, (total, parts) = grad_cache_step(model.embed, [q_texts, d_texts], loss_fn, cfg.chunk_size)
+        _, (total, parts) = grad_cache_step(model.embed, [dist.share(q_texts), dist.share(d_texts)], loss_fn, cfg.chunk_size)
     else:
         total, parts = combine(cfg.losses, batch_inputs(pool_scores(model, layout, dist), layout))
-        (total * weight).backward()
+        if total.requires_grad:  # False only for a rank whose share of a short batch is empty
+            (total * scale).backward()
         total = total.detach()
     return {"loss": float(total), **{k: float(v) for k, v in parts.items()}}
 
@@ -400,6 +396,7 @@ def train(
     examples: list[TrainExample] | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    dist: Dist | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data`` and write ``cfg.out`` (see the module docstring).
 
@@ -410,6 +407,8 @@ def train(
         examples: training examples instead of loading ``cfg.data``.
         progress: tqdm bar (``None``: when stderr is a terminal).
         log: receives progress lines (default: print).
+        dist: this process's place in a data-parallel run (default: from the torchrun
+            environment, joining its process group; rank 0 of 1 without torchrun).
 
     Returns:
         The summary also written to ``summary.json``: steps, dev history, best, test
@@ -419,27 +418,40 @@ def train(
         ConfigError: bad config; ``cfg.out`` already holds a run and ``resume`` is false; the
             checkpoint's config differs from ``cfg`` in a key that changes the result.
     """
+    dist = dist if dist is not None else Dist.from_env()
+    try:
+        return _train(cfg, resume=resume, model=model, examples=examples, progress=progress, log=log, dist=dist)
+    finally:
+        dist.close()
+
+
+def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainExample] | None, progress: bool | None,
+           log: Callable[[str], None] | None, dist: Dist) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    say = log or (lambda msg: print(msg, flush=True))
+    main = dist.is_main
+    say = (log or (lambda msg: print(msg, flush=True))) if main else (lambda msg: None)
     cfg.validate()
+    if dist.active and cfg.refresh.every_steps:
+        raise ConfigError("refresh.every_steps (ANCE re-mining) is not supported under torchrun yet; mine between runs instead")
     if not cfg.out:
         raise ConfigError("out: an output folder is required")
     t_start = time.perf_counter()
     out = Path(cfg.out)
     ckpt_root = out / "checkpoints"
-    latest = latest_checkpoint(ckpt_root)
+    latest = dist.broadcast(latest_checkpoint(ckpt_root))  # rank 0 decides (the folder must be shared for resume)
     if latest is not None and not resume:
         raise ConfigError(f"{out} already holds a run (checkpoint {latest.name}); pass --resume to continue it or choose another out")
     if latest is not None:
         _check_resume_config(cfg, json.loads((latest / "trainer_state.json").read_text(encoding="utf-8"))["config"], latest)
-    out.mkdir(parents=True, exist_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
 
     # ---- model, data, batching
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
-    device = torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = dist.device(cfg.device)
     model = model if model is not None else build_model(cfg.model)
     model.to(device)
     start_fingerprint = _model_fingerprint(model)
@@ -468,7 +480,9 @@ def train(
         saved = json.loads((latest / "trainer_state.json").read_text(encoding="utf-8"))
         state.update({k: saved[k] for k in state if k in saved})
     else:
-        sampler.fit(rows_of(0), lambda texts: model.encode_queries(texts, device=str(device), show_progress=False))
+        if main:  # e.g. TAS clusters: fitted once, shared, so that every rank builds the same global batches
+            sampler.fit(rows_of(0), lambda texts: model.encode_queries(texts, device=str(device), show_progress=False))
+        sampler.load_state_dict(dist.broadcast(sampler.state_dict()))
         plan = [len(sampler.batches(rows_of(e), e)) for e in range(cfg.epochs)]
         total = sum(math.ceil(n / cfg.accumulate) for n in plan)
         state["total_steps"] = min(total, cfg.max_steps) if cfg.max_steps else total
@@ -478,6 +492,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s, warmup, total_steps))
     if latest is not None:
         load_checkpoint(latest, model, optimizer, scheduler)
+        _load_rank_rng(latest, dist, say)
         sampler.load_state_dict(state["sampler"] or {})
         if state["negatives"]:
             from .negatives.convert import read_mined
@@ -485,19 +500,25 @@ def train(
             examples, _ = replace_negatives(examples, read_mined(state["negatives"], scores=cfg.data.teacher_scores))
         say(f"resumed from {latest} at step {state['step']}/{total_steps}")
     state["sampler"] = sampler.state_dict()
-    metrics = MetricsLog(out / "metrics.jsonl", keep_until_step=state["step"] if latest is not None else None)
+    metrics = MetricsLog(out / "metrics.jsonl", keep_until_step=state["step"] if latest is not None else None) if main else None
     if resume and latest is None:
         say(f"--resume: no checkpoint in {ckpt_root}; starting a new run")
-    _write_provenance(out, cfg, data_info, start_fingerprint, dev_eval, test_eval, resumed_from=latest)
+    if main:
+        _write_provenance(out, cfg, data_info, start_fingerprint, dev_eval, test_eval, resumed_from=latest)
 
     def checkpoint(name: str = "") -> None:
         state["sampler"] = sampler.state_dict()
-        save_checkpoint(ckpt_root, name or f"step-{state['step']:07d}", model, optimizer, scheduler, {**state, "config": to_dict(cfg)})
-        prune_checkpoints(ckpt_root, "step-", cfg.keep_checkpoints)
+        name = name or f"step-{state['step']:07d}"
+        if main:
+            save_checkpoint(ckpt_root, name, model, optimizer, scheduler, {**state, "config": to_dict(cfg), "world_size": dist.world_size})
+            prune_checkpoints(ckpt_root, "step-", cfg.keep_checkpoints)
+        _save_rank_rng(ckpt_root / name, dist)
 
     say(f"training {type(model).__name__} on {len(examples)} queries: {total_steps} steps, batch {cfg.batch_size}"
-        f" x accumulate {cfg.accumulate}, warmup {warmup}, device {device}")
-    bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", disable=(not progress) if progress is not None else None)
+        f" x accumulate {cfg.accumulate}, warmup {warmup}, device {device}"
+        + (f", {dist.world_size} processes" if dist.active else ""))
+    bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step",
+               disable=True if not main else ((not progress) if progress is not None else None))
     stopped = False
     t_train = time.perf_counter()
     while state["epoch"] < cfg.epochs and state["step"] < total_steps and not stopped:
@@ -513,8 +534,9 @@ def train(
             sums: dict[str, float] = {}
             with _train_length(model, cfg.train_max_length), _autocast(cfg, device):
                 for b in group:
-                    for k, v in batch_backward(model, [rows[i] for i in b], cfg, 1.0 / len(group)).items():
+                    for k, v in batch_backward(model, [rows[i] for i in b], cfg, 1.0 / len(group), dist).items():
                         sums[k] = sums.get(k, 0.0) + v / len(group)
+            dist.sync_gradients(list(model.parameters()))
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
@@ -522,8 +544,9 @@ def train(
             state["step"] += 1
             state["batch"] += len(group)
             bar.update(1)
-            bar.set_postfix(loss=f"{sums['loss']:.4f}")
-            if state["step"] % cfg.log_every == 0 or state["step"] == total_steps:
+            if main:
+                bar.set_postfix(loss=f"{sums.get('loss', math.nan):.4f}")
+            if main and (state["step"] % cfg.log_every == 0 or state["step"] == total_steps):
                 metrics.write({"step": state["step"], "epoch": epoch, "lr": lr, "grad_norm": round(float(grad_norm), 6),
                                **_round(sums), "elapsed_s": round(time.perf_counter() - t_train, 3)})
             if cfg.refresh.every_steps and state["step"] % cfg.refresh.every_steps == 0 and state["step"] < total_steps:
@@ -540,17 +563,19 @@ def train(
             break
         # ---- end of epoch: dev evaluation, best checkpoint
         state["epoch"], state["batches"], state["batch"] = epoch + 1, None, 0
-        dev = dev_eval(model)
+        dev = dist.broadcast(dev_eval(model) if main else None)
         if dev is not None:
             value = dev.get(cfg.dev.metric)
             if value is None:
                 raise ConfigError(f"dev.metric {cfg.dev.metric!r} is not among dev.measures {cfg.dev.measures}")
-            metrics.write({"step": state["step"], "epoch": epoch, **{f"dev/{k}": round(v, 6) for k, v in dev.items()}})
+            if main:
+                metrics.write({"step": state["step"], "epoch": epoch, **{f"dev/{k}": round(v, 6) for k, v in dev.items()}})
             state["dev"].append({"step": state["step"], "epoch": epoch, **_round(dev)})
             say(f"epoch {epoch}: dev {cfg.dev.metric} = {value:.4f}")
             if state["best"] is None or value > state["best"]:
                 state["best"], state["best_step"] = value, state["step"]
-                save_checkpoint(ckpt_root, "best", model, None, None, {**state, "config": to_dict(cfg)}, update_latest=False)
+                if main:
+                    save_checkpoint(ckpt_root, "best", model, None, None, {**state, "config": to_dict(cfg)}, update_latest=False)
         checkpoint()
     bar.close()
     train_s = time.perf_counter() - t_train
@@ -559,6 +584,10 @@ def train(
                                "train_s": round(train_s, 2), "dev": state["dev"], "best": state["best"], "best_step": state["best_step"]}
     if stopped:
         say(f"stopped after step {state['step']} (stop_after); continue with --resume")
+    elif not main:
+        summary["rank"] = dist.rank
+        dist.barrier()  # rank 0 exports and evaluates
+        return summary
     else:
         if cfg.export == "best" and state["best_step"] is not None and (ckpt_root / "best").is_dir():
             load_weights(model, ckpt_root / "best" / "model.safetensors")
@@ -576,8 +605,41 @@ def train(
             metrics.write({"step": state["step"], **{f"test/{k}": round(v, 6) for k, v in test.items()}})
             say("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
     summary["wall_s"] = round(time.perf_counter() - t_start, 2)
-    uio.write_json(out / "summary.json", summary)
+    if main:
+        uio.write_json(out / "summary.json", summary)
+    if not stopped:
+        dist.barrier()
     return summary
+
+
+def _rank_rng_path(ckpt: Path, rank: int) -> Path:
+    return ckpt / f"rng-rank{rank}.json"
+
+
+def _save_rank_rng(ckpt: Path, dist: Dist) -> None:
+    """Ranks > 0 add their random-generator state to rank 0's checkpoint (after it exists)."""
+    if not dist.active:
+        return
+    dist.barrier()
+    if not dist.is_main:
+        from .training.checkpoint import rng_state
+
+        tensors, meta = rng_state()
+        uio.write_json(_rank_rng_path(ckpt, dist.rank), {"tensors": {k: v.tolist() for k, v in tensors.items()}, "meta": meta})
+    dist.barrier()
+
+
+def _load_rank_rng(ckpt: Path, dist: Dist, say: Callable[[str], None]) -> None:
+    if not dist.active or dist.is_main:
+        return
+    from .training.checkpoint import set_rng_state
+
+    path = _rank_rng_path(ckpt, dist.rank)
+    if not path.is_file():
+        print(f"rank {dist.rank}: {path} missing; continuing with rank 0's random state", flush=True)
+        return
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    set_rng_state({k: torch.tensor(v, dtype=torch.uint8) for k, v in saved["tensors"].items()}, saved["meta"])
 
 
 def _model_fingerprint(model: Any) -> str | None:

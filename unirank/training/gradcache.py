@@ -73,6 +73,9 @@ def embed_no_grad(embed: Callable[[Sequence[Any]], torch.Tensor], texts: Sequenc
         states.append(RandContext())
         with torch.no_grad():
             parts.append(embed(texts[i : i + chunk_size]))
+    if not parts:  # nothing to embed (e.g. this rank's share of a short batch is empty)
+        with torch.no_grad():
+            return embed(texts), states
     return torch.cat(parts), states
 
 
