@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import write_beir
+from .conftest import write_beir
 from unirank.config import from_dict
 from unirank.errors import ConfigError
 from unirank.losses import combine
