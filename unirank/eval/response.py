@@ -1,0 +1,379 @@
+"""Response-selection evaluation: score every candidate of every context, then R_n@k and MRR.
+
+``evaluate_response(ranker, examples)`` is the core (no I/O): examples are scored in
+batches through the :class:`~unirank.models.base.Ranker` contract
+(``ranker.score(contexts, candidates)``) under ``torch.inference_mode`` and the metrics are
+:func:`unirank.eval.metrics.response_metrics` of those scores (pessimistic ties).
+``run_response_eval`` adds loading (data by name or path, a ranker by kind / folder),
+timings and the output folder (:func:`write_response_outputs`).
+
+Batching: examples are sorted by text length (longest first) so a batch pads little, scored
+``batch_size`` contexts per call, and written back in input order. ``chunk_size`` caps the
+candidates of one context per call (memory); with a Uni-Encoder ``arrow`` mask scores
+depend on which candidates share a pass, so leave it ``None`` (all candidates together, the
+paper's setting) unless lists are long. Models also chunk internally (their own
+``chunk_size``).
+
+Examples without a correct candidate (e.g. some Douban test contexts) are scored but left
+out of the metrics, as the Douban evaluation scripts do; their number is reported.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import io as uio
+from ..errors import ConfigError
+from ..models.base import Context, Ranker
+from ..types import DialogueExample
+from .metrics import _correct_ranks, response_metrics
+
+__all__ = [
+    "score_lists",
+    "evaluate_response",
+    "response_cutoffs",
+    "write_response_outputs",
+    "make_ranker",
+    "ranker_info",
+    "ResponseEvalResult",
+    "run_response_eval",
+]
+
+
+def _show_progress(progress: bool | None) -> bool:
+    return bool(progress) if progress is not None else sys.stderr.isatty()
+
+
+def score_lists(
+    ranker: Ranker,
+    contexts: Sequence[Context],
+    candidates: Sequence[Sequence[str]],
+    batch_size: int = 16,
+    chunk_size: int | None = None,
+    progress: bool | None = False,
+    desc: str = "score",
+) -> list[list[float]]:
+    """Score each context's candidate list, ``batch_size`` contexts and at most
+    ``chunk_size`` candidates per context in one ``ranker.score`` call.
+
+    The ranker is put in eval mode for the call (and restored afterwards); work runs under
+    ``torch.inference_mode``. Contexts are processed longest first (by characters) so a
+    batch pads little; results come back in input order.
+
+    Args:
+        ranker: any :class:`~unirank.models.base.Ranker`.
+        contexts: B queries or turn lists.
+        candidates: B candidate lists (may differ in length; may be empty).
+        batch_size: contexts per call (>= 1).
+        chunk_size: most candidates of one context per call (``None``: all).
+        progress: tqdm bar over contexts (``None``: when stderr is a terminal).
+        desc: the bar's label.
+
+    Shapes:
+        -> B lists, list b has ``len(candidates[b])`` floats.
+
+    Example:
+        >>> import numpy as np
+        >>> from unirank.models.backbone import tiny_backbone
+        >>> from unirank.models.uni import UniEncoder
+        >>> m = UniEncoder(tiny_backbone(), mask="arrow_strict")
+        >>> s = score_lists(m, ["hi", ["a", "b"]], [["x", "y", "z"], ["w"]], batch_size=1, chunk_size=2)
+        >>> [len(x) for x in s]
+        [3, 1]
+        >>> bool(np.allclose(s[0], m.score(["hi"], [["x", "y", "z"]])[0].tolist(), atol=1e-5))
+        True
+    """
+    from tqdm.auto import tqdm
+
+    if len(contexts) != len(candidates):
+        raise ValueError(f"{len(contexts)} contexts but {len(candidates)} candidate lists")
+    if batch_size < 1 or (chunk_size is not None and chunk_size < 1):
+        raise ConfigError(f"batch_size and chunk_size must be >= 1; got {batch_size}, {chunk_size}")
+
+    def length(i: int) -> int:
+        c = contexts[i]
+        return (len(c) if isinstance(c, str) else sum(len(t) for t in c)) + sum(len(t) for t in candidates[i])
+
+    order = sorted(range(len(contexts)), key=lambda i: (-length(i), i))
+    out: list[list[float]] = [[] for _ in contexts]
+    was_training = ranker.training
+    ranker.eval()
+    try:
+        with torch.inference_mode(), tqdm(total=len(order), desc=desc, unit="ctx", disable=not _show_progress(progress)) as bar:
+            for s in range(0, len(order), batch_size):
+                idx = order[s : s + batch_size]
+                n_max = max(len(candidates[i]) for i in idx)
+                step = chunk_size or max(n_max, 1)
+                for off in range(0, n_max, step):
+                    rows = [i for i in idx if len(candidates[i]) > off]
+                    cands = [list(candidates[i][off : off + step]) for i in rows]
+                    scores = ranker.score([contexts[i] for i in rows], cands).float().cpu()
+                    for r, i in enumerate(rows):
+                        out[i].extend(scores[r, : len(cands[r])].tolist())
+                bar.update(len(idx))
+    finally:
+        ranker.train(was_training)
+    return out
+
+
+def response_cutoffs(n_candidates: Sequence[int], ks: Sequence[int] = (1, 2, 5)) -> list[int]:
+    """The cutoffs worth reporting: those below the largest candidate count (R_n@k with
+    k >= n is 1 by construction).
+
+    Example:
+        >>> response_cutoffs([4, 4]), response_cutoffs([10])
+        ([1, 2], [1, 2, 5])
+    """
+    n = max(n_candidates, default=0)
+    return [k for k in ks if k < n] or [1]
+
+
+def evaluate_response(
+    ranker: Ranker,
+    examples: Sequence[DialogueExample],
+    batch_size: int = 16,
+    chunk_size: int | None = None,
+    ks: Sequence[int] = (1, 2, 5),
+    progress: bool | None = None,
+) -> tuple[dict[str, float], list[list[float]]]:
+    """Score every example's candidates with ``ranker`` and compute R_n@k and MRR.
+
+    Args:
+        ranker: any :class:`~unirank.models.base.Ranker`.
+        examples: contexts with candidates and 0/1 labels.
+        batch_size: contexts per ``ranker.score`` call.
+        chunk_size: most candidates of one context per call (``None``: all at once).
+        ks: cutoffs; those ``>=`` the largest candidate count are dropped
+            (:func:`response_cutoffs`).
+        progress: tqdm bar (``None``: when stderr is a terminal).
+
+    Returns:
+        ``(metrics, scores)``: ``metrics`` as :func:`~unirank.eval.metrics.response_metrics`
+        gives them (``R10@1``, ..., ``mrr``) over the examples that have a correct
+        candidate; ``scores[i]`` holds one float per candidate of ``examples[i]``.
+
+    Raises:
+        ValueError: no example has a correct candidate, or a score is NaN.
+
+    Example:
+        >>> from unirank.models.backbone import tiny_backbone
+        >>> from unirank.models.uni import UniEncoder
+        >>> ex = [DialogueExample("a", ["hi"], ["yo", "no", "x"], [1, 0, 0])]
+        >>> m, s = evaluate_response(UniEncoder(tiny_backbone()), ex, progress=False)
+        >>> sorted(m), len(s[0])
+        (['R3@1', 'R3@2', 'mrr'], 3)
+    """
+    for ex in examples:
+        if len(ex.labels) != len(ex.candidates):
+            raise ValueError(f"example {ex.id!r}: {len(ex.candidates)} candidates but {len(ex.labels)} labels")
+    scores = score_lists(
+        ranker, [ex.context for ex in examples], [ex.candidates for ex in examples], batch_size, chunk_size, progress, "response"
+    )
+    kept = [i for i, ex in enumerate(examples) if any(y > 0 for y in ex.labels)]
+    if not kept:
+        raise ValueError("no example has a correct candidate; R@k and MRR are undefined")
+    cut = response_cutoffs([len(examples[i].candidates) for i in kept], ks)
+    metrics = response_metrics([scores[i] for i in kept], [examples[i].labels for i in kept], cut)
+    return metrics, scores
+
+
+def write_response_outputs(
+    out: str | Path,
+    examples: Sequence[DialogueExample],
+    scores: Sequence[Sequence[float]],
+    metrics: dict[str, float],
+    config: dict[str, Any],
+    info: dict[str, Any] | None = None,
+) -> None:
+    """Write ``scores.jsonl``, ``metrics.json`` and ``config.json`` into ``out``, each atomically.
+
+    ``scores.jsonl`` has one ``{"id", "scores", "labels", "rank"}`` per example, ``rank``
+    being the (pessimistic) rank of its best correct candidate, ``null`` if it has none.
+    ``config.json`` is ``{"config": config, **info}`` (as ``unirank eval`` writes it).
+
+    Example:
+        >>> import json, os, tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> write_response_outputs(d, [DialogueExample("a", ["hi"], ["x", "y"], [0, 1])], [[0.9, 0.1]],
+        ...                        {"R2@1": 0.0}, {"seed": 0})
+        >>> json.loads(open(os.path.join(d, "scores.jsonl")).readline())["rank"]
+        2
+    """
+    if len(examples) != len(scores):
+        raise ValueError(f"{len(examples)} examples but {len(scores)} score lists")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def rows():
+        for ex, s in zip(examples, scores):
+            has_pos = any(y > 0 for y in ex.labels)
+            rank = int(_correct_ranks([s], [ex.labels])[0]) if has_pos else None
+            yield {"id": ex.id, "scores": [float(x) for x in s], "labels": list(ex.labels), "rank": rank}
+
+    uio.write_jsonl(out / "scores.jsonl", rows())
+    uio.write_json(out / "metrics.json", metrics)
+    uio.write_json(out / "config.json", {"config": config, **(info or {})})
+
+
+# --------------------------------------------------------------------------- loading + the whole run
+
+
+def make_ranker(
+    kind: str | None = None,
+    model: str | None = None,
+    device: str | None = None,
+    **settings: Any,
+) -> Ranker:
+    """A ranker from a saved unirank folder (its kind read from the folder) or a backbone.
+
+    Args:
+        kind: a registered model kind (``bi``, ``poly``, ``cross``, ``uni``); optional for
+            a saved unirank folder (if given it must match), required otherwise.
+        model: a saved unirank model folder, a transformers folder / hub name, or ``None``
+            for the packaged all-MiniLM-L6-v2. (Heads of a fresh cross/poly/uni model
+            are random: such a model only makes sense for speed tests.)
+        device: where to run (default: CUDA if present, else CPU).
+        settings: constructor keywords / overrides (e.g. ``mask="arrow_strict"``).
+
+    Raises:
+        ConfigError: unknown kind, or no kind for a folder that is not a unirank model.
+
+    Example:
+        >>> make_ranker("nope")
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: unknown model kind 'nope'; valid: bi, cross, poly, uni
+    """
+    from ..models.backbone import pick_device
+    from ..models.base import model_class
+    from ..models.heads import MODEL_FILE, read_model_meta
+
+    saved = model is not None and (Path(model).expanduser() / MODEL_FILE).is_file()
+    if saved:
+        meta_kind = read_model_meta(Path(model).expanduser())["kind"]
+        if kind is not None and kind != meta_kind:
+            raise ConfigError(f"{model} holds a {meta_kind!r} model, but kind {kind!r} was asked for")
+        kind = meta_kind
+    if kind is None:
+        raise ConfigError(f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build (bi, poly, cross, uni)")
+    try:
+        cls = model_class(kind)
+    except KeyError as e:
+        raise ConfigError(str(e.args[0])) from None
+    ranker = cls.from_pretrained(model, **settings)
+    ranker.to(pick_device(device))
+    ranker.eval()
+    return ranker
+
+
+def ranker_info(ranker: Ranker) -> dict[str, Any]:
+    """Kind, settings, backbone source and weight fingerprint of a ranker (for config.json)."""
+    settings = getattr(ranker, "settings", None)
+    settings = settings() if callable(settings) else settings
+    bb = getattr(ranker, "backbone", None)
+    info: dict[str, Any] = {"kind": ranker.kind, "settings": settings or {}}
+    if bb is not None:
+        info["source"] = bb.source
+        info["fingerprint"] = bb.fingerprint()
+    return info
+
+
+@dataclass
+class ResponseEvalResult:
+    metrics: dict[str, float]
+    scores: list[list[float]]
+    examples: list[DialogueExample]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def run_response_eval(
+    data: str,
+    *,
+    split: str = "test",
+    fmt: str | None = None,
+    data_options: dict[str, Any] | None = None,
+    seed: int | None = None,
+    n_candidates: int | None = None,
+    kind: str | None = None,
+    model: str | None = None,
+    model_options: dict[str, Any] | None = None,
+    ranker: Ranker | None = None,
+    batch_size: int = 16,
+    chunk_size: int | None = None,
+    ks: Sequence[int] = (1, 2, 5),
+    device: str | None = None,
+    limit: int | None = None,
+    out: str | Path | None = None,
+    config: dict[str, Any] | None = None,
+    quiet: bool = False,
+    progress: bool | None = None,
+) -> ResponseEvalResult:
+    """Load response-selection data and a ranker, evaluate, print and write the results.
+
+    Args:
+        data: a built-in name (``dailydialog``, ``mutual``) or a path (MuTual folder, TSV,
+            JSONL, task folder); see :func:`unirank.data.dialogue.load_response_data`.
+        split: split of a built-in data set.
+        fmt: force a data format (``mutual``, ``tsv``, ``jsonl``, ``task``).
+        data_options: loader options (``group_size``, ``speaker_tags``, ``n``, ``seed``,
+            ``cuts``, ...); an option the data does not take is a ConfigError.
+        seed, n_candidates: passed as ``seed`` / ``n`` only to data that is built on the fly
+            (e.g. ``dailydialog``), ignored for files (``data_options`` wins).
+        kind, model, model_options, device: see :func:`make_ranker` (ignored when ``ranker``
+            is given).
+        batch_size, chunk_size, ks: see :func:`evaluate_response`.
+        limit: evaluate only the first ``limit`` examples.
+        out: folder for :func:`write_response_outputs` (``None``: nothing written).
+        config: the caller's resolved config, saved in ``config.json`` (default: these
+            arguments).
+        quiet: do not print the metrics table.
+
+    Returns:
+        A :class:`ResponseEvalResult`; ``info`` holds the data manifest, counts, the ranker
+        (kind, settings, fingerprint), timings and versions.
+    """
+    from ..data.dialogue import load_response_data, response_data_options
+    from ..provenance import versions
+    from .report import metrics_table
+
+    accepted = response_data_options(data, fmt)
+    generic = {k: v for k, v in (("seed", seed), ("n", n_candidates)) if v is not None and k in accepted}
+    data_options = {**generic, **(data_options or {})}
+    task = load_response_data(data, split=split, fmt=fmt, **data_options)
+    examples = task.examples[:limit] if limit else list(task.examples)
+    if ranker is None:
+        ranker = make_ranker(kind, model, device, **(model_options or {}))
+    t0 = time.perf_counter()
+    metrics, scores = evaluate_response(ranker, examples, batch_size, chunk_size, ks, progress)
+    secs = time.perf_counter() - t0
+    n_cands = sum(len(e.candidates) for e in examples)
+    info = {
+        "data": {"name": task.manifest.get("name", str(data)), "split": split, "manifest": task.manifest},
+        "counts": {
+            "examples": len(examples),
+            "candidates": n_cands,
+            "without_correct_candidate": sum(1 for e in examples if not any(y > 0 for y in e.labels)),
+        },
+        "ranker": ranker_info(ranker),
+        "timings_s": {"score_s": round(secs, 3), "candidates_per_s": round(n_cands / secs, 1) if secs > 0 else math.inf},
+        "versions": versions(),
+    }
+    if config is None:
+        config = {
+            "data": str(data), "split": split, "fmt": fmt, "data_options": data_options, "kind": ranker.kind,
+            "model": model, "model_options": model_options or {}, "batch_size": batch_size, "chunk_size": chunk_size,
+            "ks": list(ks), "limit": limit, "device": device,
+        }
+    if out is not None:
+        write_response_outputs(out, examples, scores, metrics, config, info)
+    if not quiet:
+        print(metrics_table(metrics, title=f"{ranker.kind} on {info['data']['name']} ({len(examples)} contexts)"))
+    return ResponseEvalResult(metrics, scores, examples, info)
