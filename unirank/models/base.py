@@ -24,6 +24,14 @@ MODELS: Registry[type["Ranker"]] = Registry("model kind")
 _KIND_MODULES = ("bi", "cross", "poly", "uni")
 
 
+def import_model_kinds() -> None:
+    """Import the built-in model modules so that every kind is registered in :data:`MODELS`."""
+    import importlib
+
+    for m in _KIND_MODULES:
+        importlib.import_module(f"{__package__}.{m}")
+
+
 def model_class(kind: str) -> type["Ranker"]:
     """The Ranker class registered as ``kind`` (imports the built-in model modules on first use).
 
@@ -31,10 +39,7 @@ def model_class(kind: str) -> type["Ranker"]:
         >>> model_class("uni").__name__
         'UniEncoder'
     """
-    import importlib
-
-    for m in _KIND_MODULES:
-        importlib.import_module(f"{__package__}.{m}")
+    import_model_kinds()
     return MODELS.get(kind)
 
 

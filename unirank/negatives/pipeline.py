@@ -43,6 +43,7 @@ from unirank.config import to_dict
 from unirank.errors import ConfigError, DataError
 from unirank.eval.config import RetrieverConfig
 from unirank.io import atomic_open, file_sha256, write_json
+from unirank.models.base import import_model_kinds
 from unirank.negatives.audit import AuditCollector, write_audit
 from unirank.negatives.convert import CONVERTERS, convert_file
 from unirank.negatives.filters import CandidatePool, Filter, apply_filters, build_filters
@@ -146,22 +147,11 @@ class MineConfig:
         if self.teacher.kind is not None:
             from unirank.models.base import MODELS
 
-            _import_model_kinds()
+            import_model_kinds()
             if self.teacher.kind not in MODELS:
                 raise ConfigError(f"teacher.kind: unknown model kind {self.teacher.kind!r}; valid: {', '.join(MODELS.names())}")
         build_filters(self.filters)
         build_sampler(self.sampler)
-
-
-def _import_model_kinds() -> None:
-    """Import the model modules so that their kinds are registered in MODELS."""
-    import importlib
-
-    for mod in ("bi", "cross", "poly", "uni"):
-        try:
-            importlib.import_module(f"unirank.models.{mod}")
-        except ImportError:  # a model module that is not there yet
-            pass
 
 
 def parse_spec(text: str) -> dict[str, Any]:
@@ -414,7 +404,7 @@ def load_teacher(cfg: TeacherConfig) -> TeacherScorer | None:
         return None
     from unirank.models.base import MODELS
 
-    _import_model_kinds()
+    import_model_kinds()
     try:
         cls = MODELS.get(cfg.kind)
     except KeyError as e:
