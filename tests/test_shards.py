@@ -157,3 +157,31 @@ def test_compressed_indexes_recall(store, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "ix" / "shard-00002" / "unirank_index.json").read_text())["doc_ids"][0] == "d2000"
     with pytest.raises(ConfigError, match="must divide"):
         build_index_from_shards(root, "ivfpq", m=5)
+
+
+def test_prebuilt_retriever_in_run_eval(store) -> None:
+    """Evaluation through a ShardedIndex gives the run of an exact DenseIndex over the same vectors."""
+    from unirank.eval.evaluate import run_eval
+    from unirank.eval.config import EvalConfig, RetrieverConfig
+    from unirank.index.shards import PrebuiltRetriever
+    from unirank.types import Document, Query, RetrievalDataset
+
+    root, x, ids = store
+    q = _queries(x)[:5]
+    qtable = {f"query {i}": v for i, v in enumerate(q)}
+
+    class Enc:
+        def encode_queries(self, texts, **kw):
+            return np.stack([qtable[t] for t in texts])
+
+    ds = RetrievalDataset("synthetic", {d: Document(d, d) for d in ids}, {f"q{i}": Query(f"q{i}", t) for i, t in enumerate(qtable)},
+                          {f"q{i}": {ids[i]: 1} for i in range(5)})
+    cfg = EvalConfig(data="synthetic", retriever=RetrieverConfig(name="dense"), k=10, measures=["recall@10"])
+    got = run_eval(cfg, dataset=ds, retriever=PrebuiltRetriever(Enc(), ShardedIndex(root)), quiet=True)
+    dense = DenseIndex()
+    dense.add(x, ids)
+    _, ref = dense.search(q, 10)
+    for i in range(5):
+        assert set(got.run[f"q{i}"]) == {ids[j] for j in ref[i]}
+    with pytest.raises(ConfigError, match="1 corpus documents missing"):
+        PrebuiltRetriever(Enc(), ShardedIndex(root)).build(ids + ["extra"], [])

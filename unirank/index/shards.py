@@ -67,6 +67,7 @@ __all__ = [
     "FaissIndex",
     "ShardedIndex",
     "recall_at_k",
+    "PrebuiltRetriever",
 ]
 
 STORE = "store.json"
@@ -505,3 +506,48 @@ def recall_at_k(exact: np.ndarray, approx: np.ndarray, k: int = 100) -> float:
     e, a = np.asarray(exact)[:, :k], np.asarray(approx)[:, :k]
     hits = [len(set(x[x >= 0].tolist()) & set(y[y >= 0].tolist())) / max(1, int((x >= 0).sum())) for x, y in zip(e, a)]
     return float(np.mean(hits)) if hits else 0.0
+
+
+class PrebuiltRetriever:
+    """A retriever (``build`` / ``search`` / ``doc_ids``, as :class:`unirank.index.retrievers.DenseRetriever`)
+    over a prebuilt index: ``build`` checks the corpus instead of encoding it.
+
+    Pass it to :func:`unirank.eval.evaluate.run_eval` as ``retriever=`` to evaluate against a
+    :class:`ShardedIndex` or a :class:`FaissIndex` built from a store.
+
+    Args:
+        model: the bi-encoder that wrote the store (its ``encode_queries`` embeds the queries).
+        index: anything with ``doc_ids`` and ``search(vectors, k)``.
+        batch_size, device: query encoding settings.
+
+    Example:
+        >>> class Toy:
+        ...     def encode_queries(self, qs, **kw):
+        ...         return np.array([[1.0, 0.0]] * len(qs), dtype="float32")
+        >>> ix = FaissIndex(_faiss().IndexFlatIP(2), ["a", "b"])
+        >>> ix.index.add(np.array([[0.1, 0.0], [0.9, 0.0]], dtype="float32"))
+        >>> r = PrebuiltRetriever(Toy(), ix)
+        >>> r.build(["b", "a"], ["B", "A"])
+        >>> [r.doc_ids[j] for j in r.search(["q"], k=2)[1][0]]
+        ['b', 'a']
+    """
+
+    def __init__(self, model: Any, index: Any, batch_size: int = 64, device: str | None = None) -> None:
+        self.model, self.index, self.batch_size, self.device = model, index, batch_size, device
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return self.index.doc_ids
+
+    def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
+        """Check that the index covers exactly ``doc_ids`` (any order); nothing is encoded."""
+        have, want = set(self.index.doc_ids), set(doc_ids)
+        if have != want:
+            raise ConfigError(f"prebuilt index and corpus differ: {len(want - have)} corpus documents missing from the index, "
+                              f"{len(have - want)} index documents not in the corpus")
+
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        kw: dict[str, Any] = {"batch_size": self.batch_size, "show_progress": False}
+        if self.device is not None:
+            kw["device"] = self.device
+        return self.index.search(np.ascontiguousarray(self.model.encode_queries(list(queries), **kw), dtype=np.float32), k)
