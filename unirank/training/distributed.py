@@ -29,6 +29,10 @@ multiplied by ``world_size`` (:meth:`Dist.loss_scale`): ``mean_r(W * dL/dθ|_r) 
 Without gathering (cross-encoders, poly-encoders, listwise training) each rank trains on its
 local rows only and the average of the local-mean gradients equals the global mean when the
 ranks hold equally many rows (the usual DDP semantics; the pool is then the local batch).
+The loss logged in ``metrics.jsonl`` is then rank 0's share; with gathering it is the global one.
+
+**Not yet under torchrun:** ANCE refresh (``refresh.every_steps``) is refused; checkpoints
+and resume need the output folder on a file system every rank sees.
 
 Example (one process: every method is the identity):
     >>> import torch
