@@ -66,3 +66,48 @@ def test_train_unknown_key_exits_2(tmp_path):
     assert r.exit_code == 2 and "unknown config key 'epoch'" in r.output
     r = runner.invoke(app, ["train", str(tmp_path / "missing.yaml")])
     assert r.exit_code == 2 and "missing.yaml" in r.output
+
+
+def _tiny_saved(kind, path):
+    from unirank.models.base import model_class
+
+    model_class(kind)(tiny_backbone(hidden=32)).save(path)
+    return path
+
+
+def test_eval_rerank_with_cross_encoder_through_cli(tiny_beir, tmp_path):
+    model = _tiny_saved("cross", tmp_path / "cross")
+    out = tmp_path / "rr"
+    r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--retriever", "bm25", "--reranker", "cross",
+                            "--reranker-model", str(model), "--rerank-depth", "2", "--out", str(out),
+                            "--set", "retriever.bm25.stemmer=null"])
+    assert r.exit_code == 0, r.output
+    run = {}
+    for line in (out / "run.trec").read_text().splitlines():
+        q, _, d, *_ = line.split()
+        run.setdefault(q, []).append(d)
+    assert max(len(v) for v in run.values()) <= 2  # only the top `depth` first-stage docs are kept
+    assert (out / "first_stage" / "metrics.json").exists() and (out / "metrics.json").exists()
+
+
+def test_eval_response_task_on_real_ecd_sample(tmp_path):
+    import pathlib
+
+    data = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "ecd_sample" / "test.txt"
+    if not data.exists():
+        import pytest
+
+        pytest.skip("shared data not present")
+    model = _tiny_saved("uni", tmp_path / "uni")
+    out = tmp_path / "resp"
+    r = runner.invoke(app, ["eval", "--task", "response", "--data", str(data), "--format", "tsv", "--kind", "uni",
+                            "--response-model", str(model), "--limit-queries", "4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"R10@1", "R10@2", "R10@5", "mrr"}
+    assert 0.0 <= metrics["R10@1"] <= metrics["R10@2"] <= metrics["R10@5"] <= 1.0
+
+
+def test_eval_unknown_task_lists_valid(tiny_beir):
+    r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--task", "qa"])
+    assert r.exit_code == 2 and "response" in r.output and "retrieval" in r.output

@@ -45,26 +45,36 @@ def eval_cmd(
     batch_size: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
     dtype: Optional[str] = typer.Option(None, help="fp16 | bf16 autocast for encoding"),
-    limit_queries: Optional[int] = typer.Option(None, help="evaluate the first N queries only"),
+    limit_queries: Optional[int] = typer.Option(None, help="evaluate the first N queries (examples) only"),
+    task: Optional[str] = typer.Option(None, help="retrieval (default) | response (response selection: R_n@k, MRR)"),
+    reranker: Optional[str] = typer.Option(None, help="rerank the first stage with this kind: cross | uni | poly | bi"),
+    reranker_model: Optional[str] = typer.Option(None, help="reranker folder (saved unirank model) or name"),
+    rerank_depth: Optional[int] = typer.Option(None, help="first-stage documents reranked per query"),
+    first_stage_run: Optional[Path] = typer.Option(None, help="rerank this TREC run instead of running the retriever"),
+    kind: Optional[str] = typer.Option(None, help="--task response: model kind (bi | poly | cross | uni)"),
+    response_model: Optional[str] = typer.Option(None, help="--task response: model folder or name"),
+    data_format: Optional[str] = typer.Option(None, "--format", help="--task response: mutual | tsv | jsonl | task"),
     out: Optional[Path] = typer.Option(None, help="output folder: run.trec, metrics.json, config.json, report.html"),
     config: Optional[Path] = typer.Option(None, help="YAML EvalConfig"),
     set_: List[str] = typer.Option([], "--set", help="override any config key: key.sub=value"),
 ) -> None:
-    """Evaluate a first-stage retriever on a BEIR-format data set."""
+    """Evaluate retrieval (optionally reranked) on BEIR-format data, or response selection."""
     from .config import load_config
     from .eval.config import EvalConfig
-    from .eval.evaluate import run_eval
+    from .eval.tasks import run_task
 
     def go() -> None:
         overrides = _flags(
-            data=data, split=split, **{"retriever.name": retriever, "retriever.dense.model": model, "k": k,
+            data=data, split=split, task=task, **{"retriever.name": retriever, "retriever.dense.model": model, "k": k,
             "retriever.dense.index_kind": index, "retriever.dense.batch_size": batch_size, "retriever.dense.device": device,
-            "retriever.dense.dtype": dtype, "limit_queries": limit_queries, "out": out}
+            "retriever.dense.dtype": dtype, "limit_queries": limit_queries, "out": out, "rerank.kind": reranker,
+            "rerank.model": reranker_model, "rerank.depth": rerank_depth, "rerank.first_stage_run": first_stage_run,
+            "response.kind": kind, "response.model": response_model, "response.format": data_format}
         )
         cfg = load_config(EvalConfig, config, overrides + list(set_))
-        run_eval(cfg)
+        run_task(cfg)
         if cfg.out:
-            typer.echo(f"wrote {cfg.out}/run.trec, metrics.json, config.json, report.html")
+            typer.echo(f"wrote {cfg.out}")
 
     _guard(go)
 
@@ -123,11 +133,12 @@ def demo(
     out: Path = typer.Option(Path("unirank-demo"), help="where the reports go"),
     limit_queries: int = typer.Option(300, help="test queries evaluated"),
     max_docs: int = typer.Option(3000, help="corpus size searched (judged docs + a stable sample)"),
+    finetune_minutes: float = typer.Option(4.0, help="budget of the fine-tuning step (0 skips it)"),
 ) -> None:
-    """BM25 vs zero-shot dense retrieval on the embedded stdlib-codesearch data set."""
+    """BM25 vs zero-shot vs briefly fine-tuned all-MiniLM-L6-v2 on the embedded stdlib-codesearch set."""
     from .demo import run_demo
 
-    _guard(lambda: run_demo(out, limit_queries=limit_queries, max_docs=max_docs))
+    _guard(lambda: run_demo(out, limit_queries=limit_queries, max_docs=max_docs, finetune_minutes=finetune_minutes))
 
 
 @app.command()

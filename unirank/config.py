@@ -8,7 +8,7 @@ Example:
     >>> from_dict(EvalConfig, {"dta": "typo"})
     Traceback (most recent call last):
     ...
-    unirank.errors.ConfigError: unknown config key 'dta' (in EvalConfig); valid: data, k, limit_queries, max_docs, measures, out, retriever, seed, split
+    unirank.errors.ConfigError: unknown config key 'dta' (in EvalConfig); valid: data, k, limit_queries, max_docs, measures, out, rerank, response, retriever, seed, split, task
 """
 
 from __future__ import annotations

@@ -32,6 +32,34 @@ class RetrieverConfig:
     k_rrf: float = 60.0
 
 
+@dataclass
+class RerankConfig:
+    """Optional second stage over the first-stage run (any ranker kind)."""
+
+    kind: str | None = None  # bi | poly | cross | uni; None with model=None: no reranking
+    model: str | None = None  # saved unirank folder, transformers folder or hub name
+    depth: int = 100
+    chunk_size: int = 64
+    batch_size: int = 1
+    first_stage_run: str | None = None  # a TREC run file instead of running the retriever
+    device: str | None = None
+
+
+@dataclass
+class ResponseConfig:
+    """Response selection (task: response): data format and the ranker."""
+
+    format: str | None = None  # mutual | tsv | jsonl | task (default: guessed from the path)
+    kind: str | None = None
+    model: str | None = None
+    batch_size: int = 16
+    chunk_size: int | None = None
+    ks: list[int] = field(default_factory=lambda: [1, 2, 5])
+    n_candidates: int | None = None  # for data built on the fly (dailydialog)
+    data_options: dict = field(default_factory=dict)
+    device: str | None = None
+
+
 DEFAULT_MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "p@10", "auc"]
 
 
@@ -39,6 +67,7 @@ DEFAULT_MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "
 class EvalConfig:
     data: str = "stdlib-codesearch"
     split: str = "test"
+    task: str = "retrieval"  # retrieval (first stage, optional rerank) | response (response selection)
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
     k: int = 100
     measures: list[str] = field(default_factory=lambda: list(DEFAULT_MEASURES))
@@ -46,3 +75,5 @@ class EvalConfig:
     max_docs: int | None = None  # judged docs + a stable sample of others (quick runs)
     out: str | None = None
     seed: int = 0
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+    response: ResponseConfig = field(default_factory=ResponseConfig)
