@@ -14,8 +14,8 @@ from .eval.report import comparison_markdown
 MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "auc"]
 
 
-def run_demo(out: Path, limit_queries: int = 300, max_docs: int = 3000) -> dict[str, dict[str, float]]:
-    """Build/load the data set, evaluate BM25 and the dense model, write reports under ``out``."""
+def run_demo(out: Path, limit_queries: int = 300, max_docs: int = 3000, finetune_minutes: float = 4.0) -> dict[str, dict[str, float]]:
+    """Build/load the data set, evaluate BM25 and the dense model, fine-tune briefly, write reports under ``out``."""
     from .data.datasets import load_dataset
 
     t0 = time.perf_counter()
@@ -31,10 +31,17 @@ def run_demo(out: Path, limit_queries: int = 300, max_docs: int = 3000) -> dict[
         t = time.perf_counter()
         res = run_eval(cfg, dataset=ds)
         rows[name] = {**res.metrics, "seconds": time.perf_counter() - t}
+    if finetune_minutes > 0:
+        from .training.demo import finetune_demo
+
+        t = time.perf_counter()
+        ft = finetune_demo(out / "finetune", minutes_budget=finetune_minutes, limit_queries=limit_queries, max_docs=max_docs,
+                           zero_shot={k: v for k, v in rows["dense"].items() if k != "seconds"})
+        rows[f"dense fine-tuned ({ft['steps']} steps)"] = {**ft["fine_tuned"], "seconds": time.perf_counter() - t}
     table = comparison_markdown(rows, MEASURES + ["auc_global", "seconds"])
     text = (
         f"# unirank demo: stdlib-codesearch test ({limit_queries} queries, {max_docs} documents)\n\n{table}\n\n"
-        f"Reports: {out}/bm25/report.html, {out}/dense/report.html. Total {time.perf_counter() - t0:.0f} s.\n"
+        f"Reports: {out}/bm25/report.html, {out}/dense/report.html, {out}/finetune/fine_tuned/report.html. Total {time.perf_counter() - t0:.0f} s.\n"
     )
     uio.write_text(out / "summary.md", text)
     uio.write_json(out / "summary.json", {"rows": rows, "config": to_dict(cfg)})
