@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dtype", default=None)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--out", default=str(HERE / "out" / "scifact"))
+    ap.add_argument("--retrievers", default="bm25,dense", help="comma-separated: bm25, dense, hybrid")
     ap.add_argument("--append", action="store_true", help="append a section to bench/RESULTS.md")
     args = ap.parse_args(argv)
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ds = load_dataset(args.data, split="test")
     rows = []
-    for name in ("bm25", "dense"):
+    for name in args.retrievers.split(","):
         cfg = from_dict(EvalConfig, {
             "data": args.data, "split": "test", "out": f"{args.out}/{name}",
             "retriever": {"name": name, "dense": {"device": args.device, "dtype": args.dtype, "batch_size": args.batch_size}},
