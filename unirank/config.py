@@ -5,6 +5,8 @@ Example:
     >>> cfg = from_dict(EvalConfig, {"data": "scifact"}, overrides=["retriever.bm25.k1=1.2", "measures=[ndcg@10]"])
     >>> cfg.data, cfg.retriever.bm25.k1, cfg.measures
     ('scifact', 1.2, ['ndcg@10'])
+    >>> from_dict(EvalConfig, {}, overrides=["retriever.bm25.b=4e-1"]).retriever.bm25.b
+    0.4
     >>> from_dict(EvalConfig, {"dta": "typo"})
     Traceback (most recent call last):
     ...
@@ -67,6 +69,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # PyYAML (YAML 1.1) reads "1e-5" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"config key {key!r}: expected a number, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
