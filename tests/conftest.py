@@ -1,7 +1,32 @@
+import copy
 import json
 from pathlib import Path
 
 import pytest
+import torch
+
+from unirank.models.backbone import Backbone, tiny_backbone
+
+
+def lively_backbone(seed: int = 0) -> Backbone:
+    """tiny_backbone with weight matrices redrawn at std 0.2.
+
+    At BERT's init a random 2-layer model attends almost uniformly and cross-segment
+    effects are ~1e-6, too small to tell apart from rounding. Larger weights make the
+    influence of one segment on another visible, so mask and isolation tests can fail.
+    """
+    bb = tiny_backbone(seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in bb.model.parameters():
+            if p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    return bb
+
+
+def own_copy(bb: Backbone) -> Backbone:
+    """A private copy of a shared backbone (training mode and gradients stay local)."""
+    return Backbone(copy.deepcopy(bb.model), bb.tokenizer, bb.source)
 
 
 def write_beir(folder: Path, docs: dict, queries: dict, qrels: dict, split: str = "test") -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import textwrap
 import time
 from pathlib import Path
 
@@ -267,7 +266,7 @@ def test_cache_build_once_then_load(tmp_path, monkeypatch):
     monkeypatch.setenv("UNIRANK_CACHE", str(tmp_path / "cache"))
     folder = codesearch_dir(stdlib_root=stdlib)
     assert folder.parent == tmp_path / "cache"
-    assert folder.name.startswith(f"stdlib-codesearch-py") and f"-v{BUILDER_VERSION}-" in folder.name
+    assert folder.name.startswith("stdlib-codesearch-py") and f"-v{BUILDER_VERSION}-" in folder.name
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [folder.name]  # no temp folder left
     stamp = (folder / "corpus.jsonl").stat().st_mtime_ns
     # the second call reads the cache: a changed source tree does not change the data set

@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
 import torch
 
 from unirank.errors import ConfigError
-from unirank.models.backbone import Backbone, tiny_backbone
 from unirank.models.base import MODELS
 from unirank.models.heads import load_ranker
 from unirank.models.poly import PolyEncoder, poly_attention
 
+from .conftest import lively_backbone, own_copy
+
 CTX = ["is it going to rain tomorrow?", ["hey", "what will the weather be like tomorrow in the north?"]]
 CANDS = [["yes, take an umbrella", "I love pizza", "sunny all day"], ["cold and windy"]]
-
-
-def lively_backbone(seed=0):
-    """tiny_backbone with weight matrices redrawn at std 0.2 so that cross-token effects are
-    far above rounding (see tests/test_uni.py)."""
-    bb = tiny_backbone(seed=seed)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in bb.model.parameters():
-            if p.dim() == 2:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    return bb
-
-
-def own_copy(bb):
-    """A private copy of the module's backbone (training mode and gradients stay local)."""
-    return Backbone(copy.deepcopy(bb.model), bb.tokenizer, bb.source)
 
 
 @pytest.fixture(scope="module")

@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch
 
 from unirank.errors import ConfigError, DataError
-from unirank.models.backbone import Backbone, tiny_backbone
 from unirank.models.base import MODELS
 from unirank.models.heads import load_ranker
 from unirank.models.inputs import TextPacker, join_turns, pack_segments
 from unirank.models.masks import MASKS
 from unirank.models.uni import UniEncoder
 
+from .conftest import lively_backbone, own_copy
+
 CTX = ["where is the train station?", ["hello", "I lost my way, where is the train station?"]]
 CANDS = [
     ["turn left at the bank", "I like trains", "no", "it is two blocks north of here, next to the park"],
     ["take the bus", "good morning", "station is closed today"],
 ]
-
-
-def lively_backbone(seed=0):
-    """tiny_backbone with weight matrices redrawn at std 0.2 (BERT's init is 0.02).
-
-    At BERT's init a random 2-layer model attends almost uniformly and cross-segment
-    effects are ~1e-6 — too small to tell apart from rounding. Larger weights make the
-    influence of one segment on another visible, so the mask tests can fail.
-    """
-    bb = tiny_backbone(seed=seed)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in bb.model.parameters():
-            if p.dim() == 2:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    return bb
-
-
-def own_copy(bb):
-    """A private copy of the module's backbone (training mode and gradients stay local)."""
-    return Backbone(copy.deepcopy(bb.model), bb.tokenizer, bb.source)
 
 
 @pytest.fixture(scope="module")
