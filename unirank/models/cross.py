@@ -26,12 +26,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
 from .backbone import Backbone
 from .base import MODELS, Context
 from .heads import POOLINGS, BackboneRanker
-from .inputs import PackedBatch, TextPacker
+from .inputs import PackedBatch
 
 
 @MODELS.register("cross")
@@ -75,34 +74,18 @@ class CrossEncoder(BackboneRanker):
     ) -> None:
         super().__init__(backbone)
         POOLINGS.get(pooling)
-        if chunk_size is not None and chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
         self.pooling = pooling
-        self.chunk_size = chunk_size
-        self.packer = TextPacker(
-            backbone.tokenizer,
+        self._init_scoring_head(
+            chunk_size,
             max_context_length=max_context_length,
             max_candidate_length=max_candidate_length,
             turn_separator=turn_separator,
             candidate_cls=candidate_cls,
             candidate_token_type=candidate_token_type,
         )
-        self._check_positions(max_context_length + max_candidate_length)
-        self._check_token_types(candidate_token_type)
-        self.head = nn.Linear(backbone.hidden_size, 1)
-        self.train(backbone.model.training)  # follow the backbone's mode (eval after loading)
 
     def settings(self) -> dict[str, Any]:
-        p = self.packer
-        return {
-            "pooling": self.pooling,
-            "max_context_length": p.max_context_length,
-            "max_candidate_length": p.max_candidate_length,
-            "chunk_size": self.chunk_size,
-            "turn_separator": p.turn_separator,
-            "candidate_cls": p.candidate_cls,
-            "candidate_token_type": p.candidate_token_type,
-        }
+        return {"pooling": self.pooling, **self._packer_settings()}
 
     def forward(self, packed: PackedBatch) -> torch.Tensor:
         """Scores of packed pairs (one candidate per row). Shapes: -> (P,)."""

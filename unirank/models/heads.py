@@ -35,7 +35,7 @@ from ..io import write_json
 from ..registry import Registry
 from .backbone import Backbone, encode_tokens, load_backbone, mean_pool
 from .base import MODELS, Ranker
-from .inputs import PackedBatch
+from .inputs import PackedBatch, TextPacker
 from .masks import build_mask
 
 MODEL_FILE = "unirank_model.json"
@@ -182,6 +182,32 @@ class BackboneRanker(Ranker):
     def settings(self) -> dict[str, Any]:
         """Constructor keywords (besides backbones) that rebuild this model."""
         raise NotImplementedError
+
+    def _init_scoring_head(self, chunk_size: int | None, **packer_settings: Any) -> None:
+        """Shared set-up of the packed-input paradigms (cross, uni): packer, checks, linear head.
+
+        ``packer_settings`` are :class:`~unirank.models.inputs.TextPacker` keywords.
+        """
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
+        self.chunk_size = chunk_size
+        self.packer = TextPacker(self.backbone.tokenizer, **packer_settings)
+        self._check_positions(self.packer.max_context_length + self.packer.max_candidate_length)
+        self._check_token_types(self.packer.candidate_token_type)
+        self.head = torch.nn.Linear(self.backbone.hidden_size, 1)
+        self.train(self.backbone.model.training)  # follow the backbone's mode (eval after loading)
+
+    def _packer_settings(self) -> dict[str, Any]:
+        """The JSON-able settings set by :meth:`_init_scoring_head`."""
+        p = self.packer
+        return {
+            "max_context_length": p.max_context_length,
+            "max_candidate_length": p.max_candidate_length,
+            "chunk_size": self.chunk_size,
+            "turn_separator": p.turn_separator,
+            "candidate_cls": p.candidate_cls,
+            "candidate_token_type": p.candidate_token_type,
+        }
 
     def _check_positions(self, longest: int) -> None:
         if longest > self.backbone.max_positions:
