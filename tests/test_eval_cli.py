@@ -66,3 +66,16 @@ def test_yaml_config_and_overrides(tmp_path):
 def test_serve_rejects_bad_kind_before_starting(tiny_beir):
     r = runner.invoke(app, ["serve", "--kind", "tri", "--index", str(tiny_beir)])
     assert r.exit_code == 2 and "tri" in r.output and "uni" in r.output
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+
+    from unirank.io import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
