@@ -111,3 +111,25 @@ def test_eval_response_task_on_real_ecd_sample(tmp_path):
 def test_eval_unknown_task_lists_valid(tiny_beir):
     r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--task", "qa"])
     assert r.exit_code == 2 and "response" in r.output and "retrieval" in r.output
+
+
+def test_encode_index_then_eval_prebuilt_equals_dense(tmp_path):
+    folder = _folder(tmp_path)
+    model = tmp_path / "bi"
+    BiEncoder(tiny_backbone(hidden=32), max_length=24).save(model)
+    store, ix = tmp_path / "store", tmp_path / "ix"
+    for i in (0, 1):  # two shards, as two machines would run them
+        r = runner.invoke(app, ["encode", "--data", str(folder), "--model", str(model), "--shard", f"{i}/2",
+                                "--chunk-size", "5", "--out", str(store)])
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["index", "--store", str(store), "--out", str(ix), "--kind", "flat"])
+    assert r.exit_code == 0, r.output
+    runs = {}
+    for name, extra in (("dense", []), ("prebuilt", ["--set", f"retriever.dense.store={store}", "--set", f"retriever.dense.index_dir={ix}"])):
+        r = runner.invoke(app, ["eval", "--data", str(folder), "--split", "test", "--retriever", name, "--model", str(model),
+                                "--k", "5", "--out", str(tmp_path / name), *extra])
+        assert r.exit_code == 0, r.output
+        runs[name] = (tmp_path / name / "run.trec").read_text().split()
+    dense, pre = runs["dense"], runs["prebuilt"]
+    assert dense[2::6] == pre[2::6]  # same documents in the same order
+    assert [float(x) for x in dense[4::6]] == __import__("pytest").approx([float(x) for x in pre[4::6]], abs=1e-5)

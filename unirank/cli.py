@@ -129,6 +129,46 @@ def mine(
 
 
 @app.command()
+def encode(
+    data: str = typer.Option(..., help="BEIR folder or built-in name whose corpus is encoded"),
+    out: Path = typer.Option(..., help="embedding store folder (shared by all shards)"),
+    model: Optional[str] = typer.Option(None, help="bi-encoder folder or name (default packaged all-MiniLM-L6-v2)"),
+    shard: Optional[str] = typer.Option(None, help="i/n: encode shard i of n (default: torchrun rank/world size, else 0/1)"),
+    batch_size: int = typer.Option(64),
+    chunk_size: int = typer.Option(8192, help="documents per chunk file (the unit of resume)"),
+    dtype: str = typer.Option("float32", help="stored precision: float32 | float16"),
+    device: Optional[str] = typer.Option(None),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="skip chunks already written"),
+) -> None:
+    """Encode a corpus (or one shard of it) into a resumable embedding store."""
+    from .index.shards import encode_corpus_shard, parse_shard
+    from .models.bi import BiEncoder
+
+    def go() -> None:
+        folder = encode_corpus_shard(BiEncoder.from_pretrained(model), data, shard=parse_shard(shard) if shard else None,
+                                     out_dir=out, batch_size=batch_size, chunk_size=chunk_size, resume=resume, dtype=dtype,
+                                     device=device)
+        typer.echo(f"wrote {folder}")
+
+    _guard(go)
+
+
+@app.command("index")
+def index_cmd(
+    store: Path = typer.Option(..., help="embedding store written by `unirank encode`"),
+    out: Path = typer.Option(..., help="folder for one FAISS index per shard"),
+    kind: str = typer.Option("ivfpq", help="flat (exact) | ivfpq | hnsw"),
+    train_sample: int = typer.Option(100_000, help="vectors sampled to train ivfpq"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Build FAISS indexes (exact or compressed) from an embedding store; search them with
+    ``unirank eval --retriever prebuilt --set retriever.dense.store=STORE --set retriever.dense.index_dir=OUT``."""
+    from .index.shards import ShardedIndex
+
+    _guard(lambda: ShardedIndex.build(store, out, kind=kind, train_sample=train_sample, seed=seed))
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("unirank-demo"), help="where the reports go"),
     limit_queries: int = typer.Option(300, help="test queries evaluated"),

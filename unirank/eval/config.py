@@ -22,11 +22,13 @@ class DenseConfig:
     batch_size: int = 64
     device: str | None = None  # None = cuda if available else cpu
     dtype: str | None = None  # None | fp16 | bf16
+    store: str | None = None  # retriever "prebuilt": embedding store written by `unirank encode`
+    index_dir: str | None = None  # retriever "prebuilt": per-shard FAISS indexes (`unirank index`); None = exact scan
 
 
 @dataclass
 class RetrieverConfig:
-    name: str = "bm25"  # bm25 | dense | hybrid
+    name: str = "bm25"  # bm25 | dense | hybrid | prebuilt
     bm25: BM25Config = field(default_factory=BM25Config)
     dense: DenseConfig = field(default_factory=DenseConfig)
     k_rrf: float = 60.0

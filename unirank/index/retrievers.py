@@ -13,7 +13,11 @@ import numpy as np
 
 from .base import RETRIEVERS, topk_merge
 from .dense import DenseIndex
+from .shards import PrebuiltRetriever
 from .sparse import BM25Index  # noqa: F401  (registers "bm25")
+
+#: search a store written by ``unirank encode`` (optionally through ``unirank index``'s FAISS indexes)
+RETRIEVERS.register("prebuilt")(PrebuiltRetriever)
 
 
 @RETRIEVERS.register("dense")

@@ -535,6 +535,16 @@ class PrebuiltRetriever:
     def __init__(self, model: Any, index: Any, batch_size: int = 64, device: str | None = None) -> None:
         self.model, self.index, self.batch_size, self.device = model, index, batch_size, device
 
+    @classmethod
+    def from_config(cls, cfg: Any) -> "PrebuiltRetriever":
+        """From a RetrieverConfig: ``dense.store`` (embedding store), optional ``dense.index_dir``."""
+        from ..models.bi import BiEncoder
+
+        d = cfg.dense
+        if not d.store:
+            raise ConfigError("retriever prebuilt needs retriever.dense.store (a folder written by `unirank encode`)")
+        return cls(BiEncoder.from_pretrained(d.model), ShardedIndex(d.store, d.index_dir), batch_size=d.batch_size, device=d.device)
+
     @property
     def doc_ids(self) -> list[str]:
         return self.index.doc_ids

@@ -24,6 +24,8 @@ import torch
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_ALIASES = {None, "", "minilm", "all-MiniLM-L6-v2", DEFAULT_MODEL}
+#: architectures whose AutoModel takes ``add_pooling_layer``
+_POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}
 
 
 def packaged_model_dir() -> Path:
@@ -73,9 +75,15 @@ class Backbone:
         return int(getattr(self.model.config, "max_position_embeddings", 512))
 
     def fingerprint(self) -> str:
-        """sha256 over parameter names, shapes and values (first 16 hex digits)."""
+        """sha256 over parameter names, shapes and values (first 16 hex digits).
+
+        The BERT pooler is left out: no paradigm uses it, and transformers initialises it at
+        random when a checkpoint has none, which would make the fingerprint change per load.
+        """
         h = hashlib.sha256()
         for name, t in sorted(self.model.state_dict().items()):
+            if name.startswith("pooler."):
+                continue
             h.update(name.encode())
             h.update(str(tuple(t.shape)).encode())
             h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
@@ -91,8 +99,12 @@ def load_backbone(name_or_path: str | os.PathLike | None = None, attn_implementa
     """
     from transformers import AutoModel, AutoTokenizer
 
+    from transformers import AutoConfig
+
     src = resolve_model_path(name_or_path)
-    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if getattr(AutoConfig.from_pretrained(src), "model_type", "") in _POOLER_MODELS:
+        kwargs["add_pooling_layer"] = False  # unused by every paradigm; skips a random init + load warning
     model = AutoModel.from_pretrained(src, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(src)
     model.eval()
