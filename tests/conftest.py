@@ -59,3 +59,29 @@ def tiny_beir(tmp_path: Path) -> Path:
     queries = {"q1": "why do cats purr", "q2": "dog barking at postman", "q3": "how do parrots repeat words", "q4": "unrelated xyzzy"}
     qrels = {"q1": {"d1": 1}, "q2": {"d2": 2, "d4": 0}, "q3": {"d4": 1}, "q4": {"d5": 1}}
     return write_beir(tmp_path / "tiny", docs, queries, qrels)
+
+
+from unirank.models.base import Ranker  # noqa: E402
+
+
+class OverlapRanker(Ranker):
+    """Score = number of distinct candidate words that occur in the context; records call shapes.
+
+    A deterministic, weight-free ranker for testing reranking and response evaluation.
+    """
+
+    kind = "overlap"
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def score(self, contexts, candidates):
+        self.calls.append([len(c) for c in candidates])
+        width = max((len(c) for c in candidates), default=0)
+        out = torch.full((len(contexts), width), float("-inf"))
+        for b, (ctx, cands) in enumerate(zip(contexts, candidates)):
+            words = set((ctx if isinstance(ctx, str) else " ".join(ctx)).split())
+            for k, c in enumerate(cands):
+                out[b, k] = float(len(set(c.split()) & words))
+        return out

@@ -13,29 +13,12 @@ from unirank.eval.config import EvalConfig
 from unirank.eval.evaluate import score_run
 from unirank.eval.rerank import rerank_eval, rerank_run
 from unirank.models.backbone import tiny_backbone
-from unirank.models.base import Ranker
 from unirank.models.cross import CrossEncoder
 from unirank.types import Document, Query, RetrievalDataset
 
+from .conftest import OverlapRanker
 
-class OverlapRanker(Ranker):
-    """Score = number of distinct document words that occur in the query; records call shapes."""
 
-    kind = "overlap"
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-
-    def score(self, contexts, candidates):
-        self.calls.append([len(c) for c in candidates])
-        width = max((len(c) for c in candidates), default=0)
-        out = torch.full((len(contexts), width), float("-inf"))
-        for b, (ctx, cands) in enumerate(zip(contexts, candidates)):
-            words = set((ctx if isinstance(ctx, str) else " ".join(ctx)).split())
-            for k, c in enumerate(cands):
-                out[b, k] = float(len(set(c.split()) & words))
-        return out
 
 
 def toy_dataset():

@@ -18,29 +18,12 @@ from unirank.eval.response import (
     write_response_outputs,
 )
 from unirank.models.backbone import tiny_backbone
-from unirank.models.base import Ranker
 from unirank.models.uni import UniEncoder
 from unirank.types import DialogueExample
 
+from .conftest import OverlapRanker
 
-class OverlapRanker(Ranker):
-    """Score = number of distinct candidate words that occur in the context; records call shapes."""
 
-    kind = "overlap"
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-
-    def score(self, contexts, candidates):
-        self.calls.append([len(c) for c in candidates])
-        width = max((len(c) for c in candidates), default=0)
-        out = torch.full((len(contexts), width), float("-inf"))
-        for b, (ctx, cands) in enumerate(zip(contexts, candidates)):
-            words = set((ctx if isinstance(ctx, str) else " ".join(ctx)).split())
-            for k, c in enumerate(cands):
-                out[b, k] = float(len(set(c.split()) & words))
-        return out
 
 
 EXAMPLES = [

@@ -34,7 +34,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Container, Iterator
+from typing import Any, Container, Iterator
 
 from unirank.errors import DataError
 from unirank.io import file_sha256
@@ -92,9 +92,8 @@ def iter_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
             yield lineno, text.rstrip("\r\n")
 
 
-def _read_jsonl_records(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> Iterator[tuple[int, str, dict[str, str]]]:
-    """Yield ``(lineno, id, fields)`` from a BEIR jsonl file, checking ids, types and duplicates."""
-    seen: dict[str, int] = {}
+def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(lineno, object)`` for each non-blank line of a JSONL file; DataError on a bad line."""
     for lineno, line in iter_text_lines(path):
         if not line.strip():
             continue
@@ -104,6 +103,13 @@ def _read_jsonl_records(path: Path, required: tuple[str, ...], optional: tuple[s
             raise DataError(f"malformed JSON: {e.msg} (column {e.colno})", path=path, line=lineno) from None
         if not isinstance(obj, dict):
             raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
+        yield lineno, obj
+
+
+def _read_jsonl_records(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> Iterator[tuple[int, str, dict[str, str]]]:
+    """Yield ``(lineno, id, fields)`` from a BEIR jsonl file, checking ids, types and duplicates."""
+    seen: dict[str, int] = {}
+    for lineno, obj in iter_json_objects(path):
         if "_id" not in obj:
             raise DataError("missing field '_id'", path=path, line=lineno)
         raw_id = obj["_id"]

@@ -74,7 +74,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from unirank.data.beir import iter_text_lines
+from unirank.data.beir import iter_json_objects, iter_text_lines
 from unirank.errors import ConfigError, DataError
 from unirank.io import file_sha256, write_json, write_jsonl
 from unirank.registry import Registry
@@ -372,15 +372,7 @@ def read_response_jsonl(path: str | os.PathLike) -> list[DialogueExample]:
     path = Path(path)
     out: list[DialogueExample] = []
     seen: dict[str, int] = {}
-    for lineno, line in iter_text_lines(path):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"malformed JSON: {e.msg} (column {e.colno})", path=path, line=lineno) from None
-        if not isinstance(obj, dict):
-            raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
+    for lineno, obj in iter_json_objects(path):
         for key in ("context", "candidates", "labels"):
             if key not in obj:
                 raise DataError(f"missing field {key!r}", path=path, line=lineno)
