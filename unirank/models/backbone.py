@@ -105,7 +105,14 @@ def load_backbone(name_or_path: str | os.PathLike | None = None, attn_implementa
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if getattr(AutoConfig.from_pretrained(src), "model_type", "") in _POOLER_MODELS:
         kwargs["add_pooling_layer"] = False  # unused by every paradigm; skips a random init + load warning
-    model = AutoModel.from_pretrained(src, **kwargs)
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the skipped pooler would print a load report on every load
+    try:
+        model = AutoModel.from_pretrained(src, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     tokenizer = AutoTokenizer.from_pretrained(src)
     model.eval()
     return Backbone(model=model, tokenizer=tokenizer, source=src)
