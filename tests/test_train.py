@@ -306,7 +306,7 @@ def _listwise_loss(model, examples, in_batch: bool) -> float:
 def test_other_model_kinds_train_with_the_same_loop(tmp_path, kind, in_batch):
     """Rerankers go through Ranker.score (listwise) and the poly-encoder through score_shared (in-batch)."""
     from unirank.models.base import MODELS
-    from unirank.train import import_model_kinds
+    from unirank.models.base import import_model_kinds
 
     import_model_kinds()
 

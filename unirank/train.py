@@ -92,18 +92,9 @@ __all__ = ["TrainConfig", "train", "train_main", "build_model", "batch_inputs", 
 # --------------------------------------------------------------------------- model
 
 
-def import_model_kinds() -> None:
-    """Import the model modules so that every kind is registered in MODELS."""
-    import importlib
-
-    for mod in ("bi", "cross", "poly", "uni"):
-        with contextlib.suppress(ImportError):
-            importlib.import_module(f"unirank.models.{mod}")
-
-
 def build_model(cfg: ModelConfig) -> Any:
     """The ranker named by ``cfg.kind`` (through :data:`unirank.models.base.MODELS`)."""
-    from .models.base import MODELS
+    from .models.base import MODELS, import_model_kinds
 
     import_model_kinds()
     try:
