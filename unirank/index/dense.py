@@ -22,6 +22,20 @@ def _faiss():
     return faiss
 
 
+def search_in_chunks(index, queries: np.ndarray, k: int, chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search`` (a FAISS index) over query chunks: ``(scores, indices)`` each (Q, k).
+
+    Keeps FAISS's per-call result buffers bounded; -1 indices where fewer than k documents.
+    """
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    out_s = np.empty((len(queries), k), dtype=np.float32)
+    out_i = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), chunk_size):
+        s, i = index.search(queries[start : start + chunk_size], k)
+        out_s[start : start + len(s)], out_i[start : start + len(s)] = s, i
+    return out_s, out_i
+
+
 class DenseIndex:
     """A FAISS inner-product index over ``doc_ids``.
 
@@ -73,13 +87,7 @@ class DenseIndex:
         """Top-k by inner product: ``(scores, indices)`` each (Q, k); -1 where fewer than k docs."""
         if self._index is None:
             raise RuntimeError("DenseIndex.search before add/load")
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        out_s = np.empty((len(queries), k), dtype=np.float32)
-        out_i = np.empty((len(queries), k), dtype=np.int64)
-        for start in range(0, len(queries), chunk_size):
-            s, i = self._index.search(queries[start : start + chunk_size], k)
-            out_s[start : start + len(s)], out_i[start : start + len(s)] = s, i
-        return out_s, out_i
+        return search_in_chunks(self._index, queries, k, chunk_size)
 
     def save(self, folder: str | os.PathLike) -> None:
         faiss = _faiss()

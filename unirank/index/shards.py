@@ -55,6 +55,7 @@ from ..errors import ConfigError
 from ..io import write_json
 from ..registry import Registry
 from .base import topk_merge
+from .dense import search_in_chunks
 
 __all__ = [
     "parse_shard",
@@ -329,13 +330,7 @@ class FaissIndex:
 
     def search(self, queries: np.ndarray, k: int, chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by inner product: ``(scores, indices)`` each ``(Q, k)``; -1 where fewer than k."""
-        q = np.ascontiguousarray(queries, dtype=np.float32)
-        out_s = np.empty((len(q), k), dtype=np.float32)
-        out_i = np.empty((len(q), k), dtype=np.int64)
-        for a in range(0, len(q), chunk_size):
-            s, i = self.index.search(q[a : a + chunk_size], k)
-            out_s[a : a + len(s)], out_i[a : a + len(s)] = s, i
-        return out_s, out_i
+        return search_in_chunks(self.index, queries, k, chunk_size)
 
     def set_search_params(self, **params: Any) -> None:
         """``nprobe`` (IVF) / ``efSearch`` (HNSW) through ``faiss.ParameterSpace``."""
