@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import shlex
@@ -28,15 +27,9 @@ SCIFACT = "/work/shared/data/scifact/corpus.jsonl"
 
 def read_texts(path: str, n: int) -> list[str]:
     """First ``n`` documents of a BEIR corpus.jsonl as ``title + " " + text`` (no title: text only)."""
-    texts = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if len(texts) >= n:
-                break
-            doc = json.loads(line)
-            title, text = doc.get("title") or "", doc.get("text") or ""
-            texts.append(f"{title} {text}" if title else text)
-    return texts
+    from unirank.data.beir import load_corpus
+
+    return [doc.full_text for doc in list(load_corpus(path).values())[:n]]
 
 
 def machine() -> str:

@@ -26,15 +26,10 @@ SCIFACT = "/work/shared/data/scifact/corpus.jsonl"
 
 
 def read_docs(path: str, n: int) -> list[tuple[str, str]]:
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if len(out) >= n:
-                break
-            d = json.loads(line)
-            title, text = d.get("title") or "", d.get("text") or ""
-            out.append((str(d["_id"]), f"{title} {text}" if title else text))
-    return out
+    """First ``n`` documents of a BEIR corpus.jsonl as ``(id, title + " " + text)``."""
+    from unirank.data.beir import load_corpus
+
+    return [(doc.id, doc.full_text) for doc in list(load_corpus(path).values())[:n]]
 
 
 def encode(args: argparse.Namespace) -> None:
