@@ -347,3 +347,92 @@ def test_finetune_demo_runs_within_its_budget(tmp_path):
     assert res["steps"] >= 5 and set(res["gain"]) >= {"ndcg@10", "auc_global"}
     assert (tmp_path / "demo" / "summary.md").is_file() and (tmp_path / "demo" / "run" / "model" / "modules.json").is_file()
     assert time.perf_counter() - t < 300
+
+
+def _response_jsonl(path: Path, n: int) -> Path:
+    """A tiny response-selection set: the right reply repeats the context's last topic word."""
+    rows = []
+    for i in range(n):
+        t = TOPICS[i % len(TOPICS)]
+        cands = [f"yes, {t}"] + [f"yes, {TOPICS[(i + j) % len(TOPICS)]}" for j in (1, 2, 3)]
+        rows.append({"id": f"c{i}", "context": ["hello there", f"tell me: {t.split()[0]}?"], "candidates": cands, "labels": [1, 0, 0, 0]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["bi", "poly", "cross", "uni"])
+def test_response_selection_data_trains_every_kind(tmp_path, kind):
+    """data.task response: contexts are turn tuples, candidates the row's list; dev/test report R4@k and MRR."""
+    from unirank.models.base import MODELS, import_model_kinds
+
+    import_model_kinds()
+    data = _response_jsonl(tmp_path / "train.jsonl", 8)
+    kw = {"max_length": 24} if kind == "bi" else {"max_context_length": 16, "max_candidate_length": 12}
+    model = MODELS.get(kind)(tiny_backbone(hidden=32), **kw)
+    cfg = _cfg(tmp_path, epochs=4, in_batch_negatives=False, data={"task": "response", "train": str(data), "negatives": 3,
+                                                                  "negative_choice": "first"},
+               losses={"ce": 1.0}, dev={"split": "dev"}, test={"split": "test"}, batching={"name": "random"})
+    summary = train(cfg, model=model, **QUIET)
+    assert summary["steps"] == 8 and [d["epoch"] for d in summary["dev"]] == [0, 1, 2, 3]
+    assert set(summary["test"]) == {"R4@1", "R4@2", "mrr"} and summary["best"] == pytest.approx(max(d["mrr"] for d in summary["dev"]), abs=1e-6)
+    scores = [json.loads(x) for x in (Path(summary["out"]) / "test" / "scores.jsonl").read_text().splitlines()]
+    assert len(scores) == 8 and all(len(s["scores"]) == 4 for s in scores)
+    prov = json.loads((Path(summary["out"]) / "provenance.json").read_text())
+    assert prov["data"]["source"] == "response" and prov["data"]["counts"] == {
+        "queries": 8, "positives": 8, "negatives": 24, "contexts_without_positive": 0}
+
+
+def test_response_training_learns(tmp_path):
+    """Listwise CE over each context's own candidates lifts MRR (a wrong positive index would sink it)."""
+    from unirank.eval.response import evaluate_response
+    from unirank.data.dialogue import read_response_jsonl
+    from unirank.models.cross import CrossEncoder
+
+    rows = [{"id": f"c{i}", "context": ["hi", f"about {t}?"], "labels": [0, 0, 1, 0][-(i % 4):] + [0, 0, 1, 0][:-(i % 4)] if i % 4 else [0, 0, 1, 0],
+             "candidates": []} for i, t in enumerate(TOPICS)]
+    for r in rows:  # the correct reply agrees ("sure"), the others do not
+        r["candidates"] = [("sure, " if y else "no, ") + TOPICS[(k + 3) % len(TOPICS)] for k, y in enumerate(r["labels"])]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model = CrossEncoder(tiny_backbone(hidden=32, seed=1), max_context_length=16, max_candidate_length=12)
+    ex = read_response_jsonl(data)
+    before = evaluate_response(model, ex, progress=False)[0]["mrr"]
+    cfg = _cfg(tmp_path, epochs=25, in_batch_negatives=False, data={"task": "response", "train": str(data), "negatives": 3,
+                                                                   "negative_choice": "first"}, losses={"ce": 1.0},
+               batching={"name": "random"})
+    train(cfg, model=model, **QUIET)
+    assert evaluate_response(model, ex, progress=False)[0]["mrr"] > max(before, 0.9)
+
+
+def test_response_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="data.task"):
+        _cfg(tmp_path, data={"task": "chat"}).validate()
+    with pytest.raises(ConfigError, match="data.options"):
+        _cfg(tmp_path, data={"options": {"n": 10}}).validate()
+    with pytest.raises(ConfigError, match="exclude each other"):
+        _cfg(tmp_path, data={"task": "response", "mined": "x.jsonl"}).validate()
+
+
+def test_rerankers_are_evaluated_by_reranking_bm25(tmp_path):
+    """A cross-encoder's dev/test evaluation reranks the BM25 top-k of the split (one first stage for all epochs)."""
+    from unirank.eval.evaluate import retrieve, score_run
+    from unirank.eval.rerank import rerank_run
+    from unirank.data.beir import load_beir
+    from unirank.index.retrievers import make_retriever
+    from unirank.eval.config import RetrieverConfig
+    from unirank.models.cross import CrossEncoder
+
+    folder = _beir(tmp_path)
+    model = CrossEncoder(tiny_backbone(hidden=32), max_context_length=16, max_candidate_length=16)
+    cfg = _cfg(tmp_path, epochs=2, batch_size=3, in_batch_negatives=False, losses={"ce": 1.0},
+               data={"train": str(folder), "split": "train", "negatives": 0}, dev={"split": "dev", "rerank_depth": 5},
+               test={"split": "dev", "rerank_depth": 5, "measures": ["ndcg@10", "mrr@10"]})
+    cfg.in_batch_negatives = True  # no mined negatives: the other rows' positives are the candidates
+    summary = train(cfg, model=model, **QUIET)
+    assert len(summary["dev"]) == 2 and "ndcg@10" in summary["dev"][0]
+    ds = load_beir(folder, split="dev")
+    first, _ = retrieve(ds, make_retriever(RetrieverConfig(name="bm25")), 5)
+    model.eval()
+    expected = score_run(ds.qrels, rerank_run(model, ds, first, depth=5, progress=False), ["ndcg@10", "mrr@10"])[0]
+    assert summary["test"] == pytest.approx(expected, abs=1e-6)
+    assert (Path(summary["out"]) / "test" / "run.trec").is_file()

@@ -79,7 +79,7 @@ from .losses import LossInputs, combine
 from .provenance import seed_everything, text_fingerprint, versions
 from .training.batching import build_batch_sampler
 from .training.checkpoint import latest_checkpoint, load_checkpoint, load_weights, prune_checkpoints, save_checkpoint
-from .training.config import RESUME_SAFE_KEYS, EvalSplitConfig, ModelConfig, TrainConfig
+from .training.config import RESUME_SAFE_KEYS, DataConfig, EvalSplitConfig, ModelConfig, TrainConfig
 from .training.data import Row, epoch_rows, load_examples, replace_negatives
 from .training.distributed import Dist
 from .training.gradcache import grad_cache_step
@@ -116,7 +116,7 @@ class Layout:
     per-row candidate lists of the listwise layout.
     """
 
-    queries: list[str]
+    queries: list[str | tuple[str, ...]]
     docs: list[str]
     candidates: list[list[str]] | None
     positive_mask: torch.Tensor
@@ -215,8 +215,8 @@ def pool_scores(model: Any, layout: Layout, dist: Dist = Dist()) -> torch.Tensor
     if layout.candidates is not None:
         return model.score(layout.queries, layout.candidates)
     if _is_bi(model):
-        q_texts, d_texts = _bi_texts(model, layout)
-        q, d = dist.gather(model.embed(dist.share(q_texts))), dist.gather(model.embed(dist.share(d_texts)))
+        d_texts = [model.doc_prefix + t for t in layout.docs]
+        q, d = dist.gather(model.embed_contexts(dist.share(list(layout.queries)))), dist.gather(model.embed(dist.share(d_texts)))
         return model.similarity_fn(q, d)
     if callable(getattr(model, "score_shared", None)):
         return model.score_shared(layout.queries, layout.docs)
@@ -302,39 +302,102 @@ def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractCont
 
 
 class _Evaluator:
-    """Retrieval evaluation of a bi-encoder with :func:`unirank.eval.evaluate.run_eval` (data loaded once)."""
+    """The loop's dev/test evaluation (data loaded once), by ``data.task`` and model kind.
 
-    def __init__(self, split: EvalSplitConfig, default_data: str, device: torch.device) -> None:
-        self.cfg, self.data, self.device = split, split.data or default_data, device
-        self._ds = None
+    * retrieval, bi-encoder: exact dense retrieval over the whole corpus
+      (:func:`unirank.eval.evaluate.run_eval`);
+    * retrieval, any other ranker: rerank the top ``rerank_depth`` documents of the
+      ``first_stage`` run (BM25, computed once, or a TREC run file) with
+      :func:`unirank.eval.rerank.rerank_eval`;
+    * response selection: score every context's candidates
+      (:func:`unirank.eval.response.evaluate_response`: R_n@k, MRR).
+    """
+
+    def __init__(self, split: EvalSplitConfig, data: DataConfig, device: torch.device) -> None:
+        self.cfg, self.data, self.device = split, split.data or data.train, device
+        self.task, self.options = data.task, dict(data.options)
+        self._ds: Any = None
+        self._first_stage: Any = None
 
     @property
     def enabled(self) -> bool:
         return self.cfg.split is not None
 
+    @property
+    def metric(self) -> str:
+        return self.cfg.metric or ("mrr" if self.task == "response" else "ndcg@10")
+
     def fingerprint(self) -> str | None:
-        return self.dataset.fingerprint if self.enabled else None
+        if not self.enabled:
+            return None
+        if self.task == "response":
+            ex = self.dataset.examples
+            return text_fingerprint(f"{d.id}\t{d.context}\t{d.candidates}\t{d.labels}" for d in ex)
+        return self.dataset.fingerprint
 
     @property
     def dataset(self) -> Any:
         if self._ds is None:
-            from .data.datasets import load_dataset
+            if self.task == "response":
+                from .data.dialogue import load_response_data
 
-            self._ds = load_dataset(self.data, split=self.cfg.split)
+                self._ds = load_response_data(self.data, split=self.cfg.split, **self.options)
+            else:
+                from .data.datasets import load_dataset
+
+                self._ds = load_dataset(self.data, split=self.cfg.split)
         return self._ds
 
     def __call__(self, model: Any, out: Path | None = None) -> dict[str, float] | None:
-        if not self.enabled or not callable(getattr(model, "encode_docs", None)):
+        if not self.enabled:
             return None
+        if self.task == "response":
+            return self._response(model, out)
         from .eval.config import EvalConfig, RetrieverConfig
-        from .eval.evaluate import run_eval
-        from .index.retrievers import DenseRetriever
 
         ecfg = EvalConfig(data=self.data, split=self.cfg.split, retriever=RetrieverConfig(name="dense"), k=100,
                           measures=list(self.cfg.measures), limit_queries=self.cfg.limit_queries,
                           max_docs=self.cfg.max_docs, out=str(out) if out else None)
-        retriever = DenseRetriever(model=model, batch_size=self.cfg.batch_size, device=str(self.device), show_progress=False)
-        return run_eval(ecfg, dataset=self.dataset, retriever=retriever, quiet=True).metrics
+        if callable(getattr(model, "encode_docs", None)):
+            from .eval.evaluate import run_eval
+            from .index.retrievers import DenseRetriever
+
+            retriever = DenseRetriever(model=model, batch_size=self.cfg.batch_size, device=str(self.device), show_progress=False)
+            return run_eval(ecfg, dataset=self.dataset, retriever=retriever, quiet=True).metrics
+        from .eval.rerank import rerank_eval
+
+        _, result = rerank_eval(ecfg, model, depth=self.cfg.rerank_depth, batch_size=max(1, self.cfg.batch_size // 4),
+                                dataset=self.dataset, first_stage=self._first_stage_run(ecfg), quiet=True, progress=False)
+        return result.metrics
+
+    def _first_stage_run(self, ecfg: Any) -> Any:
+        """The run a reranker reorders: a TREC file, or BM25 over the split's corpus (once)."""
+        if self._first_stage is None:
+            if Path(self.cfg.first_stage).is_file():
+                from .data.trec import read_run
+
+                self._first_stage = read_run(self.cfg.first_stage)
+            elif self.cfg.first_stage == "bm25":
+                from .eval.config import RetrieverConfig
+                from .eval.evaluate import limit_split, retrieve, subsample_corpus
+                from .index.retrievers import make_retriever
+
+                ds = subsample_corpus(limit_split(self.dataset, ecfg.limit_queries), ecfg.max_docs)
+                self._first_stage, _ = retrieve(ds, make_retriever(RetrieverConfig(name="bm25")), self.cfg.rerank_depth)
+            else:
+                raise ConfigError(f"first_stage: {self.cfg.first_stage!r} is neither 'bm25' nor a TREC run file")
+        return self._first_stage
+
+    def _response(self, model: Any, out: Path | None) -> dict[str, float]:
+        from .eval.response import evaluate_response, write_response_outputs
+
+        examples = self.dataset.examples
+        if self.cfg.limit_queries is not None:
+            examples = examples[: self.cfg.limit_queries]
+        metrics, scores = evaluate_response(model, examples, batch_size=max(1, self.cfg.batch_size // 4), progress=False)
+        if out is not None:
+            write_response_outputs(out, examples, scores, metrics, {"data": self.data, "split": self.cfg.split, "options": self.options})
+        return metrics
 
 
 def refresh_negatives(model: Any, cfg: TrainConfig, examples: list[TrainExample], step: int, out: Path) -> tuple[list[TrainExample], str]:
@@ -457,8 +520,8 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             if needed:
                 raise ConfigError(f"{why} needs a bi-encoder (a model with encode_queries); model.kind is {cfg.model.kind!r}")
     sampler = build_batch_sampler(cfg.batching.name, cfg.batch_size, cfg.seed, cfg.batching.drop_last, cfg.batching.params)
-    dev_eval = _Evaluator(cfg.dev, cfg.data.train, device)
-    test_eval = _Evaluator(cfg.test, cfg.data.train, device)
+    dev_eval = _Evaluator(cfg.dev, cfg.data, device)
+    test_eval = _Evaluator(cfg.test, cfg.data, device)
 
     def rows_of(epoch: int) -> list[Row]:
         return epoch_rows(examples, epoch, cfg.seed, cfg.data.negatives, cfg.data.negative_choice)
@@ -556,13 +619,13 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
         state["epoch"], state["batches"], state["batch"] = epoch + 1, None, 0
         dev = dist.broadcast(dev_eval(model) if main else None)
         if dev is not None:
-            value = dev.get(cfg.dev.metric)
+            value = dev.get(dev_eval.metric)
             if value is None:
-                raise ConfigError(f"dev.metric {cfg.dev.metric!r} is not among dev.measures {cfg.dev.measures}")
+                raise ConfigError(f"dev.metric {dev_eval.metric!r} is not among the dev metrics {sorted(dev)}")
             if main:
                 metrics.write({"step": state["step"], "epoch": epoch, **{f"dev/{k}": round(v, 6) for k, v in dev.items()}})
             state["dev"].append({"step": state["step"], "epoch": epoch, **_round(dev)})
-            say(f"epoch {epoch}: dev {cfg.dev.metric} = {value:.4f}")
+            say(f"epoch {epoch}: dev {dev_eval.metric} = {value:.4f}")
             if state["best"] is None or value > state["best"]:
                 state["best"], state["best_step"] = value, state["step"]
                 if main:

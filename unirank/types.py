@@ -65,10 +65,13 @@ class Candidate:
 
 @dataclass
 class TrainExample:
-    """One training query with positives and (mined) negatives; scores are teacher/miner scores."""
+    """One training query with positives and (mined) negatives; scores are teacher/miner scores.
+
+    ``query`` is a string, or a tuple of dialogue turns (oldest first) for response selection.
+    """
 
     query_id: str
-    query: str
+    query: str | tuple[str, ...]
     positives: list[Candidate]
     negatives: list[Candidate] = field(default_factory=list)
 

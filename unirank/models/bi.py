@@ -244,6 +244,42 @@ class BiEncoder(Ranker):
         input_ids, mask = self._pad(self._token_ids(texts, self.max_length), self.device)
         return self._vectors(input_ids, mask)
 
+    def _context_token_ids(self, contexts: Sequence[Context], max_length: int) -> list[list[int]]:
+        """Token ids of ``query_prefix + context``: a string is cut at the end like any text;
+        a dialogue (turn list) keeps its most recent tokens, so the reply's immediate
+        context survives truncation."""
+        ids: list[list[int] | None] = [None] * len(contexts)
+        plain = [i for i, c in enumerate(contexts) if isinstance(c, str)]
+        for i, x in zip(plain, self._token_ids([self.query_prefix + contexts[i] for i in plain], max_length) if plain else []):
+            ids[i] = x
+        turns = [i for i, c in enumerate(contexts) if not isinstance(c, str)]
+        if turns:
+            raw = self.tokenizer([self.context_text(contexts[i]) for i in turns], add_special_tokens=False,
+                                 return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            prefix = self.tokenizer(self.query_prefix, add_special_tokens=False)["input_ids"] if self.query_prefix else []
+            wrap = self.tokenizer("", return_attention_mask=False, return_token_type_ids=False)["input_ids"]  # e.g. [CLS] [SEP]
+            head = 1 if wrap and wrap[0] in (self.tokenizer.cls_token_id, self.tokenizer.bos_token_id) else 0
+            budget = max(max_length - len(wrap) - len(prefix), 0)
+            for i, x in zip(turns, raw):
+                ids[i] = wrap[:head] + prefix + (x[len(x) - budget:] if budget else []) + wrap[head:]
+        return ids  # type: ignore[return-value]
+
+    def embed_contexts(self, contexts: Sequence[Context]) -> torch.Tensor:
+        """Differentiable embeddings of queries or dialogue contexts (``query_prefix`` added;
+        a turn list keeps its most recent tokens when it is too long).
+
+        Example:
+            >>> from unirank.models.backbone import tiny_backbone
+            >>> m = BiEncoder(tiny_backbone(hidden=16), max_length=4)
+            >>> m.tokenizer.convert_ids_to_tokens(m._context_token_ids([["old turn", "hello world"]], 4)[0])
+            ['[CLS]', 'hello', 'world', '[SEP]']
+        """
+        contexts = list(contexts)
+        if not contexts:
+            return torch.zeros(0, self.hidden_size, device=self.device)
+        input_ids, mask = self._pad(self._context_token_ids(contexts, self.max_length), self.device)
+        return self._vectors(input_ids, mask)
+
     def score(self, contexts: Sequence[Context], candidates: Sequence[Sequence[str]]) -> torch.Tensor:
         """Similarity of each context (with ``query_prefix``) to its own candidates (with ``doc_prefix``).
 
@@ -260,7 +296,7 @@ class BiEncoder(Ranker):
             raise ValueError(f"{len(contexts)} contexts but {len(candidates)} candidate lists")
         counts = [len(c) for c in candidates]
         width = max(counts, default=0)
-        q = self.embed([self.query_prefix + self.context_text(c) for c in contexts])
+        q = self.embed_contexts(contexts)
         flat = [self.doc_prefix + t for cands in candidates for t in cands]
         out = torch.full((len(contexts), width), float("-inf"), device=q.device)
         if not flat:

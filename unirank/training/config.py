@@ -68,6 +68,13 @@ class DataConfig:
         negative_choice: ``random`` (a fresh seeded draw from each query's mined list every
             epoch, as Tevatron does) or ``first`` (the best-ranked ``negatives``, fixed).
         limit_queries: train on the first N queries only (quick runs, tests).
+        task: ``retrieval`` (``train`` is a BEIR folder or data set name) or ``response``
+            (``train`` is response-selection data for
+            :func:`unirank.data.dialogue.load_response_data`: ``mutual``, ``dailydialog``
+            or a MuTual/TSV/JSONL/task path; each context becomes a query whose correct
+            replies are positives and whose other candidates are its negatives).
+        options: keyword options of the response loader, shared by training and the
+            dev/test evaluations (e.g. ``{n: 10, seed: 0}`` for ``dailydialog``).
     """
 
     train: str = "stdlib-codesearch"
@@ -77,6 +84,8 @@ class DataConfig:
     negatives: int = 1
     negative_choice: str = "random"
     limit_queries: int | None = None
+    task: str = "retrieval"
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,24 +106,38 @@ class BatchingConfig:
 
 @dataclass
 class EvalSplitConfig:
-    """A retrieval evaluation run by the loop (dev after each epoch, test at the end).
+    """An evaluation run by the loop (dev after each epoch, test at the end), of the kind
+    ``data.task`` names.
+
+    Retrieval data: a bi-encoder retrieves from the whole corpus (exact dense search); any
+    other ranker reranks the top ``rerank_depth`` documents of ``first_stage``. Response
+    data: every context's candidates are scored (R_n@k and MRR).
 
     Attributes:
-        data: BEIR folder or data set name; ``None``: ``data.train``.
-        split: qrels split; ``None`` disables this evaluation.
-        metric: the metric that picks the best checkpoint (dev only).
-        measures: what is computed (``unirank.eval`` names).
-        limit_queries, max_docs: smaller evaluations for quick runs.
-        batch_size: encoding batch size.
+        data: BEIR folder / data set name, or response data; ``None``: ``data.train``.
+        split: qrels (or response) split; ``None`` disables this evaluation.
+        metric: the metric that picks the best checkpoint (dev only); ``None``:
+            ``ndcg@10`` for retrieval, ``mrr`` for response selection.
+        measures: what a retrieval evaluation computes (``unirank.eval`` names); response
+            selection always reports R_n@1/2/5 (below n) and MRR.
+        limit_queries, max_docs: smaller evaluations for quick runs (``limit_queries`` also
+            caps response contexts).
+        batch_size: encoding batch size (queries per scoring call when reranking or
+            scoring candidate lists is a quarter of it).
+        first_stage: the run a reranker reorders: ``bm25`` (built on the split's corpus)
+            or a TREC run file.
+        rerank_depth: documents per query the reranker rescores.
     """
 
     data: str | None = None
     split: str | None = None
-    metric: str = "ndcg@10"
+    metric: str | None = None
     measures: list[str] = field(default_factory=lambda: ["ndcg@10", "recall@100", "mrr@10", "auc"])
     limit_queries: int | None = None
     max_docs: int | None = None
     batch_size: int = 64
+    first_stage: str = "bm25"
+    rerank_depth: int = 100
 
 
 @dataclass
@@ -239,6 +262,12 @@ class TrainConfig:
             raise ConfigError(f"export: {self.export!r} is unknown; valid: best, last")
         if not self.in_batch_negatives and self.data.negatives == 0:
             raise ConfigError("in_batch_negatives is false and data.negatives is 0: the rows would have no negatives")
+        if self.data.task not in ("retrieval", "response"):
+            raise ConfigError(f"data.task: {self.data.task!r} is unknown; valid: response, retrieval")
+        if self.data.options and self.data.task != "response":
+            raise ConfigError("data.options are options of the response-data loader; set data.task: response")
+        if self.data.task == "response" and self.data.mined:
+            raise ConfigError("data.mined and data.task response exclude each other: response data brings its own negatives")
         if self.refresh.every_steps < 0:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
 

@@ -1,13 +1,17 @@
 """Training examples and the rows a batch is made of.
 
-Two sources give :class:`~unirank.types.TrainExample` lists:
+Three sources give :class:`~unirank.types.TrainExample` lists:
 
 * a retrieval split (BEIR folder or built-in name): one example per judged query with its
   relevant documents (grade > 0, present in the corpus) as positives and no negatives, so
   the batch's other documents are the only negatives ("in-batch negatives");
 * a mined ``train.jsonl`` (``unirank mine``, read by
   :func:`unirank.negatives.convert.read_mined`): positives and hard negatives with miner or
-  teacher scores (used as teacher scores by the distillation losses).
+  teacher scores (used as teacher scores by the distillation losses);
+* response-selection data (``data.task: response``; MuTual, DailyDialog-R10, TSV, JSONL):
+  one example per context, the context as a tuple of turns (oldest first, so rankers keep
+  the most recent turns when they truncate), its correct replies as positives and the other
+  candidates as negatives (:func:`examples_from_dialogues`).
 
 A training **row** is one (query, positive) pair plus the negatives it brings to a batch
 (sentence-transformers' convention: a query with three relevant documents gives three
@@ -34,9 +38,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..types import Candidate, RetrievalDataset, TrainExample
+from ..types import Candidate, DialogueExample, RetrievalDataset, TrainExample
 
-__all__ = ["Row", "examples_from_dataset", "load_examples", "epoch_rows", "replace_negatives"]
+__all__ = ["Row", "examples_from_dataset", "examples_from_dialogues", "load_examples", "epoch_rows", "replace_negatives"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Row:
     """
 
     query_id: str
-    query: str
+    query: str | tuple[str, ...]
     positive: Candidate
     negatives: tuple[Candidate, ...]
     positive_ids: frozenset[str]
@@ -105,6 +109,36 @@ def examples_from_dataset(ds: RetrievalDataset, limit_queries: int | None = None
     return examples, counts
 
 
+def examples_from_dialogues(dialogues: Sequence[DialogueExample]) -> tuple[list[TrainExample], dict[str, int]]:
+    """One example per response-selection context: the context as a tuple of turns, the
+    candidates labelled > 0 as positives, the others as negatives (in the data's order).
+
+    Candidate ids are ``"{example id}#{candidate index}"``. Contexts without a correct
+    candidate (some Douban ones) cannot be trained on and are counted, not kept.
+
+    Example:
+        >>> ex, counts = examples_from_dialogues([DialogueExample("d1", ["hi", "how are you?"], ["fine", "no"], [1, 0]),
+        ...                                       DialogueExample("d2", ["x"], ["a", "b"], [0, 0])])
+        >>> ex[0].query, [c.id for c in ex[0].positives], [c.text for c in ex[0].negatives]
+        (('hi', 'how are you?'), ['d1#0'], ['no'])
+        >>> counts
+        {'queries': 1, 'positives': 1, 'negatives': 1, 'contexts_without_positive': 1}
+    """
+    examples: list[TrainExample] = []
+    counts = {"queries": 0, "positives": 0, "negatives": 0, "contexts_without_positive": 0}
+    for d in dialogues:
+        pos = [Candidate(f"{d.id}#{i}", c) for i, (c, y) in enumerate(zip(d.candidates, d.labels)) if y > 0]
+        neg = [Candidate(f"{d.id}#{i}", c) for i, (c, y) in enumerate(zip(d.candidates, d.labels)) if y <= 0]
+        if not pos:
+            counts["contexts_without_positive"] += 1
+            continue
+        examples.append(TrainExample(query_id=d.id, query=tuple(d.context), positives=pos, negatives=neg))
+        counts["positives"] += len(pos)
+        counts["negatives"] += len(neg)
+    counts["queries"] = len(examples)
+    return examples, counts
+
+
 def load_examples(cfg: Any) -> tuple[list[TrainExample], dict[str, Any]]:
     """Examples for a :class:`~unirank.training.config.DataConfig`, plus provenance.
 
@@ -114,6 +148,16 @@ def load_examples(cfg: Any) -> tuple[list[TrainExample], dict[str, Any]]:
     """
     from ..io import file_sha256
 
+    if cfg.task == "response":
+        from ..data.dialogue import load_response_data
+        from ..provenance import text_fingerprint
+
+        task = load_response_data(cfg.train, split=cfg.split, **cfg.options)
+        dialogues = task.examples[: cfg.limit_queries] if cfg.limit_queries is not None else task.examples
+        examples, counts = examples_from_dialogues(dialogues)
+        fp = text_fingerprint(f"{d.id}\t{d.context}\t{d.candidates}\t{d.labels}" for d in dialogues)
+        return examples, {"source": "response", "name": str(cfg.train), "split": cfg.split, "options": dict(cfg.options),
+                          "fingerprint": fp, "counts": counts, "manifest_counts": task.manifest.get("counts")}
     if cfg.mined:
         from ..negatives.convert import read_mined
 
