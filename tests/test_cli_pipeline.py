@@ -133,3 +133,10 @@ def test_encode_index_then_eval_prebuilt_equals_dense(tmp_path):
     dense, pre = runs["dense"], runs["prebuilt"]
     assert dense[2::6] == pre[2::6]  # same documents in the same order
     assert [float(x) for x in dense[4::6]] == __import__("pytest").approx([float(x) for x in pre[4::6]], abs=1e-5)
+    # mining reads the same store (no re-encoding), through the CLI
+    r = runner.invoke(app, ["mine", "--data", str(folder), "--split", "train", "--miner", "prebuilt", "--model", str(model),
+                            "--set", f"miner.dense.store={store}", "--set", f"miner.dense.index_dir={ix}", "--filter", "none",
+                            "--negatives", "2", "--out", str(tmp_path / "mined")])
+    assert r.exit_code == 0, r.output
+    mined = json.loads((tmp_path / "mined" / "mine.json").read_text())
+    assert mined["miner"]["miner"] == "prebuilt" and mined["counts"]["negatives_written"] > 0

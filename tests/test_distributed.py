@@ -57,9 +57,30 @@ def _cfg(out: Path, losses: dict, **kw) -> TrainConfig:
     return from_dict(TrainConfig, base)
 
 
-def _run(out: Path, losses: dict, dist: Dist | None, dropout: bool = False, resume: bool = False, **kw) -> dict:
-    return train(_cfg(out, losses, **kw), model=_model(dropout), examples=_examples(), progress=False,
+def _run(out: Path, losses: dict, dist: Dist | None, dropout: bool = False, resume: bool = False, examples=None, **kw) -> dict:
+    return train(_cfg(out, losses, **kw), model=_model(dropout), examples=examples or _examples(), progress=False,
                  log=lambda m: None, dist=dist, resume=resume)
+
+
+def _examples_all_negatives() -> list[TrainExample]:
+    """Every row has a negative, so every row counts in its rank's InfoNCE mean."""
+    return [TrainExample(e.query_id, e.query, e.positives, e.negatives or [Candidate(f"x{i}", f"other words {i}")])
+            for i, e in enumerate(_examples())]
+
+
+def _beir(root: Path) -> Path:
+    from .conftest import write_beir
+
+    docs = {f"d{i}": (f"T{i}", f"answer about topic {i} " + "filler " * (i % 3)) for i in range(12)}
+    queries = {f"q{i}": f"question on topic {i}" for i in range(12)}
+    return write_beir(root / "beir", docs, queries, {f"q{i}": {f"d{i}": 1} for i in range(9)}, split="train")
+
+
+def _run_refresh(root: Path, out: Path, dist: Dist | None) -> dict:
+    """ANCE refresh every step, data from a BEIR folder (every rank must see the same mined files)."""
+    cfg = _cfg(out, LOSSES["infonce"], data={"train": str(root / "beir"), "split": "train", "negatives": 1},
+               refresh={"every_steps": 1, "mine": {"negatives": 2, "depth": 5, "filters": [], "audit_top": 0}})
+    return train(cfg, model=_model(False), progress=False, log=lambda m: None, dist=dist)
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
@@ -99,6 +120,10 @@ def _worker(rank: int, port: int, root: str, scenarios: tuple[str, ...]) -> None
         for name, losses in LOSSES.items():
             if name in scenarios:
                 _run(root_p / f"ddp-{name}", losses, d)
+        if "listwise" in scenarios:  # no gathering: each rank scores its own rows (rank 1 gets none in the last batch)
+            _run(root_p / "ddp-listwise", LOSSES["infonce"], d, in_batch_negatives=False, examples=_examples_all_negatives())
+        if "refresh" in scenarios:
+            _run_refresh(root_p, root_p / "ddp-refresh", d)
         if "gradcache" in scenarios:
             _run(root_p / "ddp-gradcache", LOSSES["infonce"], d, grad_cache=True, chunk_size=1)
         if "wrong-slot" in scenarios:
@@ -127,7 +152,9 @@ def _spawn(root: Path, *scenarios: str) -> Path:
 @pytest.fixture(scope="module")
 def ddp_fast(tmp_path_factory) -> Path:
     """Gather + infonce: the default (fast) distributed check."""
-    return _spawn(tmp_path_factory.mktemp("ddp-fast"), "gather", "infonce")
+    root = tmp_path_factory.mktemp("ddp-fast")
+    _beir(root)
+    return _spawn(root, "gather", "infonce", "listwise", "refresh")
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +170,14 @@ def reference(tmp_path_factory) -> dict[str, Path]:
     def get(name: str) -> Path:
         if name not in cache:
             cache[name] = tmp_path_factory.mktemp(f"ref-{name}")
-            _run(cache[name], LOSSES[name], Dist())
+            if name == "listwise":
+                _run(cache[name], LOSSES["infonce"], Dist(), in_batch_negatives=False, examples=_examples_all_negatives())
+            elif name == "refresh":
+                _beir(cache[name])
+                _run_refresh(cache[name], cache[name] / "run", Dist())
+                cache[name] = cache[name] / "run"
+            else:
+                _run(cache[name], LOSSES[name], Dist())
         return cache[name]
 
     return get
@@ -176,6 +210,26 @@ def test_two_processes_equal_one_infonce(ddp_fast: Path, reference) -> None:
     assert (ddp / "summary.json").is_file() and (ddp / "model").is_dir()
     ck = ddp / "checkpoints" / json.loads((ddp / "checkpoints" / "latest.json").read_text())["checkpoint"]
     assert (ck / "rng-rank1.json").is_file() and not (ck / "rng-rank0.json").exists()
+
+
+def test_listwise_two_processes_equal_one_with_an_uneven_last_batch(ddp_fast: Path, reference) -> None:
+    """Without gathering each rank's mean is weighted by its share of the rows, so a last batch
+    of one row (rank 1 empty) still gives the single-process gradient; the logged loss is global."""
+    _check_equal(reference("listwise"), ddp_fast / "ddp-listwise")
+
+
+def test_ance_refresh_under_two_processes_equals_one(ddp_fast: Path, reference) -> None:
+    ref, ddp = reference("refresh"), ddp_fast / "ddp-refresh"
+    mined = sorted(p.name for p in (ddp / "refresh").iterdir())
+    assert mined == sorted(p.name for p in (ref / "refresh").iterdir()) and len(mined) >= 2
+    for name in mined:  # rank 0 mined with the same model (up to float rounding) as the single process did
+        a, b = ([json.loads(x) for x in (d / "refresh" / name / "train.jsonl").read_text().splitlines()] for d in (ddp, ref))
+        assert [[n["id"] for n in r["negatives"]] for r in a] == [[n["id"] for n in r["negatives"]] for r in b]
+        assert [n["score"] for r in a for n in r["negatives"]] == pytest.approx([n["score"] for r in b for n in r["negatives"]], abs=1e-5)
+    assert _losses(ddp) == pytest.approx(_losses(ref), rel=1e-4, abs=1e-6)
+    ref_w, got = _weights(ref), _weights(ddp)
+    for k in ref_w:
+        torch.testing.assert_close(got[k], ref_w[k], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow

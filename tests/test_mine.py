@@ -179,6 +179,51 @@ def test_dense_mining_chunked_scan_equals_unchunked_and_faiss(tmp_path):
     assert r["positives"][0]["score"] == pytest.approx(float(q @ p), abs=1e-6)
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_mining_from_a_prebuilt_sharded_store_equals_dense_scan(tmp_path, compressed):
+    """miner prebuilt: the store written by sharded encoding (2 shards, small chunks) mines the
+    same rows as the dense miner encoding the corpus itself; with a per-shard flat FAISS index too."""
+    from unirank.data.beir import load_beir
+    from unirank.index.shards import ShardedIndex, encode_corpus_shard
+
+    data = corpus_folder(tmp_path)
+    enc = BagOfWords(dim=24)
+    ds = load_beir(data, split="train")
+    docs = [(d, ds.corpus[d].full_text) for d in ds.corpus]
+    store = tmp_path / "store"
+    for s in range(2):
+        encode_corpus_shard(enc, docs, shard=(s, 2), out_dir=store, chunk_size=7)
+    index_dir = None
+    if compressed:
+        index_dir = tmp_path / "ix"
+        ShardedIndex.build(store, index_dir, kind="flat")
+    kw = {"filters": [{"name": "relative_margin", "p": 0.05}], "sampler": {"name": "mixed", "n_random": 1}}
+    run_mine(cfg_for(data, tmp_path / "scan", miner={"name": "dense"}, dense_search="scan", **kw), encoder=enc)
+    m = run_mine(cfg_for(data, tmp_path / "pre", miner={"name": "prebuilt", "dense": {"store": str(store),
+                                                                                     "index_dir": str(index_dir) if index_dir else None}},
+                         **kw), encoder=enc)
+    a, b = read_lines(tmp_path / "scan" / "train.jsonl"), read_lines(tmp_path / "pre" / "train.jsonl")
+    assert len(a) == len(b) and m["miner"]["miner"] == "prebuilt"
+    for ra, rb in zip(a, b):
+        assert [p["id"] for p in ra["positives"]] == [p["id"] for p in rb["positives"]]
+        assert [p["score"] for p in ra["positives"]] == pytest.approx([p["score"] for p in rb["positives"]], abs=1e-5)
+        assert [n["score"] for n in ra["negatives"]] == pytest.approx([n["score"] for n in rb["negatives"]], abs=1e-5)
+    # the random negatives come from the same seeded draw over the same corpus order
+    assert [[n["id"] for n in r["negatives"] if n["rank"] is None] for r in a] == [[n["id"] for n in r["negatives"] if n["rank"] is None] for r in b]
+
+
+def test_prebuilt_miner_refuses_a_store_of_another_corpus(tmp_path):
+    from unirank.index.shards import encode_corpus_shard
+
+    data = corpus_folder(tmp_path)
+    store = tmp_path / "store"
+    encode_corpus_shard(BagOfWords(dim=8), [("x1", "a"), ("x2", "b")], shard=(0, 1), out_dir=store)
+    with pytest.raises(ConfigError, match="does not match the corpus"):
+        run_mine(cfg_for(data, tmp_path / "o", miner={"name": "prebuilt", "dense": {"store": str(store)}}), encoder=BagOfWords(dim=8))
+    with pytest.raises(ConfigError, match="needs miner.dense.store"):
+        run_mine(cfg_for(data, tmp_path / "o2", miner={"name": "prebuilt"}), encoder=BagOfWords(dim=8))
+
+
 def test_dense_mining_with_a_tiny_bi_encoder_records_its_fingerprint(tmp_path):
     from unirank.models.backbone import tiny_backbone
     from unirank.models.bi import BiEncoder

@@ -99,7 +99,7 @@ def train(
 def mine(
     data: Optional[str] = typer.Option(None, help="BEIR folder or built-in name"),
     split: Optional[str] = typer.Option(None, help="qrels split whose queries are mined (default train)"),
-    miner: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid"),
+    miner: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid | prebuilt (needs --set miner.dense.store=STORE)"),
     model: Optional[str] = typer.Option(None, help="bi-encoder of the dense/hybrid miner"),
     filter_: Optional[List[str]] = typer.Option(None, "--filter", help="NAME[:k=v,...], repeatable, in order; 'none' = only drop positives"),
     sampler: Optional[str] = typer.Option(None, help="NAME[:k=v,...]: top | range | random | simans | mixed"),

@@ -243,11 +243,14 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
         ``{"loss": total, label: unweighted part, ...}`` as floats.
     """
     gathers = dist.active and cfg.in_batch_negatives and _is_bi(model)
+    share = 1.0  # this rank's fraction of the global rows (1 with gathering or one process)
     if dist.active and not gathers:
+        n_global = len(rows)
         rows = dist.share(rows)
-        if not rows:  # a short last batch with fewer rows than ranks
-            return {}
-    scale = weight * (dist.loss_scale if gathers else 1.0)
+        share = len(rows) / n_global
+    scale = weight * (dist.loss_scale if gathers else share * dist.world_size)
+    if not rows:  # a short last batch with fewer rows than ranks: nothing here, but join the loss sum
+        return _global_parts({}, 0.0, dist) if dist.active and not gathers else {}
     layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
     if cfg.grad_cache and layout.candidates is None and _is_bi(model):
         q_texts, d_texts = _bi_texts(model, layout)
@@ -262,7 +265,16 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
         if total.requires_grad:  # False only for a rank whose share of a short batch is empty
             (total * scale).backward()
         total = total.detach()
-    return {"loss": float(total), **{k: float(v) for k, v in parts.items()}}
+    out = {"loss": float(total), **{k: float(v) for k, v in parts.items()}}
+    return _global_parts(out, share, dist) if dist.active and not gathers else out
+
+
+def _global_parts(parts: dict[str, float], share: float, dist: Dist) -> dict[str, float]:
+    """The global row mean of per-rank mean losses (every rank takes part, also with no rows)."""
+    keys = sorted(k for k in parts)
+    names = dist.broadcast(keys)  # rank 0 always has rows (shares are contiguous, rank 0 first)
+    sums = dist.sum_floats([share * parts.get(k, 0.0) for k in names])
+    return dict(zip(names, sums))
 
 
 # --------------------------------------------------------------------------- optimisation
@@ -486,8 +498,6 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
     main = dist.is_main
     say = (log or (lambda msg: print(msg, flush=True))) if main else (lambda msg: None)
     cfg.validate()
-    if dist.active and cfg.refresh.every_steps:
-        raise ConfigError("refresh.every_steps (ANCE re-mining) is not supported under torchrun yet; mine between runs instead")
     if not cfg.out:
         raise ConfigError("out: an output folder is required")
     t_start = time.perf_counter()
@@ -605,7 +615,14 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
                                **_round(sums), "elapsed_s": round(time.perf_counter() - t_train, 3)})
             if cfg.refresh.every_steps and state["step"] % cfg.refresh.every_steps == 0 and state["step"] < total_steps:
                 say(f"step {state['step']}: refreshing negatives with the current model")
-                examples, state["negatives"] = refresh_negatives(model, cfg, examples, state["step"], out)
+                mined_path = None
+                if main:  # rank 0 mines with its replica (identical on every rank); the others wait
+                    examples, mined_path = refresh_negatives(model, cfg, examples, state["step"], out)
+                state["negatives"] = dist.broadcast(mined_path)
+                if not main:
+                    from .negatives.convert import read_mined
+
+                    examples, _ = replace_negatives(examples, read_mined(state["negatives"], scores=cfg.data.teacher_scores))
                 rows = rows_of(epoch)
             if cfg.save_every and state["step"] % cfg.save_every == 0:
                 checkpoint()

@@ -63,6 +63,7 @@ __all__ = [
     "encode_corpus_shard",
     "read_shard_ids",
     "iter_chunks",
+    "chunk_arrays",
     "SHARD_INDEX_KINDS",
     "build_index_from_shards",
     "FaissIndex",
@@ -260,6 +261,11 @@ def _chunk_paths(folder: Path) -> list[tuple[Path, Path]]:
 def read_shard_ids(root: str | os.PathLike) -> list[list[str]]:
     """The document ids of every shard, in store order."""
     return [[d for ids, _ in _chunk_paths(f) for d in json.loads(ids.read_text(encoding="utf-8"))] for f in _shards(Path(root))]
+
+
+def chunk_arrays(root: str | os.PathLike) -> list[np.ndarray]:
+    """Every chunk of the store as a read-only memory map, in store order."""
+    return [np.load(vec_path, mmap_mode="r") for folder in _shards(Path(root)) for _, vec_path in _chunk_paths(folder)]
 
 
 def iter_chunks(root: str | os.PathLike, shard: int | None = None) -> Iterable[tuple[int, np.ndarray]]:

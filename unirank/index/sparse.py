@@ -94,6 +94,39 @@ class BM25Index:
             out_i[start : start + len(chunk), :k_eff] = np.where(keep, idx, -1)
         return out_s, out_i
 
+    def query_token_ids(self, queries: Sequence[str]) -> list[list[int]]:
+        """Index-vocabulary token ids of each query (same tokenizer, stemmer and stop words as
+        the documents; terms the corpus never uses are dropped).
+
+        Example:
+            >>> ix = BM25Index(stemmer=None)
+            >>> ix.build(["a", "b"], ["the cat sat", "dogs bark"])
+            >>> [len(t) for t in ix.query_token_ids(["cat sat", "unicorn"])]
+            [2, 0]
+        """
+        import bm25s
+
+        if self._bm25 is None:
+            raise RuntimeError("BM25Index.query_token_ids before build/load")
+        tok = self._tokenize(list(queries))
+        return [self._bm25.get_tokens_ids(q) for q in bm25s.tokenization.convert_tokenized_to_string_list(tok)]
+
+    def score_all(self, token_ids: Sequence[int]) -> np.ndarray:
+        """BM25 score of every document (in :attr:`doc_ids` order) for one query's token ids.
+
+        Example:
+            >>> ix = BM25Index(stemmer=None)
+            >>> ix.build(["a", "b"], ["the cat sat", "dogs bark"])
+            >>> s = ix.score_all(ix.query_token_ids(["cat"])[0])
+            >>> bool(s[0] > 0), float(s[1])
+            (True, 0.0)
+        """
+        if self._bm25 is None:
+            raise RuntimeError("BM25Index.score_all before build/load")
+        if not len(token_ids):
+            return np.zeros(len(self.doc_ids), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores_from_ids(list(token_ids)), dtype=np.float32)
+
     def save(self, folder: str | os.PathLike) -> None:
         folder = Path(folder)
         self._bm25.save(str(folder), show_progress=False)

@@ -286,25 +286,12 @@ class BM25Miner(Miner):
     def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
         self.index.build(doc_ids, texts)
 
-    def _engine(self) -> Any:
-        bm25 = getattr(self.index, "_bm25", None)
-        if bm25 is None:
-            raise RuntimeError("BM25Miner used before build()")
-        return bm25
-
     def prepare(self, queries: Sequence[str]) -> list[list[int]]:
         """Index-vocabulary token ids per query (terms not in the corpus are dropped)."""
-        import bm25s
-
-        engine = self._engine()
-        tok = self.index._tokenize(list(queries))
-        return [engine.get_tokens_ids(q) for q in bm25s.tokenization.convert_tokenized_to_string_list(tok)]
+        return self.index.query_token_ids(list(queries))
 
     def _all_scores(self, token_ids: list[int]) -> np.ndarray:
-        engine = self._engine()
-        if not token_ids:
-            return np.zeros(len(self.doc_ids), dtype=np.float32)
-        return np.asarray(engine.get_scores_from_ids(token_ids), dtype=np.float32)
+        return self.index.score_all(token_ids)
 
     def search(self, state: list[list[int]], k: int, rows: Sequence[Sequence[int]] | None = None) -> MinedHits:
         rows_ = _rows(rows, len(state))
@@ -479,6 +466,115 @@ class _HybridState:
     bm25: Any
     dense: Any
     sides: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+
+class StoreVectors:
+    """Row access to an embedding store (``unirank encode``) without loading it: ``x[rows]``
+    gathers the rows from the memory-mapped chunk files.
+
+    Example:
+        >>> import tempfile
+        >>> from unirank.index.shards import encode_corpus_shard
+        >>> class Toy:
+        ...     def encode_docs(self, texts, **kw):
+        ...         return np.array([[len(t), 1.0] for t in texts], dtype="float32")
+        >>> root = tempfile.mkdtemp()
+        >>> _ = encode_corpus_shard(Toy(), [(f"d{i}", "x" * i) for i in range(5)], shard=(0, 1), out_dir=root, chunk_size=2)
+        >>> v = StoreVectors(root)
+        >>> v.shape, v[np.array([4, 0])][:, 0].tolist()
+        ((5, 2), [4.0, 0.0])
+    """
+
+    def __init__(self, root: str | Any) -> None:
+        from unirank.index.shards import chunk_arrays
+
+        self._chunks = chunk_arrays(root)
+        sizes = [c.shape[0] for c in self._chunks]
+        self._starts = np.cumsum([0] + sizes)
+        dim = self._chunks[0].shape[1] if self._chunks else 0
+        self.shape = (int(self._starts[-1]), int(dim))
+        self.ndim = 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(self.shape[0]))
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        which = np.searchsorted(self._starts, rows, side="right") - 1
+        for c in np.unique(which):
+            sel = which == c
+            out[sel] = self._chunks[c][rows[sel] - self._starts[c]]
+        return out
+
+
+@_register("prebuilt")
+class PrebuiltMiner(DenseMiner):
+    """Dense mining against a prebuilt embedding store (``unirank encode``) and optional
+    per-shard FAISS indexes (``unirank index``): the corpus is never encoded again and never
+    held in one process's memory (search goes shard by shard through
+    :class:`~unirank.index.shards.ShardedIndex`; positives and random negatives are scored
+    from the memory-mapped store rows).
+
+    The store must hold exactly the corpus being mined, in the corpus order (what ``unirank
+    encode`` writes for that corpus); queries are embedded by ``encoder`` (the model that
+    wrote the store).
+
+    Args:
+        encoder: the bi-encoder for the queries.
+        store: the embedding store folder.
+        index_dir: per-shard FAISS indexes, or ``None`` for an exact streaming scan.
+        encode_kw: passed to ``encoder.encode_queries``.
+    """
+
+    def __init__(self, encoder: Any = None, store: str | None = None, index_dir: str | None = None,
+                 encode_kw: dict[str, Any] | None = None) -> None:
+        super().__init__(encoder, search="scan", encode_kw=encode_kw)
+        if not store:
+            raise ConfigError("miner prebuilt needs miner.dense.store (a folder written by `unirank encode`)")
+        self.store, self.index_dir = str(store), (str(index_dir) if index_dir else None)
+        self._index: Any = None
+
+    @classmethod
+    def from_config(cls, cfg: Any, encoder: Any = None) -> "PrebuiltMiner":
+        """From a MineConfig: ``miner.dense.store`` / ``index_dir`` / ``model`` / encoding settings."""
+        d = cfg.miner.dense
+        if encoder is None:
+            from unirank.models.bi import BiEncoder
+
+            encoder = BiEncoder.from_pretrained(d.model)
+        return cls(encoder, d.store, d.index_dir, {"batch_size": d.batch_size, "device": d.device, "dtype": d.dtype})
+
+    def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
+        """Open the store and check it holds ``doc_ids`` in this order; nothing is encoded."""
+        from unirank.index.shards import ShardedIndex
+
+        index = ShardedIndex(self.store, self.index_dir)
+        if index.doc_ids != list(doc_ids):
+            have, want = set(index.doc_ids), set(doc_ids)
+            why = (f"{len(want - have)} corpus documents missing, {len(have - want)} extra" if have != want
+                   else "same documents in another order")
+            raise ConfigError(f"{self.store}: the store does not match the corpus being mined ({why}); "
+                              "encode this corpus with `unirank encode`")
+        self._index, self._doc_ids, self.doc_vectors = index, list(doc_ids), StoreVectors(self.store)
+
+    def build_from_vectors(self, doc_ids: Sequence[str], vectors: np.ndarray) -> None:
+        raise ConfigError("the prebuilt miner reads its vectors from miner.dense.store")
+
+    def search(self, state: np.ndarray, k: int, rows: Sequence[Sequence[int]] | None = None) -> MinedHits:
+        if self._index is None:
+            raise RuntimeError("PrebuiltMiner.search before build()")
+        q = np.ascontiguousarray(state, dtype=np.float32)
+        s, i = self._index.search(q, k)
+        s = np.where(i < 0, -np.inf, s).astype(np.float32)
+        return MinedHits(s, i, self.score(q, rows if rows is not None else [[] for _ in range(len(q))]))
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out.update({"miner": "prebuilt", "index": f"store {self.store}" + (f" + faiss {self.index_dir}" if self.index_dir else " (exact scan)")})
+        return out
 
 
 @_register("hybrid")

@@ -27,12 +27,20 @@ pass so that it composes with ``embed`` / ``score`` methods, GradCache (several 
 per backward) and accumulation. With all-gathered embeddings the loss is therefore
 multiplied by ``world_size`` (:meth:`Dist.loss_scale`): ``mean_r(W * dL/dθ|_r) = Σ_r dL/dθ|_r``.
 Without gathering (cross-encoders, poly-encoders, listwise training) each rank trains on its
-local rows only and the average of the local-mean gradients equals the global mean when the
-ranks hold equally many rows (the usual DDP semantics; the pool is then the local batch).
-The loss logged in ``metrics.jsonl`` is then rank 0's share; with gathering it is the global one.
+local rows only (the pool is then the local batch); its mean loss is weighted by
+``world_size * n_local / n_global`` so that the averaged gradient is the gradient of the
+global row mean even when the last batch splits unevenly, and the logged loss is the global
+row mean (:meth:`Dist.sum_floats`). This is exact when every row counts in its loss's mean
+(InfoNCE leaves out rows without a negative, MW averages over pairs: with such rows the
+weighting by rows is an approximation, as DDP's equal weighting of ranks is). With
+gathering every rank already holds the global loss.
 
-**Not yet under torchrun:** ANCE refresh (``refresh.every_steps``) is refused; checkpoints
-and resume need the output folder on a file system every rank sees.
+**ANCE refresh** (``refresh.every_steps``) mines on rank 0 with its replica (identical on
+every rank after each step), writes the new ``train.jsonl`` under ``out/refresh/`` and
+broadcasts its path; the other ranks wait, then read it. Checkpoints, resume and the
+refresh need the output folder on a file system every rank sees. A refresh over a large
+corpus holds the other ranks in a collective for its whole length: raise the process-group
+timeout (``UNIRANK_DIST_TIMEOUT_MIN``) accordingly.
 
 Example (one process: every method is the identity):
     >>> import torch
@@ -66,12 +74,13 @@ def env_world() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def init_from_env(backend: str | None = None, timeout_s: float = 1800.0) -> bool:
+def init_from_env(backend: str | None = None, timeout_s: float | None = None) -> bool:
     """Join the process group torchrun describes; returns ``True`` if this call created it.
 
     Args:
         backend: ``None``: ``nccl`` when CUDA is available, else ``gloo``.
-        timeout_s: collective timeout (rank 0 evaluates dev/test while the others wait).
+        timeout_s: collective timeout (rank 0 evaluates dev/test and mines ANCE refreshes
+            while the others wait); ``None``: ``$UNIRANK_DIST_TIMEOUT_MIN`` minutes, else 30.
 
     Returns:
         ``False`` when there is nothing to do (one process, or a group already exists).
@@ -85,6 +94,8 @@ def init_from_env(backend: str | None = None, timeout_s: float = 1800.0) -> bool
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(local)
+    if timeout_s is None:
+        timeout_s = 60.0 * float(os.environ.get("UNIRANK_DIST_TIMEOUT_MIN", "30"))
     tdist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
     return True
 
@@ -219,6 +230,22 @@ class Dist:
             k = p.grad.numel()
             p.grad.copy_(flat[offset : offset + k].view_as(p.grad))
             offset += k
+
+    def sum_floats(self, values: Sequence[float]) -> list[float]:
+        """Element-wise sum of ``values`` over ranks (float64 all-reduce; identity with one process).
+
+        Example:
+            >>> Dist().sum_floats([1.5, 2.0])
+            [1.5, 2.0]
+        """
+        if not self.active:
+            return [float(v) for v in values]
+        import torch.distributed as tdist
+
+        dev = torch.device("cuda", torch.cuda.current_device()) if tdist.get_backend() == "nccl" else torch.device("cpu")
+        t = torch.tensor(list(values), dtype=torch.float64, device=dev)
+        tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
+        return t.cpu().tolist()
 
     def barrier(self) -> None:
         if self.active:
