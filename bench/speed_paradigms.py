@@ -9,17 +9,12 @@ One run times every system on the same backbone (all-MiniLM-L6-v2: 6 layers, hid
 and the same inputs, 10 candidates per context:
 
 * ``cross``: each (context, candidate) pair encoded jointly, ``[CLS] ctx [SEP] cand [SEP]``,
-  as :class:`~unirank.models.cross.CrossEncoder` runs it (a plain (B, L) padding mask,
-  so the attention kernels skip the mask when a batch has no padding);
-* ``cross 2-D mask``: the bench's own copy of that padding-mask forward (kept so that runs
-  from before ``CrossEncoder`` switched to it stay comparable; now the same as ``cross``);
+  as :class:`~unirank.models.cross.CrossEncoder` runs it (a 4-D boolean ``full`` mask);
+* ``cross 2-D mask``: the same model and weights given a plain (B, L) padding mask instead
+  (the same scores; lets the attention kernels skip the mask when a batch has no padding):
+  the stronger baseline;
 * ``uni arrow`` / ``uni arrow_strict``: the Uni-Encoder, one row per context holding all
-  10 candidates (positions restart at the context length), as shipped: the
-  segment-factorised pass of :mod:`unirank.models.segmented` (context once, candidates as
-  short rows attending to its keys);
-* ``uni arrow masked`` / ``uni arrow_strict masked``: the same models and weights forced
-  through one masked pass over the whole packed row (``segmented=False``; the pass the
-  official code runs), to show what the factorisation buys;
+  10 candidates (positions restart at the context length);
 * ``bi``: context and candidates encoded separately (candidates freshly encoded, nothing
   cached), cosine;
 * ``poly``: 16 codes over the context tokens, candidates encoded separately.
@@ -72,7 +67,7 @@ sys.path.insert(0, str(ROOT))  # run from a plain checkout too (the GPU box has 
 N_CANDIDATES = 10
 UBUNTU_C, UBUNTU_R = 256, 32
 MAX_CONTEXT, MAX_CANDIDATE = 256, 64
-SYSTEMS = ("cross", "cross 2-D mask", "uni arrow", "uni arrow_strict", "uni arrow masked", "uni arrow_strict masked", "bi", "poly")
+SYSTEMS = ("cross", "cross 2-D mask", "uni arrow", "uni arrow_strict", "bi", "poly")
 
 
 # --------------------------------------------------------------------------- machine / inputs
@@ -226,11 +221,6 @@ def build_systems(random_weights: str | None, device: Any, dtype: Any, only: lis
             "uni",
             {"mask": "arrow_strict", "max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": None},
         ),
-        # the same models forced through one masked pass over the packed row (the generic path)
-        "uni arrow masked": ("uni", {"mask": "arrow", "max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE,
-                                     "chunk_size": None, "segmented": False}),
-        "uni arrow_strict masked": ("uni", {"mask": "arrow_strict", "max_context_length": MAX_CONTEXT,
-                                            "max_candidate_length": MAX_CANDIDATE, "chunk_size": None, "segmented": False}),
         "bi": ("bi", {"max_length": MAX_CONTEXT}),
         "poly": ("poly", {"n_codes": 16, "max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": 1 << 16}),
     }
