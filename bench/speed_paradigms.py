@@ -9,10 +9,11 @@ One run times every system on the same backbone (all-MiniLM-L6-v2: 6 layers, hid
 and the same inputs, 10 candidates per context:
 
 * ``cross``: each (context, candidate) pair encoded jointly, ``[CLS] ctx [SEP] cand [SEP]``,
-  as :class:`~unirank.models.cross.CrossEncoder` runs it (a 4-D boolean ``full`` mask);
-* ``cross 2-D mask``: the same model and weights given a plain (B, L) padding mask instead
-  (the same scores; lets the attention kernels skip the mask when a batch has no padding):
-  the stronger baseline;
+  as :class:`~unirank.models.cross.CrossEncoder` runs it (a plain (B, L) padding mask, so
+  the attention kernels skip the mask when a batch has no padding; runs before 2026-11-23
+  03:30 UTC gave it a 4-D boolean ``full`` mask);
+* ``cross 2-D mask``: the bench's own copy of that padding-mask forward (the stronger
+  baseline of the early runs; now the same computation as ``cross``);
 * ``uni arrow`` / ``uni arrow_strict``: the Uni-Encoder, one row per context holding all
   10 candidates (positions restart at the context length);
 * ``bi``: context and candidates encoded separately (candidates freshly encoded, nothing
