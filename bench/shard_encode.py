@@ -8,6 +8,8 @@ Usage:
     .venv/bin/torchrun --standalone --nproc_per_node 2 bench/shard_encode.py encode --docs 500 --out bench/out/shard_encode/p2
     # recall of IVF-PQ / HNSW vs exact
     .venv/bin/python bench/shard_encode.py recall --synthetic 50000 --dim 384
+    # ... on a real store (``unirank encode``) with real query embeddings
+    .venv/bin/python bench/shard_encode.py recall --store STORE --query-vectors queries.npy
 
 Each rank prints one JSON line: rank, docs, seconds (encoding only, model already loaded).
 """
@@ -61,7 +63,10 @@ def recall(args: argparse.Namespace) -> None:
     if args.store:
         root = args.store
         x = np.concatenate([c for _, c in __import__("unirank.index.shards", fromlist=["iter_chunks"]).iter_chunks(root)])
-        q = x[rng.choice(len(x), min(args.queries, len(x)), replace=False)]
+        if args.query_vectors:  # real query embeddings (e.g. SciFact test claims) instead of sampled documents
+            q = np.ascontiguousarray(np.load(args.query_vectors), dtype=np.float32)
+        else:
+            q = x[rng.choice(len(x), min(args.queries, len(x)), replace=False)]
     else:  # clustered unit vectors: retrieval-like neighbourhoods
         centers = rng.standard_normal((args.synthetic // 50, args.dim))
         x = centers[rng.integers(0, len(centers), args.synthetic)] + 0.7 * rng.standard_normal((args.synthetic, args.dim))
@@ -116,6 +121,7 @@ def main() -> None:
     r.add_argument("--shards", type=int, default=2)
     r.add_argument("--queries", type=int, default=200)
     r.add_argument("--train-sample", type=int, default=50000)
+    r.add_argument("--query-vectors", default=None, help="with --store: a (Q, dim) .npy of query embeddings")
     r.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     encode(args) if args.cmd == "encode" else recall(args)
