@@ -436,3 +436,17 @@ def test_rerankers_are_evaluated_by_reranking_bm25(tmp_path):
     expected = score_run(ds.qrels, rerank_run(model, ds, first, depth=5, progress=False), ["ndcg@10", "mrr@10"])[0]
     assert summary["test"] == pytest.approx(expected, abs=1e-6)
     assert (Path(summary["out"]) / "test" / "run.trec").is_file()
+
+
+def test_rank0_evaluates_with_the_idle_local_ranks_threads(tmp_path, monkeypatch):
+    from unirank.train import _eval_threads
+
+    cfg = _cfg(tmp_path, threads=1)
+    torch.set_num_threads(1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with _eval_threads(cfg, torch.device("cpu")):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    with _eval_threads(cfg, torch.device("cpu")):
+        assert torch.get_num_threads() == 1

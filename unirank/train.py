@@ -64,6 +64,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -302,6 +303,22 @@ def _train_length(model: Any, max_length: int | None) -> Iterator[None]:
         yield
     finally:
         model.max_length = old
+
+
+@contextlib.contextmanager
+def _eval_threads(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
+    """While rank 0 evaluates on the CPU the other local ranks wait idle: give it their
+    threads too (``threads`` x ``LOCAL_WORLD_SIZE``), then restore."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if device.type != "cpu" or not cfg.threads or local <= 1:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads * local)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
@@ -634,7 +651,8 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             break
         # ---- end of epoch: dev evaluation, best checkpoint
         state["epoch"], state["batches"], state["batch"] = epoch + 1, None, 0
-        dev = dist.broadcast(dev_eval(model) if main else None)
+        with _eval_threads(cfg, device):
+            dev = dist.broadcast(dev_eval(model) if main else None)
         if dev is not None:
             value = dev.get(dev_eval.metric)
             if value is None:
@@ -670,7 +688,8 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
 
         summary["export"] = export_all(model, out, "model")
         summary["model_fingerprint"] = _model_fingerprint(model)
-        test = test_eval(model, out / "test") if test_eval.enabled else None
+        with _eval_threads(cfg, device):
+            test = test_eval(model, out / "test") if test_eval.enabled else None
         if test is not None:
             summary["test"] = _round(test)
             metrics.write({"step": state["step"], **{f"test/{k}": round(v, 6) for k, v in test.items()}})
