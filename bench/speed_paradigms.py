@@ -268,11 +268,11 @@ def forward_only(name: str, m: Any, contexts: list, candidates: list[list[str]],
         packed = m.packer.pack_ids([ctx[i // N] for i in range(B * N)], [[c] for c in cand]).to(device)
         return lambda: m(packed).view(B, N)
     if name == "bi":
-        tok = m.tokenizer
-        q = tok([m.context_text(c) for c in contexts], padding=True, truncation=True, max_length=m.max_length, return_tensors="pt")
-        d = tok(flat, padding=True, truncation=True, max_length=m.max_length, return_tensors="pt")
-        q = {k: v.to(device) for k, v in q.items()}
-        d = {k: v.to(device) for k, v in d.items()}
+        # the same token ids as BiEncoder.score (dialogue contexts keep their most recent tokens)
+        qi, qm = m._pad(m._context_token_ids(contexts, m.max_length), torch.device(device))
+        di, dm = m._pad(m._token_ids([m.doc_prefix + t for t in flat], m.max_length), torch.device(device))
+        q = {"input_ids": qi, "attention_mask": qm}
+        d = {"input_ids": di, "attention_mask": dm}
 
         def bi() -> torch.Tensor:
             qv = m._vectors(q["input_ids"], q["attention_mask"])
