@@ -159,6 +159,33 @@ def test_compressed_indexes_recall(store, tmp_path: Path) -> None:
         build_index_from_shards(root, "ivfpq", m=5)
 
 
+def test_refine_rescores_compressed_hits_exactly_from_the_store(store, tmp_path: Path) -> None:
+    """refine: PQ proposes refine x k candidates, the store's float32 rows decide; scores are
+    then exact inner products and recall rises to what the candidate pool holds."""
+    root, x, ids = store
+    q = _queries(x)
+    s_exact, exact = build_index_from_shards(root, "flat").search(q, 100)
+    ShardedIndex.build(root, tmp_path / "ix", kind="ivfpq", train_sample=1000, nlist=8, m=8)
+    plain = ShardedIndex(root, tmp_path / "ix")
+    plain.set_search_params(nprobe=8)
+    refined = ShardedIndex(root, tmp_path / "ix", refine=5)
+    refined.set_search_params(nprobe=8)
+    s_r, i_r = refined.search(q, 100)
+    ok = i_r >= 0
+    np.testing.assert_allclose(s_r[ok], np.einsum("qd,qd->q", np.repeat(q, 100, 0).reshape(-1, DIM)[ok.ravel()], x[i_r[ok]]),
+                               rtol=1e-5, atol=1e-5)
+    assert (np.diff(s_r, axis=1)[np.isfinite(s_r[:, 1:])] <= 1e-6).all()  # sorted best first
+    r_plain, r_ref = recall_at_k(exact, plain.search(q, 100)[1]), recall_at_k(exact, i_r)
+    assert r_ref > r_plain and r_ref > 0.95
+    everything = ShardedIndex(root, tmp_path / "ix", refine=30)  # 3000 candidates: the whole corpus
+    everything.set_search_params(nprobe=8)
+    s_all, i_all = everything.search(q, 100)
+    assert recall_at_k(exact, i_all) == 1.0
+    np.testing.assert_allclose(s_all, s_exact, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="refine"):
+        ShardedIndex(root, refine=-1)
+
+
 def test_prebuilt_retriever_in_run_eval(store) -> None:
     """Evaluation through a ShardedIndex gives the run of an exact DenseIndex over the same vectors."""
     from unirank.eval.evaluate import run_eval

@@ -24,6 +24,7 @@ class DenseConfig:
     dtype: str | None = None  # None | fp16 | bf16
     store: str | None = None  # retriever "prebuilt": embedding store written by `unirank encode`
     index_dir: str | None = None  # retriever "prebuilt": per-shard FAISS indexes (`unirank index`); None = exact scan
+    refine: int = 0  # retriever/miner "prebuilt" with index_dir: re-score refine x k compressed hits exactly from the store
 
 
 @dataclass

@@ -64,6 +64,7 @@ __all__ = [
     "read_shard_ids",
     "iter_chunks",
     "chunk_arrays",
+    "StoreVectors",
     "SHARD_INDEX_KINDS",
     "build_index_from_shards",
     "FaissIndex",
@@ -279,6 +280,45 @@ def iter_chunks(root: str | os.PathLike, shard: int | None = None) -> Iterable[t
             offset += x.shape[0]
 
 
+class StoreVectors:
+    """Row access to an embedding store (``unirank encode``) without loading it: ``x[rows]``
+    gathers the rows from the memory-mapped chunk files.
+
+    Example:
+        >>> import tempfile
+        >>> class Toy:
+        ...     def encode_docs(self, texts, **kw):
+        ...         return np.array([[len(t), 1.0] for t in texts], dtype="float32")
+        >>> root = tempfile.mkdtemp()
+        >>> _ = encode_corpus_shard(Toy(), [(f"d{i}", "x" * i) for i in range(5)], shard=(0, 1), out_dir=root, chunk_size=2)
+        >>> v = StoreVectors(root)
+        >>> v.shape, v[np.array([4, 0])][:, 0].tolist()
+        ((5, 2), [4.0, 0.0])
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self._chunks = chunk_arrays(root)
+        sizes = [c.shape[0] for c in self._chunks]
+        self._starts = np.cumsum([0] + sizes)
+        dim = self._chunks[0].shape[1] if self._chunks else 0
+        self.shape = (int(self._starts[-1]), int(dim))
+        self.ndim = 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(self.shape[0]))
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        which = np.searchsorted(self._starts, rows, side="right") - 1
+        for c in np.unique(which):
+            sel = which == c
+            out[sel] = self._chunks[c][rows[sel] - self._starts[c]]
+        return out
+
+
 # --------------------------------------------------------------------------- FAISS indexes
 
 
@@ -432,11 +472,19 @@ class ShardedIndex:
         index_dir: a folder of per-shard FAISS indexes (``shard-00000/`` ...), as written by
             :meth:`build`; ``None``: exact search streaming over the memory-mapped chunks.
         keep_loaded: keep per-shard FAISS indexes in memory between searches.
+        refine: with ``index_dir``, fetch ``refine * k`` candidates from the compressed
+            indexes and re-score them exactly from the memory-mapped store (the vectors stay
+            on disk; only the compressed codes are in memory); ``0``: no re-scoring.
 
     ``indices`` returned by :meth:`search` are positions in :attr:`doc_ids` (the store order).
     """
 
-    def __init__(self, root: str | os.PathLike, index_dir: str | os.PathLike | None = None, keep_loaded: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike, index_dir: str | os.PathLike | None = None, keep_loaded: bool = True,
+                 refine: int = 0) -> None:
+        if refine < 0:
+            raise ConfigError(f"refine must be >= 0, got {refine}")
+        self.refine = int(refine)
+        self._vectors: StoreVectors | None = None
         self.root = Path(root)
         self.index_dir = Path(index_dir) if index_dir is not None else None
         self.keep_loaded = keep_loaded
@@ -475,15 +523,23 @@ class ShardedIndex:
         for s in range(len(self._shard_ids)):
             self._shard_index(s).set_search_params(**params)
 
+    def _rescore(self, q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._vectors is None:
+            self._vectors = StoreVectors(self.root)
+        return _exact_topk(q, cand, self._vectors, k)
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by inner product over all shards: ``(scores, indices)`` each ``(Q, k)``."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
         best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
         best_i = np.full((len(q), 0), -1, dtype=np.int64)
         if self.index_dir is not None:
+            fetch = k * self.refine if self.refine else k
             for s, off in enumerate(self._offsets):
-                sc, ix = self._shard_index(s).search(q, k)
-                best_s, best_i = topk_merge(best_s, best_i, sc, np.where(ix >= 0, ix + off, -1), k)
+                sc, ix = self._shard_index(s).search(q, fetch)
+                best_s, best_i = topk_merge(best_s, best_i, sc, np.where(ix >= 0, ix + off, -1), fetch)
+            if self.refine:
+                best_s, best_i = self._rescore(q, best_i, k)
         else:
             for off, x in iter_chunks(self.root):
                 sc = q @ x.T
@@ -495,6 +551,26 @@ class ShardedIndex:
             best_s = np.concatenate([best_s, np.full((len(q), pad), -np.inf, dtype=np.float32)], 1)
             best_i = np.concatenate([best_i, np.full((len(q), pad), -1, dtype=np.int64)], 1)
         return best_s.astype(np.float32), best_i
+
+
+def _exact_topk(q: np.ndarray, cand: np.ndarray, vectors: "StoreVectors", k: int, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner products of each query with its candidate rows (-1 = none), best ``k`` first
+    (``chunk`` queries at a time, so memory is ``chunk x candidates x dim`` floats)."""
+    out_s = np.full((len(q), k), -np.inf, dtype=np.float32)
+    out_i = np.full((len(q), k), -1, dtype=np.int64)
+    for a in range(0, len(q), chunk):
+        c = cand[a : a + chunk]
+        flat = np.unique(c[c >= 0])
+        if not len(flat):
+            continue
+        vec = vectors[flat]  # sorted rows: sequential reads of the memory maps
+        pos = np.searchsorted(flat, np.where(c >= 0, c, flat[0]))
+        sc = np.where(c >= 0, np.einsum("qd,qcd->qc", q[a : a + chunk], vec[pos]), -np.inf).astype(np.float32)
+        order = np.argsort(-sc, axis=1, kind="stable")[:, :k]
+        top = np.take_along_axis(sc, order, 1)
+        out_s[a : a + chunk, : top.shape[1]] = top
+        out_i[a : a + chunk, : top.shape[1]] = np.where(np.isfinite(top), np.take_along_axis(c, order, 1), -1)
+    return out_s, out_i
 
 
 def recall_at_k(exact: np.ndarray, approx: np.ndarray, k: int = 100) -> float:
@@ -544,7 +620,7 @@ class PrebuiltRetriever:
         d = cfg.dense
         if not d.store:
             raise ConfigError("retriever prebuilt needs retriever.dense.store (a folder written by `unirank encode`)")
-        return cls(BiEncoder.from_pretrained(d.model), ShardedIndex(d.store, d.index_dir), batch_size=d.batch_size, device=d.device)
+        return cls(BiEncoder.from_pretrained(d.model), ShardedIndex(d.store, d.index_dir, refine=d.refine), batch_size=d.batch_size, device=d.device)
 
     @property
     def doc_ids(self) -> list[str]:

@@ -468,48 +468,6 @@ class _HybridState:
     sides: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
-class StoreVectors:
-    """Row access to an embedding store (``unirank encode``) without loading it: ``x[rows]``
-    gathers the rows from the memory-mapped chunk files.
-
-    Example:
-        >>> import tempfile
-        >>> from unirank.index.shards import encode_corpus_shard
-        >>> class Toy:
-        ...     def encode_docs(self, texts, **kw):
-        ...         return np.array([[len(t), 1.0] for t in texts], dtype="float32")
-        >>> root = tempfile.mkdtemp()
-        >>> _ = encode_corpus_shard(Toy(), [(f"d{i}", "x" * i) for i in range(5)], shard=(0, 1), out_dir=root, chunk_size=2)
-        >>> v = StoreVectors(root)
-        >>> v.shape, v[np.array([4, 0])][:, 0].tolist()
-        ((5, 2), [4.0, 0.0])
-    """
-
-    def __init__(self, root: str | Any) -> None:
-        from unirank.index.shards import chunk_arrays
-
-        self._chunks = chunk_arrays(root)
-        sizes = [c.shape[0] for c in self._chunks]
-        self._starts = np.cumsum([0] + sizes)
-        dim = self._chunks[0].shape[1] if self._chunks else 0
-        self.shape = (int(self._starts[-1]), int(dim))
-        self.ndim = 2
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, rows: Any) -> np.ndarray:
-        if isinstance(rows, slice):
-            rows = np.arange(*rows.indices(self.shape[0]))
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
-        which = np.searchsorted(self._starts, rows, side="right") - 1
-        for c in np.unique(which):
-            sel = which == c
-            out[sel] = self._chunks[c][rows[sel] - self._starts[c]]
-        return out
-
-
 @_register("prebuilt")
 class PrebuiltMiner(DenseMiner):
     """Dense mining against a prebuilt embedding store (``unirank encode``) and optional
@@ -527,14 +485,16 @@ class PrebuiltMiner(DenseMiner):
         store: the embedding store folder.
         index_dir: per-shard FAISS indexes, or ``None`` for an exact streaming scan.
         encode_kw: passed to ``encoder.encode_queries``.
+        refine: re-score ``refine x k`` compressed hits exactly from the store (see
+            :class:`~unirank.index.shards.ShardedIndex`).
     """
 
     def __init__(self, encoder: Any = None, store: str | None = None, index_dir: str | None = None,
-                 encode_kw: dict[str, Any] | None = None) -> None:
+                 encode_kw: dict[str, Any] | None = None, refine: int = 0) -> None:
         super().__init__(encoder, search="scan", encode_kw=encode_kw)
         if not store:
             raise ConfigError("miner prebuilt needs miner.dense.store (a folder written by `unirank encode`)")
-        self.store, self.index_dir = str(store), (str(index_dir) if index_dir else None)
+        self.store, self.index_dir, self.refine = str(store), (str(index_dir) if index_dir else None), int(refine)
         self._index: Any = None
 
     @classmethod
@@ -545,13 +505,13 @@ class PrebuiltMiner(DenseMiner):
             from unirank.models.bi import BiEncoder
 
             encoder = BiEncoder.from_pretrained(d.model)
-        return cls(encoder, d.store, d.index_dir, {"batch_size": d.batch_size, "device": d.device, "dtype": d.dtype})
+        return cls(encoder, d.store, d.index_dir, {"batch_size": d.batch_size, "device": d.device, "dtype": d.dtype}, d.refine)
 
     def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
         """Open the store and check it holds ``doc_ids`` in this order; nothing is encoded."""
-        from unirank.index.shards import ShardedIndex
+        from unirank.index.shards import ShardedIndex, StoreVectors
 
-        index = ShardedIndex(self.store, self.index_dir)
+        index = ShardedIndex(self.store, self.index_dir, refine=self.refine)
         if index.doc_ids != list(doc_ids):
             have, want = set(index.doc_ids), set(doc_ids)
             why = (f"{len(want - have)} corpus documents missing, {len(have - want)} extra" if have != want
