@@ -415,3 +415,20 @@ def test_build_mine_config_from_yaml_overrides_and_specs(tmp_path):
         build_mine_config(None, sampler="topk")
     with pytest.raises(ConfigError, match="unknown config key 'negative'"):
         build_mine_config(None, ["negative=3"])
+
+
+def test_prebuilt_miner_refuses_cosine_encoders_that_do_not_normalise(tmp_path):
+    """The store holds raw vectors, so inner products would not be the encoder's cosine scores."""
+    from unirank.index.shards import encode_corpus_shard
+    from unirank.models.backbone import tiny_backbone
+    from unirank.models.bi import BiEncoder
+
+    data = corpus_folder(tmp_path, n_docs=10, n_queries=2)
+    enc = BiEncoder(tiny_backbone(hidden=16), max_length=16, normalize=False, similarity="cosine")
+    store = tmp_path / "store"
+    from unirank.data.beir import load_beir
+
+    ds = load_beir(data, split="train")
+    encode_corpus_shard(enc, [(d, ds.corpus[d].full_text) for d in ds.corpus], shard=(0, 1), out_dir=store)
+    with pytest.raises(ConfigError, match="without normalising"):
+        run_mine(cfg_for(data, tmp_path / "o", miner={"name": "prebuilt", "dense": {"store": str(store)}}), encoder=enc)

@@ -371,7 +371,8 @@ def test_response_selection_data_trains_every_kind(tmp_path, kind):
     model = MODELS.get(kind)(tiny_backbone(hidden=32), **kw)
     cfg = _cfg(tmp_path, epochs=4, in_batch_negatives=False, data={"task": "response", "train": str(data), "negatives": 3,
                                                                   "negative_choice": "first"},
-               losses={"ce": 1.0}, dev={"split": "dev"}, test={"split": "test"}, batching={"name": "random"})
+               losses={"ce": 1.0}, dev={"split": "dev", "data": str(data)}, test={"split": "test", "data": str(data)},
+               batching={"name": "random"})
     summary = train(cfg, model=model, **QUIET)
     assert summary["steps"] == 8 and [d["epoch"] for d in summary["dev"]] == [0, 1, 2, 3]
     assert set(summary["test"]) == {"R4@1", "R4@2", "mrr"} and summary["best"] == pytest.approx(max(d["mrr"] for d in summary["dev"]), abs=1e-6)
@@ -405,6 +406,15 @@ def test_response_training_learns(tmp_path):
 
 
 def test_response_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="dev.data: response data given as a path"):
+        _cfg(tmp_path, data={"task": "response", "train": str(tmp_path / "x.jsonl")}, dev={"split": "dev"}).validate()
+    _cfg(tmp_path, data={"task": "response", "train": "dailydialog"}, dev={"split": "validation"}).validate()  # built-in: fine
+    with pytest.raises(ConfigError, match="refresh.every_steps"):
+        _cfg(tmp_path, data={"task": "response", "train": "mutual"}, refresh={"every_steps": 5}).validate()
+    with pytest.raises(ConfigError, match="rerank_depth"):
+        _cfg(tmp_path, test={"split": "test", "rerank_depth": 0}).validate()
+    with pytest.raises(ConfigError, match="first_stage"):
+        _cfg(tmp_path, test={"split": "test", "first_stage": "dense"}).validate()
     with pytest.raises(ConfigError, match="data.task"):
         _cfg(tmp_path, data={"task": "chat"}).validate()
     with pytest.raises(ConfigError, match="data.options"):
@@ -450,3 +460,49 @@ def test_rank0_evaluates_with_the_idle_local_ranks_threads(tmp_path, monkeypatch
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     with _eval_threads(cfg, torch.device("cpu")):
         assert torch.get_num_threads() == 1
+
+
+def test_dialogue_contexts_keep_their_most_recent_tokens_everywhere(tmp_path):
+    """Training (in-batch and GradCache), scoring and encode_queries embed a turn list the same way."""
+    model = BiEncoder(tiny_backbone(hidden=16, seed=0), max_length=5)
+    model.eval()
+    ctx = ("alpha beta gamma", "delta epsilon zeta")
+    tok = model.tokenizer.convert_ids_to_tokens
+    assert tok(model._context_token_ids([ctx], 5)[0]) == ["[CLS]", "delta", "epsilon", "zeta", "[SEP]"]
+    with torch.no_grad():
+        ref = model.embed_contexts([ctx])[0].numpy()
+    np.testing.assert_allclose(model.encode_queries([ctx])[0], ref, atol=1e-5)
+    np.testing.assert_allclose(model.encode_queries([list(ctx), "plain"])[0], ref, atol=1e-5)
+    long_prefix = BiEncoder(tiny_backbone(hidden=16, seed=0), max_length=6, query_prefix="query: the a b c ")
+    assert len(long_prefix._context_token_ids([ctx], 6)[0]) == 6  # a long prefix is cut, specials kept
+
+
+def test_grad_cache_with_dialogue_contexts_equals_the_plain_batch(tmp_path):
+    ex = [TrainExample(f"c{i}", ("old turn " * 5, f"new turn about {t.split()[0]}"), [Candidate(f"d{i}", f"reply {t}")])
+          for i, t in enumerate(TOPICS[:4])]
+    grads = []
+    for gc in (False, True):
+        model = _model()
+        model.train()
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = 0.0
+        cfg = _cfg(tmp_path, grad_cache=gc, chunk_size=2, data={"negatives": 0})
+        model.zero_grad()
+        batch_backward(model, epoch_rows(ex, 0, 0, negatives=0), cfg, 1.0)
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    for n in grads[0]:
+        torch.testing.assert_close(grads[1][n], grads[0][n], atol=1e-5, rtol=1e-4)
+
+
+def test_resume_accepts_a_checkpoint_written_before_new_config_fields(tmp_path):
+    from unirank.train import _check_resume_config
+    from unirank.config import to_dict
+
+    cfg = _cfg(tmp_path)
+    saved = to_dict(cfg)
+    del saved["data"]["task"], saved["data"]["options"], saved["test"]["rerank_depth"]
+    _check_resume_config(cfg, saved, tmp_path)  # missing keys = their defaults
+    saved["lr"] = 1.0
+    with pytest.raises(ConfigError, match="differs in lr"):
+        _check_resume_config(cfg, saved, tmp_path)

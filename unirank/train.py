@@ -206,11 +206,6 @@ def _is_bi(model: Any) -> bool:
     return callable(getattr(model, "embed", None)) and callable(getattr(model, "similarity_fn", None))
 
 
-def _bi_texts(model: Any, layout: Layout) -> tuple[list[str], list[str]]:
-    q = [model.query_prefix + model.context_text(t) for t in layout.queries]
-    return q, [model.doc_prefix + t for t in layout.docs]
-
-
 def pool_scores(model: Any, layout: Layout, dist: Dist = Dist()) -> torch.Tensor:
     """Differentiable ``(B, N)`` scores of the layout's queries against its documents."""
     if layout.candidates is not None:
@@ -254,13 +249,20 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
         return _global_parts({}, 0.0, dist) if dist.active and not gathers else {}
     layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
     if cfg.grad_cache and layout.candidates is None and _is_bi(model):
-        q_texts, d_texts = _bi_texts(model, layout)
+        # tagged items so one embed function serves both groups: queries / dialogue contexts go
+        # through embed_contexts (prefix, most recent tokens kept), documents through embed
+        q_items = [("q", c) for c in layout.queries]
+        d_items = [("d", model.doc_prefix + t) for t in layout.docs]
+
+        def embed_items(items: Sequence[tuple[str, Any]]) -> torch.Tensor:
+            values = [v for _, v in items]
+            return model.embed_contexts(values) if items[0][0] == "q" else model.embed(values)
 
         def loss_fn(q: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, Any]:
             total, parts = combine(cfg.losses, batch_inputs(model.similarity_fn(dist.gather(q), dist.gather(d)), layout))
             return total * scale, (total.detach(), parts)
 
-        _, (total, parts) = grad_cache_step(model.embed, [dist.share(q_texts), dist.share(d_texts)], loss_fn, cfg.chunk_size)
+        _, (total, parts) = grad_cache_step(embed_items, [dist.share(q_items), dist.share(d_items)], loss_fn, cfg.chunk_size)
     else:
         total, parts = combine(cfg.losses, batch_inputs(pool_scores(model, layout, dist), layout))
         if total.requires_grad:  # False only for a rank whose share of a short batch is empty
@@ -760,6 +762,10 @@ def _write_provenance(out: Path, cfg: TrainConfig, data_info: dict, model_fp: st
 
 def _check_resume_config(cfg: TrainConfig, saved: dict, where: Path) -> None:
     now = to_dict(cfg)
+    try:  # a checkpoint written before a field existed holds that field's default
+        saved = to_dict(from_dict(TrainConfig, saved))
+    except ConfigError:
+        pass  # a field since removed: compare as saved (and refuse below)
     diff = sorted(k for k in set(now) | set(saved) if k not in RESUME_SAFE_KEYS and now.get(k) != saved.get(k))
     if diff:
         raise ConfigError(f"{where}: cannot resume: the config differs in {', '.join(diff)} (only {', '.join(sorted(RESUME_SAFE_KEYS))} may change)")

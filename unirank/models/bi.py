@@ -259,9 +259,10 @@ class BiEncoder(Ranker):
             prefix = self.tokenizer(self.query_prefix, add_special_tokens=False)["input_ids"] if self.query_prefix else []
             wrap = self.tokenizer("", return_attention_mask=False, return_token_type_ids=False)["input_ids"]  # e.g. [CLS] [SEP]
             head = 1 if wrap and wrap[0] in (self.tokenizer.cls_token_id, self.tokenizer.bos_token_id) else 0
-            budget = max(max_length - len(wrap) - len(prefix), 0)
+            budget = max_length - len(wrap) - len(prefix)
             for i, x in zip(turns, raw):
-                ids[i] = wrap[:head] + prefix + (x[len(x) - budget:] if budget else []) + wrap[head:]
+                body = prefix + x[len(x) - budget:] if budget > 0 else prefix[: max(max_length - len(wrap), 0)]
+                ids[i] = wrap[:head] + body + wrap[head:]
         return ids  # type: ignore[return-value]
 
     def embed_contexts(self, contexts: Sequence[Context]) -> torch.Tensor:
@@ -317,6 +318,7 @@ class BiEncoder(Ranker):
         dtype: str | None = None,
         show_progress: bool | None = None,
         max_length: int | None = None,
+        token_ids: Sequence[list[int]] | None = None,
     ) -> np.ndarray:
         """Embed many texts without gradients, as fast as the backbone allows.
 
@@ -338,6 +340,8 @@ class BiEncoder(Ranker):
             show_progress: tqdm bar; ``None`` shows it when there are more than
                 ``PROGRESS_MIN_BATCHES`` batches and stderr is a terminal.
             max_length: token limit for this call (default: the model's ``max_length``).
+            token_ids: already tokenised inputs, one per text (special tokens included,
+                within the limit); ``texts`` then only give the count and are not read.
 
         Shapes:
             N texts -> (N, H)
@@ -353,8 +357,12 @@ class BiEncoder(Ranker):
             ((3, 16), dtype('float32'), True)
         """
         texts = list(texts)
+        if token_ids is not None:
+            token_ids = list(token_ids)
+            if len(token_ids) != len(texts):
+                raise ValueError(f"{len(token_ids)} token id lists for {len(texts)} texts")
         for i, t in enumerate(texts):
-            if not isinstance(t, str):
+            if token_ids is None and not isinstance(t, str):
                 raise TypeError(f"texts[{i}] is {type(t).__name__}; encode takes strings")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -381,8 +389,9 @@ class BiEncoder(Ranker):
         self.to(dev)
         was_training = self.training
         self.eval()
-        order = np.argsort(np.fromiter((-len(t) for t in texts), dtype=np.int64, count=len(texts)), kind="stable")
-        chunks = self._tokenized_chunks(texts, order, 16 * batch_size, limit, prefetch=dev.type != "cpu")
+        sizes = token_ids if token_ids is not None else texts
+        order = np.argsort(np.fromiter((-len(t) for t in sizes), dtype=np.int64, count=len(texts)), kind="stable")
+        chunks = self._tokenized_chunks(texts, order, 16 * batch_size, limit, prefetch=dev.type != "cpu", token_ids=token_ids)
         pending: tuple[np.ndarray, list[torch.Tensor]] | None = None  # last chunk's rows, still on the device
 
         def flush() -> None:
@@ -412,7 +421,8 @@ class BiEncoder(Ranker):
         return out
 
     def _tokenized_chunks(
-        self, texts: list[str], order: np.ndarray, size: int, limit: int, prefetch: bool
+        self, texts: list[str], order: np.ndarray, size: int, limit: int, prefetch: bool,
+        token_ids: Sequence[list[int]] | None = None,
     ) -> Iterator[tuple[np.ndarray, list[list[int]]]]:
         """Yield ``(indices, token ids)`` for consecutive ``size``-slices of ``order``.
 
@@ -422,6 +432,8 @@ class BiEncoder(Ranker):
         slices = [order[s : s + size] for s in range(0, len(order), size)]
 
         def tokenize(idx: np.ndarray) -> list[list[int]]:
+            if token_ids is not None:
+                return [list(token_ids[i]) for i in idx]
             return self._token_ids([texts[i] for i in idx], limit)
 
         if not prefetch:
@@ -437,8 +449,14 @@ class BiEncoder(Ranker):
                 yield idx, ids
 
     def encode_queries(self, queries: Sequence[Context], **kw: Any) -> np.ndarray:
-        """:meth:`encode` of ``query_prefix + text`` (dialogue contexts are joined first)."""
-        return self.encode([self.query_prefix + self.context_text(q) for q in queries], **kw)
+        """:meth:`encode` of ``query_prefix + text``; a dialogue context (turn list) keeps its
+        most recent tokens, as in :meth:`score` and training."""
+        queries = list(queries)
+        if all(isinstance(q, str) for q in queries):
+            return self.encode([self.query_prefix + q for q in queries], **kw)
+        limit = self.max_length if kw.get("max_length") is None else int(kw["max_length"])
+        ids = self._context_token_ids(queries, limit)
+        return self.encode([""] * len(queries), token_ids=ids, **kw)
 
     def encode_docs(self, docs: Sequence[str | Document], **kw: Any) -> np.ndarray:
         """:meth:`encode` of ``doc_prefix + text``; a :class:`~unirank.types.Document` gives its ``full_text``."""

@@ -511,6 +511,10 @@ class PrebuiltMiner(DenseMiner):
         """Open the store and check it holds ``doc_ids`` in this order; nothing is encoded."""
         from unirank.index.shards import ShardedIndex, StoreVectors
 
+        if getattr(self.encoder, "similarity", None) == "cosine" and not getattr(self.encoder, "normalize", True):
+            raise ConfigError("miner prebuilt: the store holds the encoder's raw vectors, but this encoder scores by cosine "
+                              "without normalising them; use a normalising encoder (or the dense miner)")
+
         index = ShardedIndex(self.store, self.index_dir, refine=self.refine)
         if index.doc_ids != list(doc_ids):
             have, want = set(index.doc_ids), set(doc_ids)

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -268,8 +269,29 @@ class TrainConfig:
             raise ConfigError("data.options are options of the response-data loader; set data.task: response")
         if self.data.task == "response" and self.data.mined:
             raise ConfigError("data.mined and data.task response exclude each other: response data brings its own negatives")
+        if self.data.task == "response" and self.refresh.every_steps:
+            raise ConfigError("refresh.every_steps (ANCE re-mining) needs retrieval data (a corpus to mine); data.task is response")
+        if self.data.task == "response" and not _builtin_response_name(self.data.train):
+            for key in ("dev", "test"):
+                split = getattr(self, key)
+                if split.split is not None and split.data is None:
+                    raise ConfigError(f"{key}.data: response data given as a path ({self.data.train}) has no splits; name the "
+                                      f"{key} file or folder in {key}.data, or set {key}.split: null")
+        for key in ("dev", "test"):
+            split = getattr(self, key)
+            if split.rerank_depth < 1:
+                raise ConfigError(f"{key}.rerank_depth must be >= 1, got {split.rerank_depth}")
+            if split.first_stage != "bm25" and not Path(split.first_stage).is_file():
+                raise ConfigError(f"{key}.first_stage: {split.first_stage!r} is neither 'bm25' nor an existing TREC run file")
         if self.refresh.every_steps < 0:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
+
+
+def _builtin_response_name(name: str) -> bool:
+    """True for a built-in response data set name (``mutual``, ``dailydialog``) that is not a path."""
+    from ..data.dialogue import RESPONSE_DATASETS
+
+    return name in RESPONSE_DATASETS and not Path(name).exists()
 
 
 #: top-level keys that may differ between a checkpoint's config and the config given to
