@@ -256,6 +256,8 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
 
         def embed_items(items: Sequence[tuple[str, Any]]) -> torch.Tensor:
             values = [v for _, v in items]
+            if not values:  # this rank's share of a short batch is empty
+                return model.embed([])
             return model.embed_contexts(values) if items[0][0] == "q" else model.embed(values)
 
         def loss_fn(q: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, Any]:
