@@ -17,7 +17,9 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -72,3 +74,27 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while b := f.read(chunk):
             h.update(b)
     return h.hexdigest()
+
+
+def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move the finished folder ``tmp`` to ``target``, replacing a folder already there:
+    the old one is renamed aside first and deleted last, so ``target`` always names a
+    complete folder (the folder-level counterpart of :func:`atomic_open`).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> for text in ("old", "new"):
+        ...     t = Path(tempfile.mkdtemp(dir=d)); _ = (t / "f").write_text(text)
+        ...     replace_dir(t, d / "out")
+        >>> (d / "out" / "f").read_text(), sorted(p.name for p in d.iterdir())
+        ('new', ['out'])
+    """
+    tmp, target = Path(tmp), Path(target)
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)

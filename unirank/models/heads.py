@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, DataError
-from ..io import write_json
+from ..io import replace_dir, write_json
 from ..registry import Registry
 from .backbone import Backbone, encode_tokens, load_backbone, mean_pool
 from .base import MODELS, Ranker
@@ -145,15 +144,9 @@ def _versions() -> dict[str, str]:
 
 def _replace_dir(tmp: Path, target: Path) -> None:
     """Move the finished folder ``tmp`` to ``target``, replacing an earlier saved model."""
-    if target.exists():
-        if not target.is_dir() or (any(target.iterdir()) and not (target / MODEL_FILE).is_file()):
-            raise ConfigError(f"{target} exists and is not a unirank model folder; refusing to overwrite it")
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / MODEL_FILE).is_file())):
+        raise ConfigError(f"{target} exists and is not a unirank model folder; refusing to overwrite it")
+    replace_dir(tmp, target)
 
 
 class BackboneRanker(Ranker):

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import write_json
+from ..io import replace_dir, write_json
 
 __all__ = [
     "save_checkpoint",
@@ -203,14 +203,7 @@ def save_checkpoint(
         save_file(rng_t, str(tmp / "rng.safetensors"))
         write_json(tmp / "rng.json", rng_m)
         write_json(tmp / "trainer_state.json", trainer_state)
-        if final.exists():
-            old = root / f".{name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -18,18 +18,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..io import replace_dir
+
 __all__ = ["export_ranker", "export_transformers", "export_all"]
-
-
-def _replace(tmp: Path, dst: Path) -> None:
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dst, old)
-        os.replace(tmp, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, dst)
 
 
 def export_ranker(model: Any, path: str | os.PathLike) -> Path:
@@ -54,7 +45,7 @@ def export_transformers(model: Any, path: str | os.PathLike) -> Path:
     try:
         backbone.model.save_pretrained(str(tmp))  # safetensors (the transformers default)
         backbone.tokenizer.save_pretrained(str(tmp))
-        _replace(tmp, path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
