@@ -239,14 +239,15 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
         ``{"loss": total, label: unweighted part, ...}`` as floats.
     """
     gathers = dist.active and cfg.in_batch_negatives and _is_bi(model)
+    local = dist.active and not gathers  # this rank scores only its share of the rows
     share = 1.0  # this rank's fraction of the global rows (1 with gathering or one process)
-    if dist.active and not gathers:
+    if local:
         n_global = len(rows)
         rows = dist.share(rows)
         share = len(rows) / n_global
     scale = weight * (dist.loss_scale if gathers else share * dist.world_size)
     if not rows:  # a short last batch with fewer rows than ranks: nothing here, but join the loss sum
-        return _global_parts({}, 0.0, dist) if dist.active and not gathers else {}
+        return _global_parts({}, 0.0, dist)
     layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
     if cfg.grad_cache and layout.candidates is None and _is_bi(model):
         # tagged items so one embed function serves both groups: queries / dialogue contexts go
@@ -271,7 +272,7 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
             (total * scale).backward()
         total = total.detach()
     out = {"loss": float(total), **{k: float(v) for k, v in parts.items()}}
-    return _global_parts(out, share, dist) if dist.active and not gathers else out
+    return _global_parts(out, share, dist) if local else out
 
 
 def _global_parts(parts: dict[str, float], share: float, dist: Dist) -> dict[str, float]:
@@ -364,8 +365,9 @@ class _Evaluator:
         if not self.enabled:
             return None
         if self.task == "response":
-            ex = self.dataset.examples
-            return text_fingerprint(f"{d.id}\t{d.context}\t{d.candidates}\t{d.labels}" for d in ex)
+            from .data.dialogue import examples_fingerprint
+
+            return examples_fingerprint(self.dataset.examples)
         return self.dataset.fingerprint
 
     @property
@@ -406,19 +408,17 @@ class _Evaluator:
     def _first_stage_run(self, ecfg: Any) -> Any:
         """The run a reranker reorders: a TREC file, or BM25 over the split's corpus (once)."""
         if self._first_stage is None:
-            if Path(self.cfg.first_stage).is_file():
+            if self.cfg.first_stage != "bm25":  # a TREC run file (TrainConfig.validate checked it exists)
                 from .data.trec import read_run
 
                 self._first_stage = read_run(self.cfg.first_stage)
-            elif self.cfg.first_stage == "bm25":
+            else:
                 from .eval.config import RetrieverConfig
                 from .eval.evaluate import limit_split, retrieve, subsample_corpus
                 from .index.retrievers import make_retriever
 
                 ds = subsample_corpus(limit_split(self.dataset, ecfg.limit_queries), ecfg.max_docs)
                 self._first_stage, _ = retrieve(ds, make_retriever(RetrieverConfig(name="bm25")), self.cfg.rerank_depth)
-            else:
-                raise ConfigError(f"first_stage: {self.cfg.first_stage!r} is neither 'bm25' nor a TREC run file")
         return self._first_stage
 
     def _response(self, model: Any, out: Path | None) -> dict[str, float]:

@@ -101,6 +101,7 @@ __all__ = [
     "response_data_options",
     "load_response_data",
     "default_data_root",
+    "examples_fingerprint",
 ]
 
 #: format version written into a task's manifest.json
@@ -547,6 +548,19 @@ def build_response_task(
 
 
 DAILYDIALOG_SPLITS = ("train", "validation", "test")
+
+
+def examples_fingerprint(examples: Iterable[DialogueExample]) -> str:
+    """Short sha256 of response-selection examples (ids, contexts, candidates, labels, in order).
+
+    Example:
+        >>> ex = [DialogueExample("a", ["hi"], ["x", "y"], [1, 0])]
+        >>> examples_fingerprint(ex) == examples_fingerprint(ex), examples_fingerprint(ex) == examples_fingerprint(ex[:0])
+        (True, False)
+    """
+    from unirank.provenance import text_fingerprint
+
+    return text_fingerprint(f"{d.id}\t{d.context}\t{d.candidates}\t{d.labels}" for d in examples)
 
 
 def default_data_root() -> Path:

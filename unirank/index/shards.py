@@ -523,10 +523,12 @@ class ShardedIndex:
         for s in range(len(self._shard_ids)):
             self._shard_index(s).set_search_params(**params)
 
-    def _rescore(self, q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def vectors(self) -> StoreVectors:
+        """Row access to the store's vectors (memory-mapped; opened on first use)."""
         if self._vectors is None:
             self._vectors = StoreVectors(self.root)
-        return _exact_topk(q, cand, self._vectors, k)
+        return self._vectors
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by inner product over all shards: ``(scores, indices)`` each ``(Q, k)``."""
@@ -539,7 +541,7 @@ class ShardedIndex:
                 sc, ix = self._shard_index(s).search(q, fetch)
                 best_s, best_i = topk_merge(best_s, best_i, sc, np.where(ix >= 0, ix + off, -1), fetch)
             if self.refine:
-                best_s, best_i = self._rescore(q, best_i, k)
+                best_s, best_i = _exact_topk(q, best_i, self.vectors, k)
         else:
             for off, x in iter_chunks(self.root):
                 sc = q @ x.T

@@ -509,7 +509,7 @@ class PrebuiltMiner(DenseMiner):
 
     def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
         """Open the store and check it holds ``doc_ids`` in this order; nothing is encoded."""
-        from unirank.index.shards import ShardedIndex, StoreVectors
+        from unirank.index.shards import ShardedIndex
 
         if getattr(self.encoder, "similarity", None) == "cosine" and not getattr(self.encoder, "normalize", True):
             raise ConfigError("miner prebuilt: the store holds the encoder's raw vectors, but this encoder scores by cosine "
@@ -522,7 +522,7 @@ class PrebuiltMiner(DenseMiner):
                    else "same documents in another order")
             raise ConfigError(f"{self.store}: the store does not match the corpus being mined ({why}); "
                               "encode this corpus with `unirank encode`")
-        self._index, self._doc_ids, self.doc_vectors = index, list(doc_ids), StoreVectors(self.store)
+        self._index, self._doc_ids, self.doc_vectors = index, list(doc_ids), index.vectors
 
     def build_from_vectors(self, doc_ids: Sequence[str], vectors: np.ndarray) -> None:
         raise ConfigError("the prebuilt miner reads its vectors from miner.dense.store")

@@ -149,13 +149,12 @@ def load_examples(cfg: Any) -> tuple[list[TrainExample], dict[str, Any]]:
     from ..io import file_sha256
 
     if cfg.task == "response":
-        from ..data.dialogue import load_response_data
-        from ..provenance import text_fingerprint
+        from ..data.dialogue import examples_fingerprint, load_response_data
 
         task = load_response_data(cfg.train, split=cfg.split, **cfg.options)
         dialogues = task.examples[: cfg.limit_queries] if cfg.limit_queries is not None else task.examples
         examples, counts = examples_from_dialogues(dialogues)
-        fp = text_fingerprint(f"{d.id}\t{d.context}\t{d.candidates}\t{d.labels}" for d in dialogues)
+        fp = examples_fingerprint(dialogues)
         return examples, {"source": "response", "name": str(cfg.train), "split": cfg.split, "options": dict(cfg.options),
                           "fingerprint": fp, "counts": counts, "manifest_counts": task.manifest.get("counts")}
     if cfg.mined:
