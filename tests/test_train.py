@@ -326,6 +326,64 @@ def test_other_model_kinds_train_with_the_same_loop(tmp_path, kind, in_batch):
                                    model.score(["question on cats"], [["a note about cats purr softly", "x"]]))
 
 
+def _layer_calls(model) -> list[int]:
+    """Count calls of the first transformer layer's feed-forward block in every encoder of ``model``
+    (transformers checkpoints the layer's ``forward``, so hooks on the layer itself fire once;
+    its submodules run again in the recomputation)."""
+    from transformers import PreTrainedModel
+
+    calls = [0]
+    for m in model.modules():
+        if isinstance(m, PreTrainedModel):
+            m.encoder.layer[0].intermediate.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+@pytest.mark.parametrize("kind", ["uni", "cross", "poly", "bi"])
+def test_gradient_checkpointing_recomputes_layers_and_keeps_the_gradient(kind):
+    """Same seed, dropout on: the checkpointed backward gives the plain gradient, and the layers
+    really run twice (forward + recomputation) - so the option is not silently ignored."""
+    from unirank.models.backbone import enable_gradient_checkpointing
+    from unirank.models.base import MODELS, import_model_kinds
+
+    import_model_kinds()
+    kw = {"max_length": 24} if kind == "bi" else {"max_context_length": 16, "max_candidate_length": 16}
+    grads, calls = [], []
+    for checkpointing in (False, True):
+        model = MODELS.get(kind)(tiny_backbone(hidden=32, seed=3), **kw)
+        if checkpointing:
+            assert enable_gradient_checkpointing(model) >= 1
+        counter = _layer_calls(model)
+        model.train()
+        torch.manual_seed(7)
+        scores = model.score(["question on cats", "dogs?"], [["a note about cats purr", "fish swim", "x"], ["dogs bark", "rain", "bread"]])
+        torch.nn.functional.cross_entropy(scores, torch.tensor([0, 0])).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        calls.append(counter[0])
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], msg=name)
+    assert calls[1] == 2 * calls[0] > 0, calls
+
+
+def test_gradient_checkpointing_in_the_loop_gives_the_same_weights(tmp_path):
+    from unirank.models.uni import UniEncoder
+
+    outs, calls = [], []
+    for checkpointing in (False, True):
+        model = UniEncoder(tiny_backbone(hidden=32, seed=2), max_context_length=16, max_candidate_length=16)
+        counter = _layer_calls(model)
+        cfg = _cfg(tmp_path / str(checkpointing), epochs=2, in_batch_negatives=False, gradient_checkpointing=checkpointing,
+                   data={"negatives": 2, "negative_choice": "first"}, losses={"ce": 1.0})
+        export = Path(train(cfg, model=model, examples=_examples(2), **QUIET)["export"]["model"])
+        outs.append({k: v.clone() for k, v in model.state_dict().items()})
+        calls.append(counter[0])
+        assert "checkpointing" not in (export / "backbone" / "config.json").read_text()  # a training-only setting
+    assert calls[1] > calls[0], calls  # the loop switched it on: layers recomputed in the backward passes
+    for name in outs[0]:
+        torch.testing.assert_close(outs[1][name], outs[0][name], msg=name)
+
+
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "examples").glob("train_*.yaml")), ids=lambda p: p.name)
 def test_example_configs_are_valid(path):
     from unirank.config import load_config

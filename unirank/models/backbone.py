@@ -190,6 +190,31 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
+def enable_gradient_checkpointing(module: torch.nn.Module) -> int:
+    """Turn on activation checkpointing in every transformers encoder inside ``module``.
+
+    Uses transformers' own ``activation_checkpointing_enable`` (``gradient_checkpointing_enable``
+    before transformers 5.x renamed it) with the non-reentrant
+    ``torch.utils.checkpoint`` (which replays dropout's random state, so the gradients equal
+    those of the plain pass). It acts only while the model is in training mode. Returns how
+    many encoders were switched (a poly-encoder with separate towers has two); raises
+    ``ValueError`` when an encoder does not support it, or there is none.
+    """
+    from transformers import PreTrainedModel
+
+    encoders = [m for m in module.modules() if isinstance(m, PreTrainedModel)]
+    for m in encoders:
+        if not m.supports_gradient_checkpointing:
+            raise ValueError(f"{type(m).__name__} does not support gradient checkpointing")
+        if hasattr(m, "activation_checkpointing_enable"):
+            m.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if not encoders:
+        raise ValueError(f"{type(module).__name__} holds no transformers encoder to checkpoint")
+    return len(encoders)
+
+
 def pick_device(device: str | None = None) -> torch.device:
     """``device`` if given, else CUDA when present, else CPU."""
     if device:
