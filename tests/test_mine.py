@@ -345,7 +345,7 @@ def test_read_mined_names_file_and_line(tmp_path):
     p = tmp_path / "bad.jsonl"
     good = {"query_id": "q", "query": "Q", "positives": [], "negatives": []}
     p.write_text(json.dumps(good) + "\n\n{not json\n")
-    with pytest.raises(DataError, match=r"bad.jsonl:3: invalid JSON"):
+    with pytest.raises(DataError, match=r"bad.jsonl:3: malformed JSON"):
         read_mined(p)
     p.write_text(json.dumps({"query_id": "q"}) + "\n")
     with pytest.raises(DataError, match=r"bad.jsonl:1: missing key 'query'"):

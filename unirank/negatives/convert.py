@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from unirank.data.beir import iter_json_objects
 from unirank.errors import ConfigError, DataError
 from unirank.io import atomic_open
 from unirank.registry import Registry
@@ -73,21 +74,14 @@ def iter_mined(path: str | os.PathLike) -> Iterator[dict]:
     """Yield the rows of a mined ``train.jsonl``, checked; blank lines are skipped.
 
     Raises:
-        DataError: missing file, invalid JSON or a row without the expected keys
+        DataError: missing file, malformed JSON or a row without the expected keys
             (names the file and line).
     """
     p = Path(path)
     if not p.is_file():
         raise DataError("mined file does not exist", path=p)
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"invalid JSON: {e.msg}", path=p, line=n) from None
-            yield _check_row(row, str(p), n)
+    for n, row in iter_json_objects(p):
+        yield _check_row(row, str(p), n)
 
 
 def _score(c: dict, scores: str) -> float | None:
