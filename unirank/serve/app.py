@@ -347,9 +347,12 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
             raise invalid(errs + text_errs)
         return fixed, count_truncated(req, limits)
 
-    def ready() -> Backend:
+    def ready(part: str, absent: str) -> Backend:
+        """The loaded backend (503 while loading), 404 naming ``absent`` when it lacks ``part``."""
         if state.backend is None:
             raise fastapi.HTTPException(503, f"not ready: {state.status}", headers={"Retry-After": "5"})
+        if getattr(state.backend, part) is None:
+            raise fastapi.HTTPException(404, f"this server has no {absent}")
         return state.backend
 
     async def submit(queue: str, item: Any) -> Any:
@@ -370,9 +373,7 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
     async def search(req: SearchRequest) -> SearchResponse:
         """Retrieve the top ``k`` documents; with ``rerank`` the server's ranker reorders them."""
         req, n_cut = prepare(req)
-        be = ready()
-        if be.retriever is None:
-            raise fastapi.HTTPException(404, "this server has no index (start it with --index)")
+        be = ready("retriever", "index (start it with --index)")
         if req.rerank and be.ranker is None:
             raise invalid([{"loc": ["body", "rerank"], "msg": "this server has no reranker model (start it with --model)", "type": "value_error"}])
         k = req.k if req.k is not None else min(DEFAULT_K, limits.max_k)
@@ -390,9 +391,7 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
     async def rank(req: RankRequest) -> RankResponse:
         """Score candidates for a query or dialogue context; best first (ties keep request order)."""
         req, n_cut = prepare(req)
-        be = ready()
-        if be.ranker is None:
-            raise fastapi.HTTPException(404, "this server has no ranker model (start it with --model)")
+        be = ready("ranker", "ranker model (start it with --model)")
         scores = await submit("rank", (req.context, list(req.candidates))) if req.candidates else []
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         if req.top_k is not None:
@@ -403,9 +402,7 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
     async def encode(req: EncodeRequest) -> EncodeResponse:
         """Embed texts with the server's bi-encoder (as queries or as documents)."""
         req, n_cut = prepare(req)
-        be = ready()
-        if be.encoder is None:
-            raise fastapi.HTTPException(404, "this server has no bi-encoder (start it with --kind bi, or a dense index)")
+        be = ready("encoder", "bi-encoder (start it with --kind bi, or a dense index)")
         if not req.texts:
             return EncodeResponse(embeddings=[], dim=0, truncated=n_cut)
         vecs = await submit("encode", (list(req.texts), req.kind))
