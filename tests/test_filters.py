@@ -137,6 +137,24 @@ def test_relative_margin_bad_params():
         RelativeMargin(use="teacher")(pool_of([1.0]))
 
 
+def test_spec_parameters_are_checked_by_name_and_type():
+    """``--filter relative_margin:p=abc`` and friends: the parameter and the valid names, not a
+    Python comparison error from inside the filter."""
+    from unirank.negatives.filters import build_filters
+    from unirank.negatives.samplers import build_sampler
+    from unirank.training.batching import build_batch_sampler
+
+    with pytest.raises(ConfigError, match=r"filter 'relative_margin': 'p': expected a number, got 'abc'"):
+        build_filters([{"name": "relative_margin", "p": "abc"}])
+    with pytest.raises(ConfigError, match=r"filter 'relative_margin': unknown parameter\(s\) q; valid: p, use"):
+        build_filters([{"name": "relative_margin", "q": 0.05}])
+    with pytest.raises(ConfigError, match=r"sampler 'top': 'range_min': expected an integer, got 'x'"):
+        build_sampler({"name": "top", "range_min": "x"})
+    with pytest.raises(ConfigError, match=r"batching.params for 'random': unknown parameter\(s\) foo; valid: \(none\)"):
+        build_batch_sampler("random", 4, 0, params={"foo": 1})
+    assert build_filters([{"name": "relative_margin", "p": 1}])[0].p == 1.0  # an int where a float is expected is fine
+
+
 # ---------------------------------------------------------------- absolute margin
 
 

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import types
 import typing
@@ -45,27 +46,27 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, a, key)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(f"config key {key!r}: {value!r} does not fit {tp}")
+        raise ConfigError(f"config key {key!r}: {value!r} does not fit {tp}", key=key)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
-            raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}")
+            raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}", key=key)
         return from_dict(tp, value, prefix=f"{key}.")
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")
+            raise ConfigError(f"config key {key!r}: expected a list, got {value!r}", key=key)
         args = typing.get_args(tp)
         inner = args[0] if args else Any
         return [_coerce(v, inner, key) for v in value]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}")
+            raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}", key=key)
         return dict(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"config key {key!r}: expected true/false, got {value!r}")
+        raise ConfigError(f"config key {key!r}: expected true/false, got {value!r}", key=key)
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -74,15 +75,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"config key {key!r}: expected a number, got {value!r}")
+        raise ConfigError(f"config key {key!r}: expected a number, got {value!r}", key=key)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}")
+        raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}", key=key)
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"config key {key!r}: expected a string, got {value!r}")
+        raise ConfigError(f"config key {key!r}: expected a string, got {value!r}", key=key)
     return value
 
 
@@ -120,25 +121,148 @@ def from_dict(cls: type[C], data: dict | None, overrides: Sequence[str] = (), pr
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown config key {prefix + unknown[0]!r} (in {cls.__name__}); valid: {', '.join(sorted(fields))}")
+        raise ConfigError(f"unknown config key {prefix + unknown[0]!r} (in {cls.__name__}); valid: {', '.join(sorted(fields))}",
+                          key=prefix + unknown[0])
     kwargs = {name: _coerce(v, hints[name], prefix + name) for name, v in data.items()}
     return cls(**kwargs)
 
 
 def load_config(cls: type[C], path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> C:
-    """Read YAML ``path`` (optional) into ``cls`` and apply ``key=value`` overrides."""
+    """Read YAML ``path`` (optional) into ``cls`` and apply ``key=value`` overrides.
+
+    Errors name the file and line: ``cfg.yaml:3:5: not valid YAML: ...`` and, for a bad key
+    or value that the file (not an override) set, ``cfg.yaml:7: unknown config key ...``.
+    """
     data: dict = {}
+    text = ""
+    p = None
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"config file {p} is a folder; expected a YAML file")
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
+        text = p.read_text(encoding="utf-8")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+            mark = getattr(e, "problem_mark", None)
+            where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
+            raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: expected a mapping at the top level")
-    return from_dict(cls, data, overrides)
+    try:
+        return from_dict(cls, data, overrides)
+    except ConfigError as e:
+        overridden = {o.split("=", 1)[0].strip().lstrip("-").replace("-", "_") for o in overrides}
+        if p is None or e.key is None or any(e.key == k or e.key.startswith(k + ".") for k in overridden):
+            raise
+        line = yaml_key_line(text, e.key)
+        if line is None:
+            raise
+        raise ConfigError(f"{p}:{line}: {e}", key=e.key) from None
+
+
+def yaml_key_line(text: str, dotted: str) -> int | None:
+    """1-based line of the (nested) mapping key ``dotted`` in YAML ``text``; None if absent.
+
+    Example:
+        >>> yaml_key_line("a: 1\\nb:\\n  c: 2\\n", "b.c")
+        3
+        >>> yaml_key_line("a: 1\\n", "b") is None
+        True
+    """
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in dotted.split("."):
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        for k, v in node.value:
+            if getattr(k, "value", None) == part:
+                node, line = v, k.start_mark.line + 1
+                break
+        else:
+            return None
+    return line
+
+
+def construct(cls: Any, params: dict[str, Any], what: str, **fixed: Any) -> Any:
+    """``cls(**fixed, **params)`` for a component named in a config (filter, sampler, ...).
+
+    ``params`` come from users: unknown names are listed with the valid ones, values are
+    checked against the constructor's annotations like config keys (so ``p=abc`` says
+    "expected a number" rather than failing deep inside), and a ``TypeError`` / ``ValueError``
+    raised by the constructor becomes a :class:`ConfigError` prefixed with ``what``.
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class Margin:
+        ...     p: float = 0.05
+        >>> construct(Margin, {"p": 1}, "filter 'margin'")
+        Margin(p=1.0)
+        >>> construct(Margin, {"q": 1}, "filter 'margin'")
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: filter 'margin': unknown parameter(s) q; valid: p
+        >>> construct(Margin, {"p": "abc"}, "filter 'margin'")
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: filter 'margin': 'p': expected a number, got 'abc'
+    """
+    sig = inspect.signature(cls)
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = [n for n, p in sig.parameters.items() if p.kind in kinds and n not in fixed]
+    open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    unknown = sorted(set(params) - set(accepted))
+    if unknown and not open_kwargs:
+        raise ConfigError(f"{what}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(accepted) or '(none)'}")
+    try:
+        hints = typing.get_type_hints(cls if dataclasses.is_dataclass(cls) else cls.__init__)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: pass the values unchecked
+        hints = {}
+    values = {}
+    for name, value in params.items():
+        try:
+            values[name] = _coerce(value, hints[name], name) if name in hints else value
+        except ConfigError as e:
+            raise ConfigError(f"{what}: {str(e).removeprefix('config key ')}") from None
+    try:
+        return cls(**fixed, **values)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what}: {e}") from None
+
+
+def check_out_dir(out: str | os.PathLike | None, key: str = "out") -> None:
+    """An output folder must be a folder or not exist yet: checked before any work is done.
+
+    Example:
+        >>> import tempfile
+        >>> f = tempfile.mkstemp()[1]
+        >>> check_out_dir(f)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: out: ... is a file; expected an output folder
+    """
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"{key}: {out} is a file; expected an output folder")
+
+
+def check_positive(values: dict[str, int | None]) -> None:
+    """Each set value must be >= 1 (``None`` means unset).
+
+    Example:
+        >>> check_positive({"k": 10, "limit_queries": None})
+        >>> check_positive({"k": 0})
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: k must be >= 1, got 0
+    """
+    for key, v in values.items():
+        if v is not None and v < 1:
+            raise ConfigError(f"{key} must be >= 1, got {v}")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -26,4 +26,12 @@ class DataError(UnirankError, ValueError):
 
 
 class ConfigError(UnirankError, ValueError):
-    """A configuration value that cannot be used (names the key and the valid choices)."""
+    """A configuration value that cannot be used (names the key and the valid choices).
+
+    ``key``, when given, is the dotted config key at fault (lets a config loader point at
+    the line of the YAML file that set it).
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        self.key = key
+        super().__init__(message)

@@ -46,6 +46,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from unirank.config import construct
 from unirank.errors import ConfigError
 from unirank.registry import Registry
 
@@ -568,7 +569,7 @@ def build_filters(specs: Iterable[Mapping[str, Any]]) -> list[Filter]:
         >>> build_filters([{"name": "relative_margin", "q": 1}])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        unirank.errors.ConfigError: filter 'relative_margin': ...unexpected keyword argument 'q'
+        unirank.errors.ConfigError: filter 'relative_margin': unknown parameter(s) q; valid: ...
     """
     out: list[Filter] = []
     for spec in specs:
@@ -580,8 +581,5 @@ def build_filters(specs: Iterable[Mapping[str, Any]]) -> list[Filter]:
             cls = FILTERS.get(name)
         except KeyError as e:
             raise ConfigError(e.args[0]) from None
-        try:
-            out.append(cls(**params))
-        except TypeError as e:
-            raise ConfigError(f"filter {name!r}: {e}") from None
+        out.append(construct(cls, params, f"filter {name!r}"))
     return out

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from unirank.config import construct
 from unirank.errors import ConfigError
 from unirank.negatives.filters import CandidatePool
 from unirank.registry import Registry
@@ -473,7 +474,4 @@ def build_sampler(spec: Mapping[str, Any]) -> Sampler:
         cls = SAMPLERS.get(name)
     except KeyError as e:
         raise ConfigError(e.args[0]) from None
-    try:
-        return cls(**params)
-    except TypeError as e:
-        raise ConfigError(f"sampler {name!r}: {e}") from None
+    return construct(cls, params, f"sampler {name!r}")

@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..config import construct
 from ..errors import ConfigError
 from ..registry import Registry
 from .data import Row
@@ -211,10 +212,7 @@ def build_batch_sampler(name: str, batch_size: int, seed: int, drop_last: bool =
         cls = BATCH_SAMPLERS.get(name)
     except KeyError as e:
         raise ConfigError(f"batching.name: {e.args[0]}") from None
-    try:
-        return cls(batch_size=batch_size, seed=seed, drop_last=drop_last, **(params or {}))
-    except TypeError as e:
-        raise ConfigError(f"batching.params for {name!r}: {e}") from None
+    return construct(cls, dict(params or {}), f"batching.params for {name!r}", batch_size=batch_size, seed=seed, drop_last=drop_last)
 
 
 def local_part(batch: Sequence[int], rank: int, world_size: int) -> list[int]:
