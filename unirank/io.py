@@ -24,15 +24,42 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 
+def normal_permissions(path: str | os.PathLike) -> None:
+    """Give ``path`` - a file, or a folder and everything in it - the permissions a plain
+    ``open`` / ``mkdir`` would (0666 / 0777 less the umask). ``mkstemp`` and ``mkdtemp``,
+    used for atomic writes, create 0600 files and 0700 folders, which would otherwise stay
+    on the final outputs.
+
+    Example:
+        >>> import tempfile, stat
+        >>> d = tempfile.mkdtemp(); normal_permissions(d)
+        >>> stat.S_IMODE(os.stat(d).st_mode) == 0o777 & ~_umask()
+        True
+    """
+    umask = _umask()
+    p = Path(path)
+    os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+    if p.is_dir():
+        for root, dirs, files in os.walk(p):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o777 & ~umask)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o666 & ~umask)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temp file in the target's folder; on success fsync and rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the final file normal permissions
+    normal_permissions(tmp)  # mkstemp creates 0600; give the final file normal permissions
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
@@ -91,10 +118,15 @@ def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
         ('new', ['out'])
     """
     tmp, target = Path(tmp), Path(target)
+    normal_permissions(tmp)  # a mkdtemp folder is 0700; files written into it may be 0600
     if not target.exists():
         os.replace(tmp, target)
         return
     old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
     os.replace(target, old)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(old, target)  # put the previous folder back
+        raise
     shutil.rmtree(old, ignore_errors=True)

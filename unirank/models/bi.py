@@ -35,7 +35,6 @@ import os
 import shutil
 import sys
 import tempfile
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -47,7 +46,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..errors import ConfigError
-from ..io import write_json
+from ..io import replace_dir, write_json
 from ..registry import Registry
 from ..scoring import SIMILARITIES
 from ..types import Document
@@ -377,7 +376,7 @@ class BiEncoder(Ranker):
         autocast: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if dtype is not None:
             if dtype not in AUTOCAST_DTYPES:
-                raise ConfigError(f"dtype: unknown {dtype!r}; valid: None, {', '.join(AUTOCAST_DTYPES)}")
+                raise ConfigError(f"dtype: unknown {dtype!r}; valid: {', '.join(AUTOCAST_DTYPES)} (or unset for float32)")
             if dtype == "fp16" and dev.type == "cpu":
                 raise ConfigError("dtype: 'fp16' needs CUDA; use 'bf16' on CPU")
             autocast = torch.autocast(device_type=dev.type, dtype=AUTOCAST_DTYPES[dtype])
@@ -488,7 +487,7 @@ class BiEncoder(Ranker):
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         try:
             self._write_folder(tmp)
-            _replace_folder(tmp, path)
+            replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -544,21 +543,6 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _replace_folder(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst``; an existing ``dst`` is moved aside first and deleted after."""
-    if not dst.exists():
-        os.replace(src, dst)
-        return
-    old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(dst, old)
-    try:
-        os.replace(src, dst)
-    except BaseException:
-        os.replace(old, dst)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_json(path: Path) -> Any:

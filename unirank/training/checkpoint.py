@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import replace_dir, write_json
+from ..io import normal_permissions, replace_dir, write_json
 
 __all__ = [
     "save_checkpoint",
@@ -76,6 +76,7 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
     os.close(fd)
     try:
         save_model(model, tmp)
+        normal_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
