@@ -79,3 +79,70 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--k", "0"], "k must be >= 1, got 0"),
+    (["--set", "k=-5"], "k must be >= 1, got -5"),
+    (["--limit-queries", "0"], "limit_queries must be >= 1"),
+    (["--limit-queries", "-3"], "limit_queries must be >= 1"),
+    (["--retriever", "dense", "--index", "hnsw"], "'hnsw' is unknown; valid: flat, ivf"),
+    (["--retriever", "dense", "--device", "tpu"], "'tpu' is not a torch device"),
+])
+def test_bad_values_exit_2_before_any_work(tiny_beir, tmp_path, args, expect):
+    out = tmp_path / "o"
+    r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--out", str(out), *args])
+    assert r.exit_code == 2 and expect in r.output, r.output
+    assert not out.exists()
+
+
+def test_cuda_asked_for_without_cuda_is_a_config_error(tiny_beir):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--retriever", "dense", "--device", "cuda"])
+    assert r.exit_code == 2 and "no CUDA device is available" in r.output, r.output
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(tiny_beir, tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("")
+    for cmd in (["eval", "--data", str(tiny_beir)], ["mine", "--data", str(tiny_beir), "--split", "test", "--miner", "bm25"]):
+        r = runner.invoke(app, [*cmd, "--out", str(f)])
+        assert r.exit_code == 2 and "is a file; expected an output folder" in r.output, r.output
+
+
+def test_config_errors_name_the_file_and_line(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data: x\nretriever:\n  name: bm25\n  bm25:\n    bb: 0.4\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:5: unknown config key 'retriever\.bm25\.bb'"):
+        load_config(EvalConfig, p)
+    p.write_text("data: x\nk: abc\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:2: config key 'k': expected an integer"):
+        load_config(EvalConfig, p)
+    with pytest.raises(ConfigError, match=r"^config key 'k': expected an integer, got 'x'$"):  # the override, not the file
+        load_config(EvalConfig, p, ["k=x"])
+    p.write_text("data: x\nk: [1,\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:3:1: not valid YAML"):
+        load_config(EvalConfig, p)
+    with pytest.raises(ConfigError, match="is a folder; expected a YAML file"):
+        load_config(EvalConfig, tmp_path)
+
+
+def test_saved_model_folders_get_normal_permissions(tmp_path):
+    import os
+
+    from unirank.models.backbone import tiny_backbone
+    from unirank.models.bi import BiEncoder
+    from unirank.training.checkpoint import save_weights
+
+    old = os.umask(0o022)
+    try:
+        model = BiEncoder(tiny_backbone(hidden=16), max_length=16)
+        model.save(tmp_path / "m")
+        save_weights(model, tmp_path / "w.safetensors")
+    finally:
+        os.umask(old)
+    paths = [tmp_path / "m", *(tmp_path / "m").rglob("*"), tmp_path / "w.safetensors"]
+    modes = {str(p.relative_to(tmp_path)): p.stat().st_mode & 0o777 for p in paths}
+    assert all(m == (0o755 if (tmp_path / p).is_dir() else 0o644) for p, m in modes.items()), modes

@@ -157,6 +157,8 @@ def test_compressed_indexes_recall(store, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "ix" / "shard-00002" / "unirank_index.json").read_text())["doc_ids"][0] == "d2000"
     with pytest.raises(ConfigError, match="must divide"):
         build_index_from_shards(root, "ivfpq", m=5)
+    with pytest.raises(ConfigError, match="too few to train its 65536-centroid product quantiser"):
+        build_index_from_shards(root, "ivfpq", nbits=16)  # instead of faiss's RuntimeError
 
 
 def test_refine_rescores_compressed_hits_exactly_from_the_store(store, tmp_path: Path) -> None:

@@ -384,6 +384,14 @@ def test_gradient_checkpointing_in_the_loop_gives_the_same_weights(tmp_path):
         torch.testing.assert_close(outs[1][name], outs[0][name], msg=name)
 
 
+def test_an_override_without_value_is_named_even_before_another_flag():
+    from unirank.train import normalize_overrides
+
+    with pytest.raises(ConfigError, match="override --max_steps has no value"):
+        normalize_overrides(["--max_steps", "--out", "x"])
+    assert normalize_overrides(["--lr", "-1"]) == ["lr=-1"]  # a negative number is a value
+
+
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "examples").glob("train_*.yaml")), ids=lambda p: p.name)
 def test_example_configs_are_valid(path):
     from unirank.config import load_config

@@ -38,7 +38,7 @@ def _flags(**kw: object) -> list[str]:
 def eval_cmd(
     data: Optional[str] = typer.Option(None, help="BEIR folder or built-in name (stdlib-codesearch)"),
     split: Optional[str] = typer.Option(None, help="qrels split, e.g. test"),
-    retriever: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid"),
+    retriever: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid | prebuilt (needs --set retriever.dense.store=STORE)"),
     model: Optional[str] = typer.Option(None, help="bi-encoder for dense/hybrid: folder, hub name; default packaged all-MiniLM-L6-v2"),
     k: Optional[int] = typer.Option(None, help="documents retrieved per query"),
     index: Optional[str] = typer.Option(None, help="dense index: flat (exact) | ivf"),
@@ -54,7 +54,8 @@ def eval_cmd(
     kind: Optional[str] = typer.Option(None, help="--task response: model kind (bi | poly | cross | uni)"),
     response_model: Optional[str] = typer.Option(None, help="--task response: model folder or name"),
     data_format: Optional[str] = typer.Option(None, "--format", help="--task response: mutual | tsv | jsonl | task"),
-    out: Optional[Path] = typer.Option(None, help="output folder: run.trec, metrics.json, config.json, report.html"),
+    out: Optional[Path] = typer.Option(None, help="output folder: run.trec, metrics.json, per_query.json, config.json, "
+                                       "report.html (--task response: metrics.json, scores.jsonl, config.json)"),
     config: Optional[Path] = typer.Option(None, help="YAML EvalConfig"),
     set_: List[str] = typer.Option([], "--set", help="override any config key: key.sub=value"),
 ) -> None:
@@ -109,7 +110,8 @@ def mine(
     teacher_model: Optional[str] = typer.Option(None, help="rescoring model folder or name"),
     format_: Optional[str] = typer.Option(None, "--format", help="also write train.<format>.jsonl: flag | st-triplet | st-ntuple"),
     seed: Optional[int] = typer.Option(None),
-    out: Optional[Path] = typer.Option(None, help="output folder: train.jsonl, mine.json, audit.html, audit.jsonl"),
+    out: Optional[Path] = typer.Option(None, help="output folder: train.jsonl, mine.json, audit.html, audit.jsonl, timings.json "
+                                       "(+ train.<format>.jsonl)"),
     config: Optional[Path] = typer.Option(None, help="YAML MineConfig"),
     set_: List[str] = typer.Option([], "--set", help="override any config key: key.sub=value"),
 ) -> None:
@@ -123,7 +125,8 @@ def mine(
         )
         cfg = build_mine_config(config, overrides + list(set_), filters=filter_ or None, sampler=sampler)
         manifest = run_mine(cfg)
-        typer.echo(f"wrote {cfg.out}/train.jsonl, mine.json, audit.html ({manifest.get('counts', {}).get('queries_written', '?')} queries)")
+        files = sorted(p.name for p in Path(cfg.out).iterdir() if p.is_file())
+        typer.echo(f"wrote {cfg.out}: {', '.join(files)} ({manifest.get('counts', {}).get('queries_written', '?')} queries)")
 
     _guard(go)
 
@@ -165,7 +168,11 @@ def index_cmd(
     ``unirank eval --retriever prebuilt --set retriever.dense.store=STORE --set retriever.dense.index_dir=OUT``."""
     from .index.shards import ShardedIndex
 
-    _guard(lambda: ShardedIndex.build(store, out, kind=kind, train_sample=train_sample, seed=seed))
+    def go() -> None:
+        ShardedIndex.build(store, out, kind=kind, train_sample=train_sample, seed=seed)
+        typer.echo(f"wrote {out} ({kind} index per shard)")
+
+    _guard(go)
 
 
 @app.command()

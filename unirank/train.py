@@ -817,7 +817,7 @@ def normalize_overrides(args: Sequence[str]) -> list[str]:
             out.append(f"{k}={_value(v)}")
             i += 1
         elif a.startswith("--"):
-            if i + 1 >= len(args):
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
                 raise ConfigError(f"override {a} has no value")
             out.append(f"{key}={_value(args[i + 1])}")
             i += 2

@@ -7,10 +7,10 @@ is always treated as a path, so ``./stdlib-codesearch`` reaches a folder of that
 Example:
     >>> DATASETS.names()
     ['stdlib-codesearch']
-    >>> load_dataset("no-such-set")
+    >>> load_dataset("no-such-set")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    unirank.errors.DataError: no-such-set: unknown data set: not a registered name (valid: stdlib-codesearch) and not a folder
+    unirank.errors.DataError: no-such-set: unknown data set: not a registered name (valid: stdlib-codesearch) and not a folder (relative paths resolve from the current folder, ...)
 """
 
 from __future__ import annotations
@@ -60,4 +60,5 @@ def load_dataset(name_or_dir: str | os.PathLike, split: str = "test", **kw: Any)
     if path.is_dir():
         return load_beir(path, split=split, **kw)
     valid = ", ".join(DATASETS.names())
-    raise DataError(f"unknown data set: not a registered name (valid: {valid}) and not a folder", path=name)
+    where = "" if Path(name).is_absolute() else f" (relative paths resolve from the current folder, {Path.cwd()})"
+    raise DataError(f"unknown data set: not a registered name (valid: {valid}) and not a folder{where}", path=name)

@@ -27,6 +27,10 @@ class DenseConfig:
     refine: int = 0  # retriever/miner "prebuilt" with index_dir: re-score refine x k compressed hits exactly from the store
 
 
+#: DenseRetriever's in-memory index kinds (``unirank index`` builds the others)
+DENSE_INDEX_KINDS = ("flat", "ivf")
+
+
 @dataclass
 class RetrieverConfig:
     name: str = "bm25"  # bm25 | dense | hybrid | prebuilt
@@ -80,3 +84,33 @@ class EvalConfig:
     seed: int = 0
     rerank: RerankConfig = field(default_factory=RerankConfig)
     response: ResponseConfig = field(default_factory=ResponseConfig)
+
+    def validate(self) -> None:
+        """Check names, ranges, devices and the output folder before any work (ConfigError)."""
+        from ..config import check_out_dir, check_positive
+        from ..errors import ConfigError
+        from .tasks import EVAL_TASKS
+
+        if self.task not in EVAL_TASKS:
+            raise ConfigError(f"task: unknown eval task {self.task!r}; valid: {', '.join(EVAL_TASKS.names())}")
+        check_positive({"k": self.k, "limit_queries": self.limit_queries, "max_docs": self.max_docs,
+                        "rerank.depth": self.rerank.depth, "rerank.chunk_size": self.rerank.chunk_size,
+                        "rerank.batch_size": self.rerank.batch_size, "response.batch_size": self.response.batch_size,
+                        "response.chunk_size": self.response.chunk_size, "retriever.dense.batch_size": self.retriever.dense.batch_size})
+        if self.task == "retrieval" and self.rerank.first_stage_run is None:
+            from ..index.retrievers import RETRIEVERS  # importing it registers every retriever
+
+            if self.retriever.name not in RETRIEVERS:
+                raise ConfigError(f"retriever.name: unknown retriever {self.retriever.name!r}; valid: {', '.join(RETRIEVERS.names())}")
+            if self.retriever.name in ("dense", "hybrid") and self.retriever.dense.index_kind not in DENSE_INDEX_KINDS:
+                raise ConfigError(f"retriever.dense.index_kind: {self.retriever.dense.index_kind!r} is unknown; valid: "
+                                  f"{', '.join(DENSE_INDEX_KINDS)} (compressed or HNSW indexes: `unirank index`, then "
+                                  f"--retriever prebuilt --set retriever.dense.index_dir=DIR)")
+        devices = {"retrieval": {"retriever.dense.device": self.retriever.dense.device, "rerank.device": self.rerank.device},
+                   "response": {"response.device": self.response.device}}.get(self.task, {})
+        if any(devices.values()):
+            from ..models.backbone import check_device
+
+            for key, device in devices.items():
+                check_device(device, key)
+        check_out_dir(self.out)

@@ -42,5 +42,6 @@ def response_task(cfg: EvalConfig) -> Any:
 
 
 def run_task(cfg: EvalConfig) -> Any:
-    """Run ``cfg.task`` through :data:`EVAL_TASKS`."""
+    """Validate ``cfg``, then run ``cfg.task`` through :data:`EVAL_TASKS`."""
+    cfg.validate()
     return EVAL_TASKS.get(cfg.task)(cfg)

@@ -245,7 +245,7 @@ def _shards(root: Path) -> list[Path]:
     root = Path(root)
     store = root / STORE
     if not store.is_file():
-        raise FileNotFoundError(f"{store}: not an embedding store (run encode_corpus_shard first)")
+        raise FileNotFoundError(f"{store}: not an embedding store (write one with `unirank encode`)")
     n = json.loads(store.read_text(encoding="utf-8"))["shards"]
     folders = [_shard_dir(root, i, n) for i in range(n)]
     missing = [f.name for f in folders if not (f / "done.json").is_file()]
@@ -347,6 +347,9 @@ def _ivfpq(dim: int, n: int, nlist: int | None = None, m: int | None = None, nbi
     ``nlist`` defaults to ``4 * sqrt(n)`` (at most ``n / 39``, FAISS's minimum training points
     per centroid); ``m`` (sub-quantisers, must divide ``dim``) to ``dim / 8``.
     """
+    if n < 2**nbits:
+        raise ConfigError(f"ivfpq: {n} vectors in this shard are too few to train its {2**nbits}-centroid product quantiser "
+                          f"(at least {2**nbits}); use kind flat (exact) or hnsw, fewer shards, or a smaller nbits")
     nlist = nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))
     m = m or max(1, dim // 8)
     if dim % m:

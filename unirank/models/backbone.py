@@ -215,6 +215,34 @@ def enable_gradient_checkpointing(module: torch.nn.Module) -> int:
     return len(encoders)
 
 
+def check_device(device: str | None, key: str = "device") -> None:
+    """Refuse, before any work, a device this torch cannot use (``None``: the default choice).
+
+    Example:
+        >>> check_device("cpu"); check_device(None)
+        >>> check_device("tpu")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: device: 'tpu' is not a torch device ...
+    """
+    from ..errors import ConfigError
+
+    if device is None:
+        return
+    try:
+        d = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"{key}: {device!r} is not a torch device ({e})") from None
+    if d.type == "cuda":
+        build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", a CPU-only build")
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{key}: {device!r} asked for, but no CUDA device is available ({build}); use cpu")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ConfigError(f"{key}: {device!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    elif d.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{key}: 'mps' asked for, but MPS is not available here; use cpu")
+
+
 def pick_device(device: str | None = None) -> torch.device:
     """``device`` if given, else CUDA when present, else CPU."""
     if device:

@@ -130,6 +130,7 @@ class MineConfig:
 
     def validate(self) -> None:
         """Check names and ranges before any work (ConfigError lists the valid choices)."""
+        from unirank.config import check_out_dir, check_positive
         from unirank.negatives.miners import MINERS
 
         if self.miner.name not in MINERS:
@@ -144,6 +145,13 @@ class MineConfig:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.negatives < 0:
             raise ConfigError(f"negatives must be >= 0, got {self.negatives}")
+        check_positive({"limit_queries": self.limit_queries, "teacher.depth": self.teacher.depth,
+                        "teacher.chunk_size": self.teacher.chunk_size, "miner.dense.batch_size": self.miner.dense.batch_size})
+        if self.miner.dense.device is not None:
+            from unirank.models.backbone import check_device
+
+            check_device(self.miner.dense.device, "miner.dense.device")
+        check_out_dir(self.out)
         if self.teacher.kind is not None:
             from unirank.models.base import MODELS
 

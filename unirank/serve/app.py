@@ -402,7 +402,7 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
     async def encode(req: EncodeRequest) -> EncodeResponse:
         """Embed texts with the server's bi-encoder (as queries or as documents)."""
         req, n_cut = prepare(req)
-        be = ready("encoder", "bi-encoder (start it with --kind bi, or a dense index)")
+        be = ready("encoder", "bi-encoder (start it with --model DIR --kind bi, or with a dense --retriever)")
         if not req.texts:
             return EncodeResponse(embeddings=[], dim=0, truncated=n_cut)
         vecs = await submit("encode", (list(req.texts), req.kind))

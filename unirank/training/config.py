@@ -239,6 +239,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Check names and ranges before any work; raises :class:`ConfigError` naming the key."""
+        from ..config import check_out_dir, check_positive
         from ..losses import resolve_loss_weights
         from .batching import BATCH_SAMPLERS
         from .schedules import SCHEDULES
@@ -293,6 +294,12 @@ class TrainConfig:
                 raise ConfigError(f"{key}.first_stage: {split.first_stage!r} is neither 'bm25' nor an existing TREC run file")
         if self.refresh.every_steps < 0:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
+        check_positive({"data.limit_queries": self.data.limit_queries})
+        if self.device is not None:
+            from ..models.backbone import check_device
+
+            check_device(self.device)
+        check_out_dir(self.out)
 
 
 def _builtin_response_name(name: str) -> bool:
