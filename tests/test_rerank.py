@@ -3,6 +3,8 @@
 import json
 
 import pytest
+
+from unirank.eval.metrics import rank_docs
 import torch
 
 from unirank.config import from_dict
@@ -83,9 +85,15 @@ def test_missing_query_or_document_is_a_data_error():
 def test_rerank_eval_first_stage_plus_rerank_writes_both(tiny_beir, tmp_path):
     cfg = from_dict(EvalConfig, {"data": str(tiny_beir), "k": 5, "out": str(tmp_path / "out"),
                                  "measures": ["ndcg@10", "mrr@10"], "retriever": {"bm25": {"stemmer": None}}})
-    first, rr = rerank_eval(cfg, OverlapRanker(), depth=2, quiet=True, progress=False)
+    first, rr = rerank_eval(cfg, OverlapRanker(), depth=2, quiet=True, progress=False, keep_tail=False)
     assert all(len(v) <= 2 for v in rr.run.values())
     assert all(set(rr.run[q]) <= set(first.run[q]) for q in rr.run)
+    # the default keeps the first stage's next documents below the reranked two, in its order
+    _, full = rerank_eval(cfg, OverlapRanker(), depth=2, quiet=True, progress=False)
+    for q in full.run:
+        order = rank_docs(full.run[q])
+        assert order[:2] == rank_docs(rr.run[q]) and set(order) == set(first.run[q])
+        assert order[2:] == [d for d in rank_docs(first.run[q]) if d not in rr.run[q]]
     assert rr.metrics == score_run(load_beir(tiny_beir).qrels, rr.run, ["ndcg@10", "mrr@10"])[0]
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved == pytest.approx(rr.metrics)

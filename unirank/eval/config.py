@@ -50,6 +50,7 @@ class RerankConfig:
     batch_size: int = 1
     first_stage_run: str | None = None  # a TREC run file instead of running the retriever
     device: str | None = None
+    keep_tail: bool = True  # below the reranked depth keep the first stage's next documents (up to k)
 
 
 @dataclass

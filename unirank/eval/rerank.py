@@ -94,6 +94,32 @@ def rerank_run(
     return {qid: dict(zip(docs, map(float, s))) for qid, docs, s in zip(qids, top, scores)}
 
 
+def append_tail(reranked: Run, first: Run, k: int) -> Run:
+    """Below each query's reranked documents, the first stage's next ones in its order, up to
+    ``k`` in all: the evaluated run stays a full ranking, so a cutoff beyond the rerank depth
+    (recall@100 after reranking 10) measures the pipeline, not a truncated list.
+
+    The tail's scores continue below the lowest reranked score (1 apart), so score order -
+    which trec_eval sorts by - is reranked documents first, then the first stage's order.
+
+    Example:
+        >>> append_tail({"q": {"b": 0.9, "a": 0.2}}, {"q": {"a": 5.0, "b": 4.0, "c": 3.0, "d": 2.0}}, k=3)
+        {'q': {'b': 0.9, 'a': 0.2, 'c': -0.8}}
+    """
+    out: Run = {}
+    for qid, top in reranked.items():
+        row = dict(top)
+        floor = min(top.values()) if top else 0.0
+        for doc in rank_docs(first.get(qid, {})):
+            if len(row) >= k:
+                break
+            if doc not in row:
+                floor -= 1.0
+                row[doc] = floor
+        out[qid] = row
+    return out
+
+
 def rerank_eval(
     cfg: Any,
     ranker: Ranker,
@@ -105,6 +131,7 @@ def rerank_eval(
     first_stage: Run | str | Path | None = None,
     quiet: bool = False,
     progress: bool | None = None,
+    keep_tail: bool = True,
 ) -> tuple[Any, Any]:
     """First stage (a retriever, or a given run) -> rerank the top ``depth`` -> metrics -> outputs.
 
@@ -121,6 +148,9 @@ def rerank_eval(
             split's judged queries are kept; a judged query missing from it counts as
             having retrieved nothing (it scores 0, as an empty retrieval does).
         quiet: do not print the comparison table.
+        keep_tail: below the reranked ``depth`` documents keep the first stage's next ones
+            (up to ``max(cfg.k, depth)`` per query, :func:`append_tail`); ``False``: the
+            reranked run holds only the reranked documents.
 
     Returns:
         ``(first_stage_result, reranked_result)``, two
@@ -155,6 +185,8 @@ def rerank_eval(
     t1 = time.perf_counter()
     reranked = rerank_run(ranker, ds, run, depth, chunk_size, batch_size, progress)
     t2 = time.perf_counter()
+    if keep_tail:
+        reranked = append_tail(reranked, run, max(cfg.k, depth))
 
     data_info = {"name": ds.name, "split": ds.split, "fingerprint": ds.fingerprint, "documents": len(ds.corpus), "queries": len(ds.qrels)}
     first_means, first_pq = score_run(ds.qrels, run, cfg.measures)
@@ -165,17 +197,18 @@ def rerank_eval(
         **common,
         "retriever": first_name,
         "first_stage_metrics": first_means,
-        "reranker": {**ranker_info(ranker), "depth": depth, "chunk_size": chunk_size, "batch_size": batch_size},
+        "reranker": {**ranker_info(ranker), "depth": depth, "chunk_size": chunk_size, "batch_size": batch_size, "keep_tail": keep_tail},
         "timings_s": {
             **{k: round(v, 3) for k, v in timings.items()},
             "first_stage_s": round(t1 - t0, 3),
             "rerank_s": round(t2 - t1, 3),
-            "reranked_docs": sum(len(v) for v in reranked.values()),
+            "reranked_docs": sum(min(len(v), depth) for v in run.values()),
         },
     }
     result = EvalResult(means, per_q, reranked, rr_info)
     if cfg.out:
-        cfg_dict = {**to_dict(cfg), "rerank": {"kind": ranker.kind, "depth": depth, "chunk_size": chunk_size, "batch_size": batch_size}}
+        cfg_dict = {**to_dict(cfg), "rerank": {"kind": ranker.kind, "depth": depth, "chunk_size": chunk_size, "batch_size": batch_size,
+                                               "keep_tail": keep_tail}}
         write_eval_outputs(Path(cfg.out) / "first_stage", first, ds, to_dict(cfg), f"unirank eval: {first_name} on {ds.name}/{ds.split}")
         write_eval_outputs(cfg.out, result, ds, cfg_dict, f"unirank eval: {first_name} + {ranker.kind} rerank@{depth} on {ds.name}/{ds.split}")
     if not quiet:

@@ -26,7 +26,8 @@ def retrieval_task(cfg: EvalConfig) -> Any:
     from .response import make_ranker
 
     ranker = make_ranker(r.kind, r.model, r.device)
-    return rerank_eval(cfg, ranker, depth=r.depth, chunk_size=r.chunk_size, batch_size=r.batch_size, first_stage=r.first_stage_run)
+    return rerank_eval(cfg, ranker, depth=r.depth, chunk_size=r.chunk_size, batch_size=r.batch_size, first_stage=r.first_stage_run,
+                       keep_tail=r.keep_tail)
 
 
 @EVAL_TASKS.register("response")
