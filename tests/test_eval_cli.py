@@ -66,6 +66,8 @@ def test_yaml_config_and_overrides(tmp_path):
 def test_serve_rejects_bad_kind_before_starting(tiny_beir):
     r = runner.invoke(app, ["serve", "--kind", "tri", "--index", str(tiny_beir)])
     assert r.exit_code == 2 and "tri" in r.output and "uni" in r.output
+    r = runner.invoke(app, ["serve", "--index", str(tiny_beir), "--device", "tpu"])
+    assert r.exit_code == 2 and "'tpu' is not a torch device" in r.output
 
 
 def test_atomic_writes_get_normal_permissions(tmp_path):

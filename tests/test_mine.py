@@ -364,6 +364,8 @@ def test_read_mined_names_file_and_line(tmp_path):
         ({"format": "parquet"}, "valid: unirank, flag, st-ntuple, st-triplet"),
         ({"dense_search": "annoy"}, "valid: faiss, scan"),
         ({"teacher": {"kind": "oracle"}}, "unknown model kind 'oracle'"),
+        ({"teacher": {"kind": "cross"}}, "a cross teacher needs trained weights"),
+        ({"limit_queries": -2}, "limit_queries must be >= 1"),
         ({"depth": 0}, "depth must be >= 1"),
     ],
 )

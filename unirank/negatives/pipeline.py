@@ -158,6 +158,9 @@ class MineConfig:
             import_model_kinds()
             if self.teacher.kind not in MODELS:
                 raise ConfigError(f"teacher.kind: unknown model kind {self.teacher.kind!r}; valid: {', '.join(MODELS.names())}")
+            if self.teacher.model is None and self.teacher.kind != "bi":
+                raise ConfigError(f"teacher.model: a {self.teacher.kind} teacher needs trained weights (--teacher-model DIR): "
+                                  f"from the plain backbone its scoring head would be random")
         build_filters(self.filters)
         build_sampler(self.sampler)
 
