@@ -467,11 +467,14 @@ class Teacher(Filter):
 
     A candidate is dropped if ``teacher > threshold`` (when ``threshold`` is set)
     or ``teacher > min_pos_teacher - margin`` (when ``margin`` is set). At least
-    one must be set. Candidates without a teacher score (NaN) are kept.
+    one must be set. Candidates without a teacher score (NaN: ranked beyond
+    ``teacher.depth``) are kept unless ``unscored="drop"`` - then only vetted candidates
+    remain (set ``teacher.depth`` >= ``depth`` to vet them all).
 
     Args:
         threshold: absolute cap on the teacher score.
         margin: how far below the (minimum) positive's teacher score a negative must be.
+        unscored: ``keep`` (default) or ``drop`` candidates the teacher did not score.
 
     Example:
         >>> pool = CandidatePool(ids=["a", "b", "c"], scores=[3, 2, 1], pos_ids=["p"],
@@ -480,14 +483,19 @@ class Teacher(Filter):
         [False, True, True]
         >>> Teacher(margin=0.25)(pool).tolist()   # threshold 0.9 - 0.25 = 0.65
         [False, False, True]
+        >>> Teacher(threshold=0.9, unscored="drop")(pool).tolist()
+        [False, True, False]
     """
 
     threshold: float | None = None
     margin: float | None = None
+    unscored: str = "keep"
 
     def __post_init__(self) -> None:
         if self.threshold is None and self.margin is None:
             raise ConfigError("teacher filter: set threshold, margin, or both")
+        if self.unscored not in ("keep", "drop"):
+            raise ConfigError(f"teacher filter: unscored={self.unscored!r}; valid: keep, drop")
 
     def __call__(self, pool: CandidatePool) -> np.ndarray:
         keep = np.ones(len(pool), dtype=bool)
@@ -495,6 +503,8 @@ class Teacher(Filter):
             keep &= MaxScore(self.threshold, use="teacher")(pool)
         if self.margin is not None:
             keep &= AbsoluteMargin(self.margin, use="teacher")(pool)
+        if self.unscored == "drop":
+            keep &= np.isfinite(np.asarray(pool.teacher, dtype=float))
         return keep
 
 
