@@ -348,3 +348,7 @@ def test_load_response_data_builds_dailydialog_by_name(tmp_path):
     task = load_response_data("dailydialog", split="validation", root=str(tmp_path), n=3, seed=2)
     assert [e.id for e in task.examples] == ["validation:1:1", "validation:1:2", "validation:2:1"]
     assert task.manifest["params"]["seed"] == 2
+    # the release folder itself is recognised (it used to be read as MuTual and fail on readme.txt)
+    (tmp_path / "readme.txt").write_text("DailyDialog\n")
+    by_path = load_response_data(tmp_path, split="validation", n=3, seed=2)
+    assert [e.id for e in by_path.examples] == [e.id for e in task.examples]

@@ -837,6 +837,10 @@ def _resolve_loader(name_or_path: str | os.PathLike, fmt: str | None) -> tuple[s
             f"not a response data file or folder, nor a built-in name (valid: {', '.join(RESPONSE_DATASETS.names())})",
             path=path,
         )
+    if fmt is None and (path / "train" / "dialogues_train.txt").is_file():  # the DailyDialog release folder
+        import functools
+
+        return f"DailyDialog folder {path}", functools.partial(RESPONSE_DATASETS.get("dailydialog"), root=path), True
     fmt = fmt or detect_format(path)
     try:
         return f"format {fmt!r}", RESPONSE_FORMATS.get(fmt), False
