@@ -608,7 +608,7 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             prune_checkpoints(ckpt_root, "step-", cfg.keep_checkpoints)
         _save_rank_rng(ckpt_root / name, dist)
 
-    say(f"training {type(model).__name__} on {len(examples)} queries: {total_steps} steps, batch {cfg.batch_size}"
+    say(f"training {type(model).__name__} on {len(examples)} queries: {total_steps} step{'' if total_steps == 1 else 's'}, batch {cfg.batch_size}"
         f" x accumulate {cfg.accumulate}, warmup {warmup}, device {device}"
         + (f", {dist.world_size} processes" if dist.active else ""))
     bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step",
