@@ -123,3 +123,51 @@ def test_registered_and_gradients_reach_backbone_and_head(backbone):
     assert model.head.weight.grad.abs().sum() > 0
     assert model.encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
     assert model.encoder.encoder.layer[-1].output.dense.weight.grad.abs().sum() > 0
+
+
+def _published_cross_encoder(folder, num_labels=1, model_type="bert"):
+    """A tiny random ``*ForSequenceClassification`` checkpoint saved like a hub cross-encoder."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+
+    from unirank.models.backbone import packaged_model_dir
+
+    tok = AutoTokenizer.from_pretrained(str(packaged_model_dir()))
+    kw = dict(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+              num_labels=num_labels)
+    torch.manual_seed(11)
+    model = (BertForSequenceClassification(BertConfig(**kw)) if model_type == "bert"
+             else RobertaForSequenceClassification(RobertaConfig(**kw, pad_token_id=0)))
+    for p in model.parameters():  # livelier than the default init, so a wrong head shows in the scores
+        p.data.normal_(0, 0.2)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return model.eval(), tok
+
+
+def test_a_published_cross_encoder_checkpoint_scores_its_own_logits(tmp_path):
+    """CrossEncoder.from_pretrained on a BertForSequenceClassification folder keeps the pooler
+    and classifier: its scores are the checkpoint's logits (also after a unirank save/load)."""
+    ref, tok = _published_cross_encoder(tmp_path / "ce")
+    ce = CrossEncoder.from_pretrained(tmp_path / "ce").eval()
+    assert ce.settings()["head_activation"] == "tanh" and ce.settings()["pooling"] == "cls"
+    query, docs = "what is the capital of france?", ["paris is the capital", "berlin is in germany", "x"]
+    with torch.no_grad():
+        want = ref(**tok([query] * 3, docs, return_tensors="pt", padding=True)).logits[:, 0]
+        got = ce.score([query], [docs])[0]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    ce.save(tmp_path / "saved")
+    again = load_ranker(tmp_path / "saved").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again.score([query], [docs])[0], want, atol=1e-5, rtol=1e-5)
+    with pytest.raises(Exception, match="does not fit the classification head"):
+        CrossEncoder.from_pretrained(tmp_path / "ce", pooling="mean")
+
+
+@pytest.mark.parametrize("num_labels,model_type,match", [(2, "bert", "with 2 labels"), (1, "roberta", "BERT-family")])
+def test_unsupported_classification_checkpoints_are_refused(tmp_path, num_labels, model_type, match):
+    """Rather than scoring with a random head."""
+    from unirank.errors import ConfigError
+
+    _published_cross_encoder(tmp_path / "ce", num_labels=num_labels, model_type=model_type)
+    with pytest.raises(ConfigError, match=match):
+        CrossEncoder.from_pretrained(tmp_path / "ce")

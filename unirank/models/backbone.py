@@ -118,6 +118,52 @@ def load_backbone(name_or_path: str | os.PathLike | None = None, attn_implementa
     return Backbone(model=model, tokenizer=tokenizer, source=src)
 
 
+#: model types whose sequence-classification head is BERT's: ``classifier(tanh(pooler.dense(h[CLS])))``
+_BERT_CLASSIFIER_TYPES = {"bert"}
+
+
+def load_pair_classifier(name_or_path: str | os.PathLike | None, attn_implementation: str | None = "sdpa") -> tuple[Backbone, dict[str, torch.Tensor]] | None:
+    """A published cross-encoder (a ``*ForSequenceClassification`` checkpoint with one label,
+    e.g. ``cross-encoder/ms-marco-MiniLM-L-6-v2``) as a backbone plus its scoring head.
+
+    Returns ``None`` when the checkpoint is not a sequence classifier (a plain encoder).
+    Otherwise ``(backbone, head)``: the encoder without its pooler, and ``head`` with
+    ``dense.weight`` / ``dense.bias`` (the BERT pooler: tanh of a linear map of the
+    ``[CLS]`` vector) and ``out.weight`` / ``out.bias`` (the classifier). The score is
+    ``out(tanh(dense(h_CLS)))``: the checkpoint's logit, exactly.
+
+    Raises:
+        ConfigError: a classifier of another head layout (RoBERTa, ELECTRA, DeBERTa, ...)
+            or with more than one label - rather than scoring with a random head.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..errors import ConfigError
+
+    src = resolve_model_path(name_or_path)
+    cfg = AutoConfig.from_pretrained(src)
+    archs = [a for a in (getattr(cfg, "architectures", None) or []) if a.endswith("ForSequenceClassification")]
+    if not archs:
+        return None
+    if cfg.model_type not in _BERT_CLASSIFIER_TYPES:
+        raise ConfigError(f"{src}: a {archs[0]} checkpoint; unirank reads the classification head of BERT-family "
+                          f"cross-encoders only (model_type {', '.join(sorted(_BERT_CLASSIFIER_TYPES))}), not {cfg.model_type!r}")
+    if int(getattr(cfg, "num_labels", 1)) != 1:
+        raise ConfigError(f"{src}: a {archs[0]} with {cfg.num_labels} labels; a cross-encoder checkpoint has one (a relevance logit)")
+    kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = AutoModelForSequenceClassification.from_pretrained(src, **kwargs)
+    base = getattr(model, model.base_model_prefix)
+    if getattr(base, "pooler", None) is None:
+        raise ConfigError(f"{src}: the checkpoint has no pooler weights; cannot rebuild its head")
+    head = {
+        "dense.weight": base.pooler.dense.weight.detach().clone(), "dense.bias": base.pooler.dense.bias.detach().clone(),
+        "out.weight": model.classifier.weight.detach().clone(), "out.bias": model.classifier.bias.detach().clone(),
+    }
+    base.pooler = None  # the head owns it now; the backbone saves and loads like every other (no pooler)
+    base.eval()
+    return Backbone(model=base, tokenizer=AutoTokenizer.from_pretrained(src), source=src), head
+
+
 def tiny_backbone(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, max_positions: int = 512) -> Backbone:
     """A randomly initialised small BERT using the packaged MiniLM tokenizer (no download).
 

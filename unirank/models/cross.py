@@ -17,19 +17,26 @@ see the candidate.)
 Pooling (registry :data:`~unirank.models.heads.POOLINGS`): ``cls`` (default; the
 ``[CLS]`` vector, as BERT rerankers do, but without BERT's tanh pooler layer), ``mean``
 (all tokens) or ``candidate_mean`` (the candidate segment's tokens). A linear layer maps
-the pooled vector to the score.
+the pooled vector to the score; with ``head_activation="tanh"`` a hidden ``H x H`` layer
+and tanh come first - BERT's pooler, which is how a published cross-encoder checkpoint
+(``BertForSequenceClassification``, one label, e.g. ``cross-encoder/ms-marco-MiniLM-L-6-v2``)
+scores. :meth:`CrossEncoder.from_pretrained` recognises such a checkpoint and loads its
+head, so its scores equal the checkpoint's logits.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from .backbone import Backbone
+from ..errors import ConfigError
+from .backbone import Backbone, load_pair_classifier
 from .base import MODELS, Context
-from .heads import POOLINGS, BackboneRanker
+from .heads import MODEL_FILE, POOLINGS, BackboneRanker
 from .inputs import PackedBatch
 
 
@@ -71,6 +78,7 @@ class CrossEncoder(BackboneRanker):
         turn_separator: str | None = None,
         candidate_cls: bool = False,
         candidate_token_type: int = 1,
+        head_activation: str | None = None,
     ) -> None:
         super().__init__(backbone)
         POOLINGS.get(pooling)
@@ -83,15 +91,42 @@ class CrossEncoder(BackboneRanker):
             candidate_cls=candidate_cls,
             candidate_token_type=candidate_token_type,
         )
+        if head_activation not in (None, "tanh"):
+            raise ConfigError(f"head_activation: {head_activation!r} is unknown; valid: tanh (or unset for a linear head)")
+        self.head_activation = head_activation
+        self.head_dense = None if head_activation is None else torch.nn.Linear(self.backbone.hidden_size, self.backbone.hidden_size)
+        self.train(self.backbone.model.training)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, **settings: Any) -> "CrossEncoder":
+        """As :meth:`BackboneRanker.from_pretrained`; a BERT sequence-classification checkpoint
+        with one label (a published cross-encoder) keeps its head (see the module docstring)."""
+        if name_or_path is None or (Path(name_or_path).expanduser() / MODEL_FILE).is_file():
+            return super().from_pretrained(name_or_path, **settings)
+        loaded = load_pair_classifier(name_or_path, attn_implementation=settings.get("attn_implementation", "sdpa"))
+        if loaded is None:
+            return super().from_pretrained(name_or_path, **settings)
+        backbone, head = loaded
+        settings.pop("attn_implementation", None)
+        for key, need in (("pooling", "cls"), ("head_activation", "tanh")):
+            if settings.setdefault(key, need) != need:
+                raise ConfigError(f"{key}={settings[key]!r} does not fit the classification head of {name_or_path} (needs {need!r})")
+        model = cls(backbone, **settings)
+        with torch.no_grad():
+            model.head_dense.weight.copy_(head["dense.weight"]), model.head_dense.bias.copy_(head["dense.bias"])
+            model.head.weight.copy_(head["out.weight"]), model.head.bias.copy_(head["out.bias"])
+        return model
 
     def settings(self) -> dict[str, Any]:
-        return {"pooling": self.pooling, **self._packer_settings()}
+        return {"pooling": self.pooling, "head_activation": self.head_activation, **self._packer_settings()}
 
     def forward(self, packed: PackedBatch) -> torch.Tensor:
         """Scores of packed pairs (one candidate per row). Shapes: -> (P,)."""
         hidden = self.encode_packed(packed, None)  # plain padding mask: same scores as "full", faster (sdpa fast path)
-        pooled = POOLINGS.get(self.pooling)(hidden, packed.segment_ids.to(hidden.device))
-        return self.head(pooled.to(self.head.weight.dtype)).squeeze(-1)
+        pooled = POOLINGS.get(self.pooling)(hidden, packed.segment_ids.to(hidden.device)).to(self.head.weight.dtype)
+        if self.head_dense is not None:
+            pooled = torch.tanh(self.head_dense(pooled))
+        return self.head(pooled).squeeze(-1)
 
     def score(self, contexts: Sequence[Context], candidates: Sequence[Sequence[str]]) -> torch.Tensor:
         """Scores for each context's candidates, ``chunk_size`` pairs per pass.
