@@ -171,3 +171,26 @@ def test_unsupported_classification_checkpoints_are_refused(tmp_path, num_labels
     _published_cross_encoder(tmp_path / "ce", num_labels=num_labels, model_type=model_type)
     with pytest.raises(ConfigError, match=match):
         CrossEncoder.from_pretrained(tmp_path / "ce")
+
+
+def test_roberta_style_backbones_get_their_position_offset():
+    """RoBERTa numbers real tokens from padding_idx + 1: packed rows (explicit 0-based positions)
+    must be shifted, or every token reads the wrong position embedding."""
+    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+
+    from unirank.models.backbone import Backbone, packaged_model_dir, position_offset
+
+    tok = AutoTokenizer.from_pretrained(str(packaged_model_dir()))
+    torch.manual_seed(3)
+    model = RobertaModel(RobertaConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=64, pad_token_id=0, max_position_embeddings=130,
+                                       type_vocab_size=1), add_pooling_layer=False).eval()
+    assert position_offset(model) == 1
+    ce = CrossEncoder(Backbone(model, tok, "tiny-roberta"), pooling="mean", max_context_length=64, max_candidate_length=65,
+                      candidate_token_type=0).eval()
+    assert ce.backbone.max_positions == 129
+    enc = tok("what is the capital of france?", "paris is the capital", return_tensors="pt")
+    with torch.no_grad():
+        want = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state.mean(1)  # default positions
+        got = ce.score(["what is the capital of france?"], [["paris is the capital"]])[0, 0]
+    torch.testing.assert_close(got, ce.head(want)[0, 0], atol=1e-5, rtol=1e-5)

@@ -72,7 +72,8 @@ class Backbone:
 
     @property
     def max_positions(self) -> int:
-        return int(getattr(self.model.config, "max_position_embeddings", 512))
+        """Usable positions: the embedding table less a RoBERTa-style offset (see :func:`position_offset`)."""
+        return int(getattr(self.model.config, "max_position_embeddings", 512)) - position_offset(self.model)
 
     def fingerprint(self) -> str:
         """sha256 over parameter names, shapes and values (first 16 hex digits).
@@ -211,7 +212,8 @@ def encode_tokens(
     """Run the encoder and return the last hidden states (B, L, H).
 
     ``attention_mask`` is (B, L) for padding or (B, L, L) / (B, 1, L, L) boolean for custom
-    attention patterns (row i: which tokens token i may attend to).
+    attention patterns (row i: which tokens token i may attend to). ``position_ids`` are
+    0-based; the model's :func:`position_offset` is added here.
     """
     mask = attention_mask
     if mask.dim() >= 3:
@@ -220,8 +222,22 @@ def encode_tokens(
     if token_type_ids is not None:
         kwargs["token_type_ids"] = token_type_ids
     if position_ids is not None:
-        kwargs["position_ids"] = position_ids
+        kwargs["position_ids"] = position_ids + position_offset(model)
     return model(**kwargs).last_hidden_state
+
+
+def position_offset(model: Any) -> int:
+    """Where a model's first position id is: 0 for BERT; ``padding_idx + 1`` for RoBERTa-style
+    embeddings (RoBERTa, XLM-R, CamemBERT), which number real tokens from there and keep the
+    positions below for padding. Explicit position ids (packed cross / Uni-Encoder rows) are
+    0-based and shifted by this.
+
+    Example:
+        >>> position_offset(tiny_backbone().model)
+        0
+    """
+    pad = getattr(getattr(model, "embeddings", None), "padding_idx", None)
+    return 0 if pad is None else int(pad) + 1
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
