@@ -88,19 +88,31 @@ def test_rerank_eval_first_stage_plus_rerank_writes_both(tiny_beir, tmp_path):
     first, rr = rerank_eval(cfg, OverlapRanker(), depth=2, quiet=True, progress=False, keep_tail=False)
     assert all(len(v) <= 2 for v in rr.run.values())
     assert all(set(rr.run[q]) <= set(first.run[q]) for q in rr.run)
-    # the default keeps the first stage's next documents below the reranked two, in its order
-    _, full = rerank_eval(cfg, OverlapRanker(), depth=2, quiet=True, progress=False)
-    for q in full.run:
-        order = rank_docs(full.run[q])
-        assert order[:2] == rank_docs(rr.run[q]) and set(order) == set(first.run[q])
-        assert order[2:] == [d for d in rank_docs(first.run[q]) if d not in rr.run[q]]
     assert rr.metrics == score_run(load_beir(tiny_beir).qrels, rr.run, ["ndcg@10", "mrr@10"])[0]
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert saved == pytest.approx(rr.metrics)
+    assert saved == pytest.approx(rr.metrics)  # written by the keep_tail=False call
     assert json.loads((tmp_path / "out" / "first_stage" / "metrics.json").read_text()) == pytest.approx(first.metrics)
     cfg_out = json.loads((tmp_path / "out" / "config.json").read_text())
     assert cfg_out["reranker"]["depth"] == 2 and cfg_out["config"]["rerank"]["kind"] == "overlap"
     assert (tmp_path / "out" / "run.trec").is_file()
+
+
+def test_keep_tail_keeps_the_first_stage_below_the_reranked_documents():
+    """depth 3 of a 5-document first stage: the tail keeps recall@5 at the first stage's value
+    (without it q1's d5 is lost), and AUC is computed on the reranked documents only."""
+    cfg = from_dict(EvalConfig, {"data": "toy", "k": 5, "measures": ["recall@5", "ndcg@10", "auc"]})
+    first, cut = rerank_eval(cfg, OverlapRanker(), depth=3, dataset=toy_dataset(), first_stage=FIRST, quiet=True,
+                             progress=False, keep_tail=False)
+    _, full = rerank_eval(cfg, OverlapRanker(), depth=3, dataset=toy_dataset(), first_stage=FIRST, quiet=True, progress=False)
+    for q in FIRST:
+        order = rank_docs(full.run[q])
+        assert order[:3] == rank_docs(cut.run[q]) and set(order) == set(FIRST[q])
+        assert order[3:] == [d for d in rank_docs(FIRST[q]) if d not in cut.run[q]]
+    assert rank_docs(full.run["q1"])[3:] == ["d4", "d5"]
+    assert full.metrics["recall@5"] == first.metrics["recall@5"] == 1.0 and cut.metrics["recall@5"] < 1.0
+    assert 0 <= cut.metrics["auc"] <= 1 and 0 <= cut.metrics["auc_global"] <= 1
+    assert full.metrics["auc"] == cut.metrics["auc"] and full.metrics["auc_global"] == cut.metrics["auc_global"]
+    assert full.per_query["auc"] == cut.per_query["auc"] and full.per_query["recall@5"] != cut.per_query["recall@5"]
 
 
 def test_rerank_eval_from_a_run_file(tiny_beir, tmp_path):

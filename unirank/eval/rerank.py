@@ -19,6 +19,7 @@ independent of ``chunk_size``.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,9 @@ def append_tail(reranked: Run, first: Run, k: int) -> Run:
     ``k`` in all: the evaluated run stays a full ranking, so a cutoff beyond the rerank depth
     (recall@100 after reranking 10) measures the pipeline, not a truncated list.
 
-    The tail's scores continue below the lowest reranked score (1 apart), so score order -
-    which trec_eval sorts by - is reranked documents first, then the first stage's order.
+    The tail's scores step down from the lowest finite reranked score (by at least 1, more
+    for large magnitudes so that every step is representable), so score order - which
+    trec_eval sorts by - is reranked documents first, then the first stage's order.
 
     Example:
         >>> append_tail({"q": {"b": 0.9, "a": 0.2}}, {"q": {"a": 5.0, "b": 4.0, "c": 3.0, "d": 2.0}}, k=3)
@@ -109,15 +111,22 @@ def append_tail(reranked: Run, first: Run, k: int) -> Run:
     out: Run = {}
     for qid, top in reranked.items():
         row = dict(top)
-        floor = min(top.values()) if top else 0.0
+        finite = [v for v in top.values() if math.isfinite(v)]
+        floor = min(finite) if finite else 0.0
+        step = max(1.0, abs(floor) * 2.0**-20)
         for doc in rank_docs(first.get(qid, {})):
             if len(row) >= k:
                 break
             if doc not in row:
-                floor -= 1.0
+                floor -= step
                 row[doc] = floor
         out[qid] = row
     return out
+
+
+#: measures that read raw scores (calibration): computed on the reranked documents only,
+#: never on the made-up scores of a kept tail
+SCORE_MEASURES = ("auc",)
 
 
 def rerank_eval(
@@ -150,7 +159,8 @@ def rerank_eval(
         quiet: do not print the comparison table.
         keep_tail: below the reranked ``depth`` documents keep the first stage's next ones
             (up to ``max(cfg.k, depth)`` per query, :func:`append_tail`); ``False``: the
-            reranked run holds only the reranked documents.
+            reranked run holds only the reranked documents. ``auc`` / ``auc_global`` read
+            raw scores and are computed on the reranked documents either way.
 
     Returns:
         ``(first_stage_result, reranked_result)``, two
@@ -185,12 +195,15 @@ def rerank_eval(
     t1 = time.perf_counter()
     reranked = rerank_run(ranker, ds, run, depth, chunk_size, batch_size, progress)
     t2 = time.perf_counter()
-    if keep_tail:
-        reranked = append_tail(reranked, run, max(cfg.k, depth))
+    full = append_tail(reranked, run, max(cfg.k, depth)) if keep_tail else reranked
 
     data_info = {"name": ds.name, "split": ds.split, "fingerprint": ds.fingerprint, "documents": len(ds.corpus), "queries": len(ds.qrels)}
     first_means, first_pq = score_run(ds.qrels, run, cfg.measures)
-    means, per_q = score_run(ds.qrels, reranked, cfg.measures)
+    means, per_q = score_run(ds.qrels, full, cfg.measures)
+    if full is not reranked and any(m in SCORE_MEASURES for m in cfg.measures):
+        own_means, own_pq = score_run(ds.qrels, reranked, [m for m in cfg.measures if m in SCORE_MEASURES])
+        means.update(own_means)
+        per_q.update(own_pq)  # {measure: {query: value}}: the reranked-only values replace the whole measure
     common = {"data": data_info, "versions": versions()}
     first = EvalResult(first_means, first_pq, run, {**common, "retriever": first_name, "timings_s": {k: round(v, 3) for k, v in timings.items()}})
     rr_info = {
@@ -205,7 +218,7 @@ def rerank_eval(
             "reranked_docs": sum(min(len(v), depth) for v in run.values()),
         },
     }
-    result = EvalResult(means, per_q, reranked, rr_info)
+    result = EvalResult(means, per_q, full, rr_info)
     if cfg.out:
         cfg_dict = {**to_dict(cfg), "rerank": {"kind": ranker.kind, "depth": depth, "chunk_size": chunk_size, "batch_size": batch_size,
                                                "keep_tail": keep_tail}}
