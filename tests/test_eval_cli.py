@@ -148,3 +148,34 @@ def test_saved_model_folders_get_normal_permissions(tmp_path):
     paths = [tmp_path / "m", *(tmp_path / "m").rglob("*"), tmp_path / "w.safetensors"]
     modes = {str(p.relative_to(tmp_path)): p.stat().st_mode & 0o777 for p in paths}
     assert all(m == (0o755 if (tmp_path / p).is_dir() else 0o644) for p, m in modes.items()), modes
+
+
+def test_replace_dir_puts_the_old_folder_back_when_the_move_fails(tmp_path, monkeypatch):
+    import os
+
+    from unirank import io as uio
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "f").write_text("old")
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "f").write_text("new")
+    real = os.replace
+
+    def failing(src, dst):
+        if str(src).endswith("new"):
+            raise OSError("disk full")
+        return real(src, dst)
+
+    monkeypatch.setattr(uio.os, "replace", failing)
+    with pytest.raises(OSError, match="disk full"):
+        uio.replace_dir(tmp_path / "new", tmp_path / "out")
+    assert (tmp_path / "out" / "f").read_text() == "old"
+
+
+def test_an_override_is_never_blamed_on_the_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data: x\nout: runs/x\nk: 10\nk: abc\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:4: config key 'k'"):  # the repeated key's last occurrence
+        load_config(EvalConfig, p)
+    with pytest.raises(ConfigError, match=r"^config key 'out'"):  # the override set out.dir, not the file
+        load_config(EvalConfig, p, ["k=1", "out.dir=foo"])

@@ -125,7 +125,8 @@ def mine(
         )
         cfg = build_mine_config(config, overrides + list(set_), filters=filter_ or None, sampler=sampler)
         manifest = run_mine(cfg)
-        files = sorted(p.name for p in Path(cfg.out).iterdir() if p.is_file())
+        files = ["train.jsonl", *([f"train.{cfg.format}.jsonl"] if cfg.format != "unirank" else []), "mine.json", "audit.html",
+                 "audit.jsonl", "timings.json"]
         typer.echo(f"wrote {cfg.out}: {', '.join(files)} ({manifest.get('counts', {}).get('queries_written', '?')} queries)")
 
     _guard(go)

@@ -155,7 +155,7 @@ def load_config(cls: type[C], path: str | os.PathLike | None = None, overrides: 
         return from_dict(cls, data, overrides)
     except ConfigError as e:
         overridden = {o.split("=", 1)[0].strip().lstrip("-").replace("-", "_") for o in overrides}
-        if p is None or e.key is None or any(e.key == k or e.key.startswith(k + ".") for k in overridden):
+        if p is None or e.key is None or any(e.key == k or e.key.startswith(k + ".") or k.startswith(e.key + ".") for k in overridden):
             raise
         line = yaml_key_line(text, e.key)
         if line is None:
@@ -171,6 +171,8 @@ def yaml_key_line(text: str, dotted: str) -> int | None:
         3
         >>> yaml_key_line("a: 1\\n", "b") is None
         True
+        >>> yaml_key_line("k: 1\\nk: 2\\n", "k")
+        2
     """
     try:
         node = yaml.compose(text)
@@ -180,12 +182,11 @@ def yaml_key_line(text: str, dotted: str) -> int | None:
     for part in dotted.split("."):
         if not isinstance(node, yaml.MappingNode):
             return None
-        for k, v in node.value:
-            if getattr(k, "value", None) == part:
-                node, line = v, k.start_mark.line + 1
-                break
-        else:
+        hits = [(k, v) for k, v in node.value if getattr(k, "value", None) == part]
+        if not hits:
             return None
+        k, node = hits[-1]  # a repeated key: the loader keeps the last one
+        line = k.start_mark.line + 1
     return line
 
 
@@ -231,6 +232,8 @@ def construct(cls: Any, params: dict[str, Any], what: str, **fixed: Any) -> Any:
             raise ConfigError(f"{what}: {str(e).removeprefix('config key ')}") from None
     try:
         return cls(**fixed, **values)
+    except ConfigError:
+        raise  # already names the component and the parameter
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{what}: {e}") from None
 

@@ -40,15 +40,24 @@ def normal_permissions(path: str | os.PathLike) -> None:
     p = Path(path)
     os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
     if p.is_dir():
-        for root, dirs, files in os.walk(p):
-            for d in dirs:
-                os.chmod(os.path.join(root, d), 0o777 & ~umask)
-            for f in files:
-                os.chmod(os.path.join(root, f), 0o666 & ~umask)
+        for root, dirs, files in os.walk(p):  # does not descend into linked folders
+            for name, mode in [(d, 0o777) for d in dirs] + [(f, 0o666) for f in files]:
+                full = os.path.join(root, name)
+                if not os.path.islink(full):  # never change what a link points to
+                    os.chmod(full, mode & ~umask)
 
 
 def _umask() -> int:
-    umask = os.umask(0)
+    """The process umask, read without changing it where Linux tells it (``os.umask`` can only
+    be read by setting it, which would race with files other threads create meanwhile)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
     os.umask(umask)
     return umask
 

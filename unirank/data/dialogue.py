@@ -882,8 +882,9 @@ def load_response_data(name_or_path: str | os.PathLike, split: str = "test", fmt
     Args:
         name_or_path: ``"dailydialog"`` (built with ``n``/``seed``/``cuts`` options; dropped
             dialogues are counted in the manifest), ``"mutual"`` (``split`` ``train`` or
-            ``dev``), or a path to a MuTual folder, a TSV file, a JSONL file or a task folder.
-        split: split of a built-in data set (ignored for paths).
+            ``dev``), or a path to a MuTual folder, a TSV file, a JSONL file, a task folder or
+            the DailyDialog release folder (built like ``"dailydialog"`` from that folder).
+        split: split of a built-in data set or of a DailyDialog folder (ignored for other paths).
         fmt: a :data:`RESPONSE_FORMATS` name; ``None`` = :func:`detect_format`.
         options: passed to the loader: ``group_size`` (tsv); ``speaker_tags``, ``limit``
             (mutual); ``verify`` (task); for ``dailydialog`` the keywords of

@@ -107,7 +107,10 @@ class EvalConfig:
                 raise ConfigError(f"retriever.dense.index_kind: {self.retriever.dense.index_kind!r} is unknown; valid: "
                                   f"{', '.join(DENSE_INDEX_KINDS)} (compressed or HNSW indexes: `unirank index`, then "
                                   f"--retriever prebuilt --set retriever.dense.index_dir=DIR)")
-        devices = {"retrieval": {"retriever.dense.device": self.retriever.dense.device, "rerank.device": self.rerank.device},
+        reranking = self.rerank.kind is not None or self.rerank.model is not None
+        dense_first_stage = self.rerank.first_stage_run is None and self.retriever.name != "bm25"
+        devices = {"retrieval": {"retriever.dense.device": self.retriever.dense.device if dense_first_stage else None,
+                                 "rerank.device": self.rerank.device if reranking else None},
                    "response": {"response.device": self.response.device}}.get(self.task, {})
         if any(devices.values()):
             from ..models.backbone import check_device

@@ -278,7 +278,7 @@ def enable_gradient_checkpointing(module: torch.nn.Module) -> int:
 
 
 def check_device(device: str | None, key: str = "device") -> None:
-    """Refuse, before any work, a device this torch cannot use (``None``: the default choice).
+    """Refuse, before any work, a device this torch cannot use (``None`` / ``""``: automatic).
 
     Example:
         >>> check_device("cpu"); check_device(None)
@@ -289,7 +289,7 @@ def check_device(device: str | None, key: str = "device") -> None:
     """
     from ..errors import ConfigError
 
-    if device is None:
+    if not device:  # None or "" (an empty override): the automatic choice
         return
     try:
         d = torch.device(device)

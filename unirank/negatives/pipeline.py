@@ -140,9 +140,7 @@ class MineConfig:
         valid_formats = [FORMATS_NATIVE, *CONVERTERS.names()]
         if self.format not in valid_formats:
             raise ConfigError(f"format: {self.format!r} is unknown; valid: {', '.join(valid_formats)}")
-        for key in ("depth", "query_chunk", "doc_chunk", "hybrid_depth"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        check_positive({key: getattr(self, key) for key in ("depth", "query_chunk", "doc_chunk", "hybrid_depth")})
         if self.negatives < 0:
             raise ConfigError(f"negatives must be >= 0, got {self.negatives}")
         check_positive({"limit_queries": self.limit_queries, "teacher.depth": self.teacher.depth,

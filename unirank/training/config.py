@@ -249,13 +249,11 @@ class TrainConfig:
             raise ConfigError(f"batching.name: unknown batch sampler {self.batching.name!r}; valid: {', '.join(BATCH_SAMPLERS.names())}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES.names())}")
-        for key in ("batch_size", "accumulate", "chunk_size", "epochs", "log_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("max_steps", "stop_after", "warmup_steps", "train_max_length", "threads"):
-            v = getattr(self, key)
-            if v is not None and v < (0 if key == "warmup_steps" else 1):
-                raise ConfigError(f"{key} must be positive, got {v}")
+        check_positive({key: getattr(self, key) for key in ("batch_size", "accumulate", "chunk_size", "epochs", "log_every",
+                                                             "max_steps", "stop_after", "train_max_length", "threads")})
+        check_positive({"data.limit_queries": self.data.limit_queries})
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.warmup_ratio < 1:
@@ -294,7 +292,6 @@ class TrainConfig:
                 raise ConfigError(f"{key}.first_stage: {split.first_stage!r} is neither 'bm25' nor an existing TREC run file")
         if self.refresh.every_steps < 0:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
-        check_positive({"data.limit_queries": self.data.limit_queries})
         if self.device is not None:
             from ..models.backbone import check_device
 
