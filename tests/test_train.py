@@ -367,6 +367,7 @@ def test_gradient_checkpointing_recomputes_layers_and_keeps_the_gradient(kind):
 
 
 def test_gradient_checkpointing_in_the_loop_gives_the_same_weights(tmp_path):
+    from unirank.models.backbone import is_checkpointing
     from unirank.models.uni import UniEncoder
 
     outs, calls = [], []
@@ -378,6 +379,7 @@ def test_gradient_checkpointing_in_the_loop_gives_the_same_weights(tmp_path):
         export = Path(train(cfg, model=model, examples=_examples(2), **QUIET)["export"]["model"])
         outs.append({k: v.clone() for k, v in model.state_dict().items()})
         calls.append(counter[0])
+        assert not is_checkpointing(model.encoder)  # switched off again once training is done
         assert "checkpointing" not in (export / "backbone" / "config.json").read_text()  # a training-only setting
     assert calls[1] > calls[0], calls  # the loop switched it on: layers recomputed in the backward passes
     for name in outs[0]:

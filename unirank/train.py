@@ -681,6 +681,10 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
         checkpoint()
     bar.close()
     train_s = time.perf_counter() - t_train
+    if cfg.gradient_checkpointing:
+        from .models.backbone import disable_gradient_checkpointing
+
+        disable_gradient_checkpointing(model)
 
     summary: dict[str, Any] = {"out": str(out), "steps": state["step"], "total_steps": total_steps, "stopped": stopped,
                                "train_s": round(train_s, 2), "dev": state["dev"], "best": state["best"], "best_step": state["best_step"]}

@@ -277,6 +277,21 @@ def enable_gradient_checkpointing(module: torch.nn.Module) -> int:
     return len(encoders)
 
 
+def disable_gradient_checkpointing(module: torch.nn.Module) -> None:
+    """Undo :func:`enable_gradient_checkpointing` (a model handed to ``train`` comes back as it went in)."""
+    from transformers import PreTrainedModel
+
+    for m in module.modules():
+        if isinstance(m, PreTrainedModel) and is_checkpointing(m):
+            (getattr(m, "activation_checkpointing_disable", None) or m.gradient_checkpointing_disable)()
+
+
+def is_checkpointing(model: Any) -> bool:
+    """Whether activation checkpointing is on in a transformers model (either API name)."""
+    return bool(getattr(model, "is_activation_checkpointing", None) if hasattr(model, "is_activation_checkpointing")
+                else model.is_gradient_checkpointing)
+
+
 def check_device(device: str | None, key: str = "device") -> None:
     """Refuse, before any work, a device this torch cannot use (``None`` / ``""``: automatic).
 
