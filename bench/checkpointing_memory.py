@@ -41,8 +41,10 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def one(kind: str, checkpointing: bool, batch: int, steps: int, mined: str, data_root: str | None) -> dict:
-    """Run ``steps`` forward + backward passes in this process; return the measurements."""
+def one(kind: str, checkpointing: bool, batch: int, steps: int, mined: str, data_root: str | None, segmented: bool = False) -> dict:
+    """Run ``steps`` forward + backward passes in this process; return the measurements.
+
+    ``segmented``: the Uni-Encoder's segment-factorised pass instead of one masked pass."""
     import torch
 
     from unirank.data.dialogue import default_data_root
@@ -51,7 +53,7 @@ def one(kind: str, checkpointing: bool, batch: int, steps: int, mined: str, data
     from unirank.training.config import DataConfig, ModelConfig
     from unirank.training.data import epoch_rows, load_examples
 
-    settings = dict(LENGTHS, **({"chunk_size": 16} if kind == "uni" else {}))
+    settings = dict(LENGTHS, **({"chunk_size": 16, "segmented": segmented} if kind == "uni" else {}))
     model = build_model(ModelConfig(kind=kind, name=None, settings=settings))
     if checkpointing:
         enable_gradient_checkpointing(model)
@@ -70,7 +72,7 @@ def one(kind: str, checkpointing: bool, batch: int, steps: int, mined: str, data
         loss.backward()
         model.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - t)
-    return {"kind": kind, "checkpointing": checkpointing, "batch": batch, "candidates": len(candidates[0]),
+    return {"kind": kind + (" segmented" if segmented else ""), "checkpointing": checkpointing, "batch": batch, "candidates": len(candidates[0]),
             "load_mib": round(load), "peak_mib": round(peak_mib()), "step_s": round(statistics.median(times[1:] or times), 2),
             "threads": torch.get_num_threads()}
 
@@ -80,7 +82,7 @@ def main() -> None:
     ap.add_argument("--mined", required=True, help="mined SciFact train.jsonl (bench/mine_scifact.py writes it)")
     ap.add_argument("--data-root", default=os.environ.get("UNIRANK_DATA"))
     ap.add_argument("--kinds", default="uni,cross")
-    ap.add_argument("--modes", default="off,on")
+    ap.add_argument("--modes", default="off,on", help="off | on (gradient checkpointing) | seg (uni: segmented pass, no checkpointing)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # "kind,on|off": the subprocess
@@ -88,11 +90,13 @@ def main() -> None:
     a = ap.parse_args()
     if a.one:
         kind, mode = a.one.split(",")
-        print(json.dumps(one(kind, mode == "on", a.batch, a.steps, a.mined, a.data_root)), flush=True)
+        print(json.dumps(one(kind, mode == "on", a.batch, a.steps, a.mined, a.data_root, segmented=mode == "seg")), flush=True)
         return
     rows = []
     for kind in a.kinds.split(","):
         for mode in a.modes.split(","):
+            if mode == "seg" and kind != "uni":
+                continue
             cmd = [sys.executable, __file__, "--one", f"{kind},{mode}", "--mined", a.mined, "--batch", str(a.batch), "--steps", str(a.steps)]
             if a.data_root:
                 cmd += ["--data-root", a.data_root]

@@ -288,3 +288,39 @@ def test_loading_a_broken_folder_names_the_file_and_line(tmp_path):
         UniEncoder.load(tmp_path)
     with pytest.raises(DataError, match="not a unirank model folder"):
         UniEncoder.load(tmp_path / "missing")
+
+
+# ---- the segment-factorised pass -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mask", ["arrow", "arrow_strict"])
+def test_segmented_pass_equals_the_masked_pass(backbone, mask):
+    """Same scores and same gradients as one masked pass over the packed rows (ragged contexts
+    and candidate lists, so both paths see padding)."""
+    seg, masked = make(backbone, mask=mask, segmented=True), make(backbone, mask=mask)
+    assert seg.uses_segmented_pass and not masked.uses_segmented_pass
+    masked.load_state_dict(seg.state_dict())
+    cands = [CANDS[0], CANDS[1][:2]]
+    for m in (seg, masked):
+        m.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(seg.score(CTX, cands), masked.score(CTX, cands), atol=1e-5, rtol=1e-5)
+    grads = []
+    for m in (seg, masked):
+        m.train()
+        for mod in m.modules():  # no dropout, so the two passes are comparable
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = 0.0
+        m.zero_grad()
+        s = m.score(CTX, cands)
+        torch.nn.functional.cross_entropy(s, torch.tensor([0, 1])).backward()
+        grads.append({n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for n in grads[0]:
+        torch.testing.assert_close(grads[0][n], grads[1][n], atol=1e-5, rtol=1e-4, msg=n)
+
+
+def test_segmented_pass_only_for_arrow_masks(backbone):
+    assert not make(backbone, mask="diag", segmented=True).uses_segmented_pass
+    assert not make(backbone, mask="full", segmented=True).uses_segmented_pass
+    assert make(backbone, mask="arrow").settings()["segmented"] is False  # opt-in

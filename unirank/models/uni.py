@@ -31,6 +31,7 @@ from .base import MODELS, Context
 from .heads import BackboneRanker, segment_mean
 from .inputs import PackedBatch
 from .masks import MASKS
+from .segmented import segmented_candidate_states, supports_segmented
 
 
 @MODELS.register("uni")
@@ -47,6 +48,12 @@ class UniEncoder(BackboneRanker):
         candidate_cls: candidates are ``[CLS] cand [SEP]`` (paper) or ``cand [SEP]``.
         candidate_token_type: token type id of candidate tokens (1; 0 for models with one
             token type).
+        segmented: with ``arrow`` / ``arrow_strict`` on a BERT-family backbone, compute the
+            same scores segment by segment (:mod:`unirank.models.segmented`: the context once,
+            candidates as short rows attending to its keys) instead of one masked pass over
+            the packed row. Off by default: it pays off for long candidates on CPU (see
+            ``bench/RESULTS.md``), while with short replies it is slower on an H100 and a wash
+            on CPU.
 
     Shapes:
         ``score(B contexts, B lists of N_b candidates)`` -> (B, max N_b), ``-inf`` padded.
@@ -71,10 +78,12 @@ class UniEncoder(BackboneRanker):
         turn_separator: str | None = None,
         candidate_cls: bool = True,
         candidate_token_type: int = 1,
+        segmented: bool = False,
     ) -> None:
         super().__init__(backbone)
         MASKS.get(mask)  # unknown kinds fail here, listing the valid ones
         self.mask = mask
+        self.segmented = bool(segmented)
         self._init_scoring_head(
             chunk_size,
             max_context_length=max_context_length,
@@ -85,10 +94,20 @@ class UniEncoder(BackboneRanker):
         )
 
     def settings(self) -> dict[str, Any]:
-        return {"mask": self.mask, **self._packer_settings()}
+        return {"mask": self.mask, "segmented": self.segmented, **self._packer_settings()}
+
+    @property
+    def uses_segmented_pass(self) -> bool:
+        """Whether :meth:`candidate_vectors` takes the segment-factorised pass
+        (:mod:`unirank.models.segmented`): ``arrow`` / ``arrow_strict`` on a BERT-family backbone."""
+        return self.segmented and self.mask in ("arrow", "arrow_strict") and supports_segmented(self.encoder)
 
     def candidate_vectors(self, packed: PackedBatch) -> torch.Tensor:
         """Mean token vector of every candidate slot. Shapes: -> (B, N, H)."""
+        if self.uses_segmented_pass:
+            states, valid = segmented_candidate_states(self.encoder, packed.to(self.device), self.mask == "arrow")
+            w = valid.to(states.dtype)[..., None]
+            return (states * w).sum(2).float() / w.sum(2).clamp(min=1).float()
         hidden = self.encode_packed(packed, self.mask)
         return segment_mean(hidden, packed.segment_ids.to(hidden.device), packed.candidate_mask.shape[1])
 
