@@ -127,16 +127,20 @@ def test_registered_and_gradients_reach_backbone_and_head(backbone):
 
 def _published_cross_encoder(folder, num_labels=1, model_type="bert"):
     """A tiny random ``*ForSequenceClassification`` checkpoint saved like a hub cross-encoder."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+    import transformers as tf
 
     from unirank.models.backbone import packaged_model_dir
 
-    tok = AutoTokenizer.from_pretrained(str(packaged_model_dir()))
+    tok = tf.AutoTokenizer.from_pretrained(str(packaged_model_dir()))
     kw = dict(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
               num_labels=num_labels)
     torch.manual_seed(11)
-    model = (BertForSequenceClassification(BertConfig(**kw)) if model_type == "bert"
-             else RobertaForSequenceClassification(RobertaConfig(**kw, pad_token_id=0)))
+    model = {
+        "bert": lambda: tf.BertForSequenceClassification(tf.BertConfig(**kw)),
+        # RoBERTa layout with the MiniLM vocabulary: pad id 0 (positions start at 1), one token type
+        "roberta": lambda: tf.RobertaForSequenceClassification(tf.RobertaConfig(**kw, pad_token_id=0, type_vocab_size=1, max_position_embeddings=513)),
+        "electra": lambda: tf.ElectraForSequenceClassification(tf.ElectraConfig(**kw, embedding_size=32)),
+    }[model_type]()
     for p in model.parameters():  # livelier than the default init, so a wrong head shows in the scores
         p.data.normal_(0, 0.2)
     model.save_pretrained(folder)
@@ -163,7 +167,28 @@ def test_a_published_cross_encoder_checkpoint_scores_its_own_logits(tmp_path):
         CrossEncoder.from_pretrained(tmp_path / "ce", pooling="mean")
 
 
-@pytest.mark.parametrize("num_labels,model_type,match", [(2, "bert", "with 2 labels"), (1, "roberta", "BERT-family")])
+def test_a_published_roberta_cross_encoder_scores_its_own_logits(tmp_path):
+    """RoBERTa-family classifiers (e.g. bge-reranker, XLM-R): head dense+tanh+out_proj on the
+    first token, pair encoding ``<s> A </s></s> B </s>``, token type 0, positions from pad+1."""
+    ref, tok = _published_cross_encoder(tmp_path / "ce", model_type="roberta")
+    ce = CrossEncoder.from_pretrained(tmp_path / "ce").eval()
+    assert ce.settings()["candidate_sep"] is True and ce.settings()["candidate_token_type"] == 0
+    query, docs = "what is the capital of france?", ["paris is the capital", "berlin is in germany"]
+    q = tok(query, add_special_tokens=False)["input_ids"]
+    want = []
+    with torch.no_grad():
+        for d in docs:
+            ids = [tok.cls_token_id, *q, tok.sep_token_id, tok.sep_token_id, *tok(d, add_special_tokens=False)["input_ids"],
+                   tok.sep_token_id]
+            want.append(ref(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)).logits[0, 0])
+        got = ce.score([query], [docs])[0]
+    torch.testing.assert_close(got, torch.stack(want), atol=1e-5, rtol=1e-5)
+    ce.save(tmp_path / "saved")
+    with torch.no_grad():
+        torch.testing.assert_close(load_ranker(tmp_path / "saved").eval().score([query], [docs])[0], got)
+
+
+@pytest.mark.parametrize("num_labels,model_type,match", [(2, "bert", "with 2 labels"), (1, "electra", "not 'electra'")])
 def test_unsupported_classification_checkpoints_are_refused(tmp_path, num_labels, model_type, match):
     """Rather than scoring with a random head."""
     from unirank.errors import ConfigError

@@ -240,8 +240,8 @@ def make_ranker(
         model: a saved unirank model folder, a transformers folder / hub name, or ``None``
             for the packaged all-MiniLM-L6-v2. (Heads of a fresh cross/poly/uni model
             are random: such a model only makes sense for speed tests - except a published
-            BERT cross-encoder checkpoint, e.g. ``cross-encoder/ms-marco-MiniLM-L-6-v2``,
-            whose classification head ``cross`` loads.)
+            BERT / RoBERTa cross-encoder checkpoint, e.g. ``cross-encoder/ms-marco-MiniLM-L-6-v2``
+            or ``BAAI/bge-reranker-base``, whose classification head ``cross`` loads.)
         device: where to run (default: CUDA if present, else CPU).
         settings: constructor keywords / overrides (e.g. ``mask="arrow_strict"``).
 

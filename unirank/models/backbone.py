@@ -121,21 +121,28 @@ def load_backbone(name_or_path: str | os.PathLike | None = None, attn_implementa
 
 #: model types whose sequence-classification head is BERT's: ``classifier(tanh(pooler.dense(h[CLS])))``
 _BERT_CLASSIFIER_TYPES = {"bert"}
+#: model types with RoBERTa's head ``out_proj(tanh(dense(h[<s>])))`` and pair encoding ``<s> A </s></s> B </s>``
+_ROBERTA_CLASSIFIER_TYPES = {"roberta", "xlm-roberta", "camembert"}
 
 
-def load_pair_classifier(name_or_path: str | os.PathLike | None, attn_implementation: str | None = "sdpa") -> tuple[Backbone, dict[str, torch.Tensor]] | None:
+def load_pair_classifier(
+    name_or_path: str | os.PathLike | None, attn_implementation: str | None = "sdpa"
+) -> tuple[Backbone, dict[str, torch.Tensor], dict[str, Any]] | None:
     """A published cross-encoder (a ``*ForSequenceClassification`` checkpoint with one label,
-    e.g. ``cross-encoder/ms-marco-MiniLM-L-6-v2``) as a backbone plus its scoring head.
+    e.g. ``cross-encoder/ms-marco-MiniLM-L-6-v2`` or ``BAAI/bge-reranker-base``) as a backbone
+    plus its scoring head.
 
     Returns ``None`` when the checkpoint is not a sequence classifier (a plain encoder).
-    Otherwise ``(backbone, head)``: the encoder without its pooler, and ``head`` with
-    ``dense.weight`` / ``dense.bias`` (the BERT pooler: tanh of a linear map of the
-    ``[CLS]`` vector) and ``out.weight`` / ``out.bias`` (the classifier). The score is
-    ``out(tanh(dense(h_CLS)))``: the checkpoint's logit, exactly.
+    Otherwise ``(backbone, head, layout)``: the encoder without a pooler; ``head`` with
+    ``dense.weight`` / ``dense.bias`` (BERT's pooler, or RoBERTa's ``classifier.dense``) and
+    ``out.weight`` / ``out.bias`` (BERT's ``classifier``, RoBERTa's ``classifier.out_proj``),
+    so the score ``out(tanh(dense(h_first)))`` is the checkpoint's logit; ``layout`` the
+    cross-encoder settings its pair encoding needs (RoBERTa: ``candidate_sep`` and token
+    type 0).
 
     Raises:
-        ConfigError: a classifier of another head layout (RoBERTa, ELECTRA, DeBERTa, ...)
-            or with more than one label - rather than scoring with a random head.
+        ConfigError: a classifier of another head layout (ELECTRA, DeBERTa, ...) or with more
+            than one label - rather than scoring with a random head.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -146,23 +153,27 @@ def load_pair_classifier(name_or_path: str | os.PathLike | None, attn_implementa
     archs = [a for a in (getattr(cfg, "architectures", None) or []) if a.endswith("ForSequenceClassification")]
     if not archs:
         return None
-    if cfg.model_type not in _BERT_CLASSIFIER_TYPES:
-        raise ConfigError(f"{src}: a {archs[0]} checkpoint; unirank reads the classification head of BERT-family "
-                          f"cross-encoders only (model_type {', '.join(sorted(_BERT_CLASSIFIER_TYPES))}), not {cfg.model_type!r}")
+    known = _BERT_CLASSIFIER_TYPES | _ROBERTA_CLASSIFIER_TYPES
+    if cfg.model_type not in known:
+        raise ConfigError(f"{src}: a {archs[0]} checkpoint; unirank reads the classification head of "
+                          f"{', '.join(sorted(known))} cross-encoders only, not {cfg.model_type!r}")
     if int(getattr(cfg, "num_labels", 1)) != 1:
         raise ConfigError(f"{src}: a {archs[0]} with {cfg.num_labels} labels; a cross-encoder checkpoint has one (a relevance logit)")
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
     model = AutoModelForSequenceClassification.from_pretrained(src, **kwargs)
     base = getattr(model, model.base_model_prefix)
-    if getattr(base, "pooler", None) is None:
-        raise ConfigError(f"{src}: the checkpoint has no pooler weights; cannot rebuild its head")
-    head = {
-        "dense.weight": base.pooler.dense.weight.detach().clone(), "dense.bias": base.pooler.dense.bias.detach().clone(),
-        "out.weight": model.classifier.weight.detach().clone(), "out.bias": model.classifier.bias.detach().clone(),
-    }
-    base.pooler = None  # the head owns it now; the backbone saves and loads like every other (no pooler)
+    if cfg.model_type in _BERT_CLASSIFIER_TYPES:
+        if getattr(base, "pooler", None) is None:
+            raise ConfigError(f"{src}: the checkpoint has no pooler weights; cannot rebuild its head")
+        dense, out, layout = base.pooler.dense, model.classifier, {}
+        base.pooler = None  # the head owns it now; the backbone saves and loads like every other (no pooler)
+    else:
+        dense, out = model.classifier.dense, model.classifier.out_proj
+        layout = {"candidate_sep": True, "candidate_cls": False, "candidate_token_type": 0}
+    head = {"dense.weight": dense.weight.detach().clone(), "dense.bias": dense.bias.detach().clone(),
+            "out.weight": out.weight.detach().clone(), "out.bias": out.bias.detach().clone()}
     base.eval()
-    return Backbone(model=base, tokenizer=AutoTokenizer.from_pretrained(src), source=src), head
+    return Backbone(model=base, tokenizer=AutoTokenizer.from_pretrained(src), source=src), head, layout
 
 
 def tiny_backbone(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, max_positions: int = 512) -> Backbone:

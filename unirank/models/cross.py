@@ -18,10 +18,12 @@ Pooling (registry :data:`~unirank.models.heads.POOLINGS`): ``cls`` (default; the
 ``[CLS]`` vector, as BERT rerankers do, but without BERT's tanh pooler layer), ``mean``
 (all tokens) or ``candidate_mean`` (the candidate segment's tokens). A linear layer maps
 the pooled vector to the score; with ``head_activation="tanh"`` a hidden ``H x H`` layer
-and tanh come first - BERT's pooler, which is how a published cross-encoder checkpoint
-(``BertForSequenceClassification``, one label, e.g. ``cross-encoder/ms-marco-MiniLM-L-6-v2``)
-scores. :meth:`CrossEncoder.from_pretrained` recognises such a checkpoint and loads its
-head, so its scores equal the checkpoint's logits.
+and tanh come first - BERT's pooler (RoBERTa's classification head has the same form),
+which is how a published cross-encoder checkpoint (``Bert/Roberta/XLMRobertaForSequenceClassification``
+with one label, e.g. ``cross-encoder/ms-marco-MiniLM-L-6-v2``, ``BAAI/bge-reranker-base``)
+scores. :meth:`CrossEncoder.from_pretrained` recognises such a checkpoint and loads its head
+(and, for RoBERTa, its pair encoding ``<s> A </s></s> B </s>``: ``candidate_sep``), so its
+scores equal the checkpoint's logits.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ class CrossEncoder(BackboneRanker):
         turn_separator: between dialogue turns (see :class:`~unirank.models.inputs.TextPacker`).
         candidate_cls: start the candidate with its own ``[CLS]`` (the Uni-Encoder layout).
         candidate_token_type: token type id of candidate tokens.
+        head_activation: ``tanh`` puts a hidden ``H x H`` layer and tanh before the linear
+            head (BERT's pooler / RoBERTa's classification head); ``None``: linear only.
+        candidate_sep: the candidate starts with ``[SEP]``: RoBERTa's pair encoding
+            ``<s> A </s></s> B </s>``.
 
     Shapes:
         ``score(B contexts, B lists of N_b candidates)`` -> (B, max N_b), ``-inf`` padded.
@@ -79,6 +85,7 @@ class CrossEncoder(BackboneRanker):
         candidate_cls: bool = False,
         candidate_token_type: int = 1,
         head_activation: str | None = None,
+        candidate_sep: bool = False,
     ) -> None:
         super().__init__(backbone)
         POOLINGS.get(pooling)
@@ -90,6 +97,7 @@ class CrossEncoder(BackboneRanker):
             turn_separator=turn_separator,
             candidate_cls=candidate_cls,
             candidate_token_type=candidate_token_type,
+            candidate_sep=candidate_sep,
         )
         if head_activation not in (None, "tanh"):
             raise ConfigError(f"head_activation: {head_activation!r} is unknown; valid: tanh (or unset for a linear head)")
@@ -106,9 +114,9 @@ class CrossEncoder(BackboneRanker):
         loaded = load_pair_classifier(name_or_path, attn_implementation=settings.get("attn_implementation", "sdpa"))
         if loaded is None:
             return super().from_pretrained(name_or_path, **settings)
-        backbone, head = loaded
+        backbone, head, layout = loaded
         settings.pop("attn_implementation", None)
-        for key, need in (("pooling", "cls"), ("head_activation", "tanh")):
+        for key, need in (("pooling", "cls"), ("head_activation", "tanh"), *layout.items()):
             if settings.setdefault(key, need) != need:
                 raise ConfigError(f"{key}={settings[key]!r} does not fit the classification head of {name_or_path} (needs {need!r})")
         model = cls(backbone, **settings)

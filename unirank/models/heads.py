@@ -200,6 +200,7 @@ class BackboneRanker(Ranker):
             "turn_separator": p.turn_separator,
             "candidate_cls": p.candidate_cls,
             "candidate_token_type": p.candidate_token_type,
+            **({"candidate_sep": True} if p.candidate_sep else {}),  # only the cross-encoder takes it
         }
 
     def _check_positions(self, longest: int) -> None:

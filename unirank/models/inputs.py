@@ -130,6 +130,7 @@ def pack_segments(
     pad_id: int,
     candidate_cls: bool = True,
     candidate_token_type: int = 1,
+    candidate_sep: bool = False,
 ) -> PackedBatch:
     """Pack B contexts and their (ragged) candidate lists into padded tensors.
 
@@ -143,6 +144,8 @@ def pack_segments(
         cls_id, sep_id, pad_id: the tokenizer's special token ids.
         candidate_cls: start each candidate segment with ``[CLS]``.
         candidate_token_type: token type id of candidate tokens (context tokens get 0).
+        candidate_sep: start each candidate segment with ``[SEP]`` instead (RoBERTa's pair
+            encoding ``<s> A </s></s> B </s>``); excludes ``candidate_cls``.
 
     Shapes:
         -> PackedBatch with L = max_b (c_b + sum_k len(cand_bk)), N = max_b N_b.
@@ -163,9 +166,11 @@ def pack_segments(
         raise ValueError(f"{len(contexts)} contexts but {len(candidates)} candidate lists")
     if not contexts:
         raise ValueError("cannot pack an empty batch")
+    if candidate_cls and candidate_sep:
+        raise ValueError("candidate_cls and candidate_sep exclude each other")
     B = len(contexts)
     N = max(len(c) for c in candidates)
-    head = [cls_id] if candidate_cls else []
+    head = [cls_id] if candidate_cls else [sep_id] if candidate_sep else []
     flat: list[int] = []
     rows: list[list[int]] = []  # segment lengths per row, context first, zero for absent slots
     for ctx, cands in zip(contexts, candidates, strict=True):
@@ -236,6 +241,7 @@ class TextPacker:
             (standard pair encoding).
         candidate_token_type: token type id of candidate tokens (needs a model with
             ``type_vocab_size`` > that id).
+        candidate_sep: candidate segments start with ``[SEP]`` (RoBERTa pair encoding).
 
     Example:
         >>> from unirank.models.backbone import tiny_backbone
@@ -253,8 +259,11 @@ class TextPacker:
     turn_separator: str | None = None
     candidate_cls: bool = True
     candidate_token_type: int = 1
+    candidate_sep: bool = False
 
     def __post_init__(self) -> None:
+        if self.candidate_cls and self.candidate_sep:
+            raise ConfigError("candidate_cls and candidate_sep exclude each other")
         if self.max_context_length < 2:
             raise ConfigError(f"max_context_length must be >= 2 ([CLS] and [SEP]); got {self.max_context_length}")
         if self.max_candidate_length < self._candidate_specials + 1:
@@ -267,7 +276,7 @@ class TextPacker:
 
     @property
     def _candidate_specials(self) -> int:
-        return 2 if self.candidate_cls else 1
+        return 2 if self.candidate_cls or self.candidate_sep else 1
 
     @cached_property
     def separator_ids(self) -> list[int]:
@@ -323,6 +332,7 @@ class TextPacker:
             pad_id=int(tok.pad_token_id),
             candidate_cls=self.candidate_cls,
             candidate_token_type=self.candidate_token_type,
+            candidate_sep=self.candidate_sep,
         )
 
     def pack(self, contexts: Sequence[Context], candidates: Sequence[Sequence[str]]) -> PackedBatch:
