@@ -1,0 +1,105 @@
+"""Reranking speed on real passages: cross-encoder vs Uni-Encoder (masked and segmented pass).
+
+The first ``--queries`` SciFact test claims, each with its BM25 top ``--depth`` abstracts
+(bm25s, the eval defaults), scored by ``Ranker.score`` under ``torch.inference_mode`` exactly as
+``unirank eval --reranker`` does: query 64 / document 256 tokens, all-MiniLM-L6-v2 backbone
+(the heads are untrained - speed does not depend on their values), cross-encoder 64 pairs per
+pass, Uni-Encoder ``--uni-chunk`` documents per pass (16, as the SciFact rankers suite
+evaluates). Each repeat times every system once, in turn (so load from other processes hits
+all alike); the table gives the median of ``--repeats`` passes after one warm-up pass.
+The segmented and masked Uni-Encoder scores are checked to agree.
+
+Usage:
+    .venv/bin/python bench/rerank_speed.py [--queries 2] [--depth 100] [--repeats 2] [--uni-chunk 16]
+        [--data-root DIR] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--queries", type=int, default=2)
+    ap.add_argument("--depth", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--uni-chunk", type=int, default=16)
+    ap.add_argument("--data-root", default=os.environ.get("UNIRANK_DATA"))
+    ap.add_argument("--no-record", action="store_true")
+    a = ap.parse_args()
+
+    import torch
+
+    from unirank.data.datasets import load_dataset
+    from unirank.data.dialogue import default_data_root
+    from unirank.eval.config import RetrieverConfig
+    from unirank.eval.evaluate import limit_split, retrieve
+    from unirank.eval.metrics import rank_docs
+    from unirank.index.retrievers import make_retriever
+    from unirank.models.backbone import load_backbone
+    from unirank.models.cross import CrossEncoder
+    from unirank.models.uni import UniEncoder
+
+    ds = limit_split(load_dataset(str(Path(a.data_root or default_data_root()) / "scifact"), split="test"), a.queries)
+    run, _ = retrieve(ds, make_retriever(RetrieverConfig()), a.depth)
+    qids = [q for q in ds.qrels if run.get(q)]
+    contexts = [ds.queries[q].text for q in qids]
+    docs = [[ds.corpus[d].full_text for d in rank_docs(run[q], a.depth)] for q in qids]
+    n_docs = sum(len(d) for d in docs)
+    lengths = {"max_context_length": 64, "max_candidate_length": 256}
+    backbone = load_backbone(None)
+    systems = {
+        "cross (64 pairs / pass)": CrossEncoder(backbone, chunk_size=64, **lengths),
+        f"uni masked ({a.uni_chunk} docs / pass)": UniEncoder(backbone, chunk_size=a.uni_chunk, **lengths),
+        f"uni segmented ({a.uni_chunk} docs / pass)": UniEncoder(backbone, chunk_size=a.uni_chunk, segmented=True, **lengths),
+    }
+    masked, segmented = list(systems.values())[1:]
+    segmented.load_state_dict(masked.state_dict())  # same (random) head, so their scores must agree
+    for m in systems.values():
+        m.eval()
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    scores = {}
+    with torch.inference_mode():
+        for rep in range(a.repeats + 1):
+            for name, m in systems.items():
+                t = time.perf_counter()
+                scores[name] = m.score(contexts, docs)
+                if rep:  # the first pass warms up
+                    times[name].append(time.perf_counter() - t)
+    uni = [s for n, s in scores.items() if n.startswith("uni")]
+    diff = float((uni[0] - uni[1]).abs().max())
+    rows = [(name, statistics.median(ts)) for name, ts in times.items()]
+    cross_s = rows[0][1]
+    table = ["| system | s per pass | documents / s | vs cross |", "|---|---:|---:|---:|"]
+    table += [f"| {name} | {s:.2f} | {n_docs / s:.1f} | {cross_s / s:.2f}x |" for name, s in rows]
+    print("\n".join(table))
+    print(f"{len(qids)} queries, {n_docs} documents; max |masked - segmented| score difference {diff:.2e}")
+    if a.no_record:
+        return
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    section = [
+        f"\n## Reranking speed on SciFact passages: cross vs uni masked vs uni segmented ({when})\n",
+        f"Command: `{shlex.join(['.venv/bin/python', 'bench/rerank_speed.py'] + sys.argv[1:])}`  ",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} (CPU, {torch.get_num_threads()} "
+        f"threads), all-MiniLM-L6-v2 float32; {len(qids)} SciFact test queries x their BM25 top {a.depth} "
+        f"({n_docs} documents), query 64 / document 256 tokens; median of {a.repeats} passes after a warm-up.\n",
+        *table, "",
+        f"Masked and segmented Uni-Encoder scores agree to {diff:.1e}.", "",
+    ]
+    with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as f:
+        f.write("\n".join(section))
+
+
+if __name__ == "__main__":
+    main()
