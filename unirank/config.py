@@ -96,14 +96,19 @@ def _set_dotted(d: dict, dotted: str, value: Any) -> None:
     d[parts[-1]] = value
 
 
+def _override_key(override: str) -> str:
+    """The dotted config key of a ``key=value`` override (``--a-b.c`` -> ``a_b.c``)."""
+    return override.split("=", 1)[0].strip().lstrip("-").replace("-", "_")
+
+
 def parse_overrides(overrides: Sequence[str]) -> dict:
     """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}`` (values parsed as YAML)."""
     out: dict = {}
     for o in overrides:
         if "=" not in o:
             raise ConfigError(f"override {o!r} is not key=value")
-        k, v = o.split("=", 1)
-        _set_dotted(out, k.strip().lstrip("-").replace("-", "_"), yaml.safe_load(v) if v != "" else "")
+        v = o.split("=", 1)[1]
+        _set_dotted(out, _override_key(o), yaml.safe_load(v) if v != "" else "")
     return out
 
 
@@ -154,7 +159,7 @@ def load_config(cls: type[C], path: str | os.PathLike | None = None, overrides: 
     try:
         return from_dict(cls, data, overrides)
     except ConfigError as e:
-        overridden = {o.split("=", 1)[0].strip().lstrip("-").replace("-", "_") for o in overrides}
+        overridden = {_override_key(o) for o in overrides}
         if p is None or e.key is None or any(e.key == k or e.key.startswith(k + ".") or k.startswith(e.key + ".") for k in overridden):
             raise
         line = yaml_key_line(text, e.key)
@@ -266,6 +271,16 @@ def check_positive(values: dict[str, int | None]) -> None:
     for key, v in values.items():
         if v is not None and v < 1:
             raise ConfigError(f"{key} must be >= 1, got {v}")
+
+
+def check_devices(devices: dict[str, str | None]) -> None:
+    """Each set device (``{config key: device}``) must be usable by this torch; torch is
+    imported only when one is set (see :func:`unirank.models.backbone.check_device`)."""
+    if any(devices.values()):
+        from .models.backbone import check_device
+
+        for key, device in devices.items():
+            check_device(device, key)
 
 
 def to_dict(cfg: Any) -> dict:

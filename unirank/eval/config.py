@@ -88,7 +88,7 @@ class EvalConfig:
 
     def validate(self) -> None:
         """Check names, ranges, devices and the output folder before any work (ConfigError)."""
-        from ..config import check_out_dir, check_positive
+        from ..config import check_devices, check_out_dir, check_positive
         from ..errors import ConfigError
         from .tasks import EVAL_TASKS
 
@@ -112,9 +112,5 @@ class EvalConfig:
         devices = {"retrieval": {"retriever.dense.device": self.retriever.dense.device if dense_first_stage else None,
                                  "rerank.device": self.rerank.device if reranking else None},
                    "response": {"response.device": self.response.device}}.get(self.task, {})
-        if any(devices.values()):
-            from ..models.backbone import check_device
-
-            for key, device in devices.items():
-                check_device(device, key)
+        check_devices(devices)
         check_out_dir(self.out)

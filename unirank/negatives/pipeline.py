@@ -130,7 +130,7 @@ class MineConfig:
 
     def validate(self) -> None:
         """Check names and ranges before any work (ConfigError lists the valid choices)."""
-        from unirank.config import check_out_dir, check_positive
+        from unirank.config import check_devices, check_out_dir, check_positive
         from unirank.negatives.miners import MINERS
 
         if self.miner.name not in MINERS:
@@ -145,10 +145,7 @@ class MineConfig:
             raise ConfigError(f"negatives must be >= 0, got {self.negatives}")
         check_positive({"limit_queries": self.limit_queries, "teacher.depth": self.teacher.depth,
                         "teacher.chunk_size": self.teacher.chunk_size, "miner.dense.batch_size": self.miner.dense.batch_size})
-        if self.miner.dense.device is not None:
-            from unirank.models.backbone import check_device
-
-            check_device(self.miner.dense.device, "miner.dense.device")
+        check_devices({"miner.dense.device": self.miner.dense.device})
         check_out_dir(self.out)
         if self.teacher.kind is not None:
             from unirank.models.base import MODELS

@@ -41,6 +41,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+from ..config import check_devices
 from ..errors import ConfigError
 from .backend import Backend, NotAvailable, SearchItem
 from .batching import BatcherClosed, DynamicBatcher, QueueFull
@@ -524,10 +525,7 @@ def serve_main(
     )
     load_kw = {k: v for k, v in options.items() if k in _LOAD_KEYS}
     check_backend_args(model, kind, index, load_kw.get("retriever", "bm25"))  # bad names fail before the server starts
-    if load_kw.get("device"):
-        from ..models.backbone import check_device
-
-        check_device(load_kw["device"], "--device")
+    check_devices({"--device": load_kw.get("device")})
     logging.basicConfig(level=getattr(logging, str(log_level).upper(), logging.INFO), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not _is_loopback(host) and settings.api_key is None:
         log.warning("listening on %s without an API key: anyone who can reach it can use it (set --api-key)", host)

@@ -239,7 +239,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Check names and ranges before any work; raises :class:`ConfigError` naming the key."""
-        from ..config import check_out_dir, check_positive
+        from ..config import check_devices, check_out_dir, check_positive
         from ..losses import resolve_loss_weights
         from .batching import BATCH_SAMPLERS
         from .schedules import SCHEDULES
@@ -292,10 +292,7 @@ class TrainConfig:
                 raise ConfigError(f"{key}.first_stage: {split.first_stage!r} is neither 'bm25' nor an existing TREC run file")
         if self.refresh.every_steps < 0:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
-        if self.device is not None:
-            from ..models.backbone import check_device
-
-            check_device(self.device)
+        check_devices({"device": self.device})
         check_out_dir(self.out)
 
 
