@@ -299,8 +299,9 @@ def disable_gradient_checkpointing(module: torch.nn.Module) -> None:
 
 def is_checkpointing(model: Any) -> bool:
     """Whether activation checkpointing is on in a transformers model (either API name)."""
-    return bool(getattr(model, "is_activation_checkpointing", None) if hasattr(model, "is_activation_checkpointing")
-                else model.is_gradient_checkpointing)
+    if hasattr(model, "is_activation_checkpointing"):
+        return bool(model.is_activation_checkpointing)
+    return bool(model.is_gradient_checkpointing)
 
 
 def check_device(device: str | None, key: str = "device") -> None:

@@ -90,7 +90,11 @@ class CrossEncoder(BackboneRanker):
         super().__init__(backbone)
         POOLINGS.get(pooling)
         self.pooling = pooling
-        self._init_scoring_head(
+        if head_activation not in (None, "tanh"):
+            raise ConfigError(f"head_activation: {head_activation!r} is unknown; valid: tanh (or unset for a linear head)")
+        self.head_activation = head_activation
+        self.head_dense = None if head_activation is None else torch.nn.Linear(self.backbone.hidden_size, self.backbone.hidden_size)
+        self._init_scoring_head(  # also sets the train/eval mode of every submodule, head_dense included
             chunk_size,
             max_context_length=max_context_length,
             max_candidate_length=max_candidate_length,
@@ -99,16 +103,12 @@ class CrossEncoder(BackboneRanker):
             candidate_token_type=candidate_token_type,
             candidate_sep=candidate_sep,
         )
-        if head_activation not in (None, "tanh"):
-            raise ConfigError(f"head_activation: {head_activation!r} is unknown; valid: tanh (or unset for a linear head)")
-        self.head_activation = head_activation
-        self.head_dense = None if head_activation is None else torch.nn.Linear(self.backbone.hidden_size, self.backbone.hidden_size)
-        self.train(self.backbone.model.training)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, **settings: Any) -> "CrossEncoder":
-        """As :meth:`BackboneRanker.from_pretrained`; a BERT sequence-classification checkpoint
-        with one label (a published cross-encoder) keeps its head (see the module docstring)."""
+        """As :meth:`BackboneRanker.from_pretrained`; a BERT or RoBERTa-family
+        sequence-classification checkpoint with one label (a published cross-encoder) keeps
+        its head and pair encoding (see the module docstring)."""
         if name_or_path is None or (Path(name_or_path).expanduser() / MODEL_FILE).is_file():
             return super().from_pretrained(name_or_path, **settings)
         loaded = load_pair_classifier(name_or_path, attn_implementation=settings.get("attn_implementation", "sdpa"))

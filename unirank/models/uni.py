@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .backbone import Backbone
+from .backbone import Backbone, mean_pool
 from .base import MODELS, Context
 from .heads import BackboneRanker, segment_mean
 from .inputs import PackedBatch
@@ -106,8 +106,8 @@ class UniEncoder(BackboneRanker):
         """Mean token vector of every candidate slot. Shapes: -> (B, N, H)."""
         if self.uses_segmented_pass:
             states, valid = segmented_candidate_states(self.encoder, packed.to(self.device), self.mask == "arrow")
-            w = valid.to(states.dtype)[..., None]
-            return (states * w).sum(2).float() / w.sum(2).clamp(min=1).float()
+            B, N, R, H = states.shape
+            return mean_pool(states.reshape(B * N, R, H).float(), valid.reshape(B * N, R)).view(B, N, H)
         hidden = self.encode_packed(packed, self.mask)
         return segment_mean(hidden, packed.segment_ids.to(hidden.device), packed.candidate_mask.shape[1])
 
