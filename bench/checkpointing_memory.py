@@ -21,19 +21,16 @@ Appends a section to bench/RESULTS.md unless ``--no-record``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 LENGTHS = {"max_context_length": 64, "max_candidate_length": 256}
 
 
@@ -120,16 +117,11 @@ def main() -> None:
         return
     import torch
 
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    section = [
-        f"\n## Gradient checkpointing: memory and time of one reranker training step ({when})\n",
-        f"Command: `{shlex.join(['.venv/bin/python', 'bench/checkpointing_memory.py'] + sys.argv[1:])}`  ",
-        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} (CPU, "
-        f"{rows[0].get('threads', '?')} threads), all-MiniLM-L6-v2, float32; query 64 / document 256 tokens.\n",
-        *table, "",
-    ]
-    with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as f:
-        f.write("\n".join(section))
+    from _record import append, section
+
+    machine = (f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} (CPU, "
+               f"{rows[0].get('threads', '?')} threads), all-MiniLM-L6-v2, float32; query 64 / document 256 tokens.")
+    append(section("Gradient checkpointing: memory and time of one reranker training step", "checkpointing_memory.py", machine, table))
 
 
 if __name__ == "__main__":

@@ -17,16 +17,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import platform
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -87,18 +83,13 @@ def main() -> None:
     print(f"{len(qids)} queries, {n_docs} documents; max |masked - segmented| score difference {diff:.2e}")
     if a.no_record:
         return
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    section = [
-        f"\n## Reranking speed on SciFact passages: cross vs uni masked vs uni segmented ({when})\n",
-        f"Command: `{shlex.join(['.venv/bin/python', 'bench/rerank_speed.py'] + sys.argv[1:])}`  ",
-        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} (CPU, {torch.get_num_threads()} "
-        f"threads), all-MiniLM-L6-v2 float32; {len(qids)} SciFact test queries x their BM25 top {a.depth} "
-        f"({n_docs} documents), query 64 / document 256 tokens; median of {a.repeats} passes after a warm-up.\n",
-        *table, "",
-        f"Masked and segmented Uni-Encoder scores agree to {diff:.1e}.", "",
-    ]
-    with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as f:
-        f.write("\n".join(section))
+    from _record import append, section
+
+    machine = (f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} (CPU, {torch.get_num_threads()} "
+               f"threads), all-MiniLM-L6-v2 float32; {len(qids)} SciFact test queries x their BM25 top {a.depth} "
+               f"({n_docs} documents), query 64 / document 256 tokens; median of {a.repeats} passes after a warm-up.")
+    append(section("Reranking speed on SciFact passages: cross vs uni masked vs uni segmented", "rerank_speed.py", machine,
+                   [*table, "", f"Masked and segmented Uni-Encoder scores agree to {diff:.1e}."]))
 
 
 if __name__ == "__main__":
