@@ -1,4 +1,4 @@
-"""Reranking speed on real passages: cross-encoder vs Uni-Encoder (masked and segmented pass).
+"""Reranking speed on real passages: cross-encoder vs Uni-Encoder (masked, segmented, FlexAttention pass).
 
 The first ``--queries`` SciFact test claims, each with its BM25 top ``--depth`` abstracts
 (bm25s, the eval defaults), scored by ``Ranker.score`` under ``torch.inference_mode`` exactly as
@@ -7,11 +7,12 @@ The first ``--queries`` SciFact test claims, each with its BM25 top ``--depth`` 
 pass, Uni-Encoder ``--uni-chunk`` documents per pass (16, as the SciFact rankers suite
 evaluates). Each repeat times every system once, in turn (so load from other processes hits
 all alike); the table gives the median of ``--repeats`` passes after one warm-up pass.
-The segmented and masked Uni-Encoder scores are checked to agree.
+The segmented and FlexAttention Uni-Encoder scores are checked against the masked pass's.
+``--flex`` adds the FlexAttention system (its first pass compiles; the warm-up absorbs it).
 
 Usage:
     .venv/bin/python bench/rerank_speed.py [--queries 2] [--depth 100] [--repeats 2] [--uni-chunk 16]
-        [--data-root DIR] [--no-record]
+        [--data-root DIR] [--device cuda] [--dtype bf16] [--model DIR] [--flex] [--no-record | --markdown FILE]
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--uni-chunk", type=int, default=16)
     ap.add_argument("--data-root", default=os.environ.get("UNIRANK_DATA"))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--model", default=None, help="backbone folder (default: the packaged all-MiniLM-L6-v2)")
+    ap.add_argument("--flex", action="store_true", help="also time the uni FlexAttention pass")
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--markdown", default=None, help="write the RESULTS.md section to this file instead of appending it")
     a = ap.parse_args()
 
     import torch
@@ -54,42 +60,58 @@ def main() -> None:
     docs = [[ds.corpus[d].full_text for d in rank_docs(run[q], a.depth)] for q in qids]
     n_docs = sum(len(d) for d in docs)
     lengths = {"max_context_length": 64, "max_candidate_length": 256}
-    backbone = load_backbone(None)
+    backbone = load_backbone(a.model)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[a.dtype]
     systems = {
         "cross (64 pairs / pass)": CrossEncoder(backbone, chunk_size=64, **lengths),
         f"uni masked ({a.uni_chunk} docs / pass)": UniEncoder(backbone, chunk_size=a.uni_chunk, **lengths),
         f"uni segmented ({a.uni_chunk} docs / pass)": UniEncoder(backbone, chunk_size=a.uni_chunk, segmented=True, **lengths),
     }
-    masked, segmented = list(systems.values())[1:]
-    segmented.load_state_dict(masked.state_dict())  # same (random) head, so their scores must agree
-    for m in systems.values():
-        m.eval()
+    if a.flex:
+        systems[f"uni flex ({a.uni_chunk} docs / pass)"] = UniEncoder(backbone, chunk_size=a.uni_chunk, flex_attention=True, **lengths)
+    masked = list(systems.values())[1]
+    for m in list(systems.values())[2:]:
+        m.load_state_dict(masked.state_dict())  # same (random) head, so their scores must agree
+    for name in list(systems):
+        systems[name] = systems[name].to(device=a.device, dtype=dtype).eval()
+
+    def sync() -> None:
+        if a.device.startswith("cuda"):
+            torch.cuda.synchronize()
     times: dict[str, list[float]] = {name: [] for name in systems}
     scores = {}
     with torch.inference_mode():
         for rep in range(a.repeats + 1):
             for name, m in systems.items():
+                sync()
                 t = time.perf_counter()
-                scores[name] = m.score(contexts, docs)
+                scores[name] = m.score(contexts, docs).float()
+                sync()
                 if rep:  # the first pass warms up
                     times[name].append(time.perf_counter() - t)
     uni = [s for n, s in scores.items() if n.startswith("uni")]
-    diff = float((uni[0] - uni[1]).abs().max())
+    diffs = [float((u - uni[0]).abs().max()) for u in uni[1:]]
+    diff_text = " and ".join(f"{d:.1e}" for d in diffs)
     rows = [(name, statistics.median(ts)) for name, ts in times.items()]
     cross_s = rows[0][1]
     table = ["| system | s per pass | documents / s | vs cross |", "|---|---:|---:|---:|"]
     table += [f"| {name} | {s:.2f} | {n_docs / s:.1f} | {cross_s / s:.2f}x |" for name, s in rows]
     print("\n".join(table))
-    print(f"{len(qids)} queries, {n_docs} documents; max |masked - segmented| score difference {diff:.2e}")
+    print(f"{len(qids)} queries, {n_docs} documents; max |score - masked score| (segmented{', flex' if a.flex else ''}): {diff_text}")
     if a.no_record:
         return
     from _record import append, section
 
-    machine = (f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} (CPU, {torch.get_num_threads()} "
-               f"threads), all-MiniLM-L6-v2 float32; {len(qids)} SciFact test queries x their BM25 top {a.depth} "
+    where = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
+    machine = (f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({where}), "
+               f"all-MiniLM-L6-v2 {a.dtype}; {len(qids)} SciFact test queries x their BM25 top {a.depth} "
                f"({n_docs} documents), query 64 / document 256 tokens; median of {a.repeats} passes after a warm-up.")
-    append(section("Reranking speed on SciFact passages: cross vs uni masked vs uni segmented", "rerank_speed.py", machine,
-                   [*table, "", f"Masked and segmented Uni-Encoder scores agree to {diff:.1e}."]))
+    text = section("Reranking speed on SciFact passages: cross vs the Uni-Encoder passes", "rerank_speed.py", machine,
+                   [*table, "", f"Max |score - masked score| of the other Uni-Encoder passes (segmented{', flex' if a.flex else ''}): {diff_text}."])
+    if a.markdown:
+        Path(a.markdown).write_text(text, encoding="utf-8")
+    else:
+        append(text)
 
 
 if __name__ == "__main__":

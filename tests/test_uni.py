@@ -324,3 +324,53 @@ def test_segmented_pass_only_for_arrow_masks(backbone):
     assert not make(backbone, mask="diag", segmented=True).uses_segmented_pass
     assert not make(backbone, mask="full", segmented=True).uses_segmented_pass
     assert make(backbone, mask="arrow").settings()["segmented"] is False  # opt-in
+
+
+# ---- FlexAttention pass ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mask", ["arrow", "arrow_strict"])
+def test_flex_attention_pass_equals_the_masked_pass(backbone, mask):
+    """Same scores as the dense masked pass, padding slots included (ragged contexts and lists)."""
+    flex, masked = make(backbone, mask=mask, flex_attention=True), make(backbone, mask=mask)
+    masked.load_state_dict(flex.state_dict())
+    cands = [CANDS[0], CANDS[1][:2]]
+    flex.eval(), masked.eval()
+    with torch.no_grad():
+        a, b = flex.score(CTX, cands), masked.score(CTX, cands)
+    assert torch.equal(torch.isinf(a), torch.isinf(b)) and torch.isinf(a).sum() == 2
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert flex.encoder.config._attn_implementation == "sdpa"  # switched back after the call
+
+
+def test_flex_attention_really_runs_and_training_keeps_the_dense_pass(backbone, monkeypatch):
+    import unirank.models.uni as uni_mod
+
+    calls = []
+    real = uni_mod.flex_encode
+    monkeypatch.setattr(uni_mod, "flex_encode", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    m = make(backbone, mask="arrow", flex_attention=True)
+    m.train()
+    m.score(CTX, CANDS).sum().backward()  # dense pass with dropout: FlexAttention has none in transformers
+    assert calls == []
+    m.eval()
+    with torch.no_grad():
+        ok = m.score(CTX, CANDS)
+        m.mask = "full"  # the kernel gets the mask rule: a different rule gives different scores
+        other = m.score(CTX, CANDS)
+    assert calls == ["arrow", "full"]
+    assert not torch.allclose(ok, other)
+
+
+def test_flex_attention_setting_is_checked_and_saved(backbone, tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="segmented and flex_attention"):
+        make(backbone, segmented=True, flex_attention=True)
+    m = make(backbone, flex_attention=True)
+    assert m.settings()["flex_attention"] is True and make(backbone).settings()["flex_attention"] is False
+    m.save(tmp_path / "m")
+    assert load_ranker(tmp_path / "m").flex_attention is True
+    import unirank.models.uni as uni_mod
+
+    monkeypatch.setattr(uni_mod, "supports_flex", lambda model: False)
+    with pytest.raises(ConfigError, match="flex_attention needs torch"):
+        make(backbone, flex_attention=True)
