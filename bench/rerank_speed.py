@@ -1,4 +1,4 @@
-"""Reranking speed on real passages: cross-encoder vs Uni-Encoder (masked, segmented, FlexAttention pass).
+"""Reranking speed on real passages: cross-encoder vs Uni-Encoder (masked and segmented pass).
 
 The first ``--queries`` SciFact test claims, each with its BM25 top ``--depth`` abstracts
 (bm25s, the eval defaults), scored by ``Ranker.score`` under ``torch.inference_mode`` exactly as
@@ -7,12 +7,12 @@ The first ``--queries`` SciFact test claims, each with its BM25 top ``--depth`` 
 pass, Uni-Encoder ``--uni-chunk`` documents per pass (16, as the SciFact rankers suite
 evaluates). Each repeat times every system once, in turn (so load from other processes hits
 all alike); the table gives the median of ``--repeats`` passes after one warm-up pass.
-The segmented and FlexAttention Uni-Encoder scores are checked against the masked pass's.
-``--flex`` adds the FlexAttention system (its first pass compiles; the warm-up absorbs it).
+The segmented Uni-Encoder scores are checked against the masked pass's. ``--markdown FILE``
+writes the RESULTS.md section to a file (e.g. on a GPU box, whose files come back by copy).
 
 Usage:
     .venv/bin/python bench/rerank_speed.py [--queries 2] [--depth 100] [--repeats 2] [--uni-chunk 16]
-        [--data-root DIR] [--device cuda] [--dtype bf16] [--model DIR] [--flex] [--no-record | --markdown FILE]
+        [--data-root DIR] [--device cuda] [--dtype bf16] [--model DIR] [--no-record | --markdown FILE]
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--model", default=None, help="backbone folder (default: the packaged all-MiniLM-L6-v2)")
-    ap.add_argument("--flex", action="store_true", help="also time the uni FlexAttention pass")
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--markdown", default=None, help="write the RESULTS.md section to this file instead of appending it")
     a = ap.parse_args()
@@ -67,8 +66,6 @@ def main() -> None:
         f"uni masked ({a.uni_chunk} docs / pass)": UniEncoder(backbone, chunk_size=a.uni_chunk, **lengths),
         f"uni segmented ({a.uni_chunk} docs / pass)": UniEncoder(backbone, chunk_size=a.uni_chunk, segmented=True, **lengths),
     }
-    if a.flex:
-        systems[f"uni flex ({a.uni_chunk} docs / pass)"] = UniEncoder(backbone, chunk_size=a.uni_chunk, flex_attention=True, **lengths)
     masked = list(systems.values())[1]
     for m in list(systems.values())[2:]:
         m.load_state_dict(masked.state_dict())  # same (random) head, so their scores must agree
@@ -97,7 +94,7 @@ def main() -> None:
     table = ["| system | s per pass | documents / s | vs cross |", "|---|---:|---:|---:|"]
     table += [f"| {name} | {s:.2f} | {n_docs / s:.1f} | {cross_s / s:.2f}x |" for name, s in rows]
     print("\n".join(table))
-    print(f"{len(qids)} queries, {n_docs} documents; max |score - masked score| (segmented{', flex' if a.flex else ''}): {diff_text}")
+    print(f"{len(qids)} queries, {n_docs} documents; max |score - masked score| (segmented): {diff_text}")
     if a.no_record:
         return
     from _record import append, section
@@ -107,7 +104,7 @@ def main() -> None:
                f"all-MiniLM-L6-v2 {a.dtype}; {len(qids)} SciFact test queries x their BM25 top {a.depth} "
                f"({n_docs} documents), query 64 / document 256 tokens; median of {a.repeats} passes after a warm-up.")
     text = section("Reranking speed on SciFact passages: cross vs the Uni-Encoder passes", "rerank_speed.py", machine,
-                   [*table, "", f"Max |score - masked score| of the other Uni-Encoder passes (segmented{', flex' if a.flex else ''}): {diff_text}."])
+                   [*table, "", f"Max |score - masked score| of the other Uni-Encoder passes (segmented): {diff_text}."])
     if a.markdown:
         Path(a.markdown).write_text(text, encoding="utf-8")
     else:

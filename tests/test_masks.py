@@ -136,17 +136,3 @@ def test_every_row_has_a_key_so_softmax_is_finite():
 def test_rejects_wrong_rank():
     with pytest.raises(ValueError, match=r"\(B, L\)"):
         build_mask(torch.tensor([0, 1]), "arrow")
-
-
-def test_flex_mask_mod_gives_the_dense_mask_for_every_kind():
-    from unirank.models.masks import mask_mod
-
-    seg = torch.tensor([[0, 0, 1, 1, 2, 3, 3, -1, -1], [0, 1, 2, 2, 2, -1, -1, -1, -1]])
-    i = torch.arange(seg.shape[1])
-    for kind in MASKS:
-        mod = mask_mod(seg, kind)
-        for b in range(seg.shape[0]):
-            got = mod(torch.tensor(b), torch.tensor(0), i[:, None], i[None, :])
-            assert torch.equal(got, build_mask(seg, kind)[b]), kind
-    with pytest.raises(ValueError, match=r"\(B, L\)"):
-        mask_mod(torch.tensor([0, 1]), "arrow")

@@ -42,68 +42,67 @@ import torch
 
 from ..registry import Registry
 
-#: a mask kind: a rule on (query segment id, key segment id) of *real* tokens -> may attend.
-#: Works elementwise on broadcastable tensors, so the same rule builds the dense (B, L, L)
-#: matrix (:func:`build_mask`) and a FlexAttention ``mask_mod`` (:func:`mask_mod`) that never
-#: materialises it. Padding is handled by the callers, not by the rules.
-MaskRule = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: a mask kind: segment ids (B, L) long -> "may attend" (B, L, L) bool (real tokens only;
+#: :func:`build_mask` adds the padding rule)
+MaskFn = Callable[[torch.Tensor], torch.Tensor]
 
-#: mask kind name -> rule (register with ``@MASKS.register("name")``)
-MASKS: Registry[MaskRule] = Registry("attention mask kind")
+#: mask kind name -> function of segment ids (register with ``@MASKS.register("name")``)
+MASKS: Registry[MaskFn] = Registry("attention mask kind")
+
+
+def _pairs(segment_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(query segment (B, L, 1), key segment (B, 1, L), both-real (B, L, L))."""
+    q = segment_ids[:, :, None]
+    k = segment_ids[:, None, :]
+    return q, k, (q >= 0) & (k >= 0)
 
 
 @MASKS.register("arrow")
-def arrow_rule(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+def arrow_mask(segment_ids: torch.Tensor) -> torch.Tensor:
     """Context sees everything; a candidate sees the context and itself (official Uni-Encoder).
 
     Example:
-        >>> seg = torch.tensor([0, 1, 2])
-        >>> arrow_rule(seg[:, None], seg[None, :]).int().tolist()
+        >>> arrow_mask(torch.tensor([[0, 1, 2]]))[0].int().tolist()
         [[1, 1, 1], [1, 1, 0], [1, 0, 1]]
     """
-    return (q == 0) | (k == 0) | (q == k)
+    q, k, real = _pairs(segment_ids)
+    return real & ((q == 0) | (k == 0) | (q == k))
 
 
 @MASKS.register("arrow_strict")
-def arrow_strict_rule(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+def arrow_strict_mask(segment_ids: torch.Tensor) -> torch.Tensor:
     """Context sees only itself; a candidate sees the context and itself.
 
     Example:
-        >>> seg = torch.tensor([0, 1, 2])
-        >>> arrow_strict_rule(seg[:, None], seg[None, :]).int().tolist()
+        >>> arrow_strict_mask(torch.tensor([[0, 1, 2]]))[0].int().tolist()
         [[1, 0, 0], [1, 1, 0], [1, 0, 1]]
     """
-    return (k == 0) | (q == k)
+    q, k, real = _pairs(segment_ids)
+    return real & ((k == 0) | (q == k))
 
 
 @MASKS.register("diag")
-def diag_rule(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+def diag_mask(segment_ids: torch.Tensor) -> torch.Tensor:
     """Every segment sees only itself (block diagonal).
 
     Example:
-        >>> seg = torch.tensor([0, 1, 2])
-        >>> diag_rule(seg[:, None], seg[None, :]).int().tolist()
+        >>> diag_mask(torch.tensor([[0, 1, 2]]))[0].int().tolist()
         [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
     """
-    return q == k
+    q, k, real = _pairs(segment_ids)
+    return real & (q == k)
 
 
 @MASKS.register("full")
-def full_rule(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+def full_mask(segment_ids: torch.Tensor) -> torch.Tensor:
     """Every real token sees every real token.
 
     Example:
-        >>> seg = torch.tensor([0, 1, 2])
-        >>> full_rule(seg[:, None], seg[None, :]).all().item()
-        True
+        >>> full_mask(torch.tensor([[0, 1, -1]]))[0].int().tolist()
+        [[1, 1, 0], [1, 1, 0], [0, 0, 0]]
     """
-    return (q >= 0) | (k >= 0)  # true for every real pair, shaped like the broadcast of q and k
-
-
-def _allowed(q: torch.Tensor, k: torch.Tensor, same_token: torch.Tensor, kind_rule: MaskRule) -> torch.Tensor:
-    """The rule on real pairs; padding tokens attend only to themselves, real tokens never to padding."""
-    real = (q >= 0) & (k >= 0)
-    return (real & kind_rule(q, k)) | (same_token & (q < 0))
+    _, _, real = _pairs(segment_ids)
+    return real
 
 
 def build_mask(segment_ids: torch.Tensor, kind: str) -> torch.Tensor:
@@ -126,28 +125,7 @@ def build_mask(segment_ids: torch.Tensor, kind: str) -> torch.Tensor:
     """
     if segment_ids.dim() != 2:
         raise ValueError(f"segment_ids must be (B, L); got shape {tuple(segment_ids.shape)}")
-    rule = MASKS.get(kind)
+    allowed = MASKS.get(kind)(segment_ids)
+    pad = segment_ids < 0
     eye = torch.eye(segment_ids.shape[1], dtype=torch.bool, device=segment_ids.device)
-    return _allowed(segment_ids[:, :, None], segment_ids[:, None, :], eye[None], rule)
-
-
-def mask_mod(segment_ids: torch.Tensor, kind: str) -> Callable[..., torch.Tensor]:
-    """The FlexAttention ``mask_mod(b, h, q_idx, kv_idx)`` of ``kind`` for a batch of segment ids:
-    the same "may attend" entries as :func:`build_mask`, computed where the kernel needs them
-    (no (B, L, L) tensor).
-
-    Example:
-        >>> seg = torch.tensor([[0, 1, -1]])
-        >>> f = mask_mod(seg, "arrow")
-        >>> i = torch.arange(3)
-        >>> f(0, 0, i[:, None], i[None, :]).int().tolist() == build_mask(seg, "arrow")[0].int().tolist()
-        True
-    """
-    if segment_ids.dim() != 2:
-        raise ValueError(f"segment_ids must be (B, L); got shape {tuple(segment_ids.shape)}")
-    rule = MASKS.get(kind)
-
-    def mod(b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
-        return _allowed(segment_ids[b, q_idx], segment_ids[b, kv_idx], q_idx == kv_idx, rule)
-
-    return mod
+    return allowed | (eye[None] & pad[:, :, None])

@@ -27,9 +27,7 @@ from typing import Any
 import torch
 
 from .backbone import Backbone, mean_pool
-from ..errors import ConfigError
 from .base import MODELS, Context
-from .flex import flex_encode, supports_flex
 from .heads import BackboneRanker, segment_mean
 from .inputs import PackedBatch
 from .masks import MASKS
@@ -56,12 +54,6 @@ class UniEncoder(BackboneRanker):
             the packed row. Off by default: it pays off for long candidates on CPU (see
             ``bench/RESULTS.md``), while with short replies it is slower on an H100 and a wash
             on CPU.
-        flex_attention: when scoring (``model.eval()``), run the masked pass on PyTorch
-            FlexAttention (:mod:`unirank.models.flex`: no (L, L) mask, tiles between
-            candidates skipped, a compiled kernel) instead of a dense additive mask. Same
-            scores; needs torch >= 2.5 and a backbone with a FlexAttention path; the first
-            batch of each shape compiles. Training steps keep the dense pass (transformers'
-            FlexAttention path has no attention dropout). Not with ``segmented``.
 
     Shapes:
         ``score(B contexts, B lists of N_b candidates)`` -> (B, max N_b), ``-inf`` padded.
@@ -87,21 +79,11 @@ class UniEncoder(BackboneRanker):
         candidate_cls: bool = True,
         candidate_token_type: int = 1,
         segmented: bool = False,
-        flex_attention: bool = False,
     ) -> None:
         super().__init__(backbone)
         MASKS.get(mask)  # unknown kinds fail here, listing the valid ones
         self.mask = mask
         self.segmented = bool(segmented)
-        self.flex_attention = bool(flex_attention)
-        if self.flex_attention and self.segmented:
-            raise ConfigError("uni: choose one of segmented and flex_attention (both replace the masked pass)")
-        if self.flex_attention and not supports_flex(self.encoder):
-            raise ConfigError(
-                f"uni: flex_attention needs torch >= 2.5 (have {torch.__version__}) and a backbone with a "
-                f"FlexAttention path in transformers ({type(self.encoder).__name__} has "
-                f"{'one' if getattr(self.encoder, '_supports_flex_attn', False) else 'none'})"
-            )
         self._init_scoring_head(
             chunk_size,
             max_context_length=max_context_length,
@@ -112,7 +94,7 @@ class UniEncoder(BackboneRanker):
         )
 
     def settings(self) -> dict[str, Any]:
-        return {"mask": self.mask, "segmented": self.segmented, "flex_attention": self.flex_attention, **self._packer_settings()}
+        return {"mask": self.mask, "segmented": self.segmented, **self._packer_settings()}
 
     @property
     def uses_segmented_pass(self) -> bool:
@@ -126,10 +108,7 @@ class UniEncoder(BackboneRanker):
             states, valid = segmented_candidate_states(self.encoder, packed.to(self.device), self.mask == "arrow")
             B, N, R, H = states.shape
             return mean_pool(states.reshape(B * N, R, H).float(), valid.reshape(B * N, R)).view(B, N, H)
-        if self.flex_attention and not self.training:
-            hidden = flex_encode(self.encoder, packed.to(self.device), self.mask)
-        else:
-            hidden = self.encode_packed(packed, self.mask)
+        hidden = self.encode_packed(packed, self.mask)
         return segment_mean(hidden, packed.segment_ids.to(hidden.device), packed.candidate_mask.shape[1])
 
     def forward(self, packed: PackedBatch) -> torch.Tensor:
