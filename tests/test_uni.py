@@ -297,7 +297,7 @@ def test_loading_a_broken_folder_names_the_file_and_line(tmp_path):
 def test_segmented_pass_equals_the_masked_pass(backbone, mask):
     """Same scores and same gradients as one masked pass over the packed rows (ragged contexts
     and candidate lists, so both paths see padding)."""
-    seg, masked = make(backbone, mask=mask, segmented=True), make(backbone, mask=mask)
+    seg, masked = make(backbone, mask=mask, segmented=True), make(backbone, mask=mask, segmented=False)
     assert seg.uses_segmented_pass and not masked.uses_segmented_pass
     masked.load_state_dict(seg.state_dict())
     cands = [CANDS[0], CANDS[1][:2]]
@@ -323,4 +323,44 @@ def test_segmented_pass_equals_the_masked_pass(backbone, mask):
 def test_segmented_pass_only_for_arrow_masks(backbone):
     assert not make(backbone, mask="diag", segmented=True).uses_segmented_pass
     assert not make(backbone, mask="full", segmented=True).uses_segmented_pass
-    assert make(backbone, mask="arrow").settings()["segmented"] is False  # opt-in
+    assert make(backbone, mask="arrow").settings()["segmented"] == "auto"
+
+
+def test_candidate_width_and_the_auto_thresholds():
+    from unirank.models.uni import SEGMENTED_MIN_WIDTH, candidate_width, segmented_pays_off
+
+    seg = torch.tensor([[0, 0, 1, 1, 2, 2, 2, 2, -1], [0, 1, -1, -1, -1, -1, -1, -1, -1]])
+    assert candidate_width(seg) == 4
+    assert candidate_width(torch.tensor([[0, 0, -1]])) == 0  # no candidate at all
+    # the measured crossovers (bench/uni_pass_sweep.py): masked wins for short replies on a GPU
+    assert SEGMENTED_MIN_WIDTH == {("cuda", False): 128, ("cuda", True): 256, ("cpu", False): 64, ("cpu", True): 64}
+    assert not segmented_pays_off("cuda", False, 127) and segmented_pays_off("cuda", False, 128)
+    assert not segmented_pays_off("cuda", True, 255) and segmented_pays_off("cuda", True, 256)
+    assert not segmented_pays_off("cpu", False, 63) and segmented_pays_off("cpu", False, 64)
+    assert segmented_pays_off("mps", False, 64)  # other devices follow the CPU
+
+
+def test_auto_takes_the_segmented_pass_for_long_candidates_only(backbone, monkeypatch):
+    import unirank.models.uni as uni_mod
+
+    calls = []
+    real = uni_mod.segmented_candidate_states
+    monkeypatch.setattr(uni_mod, "segmented_candidate_states", lambda *a, **k: calls.append(1) or real(*a, **k))
+    m = make(backbone, mask="arrow", max_candidate_length=128).eval()
+    masked = make(backbone, mask="arrow", max_candidate_length=128, segmented=False).eval()
+    long_doc = " ".join(["the station is two blocks north of the park"] * 12)  # > 64 tokens
+    with torch.no_grad():
+        m.score(CTX[:1], [CANDS[0]])  # replies of a few tokens: masked pass
+        assert calls == []
+        got = m.score(CTX[:1], [[long_doc, "no"]])
+        assert calls == [1]
+        torch.testing.assert_close(got, masked.score(CTX[:1], [[long_doc, "no"]]), atol=1e-5, rtol=1e-5)
+    assert not make(backbone, mask="diag").takes_segmented_pass(m.packer.pack(CTX[:1], [[long_doc]]))
+
+
+def test_segmented_setting_is_checked_and_saved(backbone, tmp_path):
+    with pytest.raises(ConfigError, match="true, false or auto"):
+        make(backbone, segmented="sometimes")
+    for value in (True, False, "auto"):
+        make(backbone, segmented=value).save(tmp_path / str(value))
+        assert load_ranker(tmp_path / str(value)).segmented == value

@@ -551,7 +551,8 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             raise ConfigError(f"gradient_checkpointing: {e}") from None
         if getattr(model, "uses_segmented_pass", False):
             say("note: gradient_checkpointing does not act inside the Uni-Encoder's segmented pass "
-                "(it drives the layers' parts itself); that pass already needs far less memory")
+                "(it drives the layers' parts itself; segmented: auto takes it for long candidates); "
+                "that pass already needs far less memory")
     if examples is None:
         examples, data_info = load_examples(cfg.data)
     else:

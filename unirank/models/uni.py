@@ -27,11 +27,46 @@ from typing import Any
 import torch
 
 from .backbone import Backbone, mean_pool
+from ..errors import ConfigError
 from .base import MODELS, Context
 from .heads import BackboneRanker, segment_mean
 from .inputs import PackedBatch
 from .masks import MASKS
 from .segmented import segmented_candidate_states, supports_segmented
+
+
+#: ``segmented="auto"``: the shortest longest-candidate segment (tokens, ``[CLS]``/``[SEP]``
+#: included) from which the segmented pass is taken, per (device type, half precision).
+#: Measured with bench/uni_pass_sweep.py (bench/RESULTS.md, 10 candidates, contexts of 64 and
+#: 256 tokens): on an H100 the segmented pass overtakes the masked one between 64 and 128
+#: tokens in fp32 and between 128 and 256 in bf16; on the 2-core CPU between 32 and 64.
+SEGMENTED_MIN_WIDTH = {("cuda", False): 128, ("cuda", True): 256, ("cpu", False): 64, ("cpu", True): 64}
+
+
+def candidate_width(segment_ids: torch.Tensor) -> int:
+    """Tokens of the longest candidate segment in a packed batch (segment ids > 0).
+
+    Example:
+        >>> candidate_width(torch.tensor([[0, 0, 1, 1, 1, 2, -1], [0, 1, 2, 2, -1, -1, -1]]))
+        3
+    """
+    seg = segment_ids.clamp(min=0)
+    counts = torch.zeros(seg.shape[0], int(seg.max()) + 1, dtype=torch.long, device=seg.device)
+    counts.scatter_add_(1, seg, torch.ones_like(seg))
+    return int(counts[:, 1:].max()) if counts.shape[1] > 1 else 0
+
+
+def segmented_pays_off(device_type: str, half: bool, width: int) -> bool:
+    """``segmented="auto"``'s choice: is the segmented pass expected to be faster than the
+    masked one for candidate segments of ``width`` tokens (:data:`SEGMENTED_MIN_WIDTH`; other
+    device types follow the CPU)?
+
+    Example:
+        >>> segmented_pays_off("cuda", False, 32), segmented_pays_off("cuda", False, 256), segmented_pays_off("cuda", True, 128)
+        (False, True, False)
+    """
+    key = (device_type if device_type == "cuda" else "cpu", bool(half))
+    return width >= SEGMENTED_MIN_WIDTH[key]
 
 
 @MODELS.register("uni")
@@ -51,9 +86,10 @@ class UniEncoder(BackboneRanker):
         segmented: with ``arrow`` / ``arrow_strict`` on a BERT-family backbone, compute the
             same scores segment by segment (:mod:`unirank.models.segmented`: the context once,
             candidates as short rows attending to its keys) instead of one masked pass over
-            the packed row. Off by default: it pays off for long candidates on CPU (see
-            ``bench/RESULTS.md``), while with short replies it is slower on an H100 and a wash
-            on CPU.
+            the packed row. ``True`` / ``False`` force one pass; ``"auto"`` (default) picks per
+            batch by :func:`segmented_pays_off` - the segmented pass for long candidates
+            (reranking documents), the masked one for short replies, where it is faster on a
+            GPU (``bench/uni_pass_sweep.py``).
 
     Shapes:
         ``score(B contexts, B lists of N_b candidates)`` -> (B, max N_b), ``-inf`` padded.
@@ -78,12 +114,14 @@ class UniEncoder(BackboneRanker):
         turn_separator: str | None = None,
         candidate_cls: bool = True,
         candidate_token_type: int = 1,
-        segmented: bool = False,
+        segmented: bool | str = "auto",
     ) -> None:
         super().__init__(backbone)
         MASKS.get(mask)  # unknown kinds fail here, listing the valid ones
+        if segmented not in (True, False, "auto"):  # 1 / 0 are True / False here, as in YAML
+            raise ConfigError(f"uni: segmented must be true, false or auto; got {segmented!r}")
         self.mask = mask
-        self.segmented = bool(segmented)
+        self.segmented: bool | str = segmented if segmented == "auto" else bool(segmented)
         self._init_scoring_head(
             chunk_size,
             max_context_length=max_context_length,
@@ -98,13 +136,27 @@ class UniEncoder(BackboneRanker):
 
     @property
     def uses_segmented_pass(self) -> bool:
-        """Whether :meth:`candidate_vectors` takes the segment-factorised pass
-        (:mod:`unirank.models.segmented`): ``arrow`` / ``arrow_strict`` on a BERT-family backbone."""
-        return self.segmented and self.mask in ("arrow", "arrow_strict") and supports_segmented(self.encoder)
+        """Whether :meth:`candidate_vectors` can take the segment-factorised pass
+        (:mod:`unirank.models.segmented`): ``segmented`` is not ``False``, the mask is ``arrow`` /
+        ``arrow_strict`` and the backbone is BERT-family. With ``"auto"`` each batch decides
+        (:meth:`takes_segmented_pass`)."""
+        return self.segmented is not False and self.mask in ("arrow", "arrow_strict") and supports_segmented(self.encoder)
+
+    def takes_segmented_pass(self, packed: PackedBatch) -> bool:
+        """Whether this batch goes through the segmented pass (see ``segmented``)."""
+        if not self.uses_segmented_pass:
+            return False
+        if self.segmented is True:
+            return True
+        dtype = next(self.encoder.parameters()).dtype
+        half = dtype in (torch.float16, torch.bfloat16) or (
+            self.device.type == "cuda" and torch.is_autocast_enabled("cuda")
+        )
+        return segmented_pays_off(self.device.type, half, candidate_width(packed.segment_ids))
 
     def candidate_vectors(self, packed: PackedBatch) -> torch.Tensor:
         """Mean token vector of every candidate slot. Shapes: -> (B, N, H)."""
-        if self.uses_segmented_pass:
+        if self.takes_segmented_pass(packed):
             states, valid = segmented_candidate_states(self.encoder, packed.to(self.device), self.mask == "arrow")
             B, N, R, H = states.shape
             return mean_pool(states.reshape(B * N, R, H).float(), valid.reshape(B * N, R)).view(B, N, H)
