@@ -63,7 +63,7 @@ def main() -> None:
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[a.dtype]
     systems = {
         "cross (64 pairs / pass)": CrossEncoder(backbone, chunk_size=64, **lengths),
-        f"uni masked ({a.uni_chunk} docs / pass)": UniEncoder(backbone, chunk_size=a.uni_chunk, **lengths),
+        f"uni masked ({a.uni_chunk} docs / pass)": UniEncoder(backbone, chunk_size=a.uni_chunk, segmented=False, **lengths),
         f"uni segmented ({a.uni_chunk} docs / pass)": UniEncoder(backbone, chunk_size=a.uni_chunk, segmented=True, **lengths),
     }
     masked = list(systems.values())[1]

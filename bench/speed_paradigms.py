@@ -15,7 +15,9 @@ and the same inputs, 10 candidates per context:
 * ``cross 2-D mask``: the bench's own copy of that padding-mask forward (the stronger
   baseline of the early runs; now the same computation as ``cross``);
 * ``uni arrow`` / ``uni arrow_strict``: the Uni-Encoder, one row per context holding all
-  10 candidates (positions restart at the context length);
+  10 candidates (positions restart at the context length), in one masked pass
+  (``segmented: false``, as every recorded run measured; ``bench/uni_pass_sweep.py`` compares
+  the segmented pass);
 * ``bi``: context and candidates encoded separately (candidates freshly encoded, nothing
   cached), cosine;
 * ``poly``: 16 codes over the context tokens, candidates encoded separately.
@@ -217,10 +219,10 @@ def build_systems(random_weights: str | None, device: Any, dtype: Any, only: lis
             "cross-plain",
             {"max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": None},
         ),
-        "uni arrow": ("uni", {"mask": "arrow", "max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": None}),
+        "uni arrow": ("uni", {"mask": "arrow", "segmented": False, "max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": None}),
         "uni arrow_strict": (
             "uni",
-            {"mask": "arrow_strict", "max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": None},
+            {"mask": "arrow_strict", "segmented": False, "max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": None},
         ),
         "bi": ("bi", {"max_length": MAX_CONTEXT}),
         "poly": ("poly", {"n_codes": 16, "max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": 1 << 16}),

@@ -63,7 +63,7 @@ def main() -> None:
         torch.manual_seed(1)
         return cls(Backbone(model, tok, "random-init"), **limits, chunk_size=None, **kw).to(a.device, dtype).eval()
 
-    cross, masked, segmented = build(CrossEncoder), build(UniEncoder), build(UniEncoder, segmented=True)
+    cross, masked, segmented = build(CrossEncoder), build(UniEncoder, segmented=False), build(UniEncoder, segmented=True)
     segmented.load_state_dict(masked.state_dict())
     rng = torch.Generator().manual_seed(0)
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from .backbone import Backbone, mean_pool
 from ..errors import ConfigError
+from .backbone import Backbone, mean_pool
 from .base import MODELS, Context
 from .heads import BackboneRanker, segment_mean
 from .inputs import PackedBatch
