@@ -61,6 +61,23 @@ def test_yaml_config_and_overrides(tmp_path):
     assert (cfg.data, cfg.retriever.name, cfg.retriever.dense.batch_size, cfg.k) == ("x", "dense", 8, 5)
     with pytest.raises(ConfigError, match="expected an integer"):
         load_config(EvalConfig, p, ["k=five"])
+    # an Optional key reports its own type's message, not the Union's repr
+    with pytest.raises(ConfigError, match=r"^config key 'limit_queries': expected an integer, got 'some'$"):
+        load_config(EvalConfig, p, ["limit_queries=some"])
+
+
+def test_union_of_two_types_names_both():
+    import dataclasses
+
+    from unirank.config import from_dict
+
+    @dataclasses.dataclass
+    class C:
+        x: int | str = 1
+
+    assert from_dict(C, {"x": "s"}).x == "s"
+    with pytest.raises(ConfigError, match=r"^config key 'x': \[1\] is none of int or str$"):
+        from_dict(C, {"x": [1]})
 
 
 def test_serve_rejects_bad_kind_before_starting(tiny_beir):

@@ -38,15 +38,18 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
+        errors: list[ConfigError] = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _coerce(value, a, key)
             except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"config key {key!r}: {value!r} does not fit {tp}", key=key)
+                errors.append(e)
+        if len(errors) == 1:  # Optional[X]: X's own message ("expected a number, got ...")
+            raise errors[0]
+        wanted = " or ".join(getattr(a, "__name__", str(a)) for a in args)
+        raise ConfigError(f"config key {key!r}: {value!r} is none of {wanted}", key=key)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
