@@ -326,18 +326,22 @@ def test_segmented_pass_only_for_arrow_masks(backbone):
     assert make(backbone, mask="arrow").settings()["segmented"] == "auto"
 
 
-def test_candidate_width_and_the_auto_thresholds():
-    from unirank.models.uni import SEGMENTED_MIN_WIDTH, candidate_width, segmented_pays_off
+def test_candidate_layout_and_the_auto_thresholds():
+    from unirank.models.uni import SEGMENTED_MIN_FILL, SEGMENTED_MIN_WIDTH, candidate_layout, segmented_pays_off
 
     seg = torch.tensor([[0, 0, 1, 1, 2, 2, 2, 2, -1], [0, 1, -1, -1, -1, -1, -1, -1, -1]])
-    assert candidate_width(seg) == 4
-    assert candidate_width(torch.tensor([[0, 0, -1]])) == 0  # no candidate at all
+    assert candidate_layout(seg) == (4, 7 / 12)  # 2 + 4 + 1 tokens in 3 real slots of width 4
+    assert candidate_layout(torch.tensor([[0, 0, -1]])) == (0, 1.0)  # no candidate at all
+    assert candidate_layout(torch.tensor([[0, 1, 1, 2, 2]])) == (2, 1.0)
     # the measured crossovers (bench/uni_pass_sweep.py): masked wins for short replies on a GPU
     assert SEGMENTED_MIN_WIDTH == {("cuda", False): 128, ("cuda", True): 256, ("cpu", False): 64, ("cpu", True): 64}
+    assert SEGMENTED_MIN_FILL == 0.5
     assert not segmented_pays_off("cuda", False, 127) and segmented_pays_off("cuda", False, 128)
     assert not segmented_pays_off("cuda", True, 255) and segmented_pays_off("cuda", True, 256)
     assert not segmented_pays_off("cpu", False, 63) and segmented_pays_off("cpu", False, 64)
     assert segmented_pays_off("mps", False, 64)  # other devices follow the CPU
+    # one long reply among short ones: the segmented pass would pad them all to its length
+    assert not segmented_pays_off("cpu", False, 128, fill=0.49) and segmented_pays_off("cpu", False, 128, fill=0.5)
 
 
 def test_auto_takes_the_segmented_pass_for_long_candidates_only(backbone, monkeypatch):
@@ -356,6 +360,12 @@ def test_auto_takes_the_segmented_pass_for_long_candidates_only(backbone, monkey
         assert calls == [1]
         torch.testing.assert_close(got, masked.score(CTX[:1], [[long_doc, "no"]]), atol=1e-5, rtol=1e-5)
     assert not make(backbone, mask="diag").takes_segmented_pass(m.packer.pack(CTX[:1], [[long_doc]]))
+    with torch.no_grad():  # one long reply among nine short ones: little of the padded grid is real
+        m.score(CTX[:1], [[long_doc] + ["no"] * 9])
+    assert calls == [1]
+    assert m.may_take_segmented_pass and make(backbone, max_candidate_length=128, segmented=True).may_take_segmented_pass
+    assert not make(backbone, max_candidate_length=32).may_take_segmented_pass  # never reaches 64 tokens on CPU
+    assert not make(backbone, max_candidate_length=128, segmented=False).may_take_segmented_pass
 
 
 def test_segmented_setting_is_checked_and_saved(backbone, tmp_path):

@@ -549,7 +549,7 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             enable_gradient_checkpointing(model)
         except ValueError as e:
             raise ConfigError(f"gradient_checkpointing: {e}") from None
-        if getattr(model, "uses_segmented_pass", False):
+        if getattr(model, "may_take_segmented_pass", False):
             say("note: gradient_checkpointing does not act inside the Uni-Encoder's segmented pass "
                 "(it drives the layers' parts itself; segmented: auto takes it for long candidates); "
                 "that pass already needs far less memory")

@@ -37,36 +37,61 @@ from .segmented import segmented_candidate_states, supports_segmented
 
 #: ``segmented="auto"``: the shortest longest-candidate segment (tokens, ``[CLS]``/``[SEP]``
 #: included) from which the segmented pass is taken, per (device type, half precision).
-#: Measured with bench/uni_pass_sweep.py (bench/RESULTS.md, 10 candidates, contexts of 64 and
-#: 256 tokens): on an H100 the segmented pass overtakes the masked one between 64 and 128
-#: tokens in fp32 and between 128 and 256 in bf16; on the 2-core CPU between 32 and 64.
+#: Measured with bench/uni_pass_sweep.py (bench/RESULTS.md, 10 equal-length candidates,
+#: contexts of 64 and 256 tokens): on an H100 the segmented pass overtakes the masked one
+#: between 64 and 128 tokens in fp32 and between 128 and 256 in bf16 (fp16 assumed alike); on
+#: the 2-core CPU between 32 and 64. Other device types (mps, xpu) use the CPU values, unmeasured.
 SEGMENTED_MIN_WIDTH = {("cuda", False): 128, ("cuda", True): 256, ("cpu", False): 64, ("cpu", True): 64}
 
+#: ``segmented="auto"`` also needs the candidates to fill at least this share of the padded
+#: (candidates x longest candidate) grid the segmented pass computes: one long reply among short
+#: ones makes it pad them all. ``bench/uni_pass_sweep.py --mixed 12`` on the CPU: one candidate
+#: of 128 tokens and nine of 12 (18% filled) - segmented at 0.63x the masked pass's speed; one of
+#: 64 (27%) - 0.74x; equal lengths fill 100%. The 0.5 itself is a guard between those, not a
+#: measured crossover.
+SEGMENTED_MIN_FILL = 0.5
 
-def candidate_width(segment_ids: torch.Tensor) -> int:
-    """Tokens of the longest candidate segment in a packed batch (segment ids > 0).
+
+def candidate_layout(segment_ids: torch.Tensor) -> tuple[int, float]:
+    """(tokens of the longest candidate segment, share of the padded (real candidates x longest)
+    grid that real candidate tokens fill) of a packed batch (segment ids > 0 are candidates).
 
     Example:
-        >>> candidate_width(torch.tensor([[0, 0, 1, 1, 1, 2, -1], [0, 1, 2, 2, -1, -1, -1]]))
-        3
+        >>> candidate_layout(torch.tensor([[0, 0, 1, 1, 1, 2, -1], [0, 1, 2, 2, -1, -1, -1]]))
+        (3, 0.5833333333333334)
     """
     seg = segment_ids.clamp(min=0)
     counts = torch.zeros(seg.shape[0], int(seg.max()) + 1, dtype=torch.long, device=seg.device)
     counts.scatter_add_(1, seg, torch.ones_like(seg))
-    return int(counts[:, 1:].max()) if counts.shape[1] > 1 else 0
+    cand = counts[:, 1:]
+    if cand.numel() == 0 or int(cand.max()) == 0:
+        return 0, 1.0
+    width = int(cand.max())
+    return width, float(cand.sum()) / (int((cand > 0).sum()) * width)
 
 
-def segmented_pays_off(device_type: str, half: bool, width: int) -> bool:
+def segmented_pays_off(device_type: str, half: bool, width: int, fill: float = 1.0) -> bool:
     """``segmented="auto"``'s choice: is the segmented pass expected to be faster than the
-    masked one for candidate segments of ``width`` tokens (:data:`SEGMENTED_MIN_WIDTH`; other
-    device types follow the CPU)?
+    masked one for a batch whose longest candidate segment has ``width`` tokens and whose
+    candidates fill ``fill`` of the padded grid (:data:`SEGMENTED_MIN_WIDTH`,
+    :data:`SEGMENTED_MIN_FILL`; device types other than ``cuda`` follow the CPU)?
 
     Example:
         >>> segmented_pays_off("cuda", False, 32), segmented_pays_off("cuda", False, 256), segmented_pays_off("cuda", True, 128)
         (False, True, False)
+        >>> segmented_pays_off("cpu", False, 128, fill=0.18)
+        False
     """
     key = (device_type if device_type == "cuda" else "cpu", bool(half))
-    return width >= SEGMENTED_MIN_WIDTH[key]
+    return width >= SEGMENTED_MIN_WIDTH[key] and fill >= SEGMENTED_MIN_FILL
+
+
+def _cuda_autocast_on() -> bool:
+    """Whether CUDA autocast is active (torch < 2.4 takes no device argument and means CUDA)."""
+    try:
+        return bool(torch.is_autocast_enabled("cuda"))
+    except TypeError:
+        return bool(torch.is_autocast_enabled())
 
 
 @MODELS.register("uni")
@@ -148,11 +173,20 @@ class UniEncoder(BackboneRanker):
             return False
         if self.segmented is True:
             return True
+        return segmented_pays_off(self.device.type, self._half(), *candidate_layout(packed.segment_ids))
+
+    def _half(self) -> bool:
         dtype = next(self.encoder.parameters()).dtype
-        half = dtype in (torch.float16, torch.bfloat16) or (
-            self.device.type == "cuda" and torch.is_autocast_enabled("cuda")
-        )
-        return segmented_pays_off(self.device.type, half, candidate_width(packed.segment_ids))
+        return dtype in (torch.float16, torch.bfloat16) or (self.device.type == "cuda" and _cuda_autocast_on())
+
+    @property
+    def may_take_segmented_pass(self) -> bool:
+        """Whether any batch can go through the segmented pass: ``segmented=True``, or ``"auto"``
+        and candidates as long as ``max_candidate_length`` would reach the threshold."""
+        if not self.uses_segmented_pass:
+            return False
+        widest = self.packer.max_candidate_length
+        return self.segmented is True or any(segmented_pays_off(self.device.type, h, widest) for h in (False, True))
 
     def candidate_vectors(self, packed: PackedBatch) -> torch.Tensor:
         """Mean token vector of every candidate slot. Shapes: -> (B, N, H)."""
