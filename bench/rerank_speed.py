@@ -5,8 +5,8 @@ The first ``--queries`` SciFact test claims, each with its BM25 top ``--depth`` 
 ``unirank eval --reranker`` does: query 64 / document 256 tokens, all-MiniLM-L6-v2 backbone
 (the heads are untrained - speed does not depend on their values), cross-encoder 64 pairs per
 pass, Uni-Encoder ``--uni-chunk`` documents per pass (16, as the SciFact rankers suite
-evaluates). Each repeat times every system once, in turn (so load from other processes hits
-all alike); the table gives the median of ``--repeats`` passes after one warm-up pass.
+evaluates). Each repeat times every system once, in a rotating order (so load from other
+processes hits all alike); the table gives the median of ``--repeats`` passes after one warm-up pass.
 The segmented Uni-Encoder scores are checked against the masked pass's. ``--markdown FILE``
 writes the RESULTS.md section to a file (e.g. on a GPU box, whose files come back by copy).
 
@@ -78,8 +78,10 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in systems}
     scores = {}
     with torch.inference_mode():
+        names = list(systems)
         for rep in range(a.repeats + 1):
-            for name, m in systems.items():
+            for name in names[rep % len(names):] + names[: rep % len(names)]:  # rotate who runs first
+                m = systems[name]
                 sync()
                 t = time.perf_counter()
                 scores[name] = m.score(contexts, docs).float()

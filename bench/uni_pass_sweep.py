@@ -12,7 +12,7 @@ The two uni passes are checked to give the same scores.
 
 Usage:
     python3 bench/uni_pass_sweep.py --config DIR [--device cuda] [--dtype bf16] [--contexts 64,256]
-        [--replies 16,32,64,128,256] [--n 10] [--batch 16] [--batches 4] [--repeats 5] [--markdown FILE]
+        [--replies 16,32,64,128,256] [--n 10] [--batch 16] [--batches 4] [--repeats 5] [--mixed SHORT] [--markdown FILE]
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--mixed", type=int, default=None,
+                    help="one candidate of r tokens, the other N-1 of this many (one long reply among short ones)")
     ap.add_argument("--markdown", default=None, help="write the RESULTS.md section here instead of appending it")
     a = ap.parse_args()
 
@@ -79,9 +81,10 @@ def main() -> None:
         for c in contexts:
             for r in replies:
                 batches = []
+                lens = [r] + [a.mixed] * (a.n - 1) if a.mixed else [r] * a.n
                 for _ in range(a.batches):
                     ctx = [ids(c) for _ in range(a.batch)]
-                    cands = [[ids(r) for _ in range(a.n)] for _ in range(a.batch)]
+                    cands = [[ids(k) for k in lens] for _ in range(a.batch)]
                     uni_in = masked.packer.pack_ids(ctx, cands).to(a.device)
                     cross_in = cross.packer.pack_ids([x for x in ctx for _ in range(a.n)], [[y] for cs in cands for y in cs]).to(a.device)
                     batches.append((uni_in, cross_in))
@@ -100,7 +103,7 @@ def main() -> None:
                             times[name].append(time.perf_counter() - t)
                 n_cands = a.batch * a.batches * a.n
                 speed = {k: n_cands / statistics.median(v) for k, v in times.items()}
-                ideal = a.n * (c + r) / (c + a.n * r)
+                ideal = sum(c + k for k in lens) / (c + sum(lens))  # N(c+r)/(c+Nr) for equal lengths
                 rows.append(f"| {c} | {r} | {ideal:.2f} | {speed['cross']:.0f} | {speed['uni masked']:.0f} "
                             f"({speed['uni masked'] / speed['cross']:.2f}x) | {speed['uni segmented']:.0f} "
                             f"({speed['uni segmented'] / speed['cross']:.2f}x) | "
@@ -110,7 +113,9 @@ def main() -> None:
              "| segmented / masked | max score diff |", "|---:|---:|---:|---:|---:|---:|---:|---:|", *rows]
     where = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
     machine = (f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({where}); MiniLM architecture, "
-               f"random weights, {a.dtype}; N = {a.n}, {a.batches} batches of {a.batch} contexts, forward-only, median of "
+               f"random weights, {a.dtype}; N = {a.n}"
+               + (f" (one candidate of r tokens, {a.n - 1} of {a.mixed})" if a.mixed else "")
+               + f", {a.batches} batches of {a.batch} contexts, forward-only, median of "
                f"{a.repeats} passes after a warm-up")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _record import append, section
