@@ -4,6 +4,8 @@ the exact command that produced it and the machine it ran on, appended to the fi
 from __future__ import annotations
 
 import datetime as dt
+import os
+import platform
 import shlex
 import sys
 from pathlib import Path
@@ -26,3 +28,25 @@ def append(text: str) -> None:
     """Append ``text`` to bench/RESULTS.md."""
     with open(RESULTS, "a", encoding="utf-8") as f:
         f.write(text)
+
+
+def host(device: str = "cpu", threads: int | str | None = None) -> str:
+    """The machine for a section's ``Machine:`` line: platform, CPU count, torch version and
+    where the work ran (the GPU's name, or the CPU with its torch threads; ``threads`` when
+    the work ran in another process)."""
+    import torch
+
+    if device.startswith("cuda"):
+        where = torch.cuda.get_device_name(0)
+    else:
+        where = f"CPU, {torch.get_num_threads() if threads is None else threads} threads"
+    return f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({where})"
+
+
+def record(text: str, markdown: str | None = None) -> None:
+    """Append ``text`` to bench/RESULTS.md, or write it to ``markdown`` (e.g. on a GPU box whose
+    files come back by copy)."""
+    if markdown:
+        Path(markdown).write_text(text, encoding="utf-8")
+    else:
+        append(text)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -115,12 +114,9 @@ def main() -> None:
     print("\n".join(table))
     if a.no_record:
         return
-    import torch
+    from _record import append, host, section
 
-    from _record import append, section
-
-    machine = (f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} (CPU, "
-               f"{rows[0].get('threads', '?')} threads), all-MiniLM-L6-v2, float32; query 64 / document 256 tokens.")
+    machine = f"{host('cpu', rows[0].get('threads', '?'))}, all-MiniLM-L6-v2, float32; query 64 / document 256 tokens."
     append(section("Gradient checkpointing: memory and time of one reranker training step", "checkpointing_memory.py", machine, table))
 
 

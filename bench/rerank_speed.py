@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -99,19 +98,12 @@ def main() -> None:
     print(f"{len(qids)} queries, {n_docs} documents; max |score - masked score| (segmented): {diff_text}")
     if a.no_record:
         return
-    from _record import append, section
+    from _record import host, record, section
 
-    where = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
-    machine = (f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({where}), "
-               f"all-MiniLM-L6-v2 {a.dtype}; {len(qids)} SciFact test queries x their BM25 top {a.depth} "
+    machine = (f"{host(a.device)}, all-MiniLM-L6-v2 {a.dtype}; {len(qids)} SciFact test queries x their BM25 top {a.depth} "
                f"({n_docs} documents), query 64 / document 256 tokens; median of {a.repeats} passes after a warm-up.")
-    text = section("Reranking speed on SciFact passages: cross vs the Uni-Encoder passes", "rerank_speed.py", machine,
-                   [*table, "", f"Max |score - masked score| of the other Uni-Encoder passes (segmented): {diff_text}."])
-    if a.markdown:
-        Path(a.markdown).write_text(text, encoding="utf-8")
-    else:
-        append(text)
-
+    record(section("Reranking speed on SciFact passages: cross vs the Uni-Encoder passes", "rerank_speed.py", machine,
+                   [*table, "", f"Max |score - masked score| of the other Uni-Encoder passes (segmented): {diff_text}."]), a.markdown)
 
 if __name__ == "__main__":
     main()

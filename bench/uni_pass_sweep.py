@@ -18,8 +18,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -111,21 +109,13 @@ def main() -> None:
                 print(rows[-1], flush=True)
     table = ["| c | r | ideal N(c+r)/(c+Nr) | cross cand/s | uni masked cand/s (x cross) | uni segmented cand/s (x cross) "
              "| segmented / masked | max score diff |", "|---:|---:|---:|---:|---:|---:|---:|---:|", *rows]
-    where = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
-    machine = (f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({where}); MiniLM architecture, "
-               f"random weights, {a.dtype}; N = {a.n}"
-               + (f" (one candidate of r tokens, {a.n - 1} of {a.mixed})" if a.mixed else "")
-               + f", {a.batches} batches of {a.batch} contexts, forward-only, median of "
-               f"{a.repeats} passes after a warm-up")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _record import append, section
+    from _record import host, record, section
 
-    text = section("Uni-Encoder masked vs segmented pass by candidate length", "uni_pass_sweep.py", machine, table)
-    if a.markdown:
-        Path(a.markdown).write_text(text, encoding="utf-8")
-    else:
-        append(text)
-
+    machine = (f"{host(a.device)}; MiniLM architecture, random weights, {a.dtype}; N = {a.n}"
+               + (f" (one candidate of r tokens, {a.n - 1} of {a.mixed})" if a.mixed else "")
+               + f", {a.batches} batches of {a.batch} contexts, forward-only, median of {a.repeats} passes after a warm-up")
+    record(section("Uni-Encoder masked vs segmented pass by candidate length", "uni_pass_sweep.py", machine, table), a.markdown)
 
 if __name__ == "__main__":
     main()
