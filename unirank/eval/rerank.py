@@ -205,12 +205,13 @@ def rerank_eval(
         means.update(own_means)
         per_q.update(own_pq)  # {measure: {query: value}}: the reranked-only values replace the whole measure
     common = {"data": data_info, "versions": versions()}
+    settings = {"depth": depth, "chunk_size": chunk_size, "batch_size": batch_size, "keep_tail": keep_tail}
     first = EvalResult(first_means, first_pq, run, {**common, "retriever": first_name, "timings_s": {k: round(v, 3) for k, v in timings.items()}})
     rr_info = {
         **common,
         "retriever": first_name,
         "first_stage_metrics": first_means,
-        "reranker": {**ranker_info(ranker), "depth": depth, "chunk_size": chunk_size, "batch_size": batch_size, "keep_tail": keep_tail},
+        "reranker": {**ranker_info(ranker), **settings},
         "timings_s": {
             **{k: round(v, 3) for k, v in timings.items()},
             "first_stage_s": round(t1 - t0, 3),
@@ -220,8 +221,7 @@ def rerank_eval(
     }
     result = EvalResult(means, per_q, full, rr_info)
     if cfg.out:
-        cfg_dict = {**to_dict(cfg), "rerank": {"kind": ranker.kind, "depth": depth, "chunk_size": chunk_size, "batch_size": batch_size,
-                                               "keep_tail": keep_tail}}
+        cfg_dict = {**to_dict(cfg), "rerank": {"kind": ranker.kind, **settings}}
         write_eval_outputs(Path(cfg.out) / "first_stage", first, ds, to_dict(cfg), f"unirank eval: {first_name} on {ds.name}/{ds.split}")
         write_eval_outputs(cfg.out, result, ds, cfg_dict, f"unirank eval: {first_name} + {ranker.kind} rerank@{depth} on {ds.name}/{ds.split}")
     if not quiet:
