@@ -184,6 +184,7 @@ def test_replace_dir_puts_the_old_folder_back_when_the_move_fails(tmp_path, monk
         return real(src, dst)
 
     monkeypatch.setattr(uio.os, "replace", failing)
+    monkeypatch.setattr(uio, "_exchange", lambda a, b: False)  # the rename-aside path (no renameat2)
     with pytest.raises(OSError, match="disk full"):
         uio.replace_dir(tmp_path / "new", tmp_path / "out")
     assert (tmp_path / "out" / "f").read_text() == "old"
