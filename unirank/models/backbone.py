@@ -176,6 +176,23 @@ def load_pair_classifier(
     return Backbone(model=base, tokenizer=AutoTokenizer.from_pretrained(src), source=src), head, layout
 
 
+def save_tokenizer(tokenizer: Any, folder: str | os.PathLike) -> None:
+    """``tokenizer.save_pretrained(folder)`` with the fast tokenizer's truncation and padding
+    cleared first.
+
+    A fast tokenizer keeps the truncation / padding of its *last call* in its backend and
+    writes them into ``tokenizer.json``, so the saved file would depend on what ran before
+    the save (a dev evaluation, a resumed run that did not encode anything yet). Every
+    caller passes its own truncation and padding, so clearing them changes no encoding and
+    makes the saved folder a function of the weights and vocabulary only.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()
+    tokenizer.save_pretrained(str(folder))
+
+
 def tiny_backbone(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, max_positions: int = 512) -> Backbone:
     """A randomly initialised small BERT using the packaged MiniLM tokenizer (no download).
 

@@ -32,7 +32,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..io import replace_dir, write_json
 from ..registry import Registry
-from .backbone import Backbone, encode_tokens, load_backbone, mean_pool
+from .backbone import Backbone, encode_tokens, load_backbone, mean_pool, save_tokenizer
 from .base import MODELS, Ranker
 from .inputs import PackedBatch, TextPacker
 from .masks import build_mask
@@ -263,7 +263,7 @@ class BackboneRanker(Ranker):
             for arg, bb in self._backbones().items():
                 folder = self._backbone_folders[arg]
                 bb.model.save_pretrained(tmp / folder)
-                bb.tokenizer.save_pretrained(tmp / folder)
+                save_tokenizer(bb.tokenizer, tmp / folder)
                 folders[arg] = folder
             save_file(self.head_state(), str(tmp / HEAD_FILE), metadata={"kind": self.kind})
             meta = {

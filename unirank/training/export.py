@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import replace_dir
+from ..models.backbone import save_tokenizer
 
 __all__ = ["export_ranker", "export_transformers", "export_all"]
 
@@ -44,7 +45,7 @@ def export_transformers(model: Any, path: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         backbone.model.save_pretrained(str(tmp))  # safetensors (the transformers default)
-        backbone.tokenizer.save_pretrained(str(tmp))
+        save_tokenizer(backbone.tokenizer, tmp)
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
