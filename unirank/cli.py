@@ -145,10 +145,14 @@ def encode(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="skip chunks already written"),
 ) -> None:
     """Encode a corpus (or one shard of it) into a resumable embedding store."""
-    from .index.shards import encode_corpus_shard, parse_shard
+    from .index.shards import check_store_dir, encode_corpus_shard, parse_shard
     from .models.bi import BiEncoder
 
     def go() -> None:
+        for flag, value in (("--chunk-size", chunk_size), ("--batch-size", batch_size)):
+            if value < 1:
+                raise UnirankError(f"{flag}: expected an integer >= 1, got {value}")
+        check_store_dir(out)  # before the model loads and the corpus is encoded
         folder = encode_corpus_shard(BiEncoder.from_pretrained(model), data, shard=parse_shard(shard) if shard else None,
                                      out_dir=out, batch_size=batch_size, chunk_size=chunk_size, resume=resume, dtype=dtype,
                                      device=device)
@@ -167,9 +171,11 @@ def index_cmd(
 ) -> None:
     """Build FAISS indexes (exact or compressed) from an embedding store; search them with
     ``unirank eval --retriever prebuilt --set retriever.dense.store=STORE --set retriever.dense.index_dir=OUT``."""
-    from .index.shards import ShardedIndex
+    from .config import check_out_dir
+    from .index.shards import INDEX_MARKER, ShardedIndex
 
     def go() -> None:
+        check_out_dir(out, "--out", marker=INDEX_MARKER)
         ShardedIndex.build(store, out, kind=kind, train_sample=train_sample, seed=seed)
         typer.echo(f"wrote {out} ({kind} index per shard)")
 

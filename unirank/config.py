@@ -246,8 +246,12 @@ def construct(cls: Any, params: dict[str, Any], what: str, **fixed: Any) -> Any:
         raise ConfigError(f"{what}: {e}") from None
 
 
-def check_out_dir(out: str | os.PathLike | None, key: str = "out") -> None:
-    """An output folder must be a folder or not exist yet: checked before any work is done.
+def check_out_dir(out: str | os.PathLike | None, key: str = "out", marker: str | Sequence[str] | None = None,
+                  inside: bool = False) -> None:
+    """Before any work is done: the output folder ``out`` is a folder or does not exist yet,
+    can be created and written (:func:`unirank.io.check_writable_dir`; ``inside``: it is
+    written in place, not replaced), and - with ``marker``, for outputs replaced as a unit -
+    holds nothing but an earlier output of the same kind (:func:`unirank.io.check_replaceable`).
 
     Example:
         >>> import tempfile
@@ -257,8 +261,15 @@ def check_out_dir(out: str | os.PathLike | None, key: str = "out") -> None:
         ...
         unirank.errors.ConfigError: out: ... is a file; expected an output folder
     """
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
+    if out is None:
+        return
+    from .io import check_replaceable, check_writable_dir
+
+    if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"{key}: {out} is a file; expected an output folder")
+    if marker is not None:
+        check_replaceable(out, marker, key)
+    check_writable_dir(out, key, inside=inside)
 
 
 def check_positive(values: dict[str, int | None]) -> None:

@@ -333,36 +333,39 @@ def atomic_dir(path: str | os.PathLike, marker: str | Sequence[str] | None = Non
         raise
 
 
-def check_writable_dir(path: str | os.PathLike, key: str = "out", create: bool = False) -> None:
-    """Before any work: ``path`` (a folder, or where one will be made) can be written.
+def check_writable_dir(path: str | os.PathLike, key: str = "out", inside: bool = False) -> None:
+    """Before any work: the output folder ``path`` can be created and written.
 
-    Creates the missing parent folders (and ``path`` itself with ``create``) and writes and
-    removes a probe file where the output's temporary files will go, so a bad ``--out``
-    (no permission, read-only or full file system, a file in the way) fails in a second with
-    a :class:`~unirank.errors.ConfigError` naming ``key`` - not after hours of work.
+    Writes and removes a probe file where the output's first file will go - beside ``path``
+    (where :func:`atomic_dir` builds its temporary folder), or in ``path`` itself with
+    ``inside`` (a folder written in place: a training run, an embedding store) - or, when
+    that folder does not exist yet, in its nearest existing ancestor. Nothing is created, so
+    a bad ``--out`` (no permission, a read-only or full file system, a file in the way)
+    fails in a second with a :class:`~unirank.errors.ConfigError` naming ``key``, not after
+    hours of work.
 
     Example:
         >>> import tempfile
         >>> d = Path(tempfile.mkdtemp())
-        >>> check_writable_dir(d / "a" / "b"); (d / "a").is_dir(), (d / "a" / "b").exists()
-        (True, False)
+        >>> check_writable_dir(d / "a" / "b"); sorted(d.iterdir())
+        []
         >>> _ = (d / "f").write_text("x")
         >>> check_writable_dir(d / "f" / "out")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        unirank.errors.ConfigError: out: cannot create .../f/out: ... is a file, not a folder
+        unirank.errors.ConfigError: out: cannot create .../f/out: .../f is a file, not a folder
     """
     from .errors import ConfigError
 
     path = Path(path)
     if os.path.lexists(path) and not path.is_dir():
         raise ConfigError(f"{key}: {path} is a file; expected an output folder")
-    probe_in = path if (create or path.is_dir()) else path.parent
+    probe_in = path if inside else path.parent
+    while not os.path.lexists(probe_in) and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise ConfigError(f"{key}: cannot create {path}: {probe_in} is a file, not a folder")
     try:
-        for p in [*reversed(probe_in.parents), probe_in]:
-            if os.path.lexists(p) and not p.is_dir():
-                raise ConfigError(f"{key}: cannot create {path}: {p} is a file, not a folder")
-        probe_in.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=tmp_prefix("write-probe"), suffix=".tmp", dir=probe_in)
         try:
             os.write(fd, b"unirank")
@@ -371,4 +374,4 @@ def check_writable_dir(path: str | os.PathLike, key: str = "out", create: bool =
             os.close(fd)
             os.unlink(probe)
     except OSError as e:
-        raise ConfigError(f"{key}: cannot write to {e.filename or probe_in}: {e.strerror or e}") from None
+        raise ConfigError(f"{key}: cannot write to {probe_in}: {e.strerror or e}") from None

@@ -113,4 +113,6 @@ class EvalConfig:
                                  "rerank.device": self.rerank.device if reranking else None},
                    "response": {"response.device": self.response.device}}.get(self.task, {})
         check_devices(devices)
-        check_out_dir(self.out)
+        from .evaluate import OUTPUT_MARKER
+
+        check_out_dir(self.out, marker=OUTPUT_MARKER)

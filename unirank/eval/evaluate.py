@@ -22,6 +22,10 @@ from .config import EvalConfig
 from .report import html_report, metrics_table
 
 
+#: files every ``unirank eval`` output folder holds (an existing folder without them is never replaced)
+OUTPUT_MARKER = ("config.json", "metrics.json")
+
+
 @dataclass
 class EvalResult:
     metrics: dict[str, float]
@@ -76,7 +80,11 @@ def score_run(qrels: Qrels, run: Run, measures: Sequence[str]) -> tuple[dict[str
 
 
 def write_eval_outputs(out: str | Path, result: EvalResult, ds: RetrievalDataset, cfg_dict: dict, title: str) -> None:
-    """run.trec, metrics.json, per_query.json, config.json and report.html, each written atomically."""
+    """run.trec, metrics.json, per_query.json, config.json and report.html, each written atomically.
+
+    Callers write the whole folder as a unit: ``with uio.atomic_dir(out, OUTPUT_MARKER) as tmp:
+    write_eval_outputs(tmp, ...)`` (a reranked run writes its ``first_stage/`` in the same block).
+    """
     from ..data.trec import write_run
 
     out = Path(out)
@@ -113,7 +121,8 @@ def run_eval(cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever
         info["model"] = {"source": encoder.backbone.source, "fingerprint": encoder.backbone.fingerprint()}
     result = EvalResult(means, per_q, run, info)
     if cfg.out:
-        write_eval_outputs(cfg.out, result, ds, to_dict(cfg), f"unirank eval: {cfg.retriever.name} on {ds.name}/{ds.split}")
+        with uio.atomic_dir(cfg.out, OUTPUT_MARKER) as tmp:
+            write_eval_outputs(tmp, result, ds, to_dict(cfg), f"unirank eval: {cfg.retriever.name} on {ds.name}/{ds.split}")
     if not quiet:
         print(metrics_table(means, title=f"{cfg.retriever.name} on {ds.name}/{ds.split} ({len(ds.qrels)} queries)"))
     return result

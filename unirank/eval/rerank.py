@@ -221,9 +221,13 @@ def rerank_eval(
     }
     result = EvalResult(means, per_q, full, rr_info)
     if cfg.out:
+        from .. import io as uio
+        from .evaluate import OUTPUT_MARKER
+
         cfg_dict = {**to_dict(cfg), "rerank": {"kind": ranker.kind, **settings}}
-        write_eval_outputs(Path(cfg.out) / "first_stage", first, ds, to_dict(cfg), f"unirank eval: {first_name} on {ds.name}/{ds.split}")
-        write_eval_outputs(cfg.out, result, ds, cfg_dict, f"unirank eval: {first_name} + {ranker.kind} rerank@{depth} on {ds.name}/{ds.split}")
+        with uio.atomic_dir(cfg.out, OUTPUT_MARKER) as tmp:  # both runs or neither
+            write_eval_outputs(tmp / "first_stage", first, ds, to_dict(cfg), f"unirank eval: {first_name} on {ds.name}/{ds.split}")
+            write_eval_outputs(tmp, result, ds, cfg_dict, f"unirank eval: {first_name} + {ranker.kind} rerank@{depth} on {ds.name}/{ds.split}")
     if not quiet:
         measures = [m for m in means]
         print(comparison_markdown({first_name: first_means, f"+ {ranker.kind} rerank@{depth}": means}, measures))

@@ -32,9 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -46,7 +44,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..errors import ConfigError
-from ..io import replace_dir, write_json
+from ..io import atomic_dir, write_json
 from ..registry import Registry
 from ..scoring import SIMILARITIES
 from ..types import Document
@@ -483,14 +481,8 @@ class BiEncoder(Ranker):
                 raise FileExistsError(f"{path} is a file; expected a model folder")
             if any(path.iterdir()) and not (path / UNIRANK_CONFIG).is_file():
                 raise FileExistsError(f"{path} is a non-empty folder without {UNIRANK_CONFIG}; refusing to replace it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
+        with atomic_dir(path, marker=UNIRANK_CONFIG) as tmp:
             self._write_folder(tmp)
-            replace_dir(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def _write_folder(self, folder: Path) -> None:
         self.model.save_pretrained(str(folder))

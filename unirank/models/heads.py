@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, DataError
-from ..io import replace_dir, write_json
+from ..io import atomic_dir, write_json
 from ..registry import Registry
 from .backbone import Backbone, encode_tokens, load_backbone, mean_pool, save_tokenizer
 from .base import MODELS, Ranker
@@ -142,11 +140,10 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move the finished folder ``tmp`` to ``target``, replacing an earlier saved model."""
+def _check_target(target: Path) -> None:
+    """``target`` may take a saved model: absent, empty, or an earlier saved model."""
     if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / MODEL_FILE).is_file())):
         raise ConfigError(f"{target} exists and is not a unirank model folder; refusing to overwrite it")
-    replace_dir(tmp, target)
 
 
 class BackboneRanker(Ranker):
@@ -256,9 +253,8 @@ class BackboneRanker(Ranker):
         from safetensors.torch import save_file
 
         target = Path(path).expanduser()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
+        _check_target(target)
+        with atomic_dir(target, marker=MODEL_FILE) as tmp:
             folders = {}
             for arg, bb in self._backbones().items():
                 folder = self._backbone_folders[arg]
@@ -275,10 +271,6 @@ class BackboneRanker(Ranker):
                 "versions": _versions(),
             }
             write_json(tmp / MODEL_FILE, meta)
-            _replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(

@@ -42,7 +42,7 @@ import yaml
 from unirank.config import to_dict
 from unirank.errors import ConfigError, DataError
 from unirank.eval.config import RetrieverConfig
-from unirank.io import atomic_open, file_sha256, write_json
+from unirank.io import atomic_dir, atomic_open, file_sha256, write_json
 from unirank.models.base import import_model_kinds
 from unirank.negatives.audit import AuditCollector, write_audit
 from unirank.negatives.convert import CONVERTERS, convert_file
@@ -146,7 +146,7 @@ class MineConfig:
         check_positive({"limit_queries": self.limit_queries, "teacher.depth": self.teacher.depth,
                         "teacher.chunk_size": self.teacher.chunk_size, "miner.dense.batch_size": self.miner.dense.batch_size})
         check_devices({"miner.dense.device": self.miner.dense.device})
-        check_out_dir(self.out)
+        check_out_dir(self.out, marker=OUTPUT_MARKER)
         if self.teacher.kind is not None:
             from unirank.models.base import MODELS
 
@@ -418,6 +418,10 @@ def load_teacher(cfg: TeacherConfig) -> TeacherScorer | None:
     return TeacherScorer(cls.from_pretrained(cfg.model), depth=cfg.depth, chunk_size=cfg.chunk_size)
 
 
+#: the file every ``unirank mine`` output folder holds (an existing folder without it is never replaced)
+OUTPUT_MARKER = "mine.json"
+
+
 def run_mine(
     cfg: MineConfig,
     dataset: RetrievalDataset | None = None,
@@ -471,43 +475,43 @@ def run_mine(
     teacher = teacher if teacher is not None else load_teacher(cfg.teacher)
     timings["index_s"] = time.perf_counter() - t
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    audit = AuditCollector(top=cfg.audit_top)
-    t = time.perf_counter()
-    with atomic_open(out / "train.jsonl", "w") as f:
-        for row in mine_rows(task, miner, doc_texts, filters, sampler, cfg, stats, audit, teacher, say):
-            f.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
-    timings["mine_s"] = time.perf_counter() - t
+    # the folder is the unit: a failed run leaves an earlier one as it was, never old and new files side by side
+    with atomic_dir(cfg.out, marker=OUTPUT_MARKER) as out:
+        audit = AuditCollector(top=cfg.audit_top)
+        t = time.perf_counter()
+        with atomic_open(out / "train.jsonl", "w") as f:
+            for row in mine_rows(task, miner, doc_texts, filters, sampler, cfg, stats, audit, teacher, say):
+                f.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+        timings["mine_s"] = time.perf_counter() - t
 
-    outputs = {"train.jsonl": file_sha256(out / "train.jsonl")}
-    if cfg.format != FORMATS_NATIVE:
-        name = f"train.{cfg.format}.jsonl"
-        convert_file(out / "train.jsonl", out / name, cfg.format)
-        outputs[name] = file_sha256(out / name)
-    resolved = to_dict(cfg)
-    resolved.pop("out")  # where the manifest lies; left out so that identical runs give identical files
-    manifest = {
-        "config": resolved,
-        "seed": cfg.seed,
-        "data": {
-            "name": ds.name,
-            "split": ds.split,
-            "fingerprint": ds.fingerprint,
-            "corpus_fingerprint": _corpus_fingerprint(doc_ids, doc_texts),
-            "qrels_fingerprint": _qrels_fingerprint(ds),
-            "documents": len(doc_ids),
-        },
-        "miner": miner.describe(),
-        "teacher": teacher.describe() if teacher is not None else None,
-        "counts": stats.to_json(),
-        "outputs": outputs,
-        "versions": versions(),
-    }
-    summary = {"data": f"{ds.name} / {ds.split}", "miner": manifest["miner"]["index"], "filters": cfg.filters,
-               "sampler": cfg.sampler, "negatives": cfg.negatives, "seed": cfg.seed, "counts": manifest["counts"]}
-    write_audit(out, audit, f"unirank mine audit: {cfg.miner.name} on {ds.name}/{ds.split}", summary)
-    write_json(out / "mine.json", manifest)
-    timings["total_s"] = time.perf_counter() - t0
-    write_json(out / "timings.json", {k: round(v, 3) for k, v in timings.items()})
-    return manifest
+        outputs = {"train.jsonl": file_sha256(out / "train.jsonl")}
+        if cfg.format != FORMATS_NATIVE:
+            name = f"train.{cfg.format}.jsonl"
+            convert_file(out / "train.jsonl", out / name, cfg.format)
+            outputs[name] = file_sha256(out / name)
+        resolved = to_dict(cfg)
+        resolved.pop("out")  # where the manifest lies; left out so that identical runs give identical files
+        manifest = {
+            "config": resolved,
+            "seed": cfg.seed,
+            "data": {
+                "name": ds.name,
+                "split": ds.split,
+                "fingerprint": ds.fingerprint,
+                "corpus_fingerprint": _corpus_fingerprint(doc_ids, doc_texts),
+                "qrels_fingerprint": _qrels_fingerprint(ds),
+                "documents": len(doc_ids),
+            },
+            "miner": miner.describe(),
+            "teacher": teacher.describe() if teacher is not None else None,
+            "counts": stats.to_json(),
+            "outputs": outputs,
+            "versions": versions(),
+        }
+        summary = {"data": f"{ds.name} / {ds.split}", "miner": manifest["miner"]["index"], "filters": cfg.filters,
+                   "sampler": cfg.sampler, "negatives": cfg.negatives, "seed": cfg.seed, "counts": manifest["counts"]}
+        write_audit(out, audit, f"unirank mine audit: {cfg.miner.name} on {ds.name}/{ds.split}", summary)
+        write_json(out / "mine.json", manifest)
+        timings["total_s"] = time.perf_counter() - t0
+        write_json(out / "timings.json", {k: round(v, 3) for k, v in timings.items()})
+        return manifest

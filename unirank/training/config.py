@@ -293,7 +293,7 @@ class TrainConfig:
         if self.refresh.every_steps < 0:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
         check_devices({"device": self.device})
-        check_out_dir(self.out)
+        check_out_dir(self.out, inside=True)
 
 
 def _builtin_response_name(name: str) -> bool:

@@ -13,12 +13,10 @@ Both write into a temporary folder beside the target and rename it into place.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..io import replace_dir
+from ..io import atomic_dir
 from ..models.backbone import save_tokenizer
 
 __all__ = ["export_ranker", "export_transformers", "export_all"]
@@ -41,15 +39,9 @@ def export_transformers(model: Any, path: str | os.PathLike) -> Path:
     if backbone is None:
         raise TypeError(f"{type(model).__name__} has no backbone to export")
     path = Path(path).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    with atomic_dir(path, marker="config.json") as tmp:
         backbone.model.save_pretrained(str(tmp))  # safetensors (the transformers default)
         save_tokenizer(backbone.tokenizer, tmp)
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
