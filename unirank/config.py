@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
 import types
 import typing
@@ -30,7 +31,63 @@ from .errors import ConfigError
 C = TypeVar("C")
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Bounds of a numeric config field, declared with ``typing.Annotated`` and checked by the
+    loader (which names the YAML line) and by :func:`check_ranges` (configs built in code).
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class C:
+        ...     seed: Seed = 0
+        ...     every: typing.Optional[Positive] = None
+        >>> from_dict(C, {"seed": -1})
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: seed must be in [0, 4294967295], got -1
+        >>> check_ranges(C(every=0))
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: every must be >= 1, got 0
+    """
+
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, value: Any, key: str) -> None:
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            if self.high is None:
+                raise ConfigError(f"{key} must be >= {self.low}, got {value!r}", key=key)
+            if self.low is None:
+                raise ConfigError(f"{key} must be <= {self.high}, got {value!r}", key=key)
+            raise ConfigError(f"{key} must be in [{self.low}, {self.high}], got {value!r}", key=key)
+
+
+#: an integer >= 1 (sizes, counts)
+Positive = typing.Annotated[int, Range(1)]
+#: an integer >= 0 (0 usually means "off")
+NonNegative = typing.Annotated[int, Range(0)]
+#: a seed every generator accepts (NumPy's legacy seeding takes 0 .. 2**32 - 1)
+Seed = typing.Annotated[int, Range(0, 2**32 - 1)]
+
+
+def _ranges(tp: Any) -> tuple[Any, list[Range]]:
+    """``(inner type, [Range, ...])`` of an ``Annotated`` type (else ``(tp, [])``)."""
+    if typing.get_origin(tp) is typing.Annotated:
+        inner, *meta = typing.get_args(tp)
+        return inner, [m for m in meta if isinstance(m, Range)]
+    return tp, []
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
+    tp, ranges = _ranges(tp)
+    if ranges:
+        out = _coerce(value, tp, key)
+        for r in ranges:
+            r.check(out, key)
+        return out
     origin = typing.get_origin(tp)
     if tp is Any or tp is typing.Any:
         return value
@@ -71,14 +128,19 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         raise ConfigError(f"config key {key!r}: expected true/false, got {value!r}", key=key)
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML (YAML 1.1) reads "1e-5" as a string
+            number = float(value)
+        elif isinstance(value, str):  # PyYAML (YAML 1.1) reads "1e-5" as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"config key {key!r}: expected a number, got {value!r}", key=key)
+        if number is None:
+            raise ConfigError(f"config key {key!r}: expected a number, got {value!r}", key=key)
+        if not math.isfinite(number):  # NaN compares false with everything: a NaN bound silently switches a check off
+            raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}", key=key)
+        return number
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -125,7 +187,7 @@ def _deep_merge(base: dict, extra: dict) -> dict:
 def from_dict(cls: type[C], data: dict | None, overrides: Sequence[str] = (), prefix: str = "") -> C:
     """Build dataclass ``cls`` from a mapping; unknown keys and wrong types raise ConfigError."""
     data = _deep_merge(data or {}, parse_overrides(overrides))
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -270,6 +332,25 @@ def check_out_dir(out: str | os.PathLike | None, key: str = "out", marker: str |
     if marker is not None:
         check_replaceable(out, marker, key)
     check_writable_dir(out, key, inside=inside)
+
+
+def check_ranges(cfg: Any, prefix: str = "") -> None:
+    """Check a config built in code as the loader checks one read from YAML: every
+    ``Annotated[..., Range]`` field in its bounds and no float field NaN or infinite, in
+    nested configs too. ``validate()`` methods call it first."""
+    hints = typing.get_type_hints(type(cfg), include_extras=True)
+    for f in dataclasses.fields(cfg):
+        value, tp = getattr(cfg, f.name), hints.get(f.name)
+        key = prefix + f.name
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_ranges(value, key + ".")
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}", key=key)
+        options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        for option in options:
+            for r in _ranges(option)[1]:
+                r.check(value, key)
 
 
 def check_positive(values: dict[str, int | None]) -> None:

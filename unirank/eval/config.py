@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config import Seed
+
 
 @dataclass
 class BM25Config:
@@ -82,15 +84,17 @@ class EvalConfig:
     limit_queries: int | None = None  # first N judged queries of the split
     max_docs: int | None = None  # judged docs + a stable sample of others (quick runs)
     out: str | None = None
-    seed: int = 0
+    seed: Seed = 0
     rerank: RerankConfig = field(default_factory=RerankConfig)
     response: ResponseConfig = field(default_factory=ResponseConfig)
 
     def validate(self) -> None:
         """Check names, ranges, devices and the output folder before any work (ConfigError)."""
-        from ..config import check_devices, check_out_dir, check_positive
+        from ..config import check_devices, check_out_dir, check_positive, check_ranges
         from ..errors import ConfigError
         from .tasks import EVAL_TASKS
+
+        check_ranges(self)
 
         if self.task not in EVAL_TASKS:
             raise ConfigError(f"task: unknown eval task {self.task!r}; valid: {', '.join(EVAL_TASKS.names())}")

@@ -6,6 +6,7 @@ usable on its own (``retrieve``, ``score_run``, ``write_eval_outputs``).
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,13 @@ def subsample_corpus(ds: RetrievalDataset, max_docs: int | None) -> RetrievalDat
 
 
 def retrieve(ds: RetrievalDataset, retriever: Any, k: int, query_ids: Sequence[str] | None = None) -> tuple[Run, dict[str, float]]:
-    """Index the whole corpus (title + text), search the split's queries; returns (run, timings)."""
+    """Index the whole corpus (title + text), search the split's queries; returns (run, timings).
+
+    ``k`` is capped at the corpus size: the result buffers grow with the data, never with a
+    ``k`` typed with too many zeros (see :func:`note_k`).
+    """
     doc_ids = list(ds.corpus)
+    k = min(k, len(doc_ids))
     t0 = time.perf_counter()
     retriever.build(doc_ids, [ds.corpus[d].full_text for d in doc_ids])
     t1 = time.perf_counter()
@@ -69,6 +75,17 @@ def retrieve(ds: RetrievalDataset, retriever: Any, k: int, query_ids: Sequence[s
     scores, idx = retriever.search([ds.queries[q].text for q in qids], k)
     t2 = time.perf_counter()
     return hits_to_run(qids, retriever.doc_ids, scores, idx), {"index_s": t1 - t0, "search_s": t2 - t1}
+
+
+def note_k(k: int, ds: RetrievalDataset, what: str = "k") -> str | None:
+    """The note printed when ``k`` exceeds the corpus (retrieval then returns every document).
+
+    Example:
+        >>> note_k(10**12, RetrievalDataset("toy", {"d": None}, {}, {}))
+        'note: k=1000000000000 is more than the 1 documents of toy; every document is retrieved'
+    """
+    n = len(ds.corpus)
+    return f"note: {what}={k} is more than the {n} documents of {ds.name}; every document is retrieved" if k > n else None
 
 
 def score_run(qrels: Qrels, run: Run, measures: Sequence[str]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
@@ -107,6 +124,8 @@ def run_eval(cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever
     ds = dataset if dataset is not None else load_dataset(cfg.data, split=cfg.split)
     ds = subsample_corpus(limit_split(ds, cfg.limit_queries), cfg.max_docs)
     retriever = retriever if retriever is not None else make_retriever(cfg.retriever)
+    if not quiet and note_k(cfg.k, ds):
+        print(note_k(cfg.k, ds), file=sys.stderr)
     t0 = time.perf_counter()
     run, timings = retrieve(ds, retriever, cfg.k)
     means, per_q = score_run(ds.qrels, run, cfg.measures)

@@ -109,7 +109,7 @@ class HybridRetriever:
         self.dense.build(doc_ids, texts)
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        d = max(k, self.depth)
+        d = min(max(k, self.depth), len(self.doc_ids))  # never more hits than documents
         return rrf_fuse([self.bm25.search(queries, d), self.dense.search(queries, d)], len(self.doc_ids), k, self.k_rrf)
 
 

@@ -577,7 +577,7 @@ class HybridMiner(Miner):
         return _HybridState(self.bm25.prepare(queries), self.dense.prepare(queries))
 
     def _sides(self, state: _HybridState, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        d = max(k, self.depth)
+        d = min(max(k, self.depth), len(self.doc_ids))
         if state.sides is None or state.sides[0][1].shape[1] < d:
             b, n = self.bm25.search(state.bm25, d), self.dense.search(state.dense, d)
             state.sides = [(b.scores, b.indices), (n.scores, n.indices)]

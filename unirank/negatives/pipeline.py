@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from unirank.config import to_dict
+from unirank.config import Seed, to_dict
 from unirank.errors import ConfigError, DataError
 from unirank.eval.config import RetrieverConfig
 from unirank.io import atomic_dir, atomic_open, file_sha256, write_json
@@ -123,15 +124,17 @@ class MineConfig:
     negatives: int = 7
     keep_incomplete: bool = True
     limit_queries: int | None = None
-    seed: int = 0
+    seed: Seed = 0
     audit_top: int = 50
     format: str = FORMATS_NATIVE
     out: str | None = None
 
     def validate(self) -> None:
         """Check names and ranges before any work (ConfigError lists the valid choices)."""
-        from unirank.config import check_devices, check_out_dir, check_positive
+        from unirank.config import check_devices, check_out_dir, check_positive, check_ranges
         from unirank.negatives.miners import MINERS
+
+        check_ranges(self)
 
         if self.miner.name not in MINERS:
             raise ConfigError(f"miner.name: unknown miner {self.miner.name!r}; valid: {', '.join(MINERS.names())}")
@@ -308,7 +311,7 @@ def mine_rows(
         stop = min(start + cfg.query_chunk, n_q)
         qids, qtexts, prow = task.query_ids[start:stop], task.query_texts[start:stop], task.positives[start:stop]
         state = miner.prepare(qtexts)
-        hits = miner.search(state, cfg.depth, prow)
+        hits = miner.search(state, min(cfg.depth, len(doc_ids)), prow)  # buffers grow with the corpus, not a typo'd depth
         for j, qid in enumerate(qids):
             stats.queries_mined += 1
             valid = hits.indices[j] >= 0
@@ -474,6 +477,9 @@ def run_mine(
         raise ConfigError("the given miner was built on another corpus (doc ids differ)")
     teacher = teacher if teacher is not None else load_teacher(cfg.teacher)
     timings["index_s"] = time.perf_counter() - t
+    if cfg.depth > len(doc_ids):
+        print(f"note: depth={cfg.depth} is more than the {len(doc_ids)} documents of {ds.name}; every document is a candidate",
+              file=sys.stderr)
 
     # the folder is the unit: a failed run leaves an earlier one as it was, never old and new files side by side
     with atomic_dir(cfg.out, marker=OUTPUT_MARKER) as out:
