@@ -13,7 +13,7 @@ from typing import Callable, List, Optional, TypeVar
 
 import typer
 
-from .errors import UnirankError
+from .errors import ConfigError, user_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Train, evaluate and serve neural rankers.")
 
@@ -23,8 +23,13 @@ T = TypeVar("T")
 def _guard(fn: Callable[[], T]) -> T:
     try:
         return fn()
-    except (UnirankError, FileNotFoundError, KeyError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        raise typer.Exit(130) from None
+    except Exception as e:  # noqa: BLE001 - classified: only user errors become one line
+        msg = user_error(e)
+        if msg is None:
+            raise
         typer.echo(f"error: {msg}", err=True)
         raise typer.Exit(2) from None
 
@@ -151,7 +156,7 @@ def encode(
     def go() -> None:
         for flag, value in (("--chunk-size", chunk_size), ("--batch-size", batch_size)):
             if value < 1:
-                raise UnirankError(f"{flag}: expected an integer >= 1, got {value}")
+                raise ConfigError(f"{flag}: expected an integer >= 1, got {value}")
         check_store_dir(out)  # before the model loads and the corpus is encoded
         folder = encode_corpus_shard(BiEncoder.from_pretrained(model), data, shard=parse_shard(shard) if shard else None,
                                      out_dir=out, batch_size=batch_size, chunk_size=chunk_size, resume=resume, dtype=dtype,
@@ -234,8 +239,24 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="unirank")
+    """Console-script entry point. A command-line mistake (unknown flag, a value of the wrong
+    type, an unreadable ``--config``) is one line too, exit status 2, like every user error."""
+    try:
+        code = app(args=argv if argv is not None else sys.argv[1:], prog_name="unirank", standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except typer.TyperException as e:  # click's usage errors (typer vendors click)
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `unirank` / `unirank eval`: the help
+            e.show()
+            sys.exit(getattr(e, "exit_code", 2))
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        typer.echo(f"error: {' '.join(e.format_message().split())}{hint}", err=True)
+        sys.exit(getattr(e, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)  # without standalone mode click returns a typer.Exit's status
 
 
 if __name__ == "__main__":  # pragma: no cover

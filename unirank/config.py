@@ -212,7 +212,12 @@ def load_config(cls: type[C], path: str | os.PathLike | None = None, overrides: 
             raise ConfigError(f"config file {p} is a folder; expected a YAML file")
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise ConfigError(f"{p}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8") from None
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:
@@ -283,9 +288,34 @@ def construct(cls: Any, params: dict[str, Any], what: str, **fixed: Any) -> Any:
         ...
         unirank.errors.ConfigError: filter 'margin': 'p': expected a number, got 'abc'
     """
+    values = check_params(cls, params, what, exclude=fixed)
+    try:
+        return cls(**fixed, **values)
+    except ConfigError:
+        raise  # already names the component and the parameter
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what}: {e}") from None
+
+
+def check_params(cls: Any, params: dict[str, Any], what: str, exclude: Any = (), extra: Sequence[str] = ()) -> dict[str, Any]:
+    """The keyword arguments ``params`` a user gives ``cls(...)``, checked: unknown names are
+    listed with the valid ones (``exclude``: parameters the caller fills itself; ``extra``:
+    names accepted besides the constructor's), values are coerced and checked against the
+    constructor's annotations like config keys. Returns the coerced values.
+
+    Example:
+        >>> class Model:
+        ...     def __init__(self, backbone, max_length: int = 128, pooling: str = "mean"): ...
+        >>> check_params(Model, {"max_length": 64}, "model.settings", exclude={"backbone"})
+        {'max_length': 64}
+        >>> check_params(Model, {"max_lenght": 64}, "model.settings", exclude={"backbone"})
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: model.settings: unknown parameter(s) max_lenght; valid: max_length, pooling
+    """
     sig = inspect.signature(cls)
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    accepted = [n for n, p in sig.parameters.items() if p.kind in kinds and n not in fixed]
+    accepted = [n for n, p in sig.parameters.items() if p.kind in kinds and n not in exclude] + [n for n in extra]
     open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
     unknown = sorted(set(params) - set(accepted))
     if unknown and not open_kwargs:
@@ -300,12 +330,7 @@ def construct(cls: Any, params: dict[str, Any], what: str, **fixed: Any) -> Any:
             values[name] = _coerce(value, hints[name], name) if name in hints else value
         except ConfigError as e:
             raise ConfigError(f"{what}: {str(e).removeprefix('config key ')}") from None
-    try:
-        return cls(**fixed, **values)
-    except ConfigError:
-        raise  # already names the component and the parameter
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{what}: {e}") from None
+    return values
 
 
 def check_out_dir(out: str | os.PathLike | None, key: str = "out", marker: str | Sequence[str] | None = None,

@@ -90,6 +90,27 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         raise
 
 
+def os_error_from(error: BaseException, path: str | os.PathLike) -> OSError | None:
+    """The :class:`OSError` (with ``path`` as its file) behind an error of a library that
+    reports I/O failures only in its message - safetensors' Rust code says
+    ``I/O error: No space left on device (os error 28)`` - or ``None``.
+
+    Example:
+        >>> e = os_error_from(RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"), "m.safetensors")
+        >>> type(e).__name__, e.errno, e.filename
+        ('OSError', 28, 'm.safetensors')
+        >>> os_error_from(RuntimeError("invalid header"), "m.safetensors") is None
+        True
+    """
+    if isinstance(error, OSError):
+        return None
+    m = re.search(r"\(os error (\d+)\)", str(error))
+    if m is None:
+        return None
+    code = int(m.group(1))
+    return OSError(code, os.strerror(code), str(path))
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
@@ -110,6 +131,33 @@ def write_jsonl(path: str | os.PathLike, rows: Any) -> None:
     with atomic_open(path, "w") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file; a missing, unreadable-as-UTF-8 or garbled one raises
+    :class:`~unirank.errors.DataError` naming it (and the line) - for the metadata files
+    unirank writes and later reads back from folders a user names (stores, indexes, models).
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "store.json"
+        >>> _ = p.write_text('{"dim": 8,')
+        >>> read_json(p)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        unirank.errors.DataError: .../store.json:1: not valid JSON (Expecting property name enclosed in double quotes)
+    """
+    from .errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file does not exist" if not path.exists() else "expected a file", path=path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text (byte {e.start})", path=path) from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"not valid JSON ({e.msg})", path=path, line=e.lineno) from None
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -328,8 +376,11 @@ def atomic_dir(path: str | os.PathLike, marker: str | Sequence[str] | None = Non
             return
         check_replaceable(path, marker)  # something else may have appeared there meanwhile
         replace_dir(tmp, path)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        os_error = os_error_from(e, path)  # e.g. safetensors: "No space left on device (os error 28)"
+        if os_error is not None:
+            raise os_error from e
         raise
 
 

@@ -64,6 +64,7 @@ Example (tiny random model, two steps)::
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -76,7 +77,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from . import io as uio
-from .config import from_dict, load_config, to_dict
+from .config import check_params, from_dict, load_config, to_dict
 from .errors import ConfigError, DataError
 from .losses import LossInputs, combine
 from .provenance import seed_everything, text_fingerprint, versions
@@ -112,7 +113,9 @@ def build_model(cfg: ModelConfig) -> Any:
         cls = MODELS.get(cfg.kind)
     except KeyError as e:
         raise ConfigError(f"model.kind: {e.args[0]}") from None
-    return cls.from_pretrained(cfg.name, **cfg.settings)
+    settings = check_params(cls, cfg.settings, f"model.settings (kind {cfg.kind})", extra=["attn_implementation"],
+                            exclude={n for n in inspect.signature(cls).parameters if "backbone" in n})  # before the weights load
+    return cls.from_pretrained(cfg.name, **settings)
 
 
 # --------------------------------------------------------------------------- batch -> LossInputs

@@ -271,6 +271,12 @@ def make_ranker(
         cls = model_class(kind)
     except KeyError as e:
         raise ConfigError(str(e.args[0])) from None
+    import inspect
+
+    from ..config import check_params
+
+    settings = check_params(cls, settings, f"model settings (kind {kind})", extra=["attn_implementation"],
+                            exclude={n for n in inspect.signature(cls).parameters if "backbone" in n})
     ranker = cls.from_pretrained(model, **settings)
     ranker.to(pick_device(device))
     ranker.eval()

@@ -61,7 +61,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..io import atomic_dir, check_writable_dir, clean_leftovers, tmp_prefix, write_json
+from ..io import atomic_dir, check_writable_dir, clean_leftovers, read_json, tmp_prefix, write_json
 from ..registry import Registry
 from .base import topk_merge
 from .dense import search_in_chunks
@@ -234,7 +234,7 @@ def encode_corpus_shard(
             "model_fingerprint": backbone.fingerprint() if backbone is not None and hasattr(backbone, "fingerprint") else None}
     store = root / STORE
     if store.is_file():
-        old = json.loads(store.read_text(encoding="utf-8"))
+        old = read_json(store)
         diff = sorted(k for k in meta if old.get(k) != meta[k])
         if diff:
             raise ConfigError(f"{store}: the store was written with other {', '.join(diff)}; use a new out_dir")
@@ -289,7 +289,7 @@ def _shards(root: Path) -> list[Path]:
     store = root / STORE
     if not store.is_file():
         raise FileNotFoundError(f"{store}: not an embedding store (write one with `unirank encode`)")
-    n = json.loads(store.read_text(encoding="utf-8"))["shards"]
+    n = read_json(store)["shards"]
     folders = [_shard_dir(root, i, n) for i in range(n)]
     missing = [f.name for f in folders if not (f / "done.json").is_file()]
     if missing:
@@ -298,13 +298,13 @@ def _shards(root: Path) -> list[Path]:
 
 
 def _chunk_paths(folder: Path) -> list[tuple[Path, Path]]:
-    n = json.loads((folder / "done.json").read_text(encoding="utf-8"))["chunks"]
+    n = read_json(folder / "done.json")["chunks"]
     return [(folder / f"chunk-{c:06d}.ids.json", folder / f"chunk-{c:06d}.npy") for c in range(n)]
 
 
 def read_shard_ids(root: str | os.PathLike) -> list[list[str]]:
     """The document ids of every shard, in store order."""
-    return [[d for ids, _ in _chunk_paths(f) for d in json.loads(ids.read_text(encoding="utf-8"))] for f in _shards(Path(root))]
+    return [[d for ids, _ in _chunk_paths(f) for d in read_json(ids)] for f in _shards(Path(root))]
 
 
 def chunk_arrays(root: str | os.PathLike) -> list[np.ndarray]:
@@ -443,7 +443,7 @@ class FaissIndex:
     def load(cls, folder: str | os.PathLike) -> "FaissIndex":
         faiss = _faiss()
         folder = Path(folder)
-        meta = json.loads((folder / "unirank_index.json").read_text(encoding="utf-8"))
+        meta = read_json(folder / "unirank_index.json")
         return cls(faiss.read_index(str(folder / "faiss.index")), list(meta["doc_ids"]), meta["kind"])
 
 

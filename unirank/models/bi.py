@@ -30,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +43,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..errors import ConfigError
-from ..io import atomic_dir, write_json
+from ..io import atomic_dir, read_json, write_json
 from ..registry import Registry
 from ..scoring import SIMILARITIES
 from ..types import Document
@@ -167,7 +166,7 @@ class BiEncoder(Ranker):
             settings.update(_sentence_transformers_settings(folder))
             cfg_path = folder / UNIRANK_CONFIG
             if cfg_path.is_file():
-                cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+                cfg = read_json(cfg_path)
                 if cfg.get("kind") != cls.kind:
                     raise ConfigError(f"{cfg_path}: kind is {cfg.get('kind')!r}; BiEncoder loads kind {cls.kind!r}")
                 settings.update(cfg.get("settings", {}))
@@ -538,7 +537,7 @@ def _version(package: str) -> str:
 
 
 def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 #: sentence-transformers pooling config -> our pooling name

@@ -30,7 +30,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..io import atomic_dir, write_json
 from ..registry import Registry
-from .backbone import Backbone, encode_tokens, load_backbone, mean_pool, save_tokenizer
+from .backbone import Backbone, encode_tokens, load_backbone, mean_pool, model_load_errors, save_tokenizer
 from .base import MODELS, Ranker
 from .inputs import PackedBatch, TextPacker
 from .masks import build_mask
@@ -288,7 +288,8 @@ class BackboneRanker(Ranker):
             for arg, folder in meta.get("backbones", {"backbone": "backbone"}).items()
         }
         model = cls(**backbones, **{**meta.get("settings", {}), **overrides})
-        head = load_file(str(root / HEAD_FILE))
+        with model_load_errors(str(root / HEAD_FILE)):
+            head = load_file(str(root / HEAD_FILE))
         result = model.load_state_dict(head, strict=False)
         missing = [k for k in result.missing_keys if not model._is_backbone_key(k)]
         if missing or result.unexpected_keys:

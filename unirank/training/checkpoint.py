@@ -42,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -55,7 +56,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..io import tmp_prefix, atomic_dir, clean_leftovers, normal_permissions, write_json
+from ..io import atomic_dir, clean_leftovers, normal_permissions, os_error_from, tmp_prefix, write_json
 
 __all__ = [
     "save_checkpoint",
@@ -298,6 +299,9 @@ def _read(path: Path, reader: Any) -> Any:
     try:
         return reader(path)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
+        os_error = e if isinstance(e, OSError) else os_error_from(e, path)
+        if os_error is not None and os_error.errno not in (None, errno.ENOENT):
+            raise os_error from None  # unreadable (permissions, I/O), not damaged: the CLI names the file
         detail = " ".join(str(e).split()) or type(e).__name__
         raise DataError(f"damaged checkpoint ({detail}); delete {path.parent} to resume from the checkpoint before it",
                         path=path) from None
