@@ -226,6 +226,7 @@ def serve(
     rerank_depth: int = typer.Option(20),
     log_level: str = typer.Option("info"),
     graceful_timeout: float = typer.Option(30.0),
+    body_timeout: float = typer.Option(10.0, help="seconds a request body may take to arrive (408 after)"),
 ) -> None:
     """HTTP service: /search, /rank, /encode, /healthz, /readyz, /metrics (OpenAPI at /docs)."""
     from .serve.app import serve_main
@@ -234,7 +235,7 @@ def serve(
                 max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue, max_candidates=max_candidates,
                 max_k=max_k, max_text_chars=max_text_chars, max_turns=max_turns, max_encode_texts=max_encode_texts,
                 max_body_bytes=max_body_bytes, text_policy=text_policy, rerank_depth=rerank_depth, log_level=log_level,
-                graceful_timeout=graceful_timeout)
+                graceful_timeout=graceful_timeout, body_timeout_s=body_timeout)
     _guard(lambda: serve_main(model, index, kind, host=host, port=port, api_key=api_key, **opts))
 
 
