@@ -222,8 +222,9 @@ def _leftovers(run: Path) -> list[str]:
 
 
 def fast_points(events: list[str]) -> list[int]:
-    """A few event numbers (1-based) at the moments most likely to lose progress, around the
-    first epoch end where ``save_every`` and the epoch end fall on the same step: the dev line
+    """A few event numbers (1-based) at the moments most likely to lose progress: the first
+    file of the run half written, then, around the first epoch end where ``save_every`` and
+    the epoch end fall on the same step: the dev line
     just written, the epoch-end checkpoint swapped into place, the pointer moved to it, the
     older checkpoint half pruned, and a ``best`` folder being replaced by a better one."""
 
@@ -237,7 +238,8 @@ def fast_points(events: list[str]) -> list[int]:
     dev_line = first(r"^open\(a\) metrics\.jsonl$", after=pre or 0)
     prune = first(r"^rmtree \.step-0000002\.", after=swap or 0)
     best = first(r"^_exchange \.best\.\S+ best$")
-    return sorted({p for p in (dev_line, swap, pointer, prune, best) if p is not None})
+    config = first(r"^replace \.config\.json\.\S+ config\.json$")  # before any checkpoint: a fresh start, no leftovers
+    return sorted({p for p in (config, dev_line, swap, pointer, prune, best) if p is not None})
 
 
 def main(argv: list[str] | None = None) -> int:

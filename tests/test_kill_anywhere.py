@@ -3,7 +3,7 @@ from the newest complete checkpoint and ends byte-identical to an uninterrupted 
 
 The driver (``tests/_kill_anywhere.py``) counts every file-system mutation of a tiny training
 run through the real ``unirank train`` command and kills a forked copy of it right before
-the chosen one. The default run kills at the five moments most likely to lose progress
+the chosen one. The default run kills at the six moments most likely to lose progress
 around an epoch end that coincides with a ``save_every`` checkpoint; the slow test kills
 before every one of the run's ~400 mutations.
 """
@@ -46,7 +46,8 @@ def test_kill_at_the_epoch_end_stages_then_resume(tmp_path):
     assert any(n.startswith("open(a) metrics.jsonl") for n in names)  # right after the dev line
     assert any("step-0000002-end" in n for n in names)  # the epoch-end checkpoint's swap
     assert any(n.startswith("rmtree .step-0000002.") for n in names)  # pruning the step checkpoint
-    _check(report, at_least=4)
+    assert any(n.startswith("replace .config.json") for n in names)  # a fresh run's first file
+    _check(report, at_least=5)
 
 
 @pytest.mark.slow

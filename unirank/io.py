@@ -417,6 +417,7 @@ def check_writable_dir(path: str | os.PathLike, key: str = "out", inside: bool =
     if not probe_in.is_dir():
         raise ConfigError(f"{key}: cannot create {path}: {probe_in} is a file, not a folder")
     try:
+        clean_leftovers(probe_in, "write-probe")  # a probe of a process killed right then
         fd, probe = tempfile.mkstemp(prefix=tmp_prefix("write-probe"), suffix=".tmp", dir=probe_in)
         try:
             os.write(fd, b"unirank")

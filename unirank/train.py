@@ -562,7 +562,8 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
     t_start = time.perf_counter()
     out = Path(cfg.out)
     ckpt_root = out / "checkpoints"
-    if main and ckpt_root.is_dir():  # what a killed run left: temporary checkpoints, half-pruned folders, temp files
+    if main and (resume or ckpt_root.is_dir() or (out / "config.json").is_file()):
+        # what a killed run of ours left: temporary checkpoints, half-pruned folders, temp files
         clean_checkpoint_leftovers(ckpt_root)
         for folder in (out, out / "refresh"):
             uio.clean_leftovers(folder)
