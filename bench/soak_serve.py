@@ -142,6 +142,9 @@ class Soak:
                 await asyncio.sleep(0.05)
                 writer.close()
                 return out
+            elif kind == "too_big":  # the declared length is refused before the body is read: send the head only
+                writer.write(head)
+                await writer.drain()
             else:
                 writer.write(head + body)
                 await writer.drain()
@@ -157,6 +160,14 @@ class Soak:
                 out["error"] = "no answer" if not data else "garbled answer"
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
             out["error"] = type(e).__name__
+            if not out["sent"] and isinstance(e, OSError):  # refused while still sending (e.g. 503 at shutdown): read the answer
+                try:
+                    data = await asyncio.wait_for(reader.read(), timeout=5)
+                    if data.startswith(b"HTTP/1.1 "):
+                        out["status"], out["error"] = int(data[9:12]), None
+                        out["detail"] = data.split(b"\r\n\r\n", 1)[-1][:200].decode("utf-8", "replace")
+                except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+                    out["error"] += " while sending"
         finally:
             writer.close()
         out["seconds"] = time.perf_counter() - t0
@@ -266,7 +277,7 @@ def main() -> int:
             if r["sent"] and before:
                 unanswered_before += 1
                 problems.append(f"{r['kind']} sent before SIGTERM got no answer ({r['error']})")
-            else:
+            else:  # refused by the closed listener, or reset while still sending its body at shutdown
                 closed_after += 1
             continue
         if 500 <= r["status"] and r["status"] != 503:
@@ -295,8 +306,8 @@ def main() -> int:
         f"in /metrics before SIGTERM: {int(fives)}",
         f"- 503 answers: {statuses.get(503, 0)} (overloaded / shutting down / not ready)",
         f"- tracebacks in the server log: {tracebacks}",
-        f"- sent before SIGTERM and not answered: {unanswered_before}; started after SIGTERM and refused or closed "
-        f"by the stopping listener: {closed_after}",
+        f"- fully sent before SIGTERM and not answered: {unanswered_before}; not fully sent when the server stopped "
+        f"(refused by the closed listener, or reset while still sending): {closed_after}",
         f"- server exit after SIGTERM: {'%.2f s' % soak.exit_seconds if soak.exit_seconds is not None else 'did not exit'}"
         f" (exit status {code}; uvicorn re-raises the SIGTERM it caught)",
         f"- checks: {'all passed' if not problems else f'{len(problems)} FAILED'}",
