@@ -23,9 +23,22 @@ import sys
 import traceback
 
 
-def run_case(argv: list[str]) -> dict:
+def run_case(argv: list[str], env: dict[str, str] | None = None) -> dict:
     from unirank.cli import main
 
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        return _run(argv, main)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run(argv: list[str], main) -> dict:
     out, err = io.StringIO(), io.StringIO()
     code, tb = 0, None
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -40,7 +53,7 @@ def run_case(argv: list[str]) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("cases", help="JSON file: a list of {name, argv}")
+    ap.add_argument("cases", help="JSON file: a list of {name, argv, env?} (env: variables set for that case only)")
     ap.add_argument("--enospc-after", type=int, default=None)
     args = ap.parse_args()
     cases = json.loads(open(args.cases, encoding="utf-8").read())
@@ -56,7 +69,7 @@ def main() -> int:
         os.fsync = fsync
     results = []
     for case in cases:
-        r = run_case(case["argv"])
+        r = run_case(case["argv"], case.get("env"))
         r["name"] = case["name"]
         results.append(r)
     sys.stdout.write(json.dumps(results) + "\n")

@@ -128,6 +128,7 @@ def test_user_errors_are_one_line_with_exit_2(world):
         "serve --max-wait-ms -1": (["serve", "--index", f"{w}/beir", "--max-wait-ms", "-1"], "max_wait_ms (--max-wait-ms) must be a finite"),
         "serve --max-batch-size 0": (["serve", "--index", f"{w}/beir", "--max-batch-size", "0"], "max_batch_size (--max-batch-size) must be"),
         "serve --api-key ''": (["serve", "--index", f"{w}/beir", "--api-key", ""], "api_key (--api-key / UNIRANK_API_KEY) is empty"),
+        "serve UNIRANK_API_KEY=''": (["serve", "--index", f"{w}/beir"], "api_key (--api-key / UNIRANK_API_KEY) is empty"),
         "damaged checkpoint on --resume": (["train", f"{w}/train.yaml", "--out", f"{w}/run", "--resume"],
                                            "model.safetensors: damaged checkpoint"),
         "dev.batch_size 0": (["train", f"{w}/train.yaml", "--out", f"{w}/t4", "--dev.split", "test", "--dev.batch_size", "0"],
@@ -147,7 +148,8 @@ def test_user_errors_are_one_line_with_exit_2(world):
                                         "is a non-empty folder but no embedding store"),
     }
     try:
-        results = _run([{"name": n, "argv": argv} for n, (argv, _) in table.items()], world)
+        env = {"serve UNIRANK_API_KEY=''": {"UNIRANK_API_KEY": ""}}  # set but empty: typer reads it as unset
+        results = _run([{"name": n, "argv": argv, "env": env.get(n)} for n, (argv, _) in table.items()], world)
     finally:
         busy.close()
     failures = []
