@@ -9,7 +9,7 @@ import torch
 
 from unirank.errors import ConfigError
 from unirank.models.base import MODELS
-from unirank.models.heads import load_ranker
+from unirank.models.base import load_ranker
 from unirank.models.poly import PolyEncoder, poly_attention
 
 from .conftest import lively_backbone, own_copy

@@ -11,7 +11,6 @@ from unirank.errors import ConfigError
 from unirank.eval.metrics import response_metrics
 from unirank.eval.response import (
     evaluate_response,
-    make_ranker,
     response_cutoffs,
     run_response_eval,
     score_lists,
@@ -115,19 +114,6 @@ def test_outputs_and_run_response_eval(tmp_path):
     assert cfg["data"]["manifest"]["source"]["sha256"] and cfg["ranker"]["kind"] == "overlap"
     write_response_outputs(tmp_path / "o2", [DialogueExample("n", [], ["x"], [0])], [[0.5]], {}, {})
     assert json.loads((tmp_path / "o2" / "scores.jsonl").read_text())["rank"] is None
-
-
-def test_make_ranker_loads_a_saved_folder_by_its_kind(tmp_path):
-    model = UniEncoder(tiny_backbone(), mask="arrow_strict", max_context_length=32, max_candidate_length=16)
-    model.save(tmp_path / "m")
-    back = make_ranker(model=str(tmp_path / "m"), device="cpu")
-    assert back.kind == "uni" and back.mask == "arrow_strict" and not back.training
-    with torch.inference_mode():
-        assert torch.allclose(back.score(["hi"], [["a", "b"]]), model.eval().score(["hi"], [["a", "b"]]), atol=1e-6)
-    with pytest.raises(ConfigError, match="holds a 'uni' model"):
-        make_ranker("cross", str(tmp_path / "m"))
-    with pytest.raises(ConfigError, match="say which kind"):
-        make_ranker(None, str(tmp_path))
 
 
 def test_generic_seed_reaches_built_data_but_not_files(tmp_path):

@@ -8,7 +8,7 @@ import torch
 
 from unirank.errors import ConfigError, DataError
 from unirank.models.base import MODELS
-from unirank.models.heads import load_ranker
+from unirank.models.base import load_ranker
 from unirank.models.inputs import TextPacker, join_turns, pack_segments
 from unirank.models.masks import MASKS
 from unirank.models.uni import UniEncoder

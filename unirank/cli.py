@@ -192,7 +192,7 @@ def demo(
 @app.command()
 def serve(
     model: Optional[str] = typer.Option(None, help="ranker for /rank and reranking: unirank/transformers folder, 'minilm', or hub name"),
-    kind: str = typer.Option("bi", help="bi | cross | poly | uni"),
+    kind: Optional[str] = typer.Option(None, help="bi | cross | poly | uni (default: the saved model folder's kind, else bi)"),
     index: Optional[str] = typer.Option(None, help="documents for /search: stdlib-codesearch or a BEIR folder"),
     retriever: str = typer.Option("bm25", help="bm25 | dense | hybrid"),
     dense_model: Optional[str] = typer.Option(None, help="bi-encoder of a dense/hybrid index when --kind is not bi"),

@@ -96,15 +96,10 @@ __all__ = ["TrainConfig", "train", "train_main", "build_model", "batch_inputs", 
 
 
 def build_model(cfg: ModelConfig) -> Any:
-    """The ranker named by ``cfg.kind`` (through :data:`unirank.models.base.MODELS`)."""
-    from .models.base import MODELS, import_model_kinds
+    """The ranker ``cfg`` names, through :func:`unirank.models.base.load_ranker` (on the CPU; the loop moves it)."""
+    from .models.base import load_ranker
 
-    import_model_kinds()
-    try:
-        cls = MODELS.get(cfg.kind)
-    except KeyError as e:
-        raise ConfigError(f"model.kind: {e.args[0]}") from None
-    return cls.from_pretrained(cfg.name, **cfg.settings)
+    return load_ranker(cfg.name, cfg.kind, device="cpu", **cfg.settings)
 
 
 # --------------------------------------------------------------------------- batch -> LossInputs

@@ -41,7 +41,6 @@ __all__ = [
     "evaluate_response",
     "response_cutoffs",
     "write_response_outputs",
-    "make_ranker",
     "ranker_info",
     "ResponseEvalResult",
     "run_response_eval",
@@ -226,56 +225,6 @@ def write_response_outputs(
 # --------------------------------------------------------------------------- loading + the whole run
 
 
-def make_ranker(
-    kind: str | None = None,
-    model: str | None = None,
-    device: str | None = None,
-    **settings: Any,
-) -> Ranker:
-    """A ranker from a saved unirank folder (its kind read from the folder) or a backbone.
-
-    Args:
-        kind: a registered model kind (``bi``, ``poly``, ``cross``, ``uni``); optional for
-            a saved unirank folder (if given it must match), required otherwise.
-        model: a saved unirank model folder, a transformers folder / hub name, or ``None``
-            for the packaged all-MiniLM-L6-v2. (Heads of a fresh cross/poly/uni model
-            are random: such a model only makes sense for speed tests - except a published
-            BERT / RoBERTa cross-encoder checkpoint, e.g. ``cross-encoder/ms-marco-MiniLM-L-6-v2``
-            or ``BAAI/bge-reranker-base``, whose classification head ``cross`` loads.)
-        device: where to run (default: CUDA if present, else CPU).
-        settings: constructor keywords / overrides (e.g. ``mask="arrow_strict"``).
-
-    Raises:
-        ConfigError: unknown kind, or no kind for a folder that is not a unirank model.
-
-    Example:
-        >>> make_ranker("nope")
-        Traceback (most recent call last):
-        ...
-        unirank.errors.ConfigError: unknown model kind 'nope'; valid: bi, cross, poly, uni
-    """
-    from ..models.backbone import pick_device
-    from ..models.base import model_class
-    from ..models.heads import MODEL_FILE, read_model_meta
-
-    saved = model is not None and (Path(model).expanduser() / MODEL_FILE).is_file()
-    if saved:
-        meta_kind = read_model_meta(Path(model).expanduser())["kind"]
-        if kind is not None and kind != meta_kind:
-            raise ConfigError(f"{model} holds a {meta_kind!r} model, but kind {kind!r} was asked for")
-        kind = meta_kind
-    if kind is None:
-        raise ConfigError(f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build (bi, poly, cross, uni)")
-    try:
-        cls = model_class(kind)
-    except KeyError as e:
-        raise ConfigError(str(e.args[0])) from None
-    ranker = cls.from_pretrained(model, **settings)
-    ranker.to(pick_device(device))
-    ranker.eval()
-    return ranker
-
-
 def ranker_info(ranker: Ranker) -> dict[str, Any]:
     """Kind, settings, backbone source and weight fingerprint of a ranker (for config.json)."""
     settings = getattr(ranker, "settings", None)
@@ -329,7 +278,7 @@ def run_response_eval(
             ``cuts``, ...); an option the data does not take is a ConfigError.
         seed, n_candidates: passed as ``seed`` / ``n`` only to data that is built on the fly
             (e.g. ``dailydialog``), ignored for files (``data_options`` wins).
-        kind, model, model_options, device: see :func:`make_ranker` (ignored when ``ranker``
+        kind, model, model_options, device: see :func:`unirank.models.base.load_ranker` (ignored when ``ranker``
             is given).
         batch_size, chunk_size, ks: see :func:`evaluate_response`.
         limit: evaluate only the first ``limit`` examples.
@@ -352,7 +301,9 @@ def run_response_eval(
     task = load_response_data(data, split=split, fmt=fmt, **data_options)
     examples = task.examples[:limit] if limit else list(task.examples)
     if ranker is None:
-        ranker = make_ranker(kind, model, device, **(model_options or {}))
+        from ..models.base import load_ranker
+
+        ranker = load_ranker(model, kind, device=device, **(model_options or {}))
     t0 = time.perf_counter()
     metrics, scores = evaluate_response(ranker, examples, batch_size, chunk_size, ks, progress)
     secs = time.perf_counter() - t0

@@ -23,9 +23,9 @@ def retrieval_task(cfg: EvalConfig) -> Any:
     if r.kind is None and r.model is None:
         return run_eval(cfg)
     from .rerank import rerank_eval
-    from .response import make_ranker
+    from ..models.base import load_ranker
 
-    ranker = make_ranker(r.kind, r.model, r.device)
+    ranker = load_ranker(r.model, r.kind, device=r.device)
     return rerank_eval(cfg, ranker, depth=r.depth, chunk_size=r.chunk_size, batch_size=r.batch_size, first_stage=r.first_stage_run,
                        keep_tail=r.keep_tail)
 

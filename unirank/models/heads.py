@@ -33,14 +33,11 @@ from ..errors import ConfigError, DataError
 from ..io import replace_dir, write_json
 from ..registry import Registry
 from .backbone import Backbone, encode_tokens, load_backbone, mean_pool
-from .base import MODELS, Ranker
+from .base import FORMAT_VERSION, MODEL_FILE, Ranker, read_model_meta
 from .inputs import PackedBatch, TextPacker
 from .masks import build_mask
 
-MODEL_FILE = "unirank_model.json"
 HEAD_FILE = "head.safetensors"
-#: value of "format" in unirank_model.json (shared with the bi-encoder's folders)
-FORMAT_VERSION = 1
 
 #: pooling name -> function (hidden (B, L, H), segment_ids (B, L)) -> (B, H)
 POOLINGS: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("pooling")
@@ -102,32 +99,6 @@ def candidate_mean_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torc
         [[3.0]]
     """
     return segment_mean(hidden, segment_ids, 1)[:, 0]
-
-
-def read_model_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed ``unirank_model.json`` of a saved model folder (DataError if unusable)."""
-    f = Path(path) / MODEL_FILE
-    if not f.is_file():
-        raise DataError(f"not a unirank model folder (no {MODEL_FILE})", path=path)
-    try:
-        meta = json.loads(f.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"invalid JSON: {e.msg}", path=f, line=e.lineno) from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str):
-        raise DataError('expected a JSON object with a "kind"', path=f)
-    if meta.get("format") != FORMAT_VERSION:
-        raise DataError(f"unsupported format {meta.get('format')!r}; expected {FORMAT_VERSION}", path=f)
-    return meta
-
-
-def load_ranker(path: str | os.PathLike, **overrides: Any) -> Ranker:
-    """Load any saved ranker, its class chosen by the ``kind`` recorded in the folder.
-
-    The module defining that kind must have been imported (it registers in ``MODELS``);
-    every kind's ``from_pretrained`` accepts a saved folder.
-    """
-    meta = read_model_meta(path)
-    return MODELS.get(meta["kind"]).from_pretrained(path, **overrides)
 
 
 def _versions() -> dict[str, str]:

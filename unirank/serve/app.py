@@ -480,7 +480,7 @@ _LOAD_KEYS = ("retriever", "dense_model", "max_docs", "device", "rerank_depth")
 def serve_main(
     model: str | None,
     index: str | None,
-    kind: str = "bi",
+    kind: str | None = None,
     host: str = "127.0.0.1",
     port: int = 8000,
     api_key: str | None = None,
@@ -491,7 +491,7 @@ def serve_main(
     Args:
         model: ranker for ``/rank`` and reranking (folder, ``minilm``, hub name; None: none).
         index: ``stdlib-codesearch`` or a BEIR folder for ``/search`` (None: no search).
-        kind: model kind (bi, cross, poly, uni).
+        kind: model kind (bi, cross, poly, uni; ``None``: the saved folder's kind, else bi).
         host, port: where to listen (loopback by default; a warning is logged when another
             interface is used without an API key).
         api_key: require this key (see :class:`ServeSettings`).

@@ -234,11 +234,12 @@ def load_corpus_for_index(index: str, max_docs: int | None = None) -> dict[str, 
     return corpus
 
 
-def check_backend_args(model: str | None, kind: str, index: str | None, retriever: str = "bm25") -> None:
+def check_backend_args(model: str | None, kind: str | None, index: str | None, retriever: str = "bm25") -> None:
     """Fail fast, before the server starts, on names that cannot load (the slow part runs later).
 
     Raises:
         KeyError: unknown model kind or retriever (lists the valid names).
+        ConfigError: ``kind`` differs from the kind saved in the ``model`` folder.
         DataError: ``index`` is neither a built-in data set nor a folder with ``corpus.jsonl``;
             ``model`` looks like a path but is not a folder.
     """
@@ -246,15 +247,18 @@ def check_backend_args(model: str | None, kind: str, index: str | None, retrieve
 
     from ..data.datasets import DATASETS
     from ..index.base import RETRIEVERS
-    from ..models.base import MODELS
+    from ..models.base import MODELS, import_model_kinds, saved_kind
 
-    for name in ("bi", "cross", "poly", "uni"):  # the model modules register their kinds
-        importlib.import_module(f"unirank.models.{name}")
-    MODELS.get(kind)
+    import_model_kinds()
+    if kind is not None:
+        MODELS.get(kind)
     importlib.import_module("unirank.index.retrievers")
     RETRIEVERS.get(retriever)
     if model is not None and (os.sep in model or model.startswith((".", "~"))) and not Path(model).expanduser().is_dir():
         raise DataError("model folder not found", path=model)
+    recorded = saved_kind(model)
+    if kind is not None and recorded is not None and kind != recorded:
+        raise ConfigError(f"--model {model} holds a {recorded!r} model, but --kind {kind} was given")
     if index is not None and not (index in DATASETS and os.sep not in index):
         if not (Path(index).expanduser() / "corpus.jsonl").is_file():
             raise DataError(f"not a built-in data set (valid: {', '.join(DATASETS.names())}) nor a folder holding corpus.jsonl", path=index)
@@ -262,7 +266,7 @@ def check_backend_args(model: str | None, kind: str, index: str | None, retrieve
 
 def load_backend(
     model: str | None = None,
-    kind: str = "bi",
+    kind: str | None = None,
     index: str | None = None,
     retriever: str = "bm25",
     dense_model: str | None = None,
@@ -276,7 +280,8 @@ def load_backend(
         model: ranker weights for ``/rank`` and reranking: a saved unirank model folder,
             a transformers / sentence-transformers folder, ``"minilm"`` (the packaged
             all-MiniLM-L6-v2 backbone), or None for no ranker.
-        kind: model kind, a :data:`~unirank.models.base.MODELS` name (bi, cross, poly, uni).
+        kind: model kind, a :data:`~unirank.models.base.MODELS` name (bi, cross, poly, uni);
+            ``None``: the kind saved in the ``model`` folder, else ``bi``.
         index: ``stdlib-codesearch`` or a BEIR folder to index for ``/search`` (None: no search).
         retriever: a :data:`~unirank.index.base.RETRIEVERS` name (bm25, dense, hybrid).
         dense_model: bi-encoder of a dense / hybrid index when the ranker is not a bi-encoder
@@ -285,15 +290,11 @@ def load_backend(
         device: cpu / cuda (default: cuda when present).
         rerank_depth: documents reranked per ``/search`` with ``rerank``.
     """
-    from ..models.backbone import pick_device
-    from ..models.base import MODELS
+    from ..models.base import load_ranker, saved_kind
 
     check_backend_args(model, kind, index, retriever)
-    cls = MODELS.get(kind)
-    ranker = None
-    if model is not None:
-        ranker = cls.from_pretrained(model)
-        ranker.to(pick_device(device)).eval()
+    kind = kind or saved_kind(model) or "bi"
+    ranker = load_ranker(model, kind, device=device) if model is not None else None
     encoder = ranker if ranker is not None and getattr(ranker, "kind", None) == "bi" else None
     built = None
     corpus = None

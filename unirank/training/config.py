@@ -245,6 +245,11 @@ class TrainConfig:
         from .schedules import SCHEDULES
 
         resolve_loss_weights(self.losses)
+        from ..models.base import MODELS, import_model_kinds
+
+        import_model_kinds()
+        if self.model.kind not in MODELS:
+            raise ConfigError(f"model.kind: unknown model kind {self.model.kind!r}; valid: {', '.join(MODELS.names())}")
         if self.batching.name not in BATCH_SAMPLERS:
             raise ConfigError(f"batching.name: unknown batch sampler {self.batching.name!r}; valid: {', '.join(BATCH_SAMPLERS.names())}")
         if self.schedule not in SCHEDULES:
