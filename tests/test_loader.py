@@ -49,3 +49,11 @@ def test_serve_takes_the_saved_kind_and_refuses_a_contradicting_flag(tmp_path):
     assert backend.ranker.kind == "cross" and backend.info["kind"] == "cross" and backend.encoder is None
     with pytest.raises(ConfigError, match="holds a 'cross' model, but --kind bi"):
         check_backend_args(str(tmp_path / "c"), "bi", None)
+
+
+def test_capabilities_are_declared_by_class():
+    from unirank.models.base import DualEncoder, SharedPoolScorer
+
+    declared = {k: (issubclass(MODELS.get(k), DualEncoder), issubclass(MODELS.get(k), SharedPoolScorer)) for k in MODELS.names()}
+    assert declared == {"bi": (True, False), "poly": (False, True), "cross": (False, False), "uni": (False, False)}
+    assert not MODELS.get("cross")(tiny_backbone(hidden=32)).may_take_segmented_pass

@@ -79,6 +79,7 @@ from . import io as uio
 from .config import from_dict, load_config, to_dict
 from .errors import ConfigError
 from .losses import LossInputs, combine
+from .models.base import DualEncoder, SharedPoolScorer
 from .provenance import seed_everything, text_fingerprint, versions
 from .training.batching import build_batch_sampler
 from .training.checkpoint import latest_checkpoint, load_checkpoint, load_weights, prune_checkpoints, save_checkpoint
@@ -199,19 +200,15 @@ def list_layout(rows: Sequence[Row]) -> Layout:
     return Layout([r.query for r in rows], [t for c in cands for t in c], cands, pos, valid, teacher if has_teacher else None, hard)
 
 
-def _is_bi(model: Any) -> bool:
-    return callable(getattr(model, "embed", None)) and callable(getattr(model, "similarity_fn", None))
-
-
 def pool_scores(model: Any, layout: Layout, dist: Dist = Dist()) -> torch.Tensor:
     """Differentiable ``(B, N)`` scores of the layout's queries against its documents."""
     if layout.candidates is not None:
         return model.score(layout.queries, layout.candidates)
-    if _is_bi(model):
+    if isinstance(model, DualEncoder):
         d_texts = [model.doc_prefix + t for t in layout.docs]
         q, d = dist.gather(model.embed_contexts(dist.share(list(layout.queries)))), dist.gather(model.embed(dist.share(d_texts)))
         return model.similarity_fn(q, d)
-    if callable(getattr(model, "score_shared", None)):
+    if isinstance(model, SharedPoolScorer):
         return model.score_shared(layout.queries, layout.docs)
     return model.score(layout.queries, [layout.docs] * len(layout.queries))
 
@@ -235,7 +232,7 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
     Returns:
         ``{"loss": total, label: unweighted part, ...}`` as floats.
     """
-    gathers = dist.active and cfg.in_batch_negatives and _is_bi(model)
+    gathers = dist.active and cfg.in_batch_negatives and isinstance(model, DualEncoder)
     local = dist.active and not gathers  # this rank scores only its share of the rows
     share = 1.0  # this rank's fraction of the global rows (1 with gathering or one process)
     if local:
@@ -246,7 +243,7 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
     if not rows:  # a short last batch with fewer rows than ranks: nothing here, but join the loss sum
         return _global_parts({}, 0.0, dist)
     layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
-    if cfg.grad_cache and layout.candidates is None and _is_bi(model):
+    if cfg.grad_cache and layout.candidates is None and isinstance(model, DualEncoder):
         # tagged items so one embed function serves both groups: queries / dialogue contexts go
         # through embed_contexts (prefix, most recent tokens kept), documents through embed
         q_items = [("q", c) for c in layout.queries]
@@ -390,7 +387,7 @@ class _Evaluator:
         ecfg = EvalConfig(data=self.data, split=self.cfg.split, retriever=RetrieverConfig(name="dense"), k=100,
                           measures=list(self.cfg.measures), limit_queries=self.cfg.limit_queries,
                           max_docs=self.cfg.max_docs, out=str(out) if out else None)
-        if callable(getattr(model, "encode_docs", None)):
+        if isinstance(model, DualEncoder):
             from .eval.evaluate import run_eval
             from .index.retrievers import DenseRetriever
 
@@ -544,7 +541,7 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             enable_gradient_checkpointing(model)
         except ValueError as e:
             raise ConfigError(f"gradient_checkpointing: {e}") from None
-        if getattr(model, "may_take_segmented_pass", False):
+        if model.may_take_segmented_pass:
             say("note: gradient_checkpointing does not act inside the Uni-Encoder's segmented pass "
                 "(it drives the layers' parts itself; segmented: auto takes it for long candidates); "
                 "that pass already needs far less memory")
@@ -554,7 +551,7 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
         data_info = {"source": "given", "fingerprint": text_fingerprint(f"{e.query_id}\t{e.query}\t{[p.id for p in e.positives]}\t{[n.id for n in e.negatives]}" for e in examples)}
     if not examples:
         raise ConfigError("no training examples (no query has a relevant document in the corpus)")
-    if not callable(getattr(model, "encode_queries", None)):
+    if not isinstance(model, DualEncoder):
         for needed, why in ((cfg.refresh.every_steps, "refresh.every_steps (ANCE re-mining)"), (cfg.batching.name == "tas_balanced", "batching tas_balanced")):
             if needed:
                 raise ConfigError(f"{why} needs a bi-encoder (a model with encode_queries); model.kind is {cfg.model.kind!r}")

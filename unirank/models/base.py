@@ -1,8 +1,23 @@
-"""The model registry and the interface every paradigm (bi, poly, cross, uni) implements.
+"""The model registry, the interface every paradigm implements, and the one loader.
 
 A *ranker* scores candidate texts for a context (a query, or dialogue turns oldest first).
 All paradigms share one backbone loader (:mod:`unirank.models.backbone`) and one
 scoring contract so that training, evaluation and serving never dispatch on the kind.
+
+**Capabilities are declared, never probed.** Every kind implements :class:`Ranker`
+(``score``, ``rank``, ``save``). What else a kind can do it says by its classes:
+
+* :class:`DualEncoder` - contexts and documents are embedded independently
+  (bi-encoder): the training loop embeds a batch once and compares every query with every
+  document; evaluation, mining and serving can index a corpus with it. Verbs: ``embed*``
+  return differentiable tensors, ``encode*`` no-grad numpy arrays.
+* :class:`SharedPoolScorer` - scores all contexts of a batch against one shared candidate
+  list in one call (the poly-encoder's in-batch pool).
+* :attr:`Ranker.may_take_segmented_pass` - its forward can take a pass that activation
+  checkpointing does not reach (the Uni-Encoder's segmented pass).
+
+A new kind subclasses :class:`Ranker` (or one of the classes above), registers with
+``@MODELS.register("name")`` and is added to ``_KIND_MODULES``.
 """
 
 from __future__ import annotations
@@ -78,6 +93,56 @@ class Ranker(nn.Module):
         return out
 
     def save(self, path: str) -> None:
+        raise NotImplementedError
+
+    @property
+    def may_take_segmented_pass(self) -> bool:
+        """True when a forward pass may bypass the backbone's own layer calls (so activation
+        checkpointing does not act there); the Uni-Encoder's segmented pass."""
+        return False
+
+
+class DualEncoder(Ranker):
+    """A ranker that embeds contexts and documents independently and compares the vectors.
+
+    Training embeds a batch's queries and documents once and scores every pair with
+    ``similarity_fn``; evaluation, mining and serving encode a corpus with ``encode_docs``
+    and search it with ``encode_queries``.
+
+    Attributes:
+        doc_prefix: prepended to every document text before ``embed`` / ``encode``.
+    """
+
+    doc_prefix: str = ""
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Differentiable document-side vectors. Shapes: N texts -> (N, H)."""
+        raise NotImplementedError
+
+    def embed_contexts(self, contexts: Sequence[Context]) -> torch.Tensor:
+        """Differentiable context-side vectors. Shapes: B contexts -> (B, H)."""
+        raise NotImplementedError
+
+    def similarity_fn(self, queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
+        """Scores of every query vector against every document vector. Shapes: (B, H), (N, H) -> (B, N)."""
+        raise NotImplementedError
+
+    def encode_queries(self, queries: Sequence[Context], **kw: Any) -> Any:
+        """No-grad query vectors for search (numpy, one row per query)."""
+        raise NotImplementedError
+
+    def encode_docs(self, docs: Sequence[Any], **kw: Any) -> Any:
+        """No-grad document vectors for indexing (numpy, one row per document)."""
+        raise NotImplementedError
+
+
+class SharedPoolScorer:
+    """Mixin of a ranker that scores B contexts against one shared list of N candidates in one
+    call - cheaper than ``score`` with the list repeated B times (the poly-encoder embeds each
+    candidate once)."""
+
+    def score_shared(self, contexts: Sequence[Context], candidates: Sequence[str]) -> torch.Tensor:
+        """Shapes: B contexts, N candidates -> (B, N) differentiable scores."""
         raise NotImplementedError
 
 

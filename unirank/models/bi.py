@@ -51,7 +51,7 @@ from ..registry import Registry
 from ..scoring import SIMILARITIES
 from ..types import Document
 from .backbone import Backbone, encode_tokens, load_backbone, mean_pool, pick_device, resolve_model_path
-from .base import MODELS, Context, Ranker
+from .base import MODELS, Context, DualEncoder
 
 #: file in a saved folder that records the unirank model kind and its settings
 UNIRANK_CONFIG = "unirank_model.json"
@@ -84,7 +84,7 @@ def _registered(registry: Registry[Any], name: str, key: str) -> Any:
 
 
 @MODELS.register("bi")
-class BiEncoder(Ranker):
+class BiEncoder(DualEncoder):
     """Dual encoder on one shared backbone.
 
     Args:

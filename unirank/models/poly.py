@@ -32,7 +32,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import Registry
 from .backbone import Backbone
-from .base import MODELS, Context
+from .base import MODELS, Context, SharedPoolScorer
 from .heads import POOLINGS, BackboneRanker
 from .inputs import TextPacker
 
@@ -75,7 +75,7 @@ def poly_attention(
 
 
 @MODELS.register("poly")
-class PolyEncoder(BackboneRanker):
+class PolyEncoder(BackboneRanker, SharedPoolScorer):
     """Poly-encoder with ``n_codes`` learned context codes.
 
     Args:
@@ -99,7 +99,7 @@ class PolyEncoder(BackboneRanker):
     Example:
         >>> from unirank.models.backbone import tiny_backbone
         >>> m = PolyEncoder(tiny_backbone(), n_codes=4)
-        >>> m.encode_contexts(["hi", ["hello", "how are you?"]]).shape
+        >>> m.embed_contexts(["hi", ["hello", "how are you?"]]).shape
         torch.Size([2, 4, 32])
         >>> m.score_shared(["hi", "hello"], ["a", "b", "c"]).shape
         torch.Size([2, 3])
@@ -184,7 +184,7 @@ class PolyEncoder(BackboneRanker):
                 f"a segment of {longest} tokens exceeds the backbone's {self.backbone.max_positions} positions"
             )
 
-    def encode_contexts(self, contexts: Sequence[Context]) -> torch.Tensor:
+    def embed_contexts(self, contexts: Sequence[Context]) -> torch.Tensor:
         """The m code vectors of each context.
 
         Shapes:
@@ -222,7 +222,7 @@ class PolyEncoder(BackboneRanker):
         """Scores from precomputed context codes and candidate vectors.
 
         Args:
-            context_codes: (B, m, H) from :meth:`encode_contexts`.
+            context_codes: (B, m, H) from :meth:`embed_contexts`.
             candidate_vectors: (N, H) shared by all contexts (e.g. in-batch negatives or a
                 fixed candidate set) or (B, N, H) per context.
             candidate_mask: optional (B, N) bool, False for padding slots (scored ``-inf``).
@@ -243,7 +243,7 @@ class PolyEncoder(BackboneRanker):
 
     def score_shared(self, contexts: Sequence[Context], candidates: Sequence[str]) -> torch.Tensor:
         """Every context against the same N candidates (in-batch negatives). Shapes: -> (B, N)."""
-        return self.score_embeddings(self.encode_contexts(contexts), self.embed_candidates(candidates))
+        return self.score_embeddings(self.embed_contexts(contexts), self.embed_candidates(candidates))
 
     def score(self, contexts: Sequence[Context], candidates: Sequence[Sequence[str]]) -> torch.Tensor:
         """Scores for each context's own candidates.
@@ -254,7 +254,7 @@ class PolyEncoder(BackboneRanker):
         if len(contexts) != len(candidates):
             raise ValueError(f"{len(contexts)} contexts but {len(candidates)} candidate lists")
         B, n_max = len(contexts), max((len(c) for c in candidates), default=0)
-        codes = self.encode_contexts(contexts)
+        codes = self.embed_contexts(contexts)
         flat = self.embed_candidates([c for cands in candidates for c in cands])
         owner = torch.tensor([b for b, cands in enumerate(candidates) for _ in cands], dtype=torch.long)
         slot = torch.tensor([k for cands in candidates for k in range(len(cands))], dtype=torch.long)

@@ -151,12 +151,12 @@ class MineConfig:
                        "teacher.device": self.teacher.device if self.teacher.kind is not None else None})
         check_out_dir(self.out)
         if self.teacher.kind is not None:
-            from unirank.models.base import MODELS
+            from unirank.models.base import MODELS, DualEncoder
 
             import_model_kinds()
             if self.teacher.kind not in MODELS:
                 raise ConfigError(f"teacher.kind: unknown model kind {self.teacher.kind!r}; valid: {', '.join(MODELS.names())}")
-            if self.teacher.model is None and self.teacher.kind != "bi":
+            if self.teacher.model is None and not issubclass(MODELS.get(self.teacher.kind), DualEncoder):
                 raise ConfigError(f"teacher.model: a {self.teacher.kind} teacher needs trained weights (--teacher-model DIR): "
                                   f"from the plain backbone its scoring head would be random")
         build_filters(self.filters)

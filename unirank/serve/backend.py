@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..models.base import Context, Ranker
+from ..models.base import Context, DualEncoder, Ranker
 from ..types import Document
 
 __all__ = ["Backend", "SearchItem", "Hit", "NotAvailable", "check_backend_args", "load_backend", "load_corpus_for_index"]
@@ -295,7 +295,7 @@ def load_backend(
     check_backend_args(model, kind, index, retriever)
     kind = kind or saved_kind(model) or "bi"
     ranker = load_ranker(model, kind, device=device) if model is not None else None
-    encoder = ranker if ranker is not None and getattr(ranker, "kind", None) == "bi" else None
+    encoder = ranker if isinstance(ranker, DualEncoder) else None
     built = None
     corpus = None
     if index is not None:
