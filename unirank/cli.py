@@ -62,7 +62,7 @@ def eval_cmd(
     """Evaluate retrieval (optionally reranked) on BEIR-format data, or response selection."""
     from .config import load_config
     from .eval.config import EvalConfig
-    from .eval.tasks import run_task
+    from .tasks import run_eval_task
 
     def go() -> None:
         overrides = _flags(
@@ -73,7 +73,7 @@ def eval_cmd(
             "response.kind": kind, "response.model": response_model, "response.format": data_format}
         )
         cfg = load_config(EvalConfig, config, overrides + list(set_))
-        run_task(cfg)
+        run_eval_task(cfg)
         if cfg.out:
             typer.echo(f"wrote {cfg.out}")
 

@@ -6,7 +6,7 @@
                           ─► per batch: scores ─► LossInputs ─► losses.combine ─► backward
                           ─► AdamW + warmup/decay schedule + clipping ─► metrics.jsonl
                           ─► (every N steps: ANCE refresh of the negatives; checkpoint)
-           ─► after each epoch: dev evaluation (unirank.eval) ─► best checkpoint
+           ─► after each epoch: dev evaluation (the task's, unirank.tasks) ─► best checkpoint
            ─► export (sentence-transformers + transformers folders) ─► test evaluation
 
 **Scores.** A batch of ``B`` rows becomes a :class:`~unirank.losses.LossInputs`:
@@ -81,10 +81,11 @@ from .errors import ConfigError
 from .losses import LossInputs, combine
 from .models.base import DualEncoder, SharedPoolScorer
 from .provenance import seed_everything, text_fingerprint, versions
+from .tasks import SplitEvaluator, get_task
 from .training.batching import build_batch_sampler
 from .training.checkpoint import latest_checkpoint, load_checkpoint, load_weights, prune_checkpoints, save_checkpoint
 from .training.config import RESUME_SAFE_KEYS, DataConfig, EvalSplitConfig, ModelConfig, TrainConfig
-from .training.data import Row, epoch_rows, load_examples, replace_negatives
+from .training.data import Row, epoch_rows, replace_negatives
 from .training.distributed import Dist
 from .training.gradcache import grad_cache_step
 from .training.schedules import SCHEDULES, warmup_steps_for
@@ -329,104 +330,6 @@ def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractCont
 # --------------------------------------------------------------------------- evaluation / refresh
 
 
-class _Evaluator:
-    """The loop's dev/test evaluation (data loaded once), by ``data.task`` and model kind.
-
-    * retrieval, bi-encoder: exact dense retrieval over the whole corpus
-      (:func:`unirank.eval.evaluate.run_eval`);
-    * retrieval, any other ranker: rerank the top ``rerank_depth`` documents of the
-      ``first_stage`` run (BM25, computed once, or a TREC run file) with
-      :func:`unirank.eval.rerank.rerank_eval`;
-    * response selection: score every context's candidates
-      (:func:`unirank.eval.response.evaluate_response`: R_n@k, MRR).
-    """
-
-    def __init__(self, split: EvalSplitConfig, data: DataConfig, device: torch.device) -> None:
-        self.cfg, self.data, self.device = split, split.data or data.train, device
-        self.task, self.options = data.task, dict(data.options)
-        self._ds: Any = None
-        self._first_stage: Any = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.cfg.split is not None
-
-    @property
-    def metric(self) -> str:
-        return self.cfg.metric or ("mrr" if self.task == "response" else "ndcg@10")
-
-    def fingerprint(self) -> str | None:
-        if not self.enabled:
-            return None
-        if self.task == "response":
-            from .data.dialogue import examples_fingerprint
-
-            return examples_fingerprint(self.dataset.examples)
-        return self.dataset.fingerprint
-
-    @property
-    def dataset(self) -> Any:
-        if self._ds is None:
-            if self.task == "response":
-                from .data.dialogue import load_response_data
-
-                self._ds = load_response_data(self.data, split=self.cfg.split, **self.options)
-            else:
-                from .data.datasets import load_dataset
-
-                self._ds = load_dataset(self.data, split=self.cfg.split)
-        return self._ds
-
-    def __call__(self, model: Any, out: Path | None = None) -> dict[str, float] | None:
-        if not self.enabled:
-            return None
-        if self.task == "response":
-            return self._response(model, out)
-        from .eval.config import EvalConfig, RetrieverConfig
-
-        ecfg = EvalConfig(data=self.data, split=self.cfg.split, retriever=RetrieverConfig(name="dense"), k=100,
-                          measures=list(self.cfg.measures), limit_queries=self.cfg.limit_queries,
-                          max_docs=self.cfg.max_docs, out=str(out) if out else None)
-        if isinstance(model, DualEncoder):
-            from .eval.evaluate import run_eval
-            from .index.retrievers import DenseRetriever
-
-            retriever = DenseRetriever(model=model, batch_size=self.cfg.batch_size, device=str(self.device), show_progress=False)
-            return run_eval(ecfg, dataset=self.dataset, retriever=retriever, quiet=True).metrics
-        from .eval.rerank import rerank_eval
-
-        _, result = rerank_eval(ecfg, model, depth=self.cfg.rerank_depth, batch_size=max(1, self.cfg.batch_size // 4),
-                                dataset=self.dataset, first_stage=self._first_stage_run(ecfg), quiet=True, progress=False)
-        return result.metrics
-
-    def _first_stage_run(self, ecfg: Any) -> Any:
-        """The run a reranker reorders: a TREC file, or BM25 over the split's corpus (once)."""
-        if self._first_stage is None:
-            if self.cfg.first_stage != "bm25":  # a TREC run file (TrainConfig.validate checked it exists)
-                from .data.trec import read_run
-
-                self._first_stage = read_run(self.cfg.first_stage)
-            else:
-                from .eval.config import RetrieverConfig
-                from .eval.evaluate import limit_split, retrieve, subsample_corpus
-                from .index.retrievers import make_retriever
-
-                ds = subsample_corpus(limit_split(self.dataset, ecfg.limit_queries), ecfg.max_docs)
-                self._first_stage, _ = retrieve(ds, make_retriever(RetrieverConfig(name="bm25")), self.cfg.rerank_depth)
-        return self._first_stage
-
-    def _response(self, model: Any, out: Path | None) -> dict[str, float]:
-        from .eval.response import evaluate_response, write_response_outputs
-
-        examples = self.dataset.examples
-        if self.cfg.limit_queries is not None:
-            examples = examples[: self.cfg.limit_queries]
-        metrics, scores = evaluate_response(model, examples, batch_size=max(1, self.cfg.batch_size // 4), progress=False)
-        if out is not None:
-            write_response_outputs(out, examples, scores, metrics, {"data": self.data, "split": self.cfg.split, "options": self.options})
-        return metrics
-
-
 def refresh_negatives(model: Any, cfg: TrainConfig, examples: list[TrainExample], step: int, out: Path) -> tuple[list[TrainExample], str]:
     """ANCE refresh: mine new negatives with the current model; returns (examples, mined file)."""
     from .negatives.convert import read_mined
@@ -545,8 +448,9 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             say("note: gradient_checkpointing does not act inside the Uni-Encoder's segmented pass "
                 "(it drives the layers' parts itself; segmented: auto takes it for long candidates); "
                 "that pass already needs far less memory")
+    task = get_task(cfg.data.task, key="data.task")
     if examples is None:
-        examples, data_info = load_examples(cfg.data)
+        examples, data_info = task.load_examples(cfg.data)
     else:
         data_info = {"source": "given", "fingerprint": text_fingerprint(f"{e.query_id}\t{e.query}\t{[p.id for p in e.positives]}\t{[n.id for n in e.negatives]}" for e in examples)}
     if not examples:
@@ -556,8 +460,8 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             if needed:
                 raise ConfigError(f"{why} needs a bi-encoder (a model with encode_queries); model.kind is {cfg.model.kind!r}")
     sampler = build_batch_sampler(cfg.batching.name, cfg.batch_size, cfg.seed, cfg.batching.drop_last, cfg.batching.params)
-    dev_eval = _Evaluator(cfg.dev, cfg.data, device)
-    test_eval = _Evaluator(cfg.test, cfg.data, device)
+    dev_eval = task.evaluator(cfg.dev, cfg.data, device)
+    test_eval = task.evaluator(cfg.test, cfg.data, device)
 
     def rows_of(epoch: int) -> list[Row]:
         return epoch_rows(examples, epoch, cfg.seed, cfg.data.negatives, cfg.data.negative_choice)
@@ -750,8 +654,8 @@ def _model_fingerprint(model: Any) -> str | None:
     return backbone.fingerprint() if backbone is not None else None
 
 
-def _write_provenance(out: Path, cfg: TrainConfig, data_info: dict, model_fp: str | None, dev_eval: _Evaluator,
-                      test_eval: _Evaluator, resumed_from: Path | None) -> None:
+def _write_provenance(out: Path, cfg: TrainConfig, data_info: dict, model_fp: str | None, dev_eval: SplitEvaluator,
+                      test_eval: SplitEvaluator, resumed_from: Path | None) -> None:
     uio.write_json(out / "config.json", to_dict(cfg))
     prov_path = out / "provenance.json"
     resumes = []

@@ -39,7 +39,7 @@ class DenseRetriever:
 
     @classmethod
     def from_config(cls, cfg) -> "DenseRetriever":
-        """Build from a :class:`unirank.eval.config.RetrieverConfig`."""
+        """Build from a :class:`unirank.index.config.RetrieverConfig`."""
         d = cfg.dense
         return cls(d.model, index_kind=d.index_kind, batch_size=d.batch_size, device=d.device, dtype=d.dtype, nprobe=d.nprobe)
 
@@ -97,7 +97,7 @@ class HybridRetriever:
 
     @classmethod
     def from_config(cls, cfg) -> "HybridRetriever":
-        """Build from a :class:`unirank.eval.config.RetrieverConfig`."""
+        """Build from a :class:`unirank.index.config.RetrieverConfig`."""
         return cls(BM25Index.from_config(cfg), DenseRetriever.from_config(cfg), k_rrf=cfg.k_rrf)
 
     @property

@@ -182,7 +182,7 @@ def encode_corpus_shard(
         ConfigError: the store holds another model's / corpus's / layout's embeddings.
     """
     if shard is None:
-        from ..training.distributed import env_world
+        from ..provenance import env_world
 
         rank, world, _ = env_world()
         shard = (rank, world)

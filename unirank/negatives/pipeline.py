@@ -41,7 +41,7 @@ import yaml
 
 from unirank.config import to_dict
 from unirank.errors import ConfigError, DataError
-from unirank.eval.config import RetrieverConfig
+from unirank.index.config import RetrieverConfig
 from unirank.io import atomic_open, file_sha256, write_json
 from unirank.models.base import import_model_kinds
 from unirank.negatives.audit import AuditCollector, write_audit

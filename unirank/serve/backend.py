@@ -299,7 +299,7 @@ def load_backend(
     built = None
     corpus = None
     if index is not None:
-        from ..eval.config import RetrieverConfig
+        from ..index.config import RetrieverConfig
         from ..index.base import RETRIEVERS
         from ..index.retrievers import DenseRetriever, make_retriever
 

@@ -69,7 +69,7 @@ class DataConfig:
         negative_choice: ``random`` (a fresh seeded draw from each query's mined list every
             epoch, as Tevatron does) or ``first`` (the best-ranked ``negatives``, fixed).
         limit_queries: train on the first N queries only (quick runs, tests).
-        task: ``retrieval`` (``train`` is a BEIR folder or data set name) or ``response``
+        task: a :data:`unirank.tasks.TASKS` name: ``retrieval`` (``train`` is a BEIR folder or data set name) or ``response``
             (``train`` is response-selection data for
             :func:`unirank.data.dialogue.load_response_data`: ``mutual``, ``dailydialog``
             or a MuTual/TSV/JSONL/task path; each context becomes a query whose correct
@@ -275,20 +275,9 @@ class TrainConfig:
             raise ConfigError(f"export: {self.export!r} is unknown; valid: best, last")
         if not self.in_batch_negatives and self.data.negatives == 0:
             raise ConfigError("in_batch_negatives is false and data.negatives is 0: the rows would have no negatives")
-        if self.data.task not in ("retrieval", "response"):
-            raise ConfigError(f"data.task: {self.data.task!r} is unknown; valid: response, retrieval")
-        if self.data.options and self.data.task != "response":
-            raise ConfigError("data.options are options of the response-data loader; set data.task: response")
-        if self.data.task == "response" and self.data.mined:
-            raise ConfigError("data.mined and data.task response exclude each other: response data brings its own negatives")
-        if self.data.task == "response" and self.refresh.every_steps:
-            raise ConfigError("refresh.every_steps (ANCE re-mining) needs retrieval data (a corpus to mine); data.task is response")
-        if self.data.task == "response" and not _builtin_response_name(self.data.train):
-            for key in ("dev", "test"):
-                split = getattr(self, key)
-                if split.split is not None and split.data is None:
-                    raise ConfigError(f"{key}.data: response data given as a path ({self.data.train}) has no splits; name the "
-                                      f"{key} file or folder in {key}.data, or set {key}.split: null")
+        from ..tasks import get_task
+
+        get_task(self.data.task, key="data.task").check_train(self)
         for key in ("dev", "test"):
             split = getattr(self, key)
             if split.rerank_depth < 1:
@@ -299,13 +288,6 @@ class TrainConfig:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
         check_devices({"device": self.device})
         check_out_dir(self.out)
-
-
-def _builtin_response_name(name: str) -> bool:
-    """True for a built-in response data set name (``mutual``, ``dailydialog``) that is not a path."""
-    from ..data.dialogue import RESPONSE_DATASETS
-
-    return name in RESPONSE_DATASETS and not Path(name).exists()
 
 
 #: top-level keys that may differ between a checkpoint's config and the config given to
