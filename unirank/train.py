@@ -84,7 +84,7 @@ from .provenance import seed_everything, text_fingerprint, versions
 from .tasks import SplitEvaluator, get_task
 from .training.batching import build_batch_sampler
 from .training.checkpoint import latest_checkpoint, load_checkpoint, load_weights, prune_checkpoints, save_checkpoint
-from .training.config import RESUME_SAFE_KEYS, DataConfig, EvalSplitConfig, ModelConfig, TrainConfig
+from .training.config import RESUME_SAFE_KEYS, ModelConfig, TrainConfig
 from .training.data import Row, epoch_rows, replace_negatives
 from .training.distributed import Dist
 from .training.gradcache import grad_cache_step

@@ -22,7 +22,6 @@ A new kind subclasses :class:`Ranker` (or one of the classes above), registers w
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -151,14 +150,13 @@ class SharedPoolScorer:
 
 def read_model_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The parsed ``unirank_model.json`` of a saved model folder (DataError if unusable)."""
+    from ..data.files import read_json_object
+
     f = Path(path).expanduser() / MODEL_FILE
     if not f.is_file():
         raise DataError(f"not a unirank model folder (no {MODEL_FILE})", path=path)
-    try:
-        meta = json.loads(f.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"invalid JSON: {e.msg}", path=f, line=e.lineno) from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str):
+    meta = read_json_object(f)
+    if not isinstance(meta.get("kind"), str):
         raise DataError('expected a JSON object with a "kind"', path=f)
     if meta.get("format") != FORMAT_VERSION:
         raise DataError(f"unsupported format {meta.get('format')!r}; expected {FORMAT_VERSION}", path=f)

@@ -19,7 +19,6 @@ save never leaves a half-written model under the final name; no pickle is involv
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
