@@ -16,6 +16,7 @@ from unirank.eval import metrics as M
 from unirank.eval.compare import (
     CompareConfig,
     align,
+    cli_args,
     compare_values,
     load_judgements,
     load_system,
@@ -356,23 +357,40 @@ def test_p_values_agree_with_ranx_compare(tmp_path):
                                      permutations=n_perm, bootstrap=100), quiet=True, warn=lambda m: None)
     rq = ranx.Qrels(qrels)
     rruns = [ranx.Run(r, name=n) for r, n in zip(runs, names)]
-    ranx_names = {"ndcg@10": "ndcg@10", "mrr@10": "mrr@10", "recall@10": "recall@10"}
-    for run, name in zip(rruns, names):  # the same per-query values first
+    for run, name in zip(rruns, names):  # the same per-query values first (ranx names these measures as we do)
         for m in measures:
-            theirs = ranx.evaluate(rq, run, ranx_names[m], return_mean=False)
-            mine = ours.aligned.values[m][name]
-            assert np.allclose(theirs, mine, atol=1e-6), (name, m)
-    student = ranx.compare(rq, rruns, [ranx_names[m] for m in measures], stat_test="student", rounding_digits=12)
-    fisher = ranx.compare(rq, rruns, [ranx_names[m] for m in measures], stat_test="fisher", n_permutations=n_perm,
+            ranx.evaluate(rq, run, m, return_mean=False)  # run.scores[m]: query id -> value
+            theirs = [run.scores[m][q] for q in ours.aligned.qids[m]]
+            assert np.allclose(theirs, ours.aligned.values[m][name], atol=1e-6), (name, m)
+    student = ranx.compare(rq, rruns, measures, stat_test="student", rounding_digits=12)
+    fisher = ranx.compare(rq, rruns, measures, stat_test="fisher", n_permutations=n_perm,
                           rounding_digits=12)
     checked = 0
     for r in ours.pairs:
         key = frozenset([r.a, r.b])
-        p_t = float(student.comparisons[key][ranx_names[r.measure]]["p_value"])
-        p_f = float(fisher.comparisons[key][ranx_names[r.measure]]["p_value"])
+        p_t = float(student.comparisons[key][r.measure]["p_value"])
+        p_f = float(fisher.comparisons[key][r.measure]["p_value"])
         assert r.p_t == pytest.approx(p_t, abs=1e-6, rel=1e-6)
         se = math.sqrt(max(p_f * (1 - p_f), 1e-4) / n_perm)  # two independent Monte-Carlo estimates
         assert abs(r.p_fisher - p_f) <= 4 * math.sqrt(2) * se + 2 / n_perm, (r, p_f)
         checked += 1
     assert checked == 9
     assert any(0.001 < r.p_t < 0.9 for r in ours.pairs)  # not only trivially tiny p-values
+
+
+def test_cli_args_reproduce_the_config(tmp_path):
+    qrels, runs = _runs(systems=2)
+    qpath, paths = _write(tmp_path, qrels, runs)
+    cfg = CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), names=["x", "y"], measures=["ndcg@5", "map"],
+                        all_pairs=True, test="fisher", alpha=0.01, permutations=300, bootstrap=200, seed=3, top_queries=2,
+                        out=str(tmp_path / "o"))
+    args = cli_args(cfg)
+    assert args[:2] == ["unirank", "compare"]
+    r = runner.invoke(app, args[1:])
+    assert r.exit_code == 0, r.output
+    settings = json.loads((tmp_path / "o" / "comparison.json").read_text())["settings"]
+    assert {k: settings[k] for k in ("names", "measures", "all_pairs", "test", "alpha", "permutations", "bootstrap", "seed",
+                                     "top_queries")} == {"names": ["x", "y"], "measures": ["ndcg@5", "map"], "all_pairs": True,
+                                                          "test": "fisher", "alpha": 0.01, "permutations": 300, "bootstrap": 200,
+                                                          "seed": 3, "top_queries": 2}
+    assert settings["command"] == args

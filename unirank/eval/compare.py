@@ -46,7 +46,7 @@ from . import significance as S
 __all__ = [
     "CompareConfig", "RetrievalSystem", "ResponseSystem", "Judgements", "load_system", "load_judgements",
     "per_query_values", "align", "Aligned", "PairResult", "Comparison", "compare_values", "changed_queries",
-    "run_compare", "DEFAULT_RETRIEVAL_MEASURES",
+    "run_compare", "cli_args", "DEFAULT_RETRIEVAL_MEASURES",
 ]
 
 DEFAULT_RETRIEVAL_MEASURES = ("ndcg@10", "recall@100", "mrr@10")
@@ -679,7 +679,7 @@ def run_compare(cfg: CompareConfig, quiet: bool = False, warn: Any = None) -> Co
     means, pairs = compare_values(aligned, names, baseline, all_pairs=cfg.all_pairs, test=cfg.test, alpha=cfg.alpha,
                                   correction=cfg.correction, permutations=cfg.permutations, bootstrap=cfg.bootstrap,
                                   confidence=cfg.confidence, seed=cfg.seed)
-    settings = {**asdict(cfg), "names": names, "baseline": baseline, "measures": measures}
+    settings = {**asdict(cfg), "names": names, "baseline": baseline, "measures": measures, "command": cli_args(cfg)}
     cmp = Comparison(names, baseline, measures, means, pairs, aligned, settings, notes, task)
     if not quiet:
         print(comparison_text(cmp))
@@ -690,6 +690,28 @@ def run_compare(cfg: CompareConfig, quiet: bool = False, warn: Any = None) -> Co
                          {"versions": versions(), "sources": {s.name: s.source for s in systems}},
                          markdown=comparison_markdown(cmp), html=html_comparison(cmp, changed))
     return cmp
+
+
+def cli_args(cfg: CompareConfig) -> list[str]:
+    """The ``unirank compare`` arguments that reproduce ``cfg`` (defaults left out).
+
+    Example:
+        >>> cli_args(CompareConfig(runs=["runs/a", "runs/b"], qrels="data/scifact", all_pairs=True, seed=1))
+        ['unirank', 'compare', 'runs/a', 'runs/b', '--qrels', 'data/scifact', '--all-pairs', '--seed', '1']
+    """
+    default = CompareConfig()
+    args = ["unirank", "compare", *cfg.runs]
+    for key in ("qrels", "split", "names", "measures", "baseline", "all_pairs", "test", "alpha", "correction", "permutations",
+                "bootstrap", "confidence", "seed", "missing", "top_queries", "out"):
+        value = getattr(cfg, key)
+        if value == getattr(default, key) or value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag)
+        else:
+            args += [flag, ",".join(value) if isinstance(value, list) else str(value)]
+    return args
 
 
 def per_query_tsv(cmp: Comparison) -> str:
