@@ -196,6 +196,7 @@ def test_compare_end_to_end_writes_the_folder(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cmp")]  # no temporary folder left
     data = json.loads((out / "comparison.json").read_text())
     assert data["systems"] == ["bm25", "dense", "tuned"] and data["baseline"] == "bm25"
+    assert set(data["sha256_16"]) == {"bm25", "dense", "tuned", "qrels"} and "torch" in data["versions"]
     assert data["means"]["tuned"]["ndcg@10"] == pytest.approx(M.evaluate(qrels, runs[2], ["ndcg@10"])["ndcg@10"])
     assert len(data["pairs"]) == 2 * 3 and data["dropped"] == {}
     changed = data["changed_queries"][0]

@@ -686,8 +686,12 @@ def run_compare(cfg: CompareConfig, quiet: bool = False, warn: Any = None) -> Co
     if cfg.out:
         by_name = {s.name: s for s in systems}
         changed = changed_queries(cmp, by_name, judgements, n=cfg.top_queries) if cfg.top_queries else []
+        fingerprints = {s.name: uio.file_sha256(_run_file(s.source))[:16] for s in systems}
+        if cfg.qrels:
+            q = Path(cfg.qrels)
+            fingerprints["qrels"] = uio.file_sha256(q / "qrels" / f"{cfg.split}.tsv" if q.is_dir() else q)[:16]
         write_comparison(cfg.out, cmp, changed, judgements,
-                         {"versions": versions(), "sources": {s.name: s.source for s in systems}},
+                         {"versions": versions(), "sources": {s.name: s.source for s in systems}, "sha256_16": fingerprints},
                          markdown=comparison_markdown(cmp), html=html_comparison(cmp, changed))
     return cmp
 
@@ -712,6 +716,14 @@ def cli_args(cfg: CompareConfig) -> list[str]:
         else:
             args += [flag, ",".join(value) if isinstance(value, list) else str(value)]
     return args
+
+
+def _run_file(source: str) -> Path:
+    """The file a system was read from (``run.trec`` or ``scores.jsonl`` inside a folder)."""
+    p = Path(source)
+    if p.is_dir():
+        return p / "run.trec" if (p / "run.trec").is_file() else p / "scores.jsonl"
+    return p
 
 
 def per_query_tsv(cmp: Comparison) -> str:
