@@ -245,6 +245,7 @@ def test_different_query_sets_are_compared_on_the_intersection_and_said(tmp_path
     ("test", "--test 'z'; valid: fisher, t"),
     ("baseline", "--baseline 'nope' is not one of the systems"),
     ("names", "--names: 1 names for 2 runs"),
+    ("twice", "--measures lists a measure twice"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, case, expect):
     qrels, runs = _runs(systems=2)
@@ -266,6 +267,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case, expect):
         "test": base + ["--test", "z"],
         "baseline": base + ["--baseline", "nope"],
         "names": base + ["--names", "x"],
+        "twice": base + ["--measures", "ndcg@10,NDCG@10"],
     }.get(case, base)
     out = tmp_path / "out"
     r = runner.invoke(app, [*args, "--out", str(out)])

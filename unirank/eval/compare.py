@@ -120,6 +120,8 @@ class CompareConfig:
             raise ConfigError(f"--missing {self.missing!r}; valid: skip, zero", key="missing")
         if self.measures is not None and not self.measures:
             raise ConfigError("--measures is empty", key="measures")
+        if self.measures and len({m.lower() for m in self.measures}) < len(self.measures):
+            raise ConfigError(f"--measures lists a measure twice: {','.join(self.measures)}", key="measures")
 
 
 # --------------------------------------------------------------------------- loading
