@@ -37,6 +37,8 @@ DEFAULT_RUNS = ["bm25=runs/scifact-bm25", "dense=runs/scifact-dense", "finetuned
 
 def ranx_check(cmp, runs: dict[str, str], qrels: dict, permutations: int) -> tuple[list[list[str]], dict]:
     """Per pair and measure: our p-values next to ranx's; also whether the per-query values agree."""
+    from importlib.metadata import version
+
     import numpy as np
     import ranx
 
@@ -71,7 +73,7 @@ def ranx_check(cmp, runs: dict[str, str], qrels: dict, permutations: int) -> tup
         rows.append([f"{r.a} vs {r.b}", r.measure, f"{r.p_t:.6g}", f"{pt:.6g}", f"{abs(r.p_t - pt):.1e}",
                      f"{r.p_fisher:.4f}", f"{pf:.4f}", f"{abs(r.p_fisher - pf):.4f}", f"{bound:.4f}"])
     return rows, {"per_query_mismatch": {f"{n}/{m}": v for (n, m), v in same.items()}, "max_abs_dp_t": worst_t,
-                  "fisher_within_mc_error": fisher_ok, "ranx_s": round(ranx_s, 1), "ranx": ranx.__version__}
+                  "fisher_within_mc_error": fisher_ok, "ranx_s": round(ranx_s, 1), "ranx": version("ranx")}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -106,7 +106,7 @@ def comparison_markdown(cmp: Comparison) -> str:
     return "\n".join(tag_rows + ["", legend(cmp), ""] + pair_rows + ([""] + notes if notes else [])) + "\n"
 
 
-def comparison_text(cmp: Comparison, width: int = 140) -> str:
+def comparison_text(cmp: Comparison, width: int = 150) -> str:
     """The same tables rendered with rich for the terminal."""
     from rich.console import Console
     from rich.table import Table
@@ -118,7 +118,7 @@ def comparison_text(cmp: Comparison, width: int = 140) -> str:
     for s in cmp.systems:
         means.add_row(_system_label(cmp, s), *(marked_mean(cmp, s, m) for m in cmp.measures))
     pairs = Table(title="paired tests (full table with means and d_z: comparison.md)")
-    keep = [0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 13]  # no mean A / mean B (above) or d_z: fits 140 columns
+    keep = [0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 13]  # no mean A / mean B (above) or d_z: fits 150 columns
     head = _pair_header(cmp)
     for i in keep:
         pairs.add_column(head[i], justify="left" if i < 2 else "right")
