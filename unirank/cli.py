@@ -177,6 +177,44 @@ def index_cmd(
 
 
 @app.command()
+def compare(
+    runs: List[Path] = typer.Argument(..., help="run folders (unirank eval: run.trec, or scores.jsonl for --task response) or TREC run files; the first is the baseline"),
+    qrels: Optional[Path] = typer.Option(None, help="retrieval: TREC qrels file, BEIR qrels .tsv, or BEIR folder (adds texts to the report)"),
+    split: str = typer.Option("test", help="qrels split when --qrels is a BEIR folder"),
+    names: Optional[str] = typer.Option(None, help="comma-separated system names, one per run (default: folder / file names)"),
+    measures: Optional[str] = typer.Option(None, help="comma-separated; retrieval default ndcg@10,recall@100,mrr@10; response default R<n>@k,mrr"),
+    baseline: Optional[str] = typer.Option(None, help="system the others are tested against (default: the first)"),
+    all_pairs: bool = typer.Option(False, "--all-pairs", help="test every pair, not only against the baseline"),
+    test: str = typer.Option("t", help="test that marks significance: t (paired t-test) | fisher (randomization)"),
+    alpha: float = typer.Option(0.05),
+    correction: str = typer.Option("holm", help="holm | none (per measure, across the pairs)"),
+    permutations: int = typer.Option(10000, help="randomization test: random sign patterns (exact when 2^n is fewer)"),
+    bootstrap: int = typer.Option(10000, help="bootstrap resamples for the CI of the mean difference"),
+    confidence: float = typer.Option(0.95),
+    seed: int = typer.Option(0),
+    missing: str = typer.Option("skip", help="judged queries a run lacks: skip (compare the common queries, reported) | zero"),
+    top_queries: int = typer.Option(10, help="most-changed queries per pair shown in report.html"),
+    out: Optional[Path] = typer.Option(None, help="output folder: comparison.json, comparison.md, per_query.tsv, report.html"),
+) -> None:
+    """Paired significance tests between systems over the same queries (t-test, randomization, bootstrap CI, Holm)."""
+    from .eval.compare import CompareConfig, run_compare
+
+    def go() -> None:
+        cfg = CompareConfig(
+            runs=[str(r) for r in runs], qrels=str(qrels) if qrels else None, split=split,
+            names=[n.strip() for n in names.split(",")] if names else None,
+            measures=[m.strip() for m in measures.split(",") if m.strip()] if measures is not None else None,
+            baseline=baseline, all_pairs=all_pairs, test=test, alpha=alpha, correction=correction, permutations=permutations,
+            bootstrap=bootstrap, confidence=confidence, seed=seed, missing=missing, top_queries=top_queries,
+            out=str(out) if out else None)
+        run_compare(cfg)
+        if cfg.out:
+            typer.echo(f"wrote {cfg.out}: comparison.json, comparison.md, per_query.tsv, report.html")
+
+    _guard(go)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("unirank-demo"), help="where the reports go"),
     limit_queries: int = typer.Option(300, help="test queries evaluated"),
