@@ -13,11 +13,12 @@ from __future__ import annotations
 import html
 import io
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .compare import Comparison, PairResult
+if TYPE_CHECKING:  # compare.py imports this module to write its outputs
+    from .compare import Comparison, PairResult
 from .report import _png
 
 __all__ = ["letters", "marked_mean", "comparison_markdown", "comparison_text", "html_comparison", "legend"]
@@ -87,7 +88,7 @@ def comparison_markdown(cmp: Comparison) -> str:
     """The means table with significance marks, its legend, the pairs table and the notes.
 
     Example:
-        >>> from unirank.eval.compare import align, compare_values
+        >>> from unirank.eval.compare import Comparison, align, compare_values
         >>> al = align({"b": {"m": {f"q{i}": 0.1 for i in range(8)}}, "a": {"m": {f"q{i}": 0.5 + i / 100 for i in range(8)}}}, ["m"])
         >>> means, pairs = compare_values(al, ["b", "a"], "b", bootstrap=100)
         >>> settings = {"test": "t", "correction": "holm", "alpha": 0.05, "confidence": 0.95, "all_pairs": False,
