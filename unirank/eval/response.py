@@ -252,7 +252,7 @@ def make_ranker(
         >>> make_ranker("nope")
         Traceback (most recent call last):
         ...
-        unirank.errors.ConfigError: unknown model kind 'nope'; valid: bi, cross, poly, uni
+        unirank.errors.ConfigError: unknown model kind 'nope'; valid: bi, cross, poly, splade, uni
     """
     from ..models.backbone import pick_device
     from ..models.base import model_class

@@ -21,7 +21,7 @@ Context = Union[str, Sequence[str]]
 MODELS: Registry[type["Ranker"]] = Registry("model kind")
 
 
-_KIND_MODULES = ("bi", "cross", "poly", "uni")
+_KIND_MODULES = ("bi", "cross", "poly", "uni", "splade")
 
 
 def import_model_kinds() -> None:
