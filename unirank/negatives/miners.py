@@ -612,6 +612,75 @@ class HybridMiner(Miner):
         }
 
 
+@_register("splade")
+class SpladeMiner(Miner):
+    """Negatives from a SPLADE model (the self-mined negatives of SPLADE++): documents and
+    queries are sparse vectors, candidates come from an exact sparse search
+    (:class:`~unirank.index.learned_sparse.SparseExactIndex`) and a positive's score is the
+    same dot product ``q . d``.
+
+    Args:
+        encoder: a :class:`~unirank.models.splade.Splade` (``encode_queries`` / ``encode_docs``
+            returning ``scipy.sparse`` rows).
+        encode_kw: passed to the encoder (``batch_size``, ``device``, ``dtype``).
+    """
+
+    def __init__(self, encoder: Any, encode_kw: dict[str, Any] | None = None) -> None:
+        self.encoder = encoder
+        self.encode_kw = dict(encode_kw or {})
+        self._index: Any = None
+
+    @classmethod
+    def from_config(cls, cfg: Any, encoder: Any = None) -> "SpladeMiner":
+        """From a MineConfig: ``miner.splade.model`` (default the packaged SPLADE-tiny) and its settings."""
+        s = cfg.miner.splade
+        if encoder is None:
+            from unirank.models.splade import Splade
+
+            encoder = Splade.from_pretrained(s.model, **s.settings)
+        return cls(encoder, {"batch_size": s.batch_size, "device": s.device, "dtype": s.dtype})
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return [] if self._index is None else self._index.doc_ids
+
+    def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
+        from unirank.index.learned_sparse import SparseExactIndex
+
+        self._index = SparseExactIndex(vocab_fingerprint=self.encoder.vocab_fingerprint())
+        self._index.add(self.encoder.encode_docs(list(texts), **self.encode_kw), list(doc_ids))
+
+    def prepare(self, queries: Sequence[str]) -> Any:
+        from unirank.index.learned_sparse import warn_empty_queries
+
+        q = self.encoder.encode_queries(list(queries), **self.encode_kw)
+        warn_empty_queries(q, "miner splade")
+        return q
+
+    def search(self, state: Any, k: int, rows: Sequence[Sequence[int]] | None = None) -> MinedHits:
+        if self._index is None:
+            raise RuntimeError("SpladeMiner.search before build()")
+        s, i = self._index.search(state, k)
+        return MinedHits(s, i, self.score(state, rows if rows is not None else [[] for _ in range(state.shape[0])]))
+
+    def score(self, state: Any, rows: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        docs = self._index.matrix
+        out = []
+        for r, want in enumerate(_rows(rows, state.shape[0])):
+            if len(want):
+                out.append(np.asarray((docs[want] @ state[r].T).toarray()).reshape(-1).astype(np.float32))
+            else:
+                out.append(np.empty(0, dtype=np.float32))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        backbone = getattr(self.encoder, "backbone", None)
+        return {"miner": "splade", "index": "splade-exact (scipy sparse)",
+                "settings": {"vocab_fingerprint": self.encoder.vocab_fingerprint()},
+                "model": {"source": backbone.source, "fingerprint": backbone.fingerprint(),
+                          "settings": dict(getattr(self.encoder, "settings", {}))} if backbone is not None else None}
+
+
 def build_miner(cfg: Any, encoder: Any = None) -> Miner:
     """The miner named by ``cfg.miner.name`` (a MineConfig), through :data:`MINERS`.
 

@@ -248,8 +248,9 @@ def check_backend_args(model: str | None, kind: str, index: str | None, retrieve
     from ..index.base import RETRIEVERS
     from ..models.base import MODELS
 
-    for name in ("bi", "cross", "poly", "uni"):  # the model modules register their kinds
-        importlib.import_module(f"unirank.models.{name}")
+    from ..models.base import import_model_kinds
+
+    import_model_kinds()  # the model modules register their kinds
     MODELS.get(kind)
     importlib.import_module("unirank.index.retrievers")
     RETRIEVERS.get(retriever)
@@ -278,9 +279,10 @@ def load_backend(
             all-MiniLM-L6-v2 backbone), or None for no ranker.
         kind: model kind, a :data:`~unirank.models.base.MODELS` name (bi, cross, poly, uni).
         index: ``stdlib-codesearch`` or a BEIR folder to index for ``/search`` (None: no search).
-        retriever: a :data:`~unirank.index.base.RETRIEVERS` name (bm25, dense, hybrid).
+        retriever: a :data:`~unirank.index.base.RETRIEVERS` name (bm25, dense, hybrid, splade, fusion).
         dense_model: bi-encoder of a dense / hybrid index when the ranker is not a bi-encoder
-            (None: packaged all-MiniLM-L6-v2).
+            (None: packaged all-MiniLM-L6-v2); with ``splade``, the SPLADE model (None: the
+            ranker when it is of kind splade, else the packaged SPLADE-tiny).
         max_docs: index only the first N documents.
         device: cpu / cuda (default: cuda when present).
         rerank_depth: documents reranked per ``/search`` with ``rerank``.
@@ -304,8 +306,14 @@ def load_backend(
 
         cfg = RetrieverConfig(name=retriever)
         cfg.dense.model, cfg.dense.device = dense_model, device
+        cfg.splade.device = device
+        if dense_model is not None:  # --dense-model also names the SPLADE model of --retriever splade
+            cfg.splade.model = dense_model
         RETRIEVERS.get(retriever)  # unknown names raise, listing the valid ones
-        if retriever in ("dense", "hybrid") and encoder is not None and dense_model is None:
+        own = getattr(ranker, "as_retriever", None)  # a SPLADE ranker serves its own index
+        if retriever == "splade" and callable(own) and dense_model is None:
+            built = own(device=device)
+        elif retriever in ("dense", "hybrid") and encoder is not None and dense_model is None:
             dense = DenseRetriever(encoder, device=device)
             built = dense if retriever == "dense" else RETRIEVERS.get("hybrid")(RETRIEVERS.get("bm25").from_config(cfg), dense, k_rrf=cfg.k_rrf)
         else:
