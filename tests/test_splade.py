@@ -366,3 +366,31 @@ def test_splade_and_fusion_retrievers_on_a_tiny_corpus(tiny, tiny_beir, tmp_path
     fused = FusionRetriever([SpladeRetriever(tiny), BM25Index(stemmer=None)], names=["splade", "bm25"])
     res2 = run_eval(EvalConfig(data=str(tiny_beir), split="test", k=5), retriever=fused, quiet=True)
     assert "splade" in res2.info["retriever_stats"]
+
+
+def test_sparse_gradient_path_equals_the_full_logit_matrix(tiny):
+    """Training's max pooling (argmax found without autograd, active entries recomputed) gives the
+    values and gradients of the max over the full (tokens, V) logit matrix."""
+    import unirank.models.splade as S
+
+    import copy
+
+    tiny = copy.deepcopy(tiny).double()  # float64: the full path sums 30k-wide gradients, float32 rounding would show
+    texts = ["a query about cats", "dogs bark at the postman every morning", "x"]
+    ids, mask = tiny._pad(tiny._token_ids(texts, 32), torch.device("cpu"))
+
+    def full():
+        h = S.encode_tokens(tiny.model, ids, mask)
+        logits = tiny.head(h).masked_fill(~mask.bool()[:, :, None], float("-inf"))
+        return torch.log1p(torch.relu(logits.amax(1)))
+
+    weights = torch.rand(3, tiny.vocab_size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    grads = []
+    for fn in (full, lambda: tiny._reps(ids, mask)):
+        tiny.zero_grad()
+        r = fn()
+        (r * weights).sum().backward()
+        grads.append((r.detach(), tiny.head.dense.weight.grad.clone(), tiny.head.decoder_weight.grad.clone(), tiny.head.bias.grad.clone()))
+    tiny.zero_grad()
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a.double(), b.double(), atol=1e-6, rtol=1e-6)

@@ -350,33 +350,55 @@ class Splade(Ranker):
     def _reps(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """SPLADE vectors of a padded batch (differentiable when grad is on).
 
-        Only real tokens are projected onto the vocabulary; without gradients at most
-        :data:`TOKEN_BUDGET` tokens at a time (whole texts), so the ``(tokens, V)`` logit
-        block stays small.
+        Only real tokens are projected onto the vocabulary, at most :data:`TOKEN_BUDGET`
+        tokens (whole texts) at a time, so the ``(tokens, V)`` logit block stays small. With
+        max pooling and gradients on, that projection runs without autograd: it gives each
+        entry's maximum and the token that holds it, and only the entries that survive the
+        ReLU (a few hundred per text) are recomputed differentiably as
+        ``log1p(h_argmax . w_v + b_v)`` - the same values and the same gradient as the
+        max over the full logit matrix (whose gradient reaches only the argmax, and nothing
+        where the ReLU is 0), without a ``(tokens, V)`` tensor in the backward pass.
 
         Shapes: ``(B, L)``, ``(B, L)`` -> ``(B, V)`` float32.
         """
         hidden = encode_tokens(self.model, input_ids, mask)
         lengths = mask.sum(1).tolist()
         flat = self.head.transform(hidden[mask.bool()])  # (T, H): padding dropped (right-padded rows)
-        budget = TOKEN_BUDGET if not torch.is_grad_enabled() else sum(lengths)
-        out, start, row = [], 0, 0
-        while row < len(lengths):
-            stop_row, n = row, 0
-            while stop_row < len(lengths) and (stop_row == row or n + lengths[stop_row] <= budget):
-                n += lengths[stop_row]
-                stop_row += 1
-            logits = self.head.decode(flat[start : start + n]).float()  # (n, V)
-            bounds = np.r_[0, np.cumsum(lengths[row:stop_row])]
-            for a, b in zip(bounds[:-1], bounds[1:]):
-                seg = logits[a:b]
-                if self.pooling == "max":
-                    out.append(torch.log1p(torch.relu(seg.amax(0))))  # = max_t log1p(relu(x_t))
-                else:
-                    out.append(torch.log1p(torch.relu(seg)).sum(0))
-            start += n
-            row = stop_row
-        return torch.stack(out)
+        sparse_grad = torch.is_grad_enabled() and self.pooling == "max"
+        full_grad = torch.is_grad_enabled() and not sparse_grad
+        budget = sum(lengths) if full_grad else TOKEN_BUDGET
+        maxes, argmax, out = [], [], []
+        start, row = 0, 0
+        with torch.no_grad() if sparse_grad else contextlib.nullcontext():
+            while row < len(lengths):
+                stop_row, n = row, 0
+                while stop_row < len(lengths) and (stop_row == row or n + lengths[stop_row] <= budget):
+                    n += lengths[stop_row]
+                    stop_row += 1
+                logits = self.head.decode(flat[start : start + n])  # (n, V)
+                logits = logits if logits.dtype == torch.float64 else logits.float()
+                bounds = np.r_[0, np.cumsum(lengths[row:stop_row])]
+                for a, b in zip(bounds[:-1], bounds[1:]):
+                    seg = logits[a:b]
+                    if sparse_grad:
+                        m, i = seg.max(0)
+                        maxes.append(m)
+                        argmax.append(i + start + int(a))
+                    elif self.pooling == "max":
+                        out.append(torch.log1p(torch.relu(seg.amax(0))))  # = max_t log1p(relu(x_t))
+                    else:
+                        out.append(torch.log1p(torch.relu(seg)).sum(0))
+                start += n
+                row = stop_row
+        if not sparse_grad:
+            return torch.stack(out)
+        m, idx = torch.stack(maxes), torch.stack(argmax)  # (B, V) each
+        rows, cols = (m > 0).nonzero(as_tuple=True)
+        tok = idx[rows, cols]
+        dt = m.dtype
+        vals = (flat[tok].to(dt) * self.head.decoder_weight[cols].to(dt)).sum(-1) + self.head.bias[cols].to(dt)
+        reps = torch.zeros(m.shape, device=m.device, dtype=dt)
+        return reps.index_put((rows, cols), torch.log1p(torch.relu(vals)))
 
     def _query_reps_free(self, ids: Sequence[list[int]], device: torch.device) -> torch.Tensor:
         """Inference-free query vectors: ``ReLU(query_weights[v])`` for each distinct non-special token v."""
