@@ -640,8 +640,10 @@ def flops(inputs: LossInputs, *, query: float = 5e-4, doc: float = 3e-4, warmup_
     ``FLOPS(X) = sum_v (mean_i x_iv) ** 2`` (:func:`flops_value`) over the batch's query
     vectors ``Q`` and document vectors ``D`` (every document of the pool) and
     ``w(t) = min(1, (t / warmup_steps) ** 2)`` at optimizer step ``t``
-    (:func:`quadratic_warmup`). Defaults: SPLADE++'s lambda_q = 5e-4, lambda_d = 3e-4
-    (Formal et al. 2022). Configure the weights here and give the loss weight 1::
+    (:func:`quadratic_warmup`). The defaults are small weights for fine-tuning a checkpoint that
+    is already sparse; the SPLADE papers tune lambda_q / lambda_d per setting (larger from
+    scratch, larger for queries for fast retrieval). Configure the weights here and give the
+    loss weight 1::
 
         losses: {infonce: 1.0, flops: {weight: 1.0, query: 5.0e-4, doc: 3.0e-4, warmup_steps: 100}}
 
