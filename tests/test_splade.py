@@ -128,6 +128,8 @@ def test_checkpoint_without_mlm_head_is_refused_unless_tied_head():
         Splade.from_pretrained("minilm")
     m = Splade.from_pretrained("minilm", tied_head=True, max_length=32)
     assert m.head.decoder_weight is m.model.get_input_embeddings().weight
+    sparse = Splade.from_pretrained("minilm", tied_head=True, max_length=32, head_init="identity", head_bias=-6.0)
+    assert bool((sparse.head.bias == -6.0).all()) and 0 < sparse.encode(["a small test"]).nnz < m.encode(["a small test"]).nnz
     x = m.encode(["a small test"])
     assert x.shape == (1, m.tokenizer.vocab_size) and x.nnz > 0
 
