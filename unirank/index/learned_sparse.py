@@ -271,10 +271,10 @@ class SeismicIndex:
         res = self._index.batch_search(np.array([str(r) for r in live], dtype=string), comps, vals, k=int(k),
                                        query_cut=int(sp_["query_cut"]), heap_factor=float(sp_["heap_factor"]),
                                        num_threads=self.num_threads)
-        for r, hits in zip(live, res):
+        for hits in res:  # results are not in query order: each hit names its query
             hits = [h for h in hits if h[1] > 0]
-            for j, (_, score, doc) in enumerate(hits[:k]):
-                out_s[r, j], out_i[r, j] = score, int(doc)
+            for j, (qid, score, doc) in enumerate(hits[:k]):
+                out_s[int(qid), j], out_i[int(qid), j] = score, int(doc)
         return out_s, out_i
 
     @property
