@@ -401,3 +401,19 @@ def test_sparse_gradient_path_equals_the_full_logit_matrix(tiny):
     tiny.zero_grad()
     for a, b in zip(*grads):
         torch.testing.assert_close(a.double(), b.double(), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.slow  # ~40 s: Seismic builds summaries for all 30,522 posting lists even for 5 documents
+def test_splade_retriever_with_seismic_index(tiny, tiny_beir):
+    pytest.importorskip("seismic")
+    from unirank.eval.config import EvalConfig
+    from unirank.eval.evaluate import run_eval
+    from unirank.index.splade_retriever import SpladeRetriever
+
+    cfg = EvalConfig(data=str(tiny_beir), split="test", k=5)
+    exact = run_eval(cfg, retriever=SpladeRetriever(tiny), quiet=True)
+    seis = SpladeRetriever(tiny, index="seismic", seismic={"n_postings": 100, "query_cut": 1000, "heap_factor": 1.0})
+    approx = run_eval(cfg, retriever=seis, quiet=True)
+    assert approx.metrics["ndcg@10"] == pytest.approx(exact.metrics["ndcg@10"], abs=1e-6)
+    with pytest.raises(ConfigError, match="retriever.splade.index"):
+        SpladeRetriever(tiny, index="faiss")
