@@ -32,7 +32,7 @@ def test_a_saved_folder_loads_as_its_own_kind_and_refuses_another(tmp_path, kind
 def test_without_a_saved_folder_the_kind_is_required_and_checked(tmp_path):
     with pytest.raises(ConfigError, match="say which kind"):
         load_ranker(tmp_path)
-    with pytest.raises(ConfigError, match="unknown model kind 'nope'; valid: bi, cross, poly, uni"):
+    with pytest.raises(ConfigError, match="unknown model kind 'nope'; valid: bi, cross, poly, splade, uni"):
         load_ranker(None, "nope")
 
 
@@ -55,5 +55,8 @@ def test_capabilities_are_declared_by_class():
     from unirank.models.base import DualEncoder, SharedPoolScorer
 
     declared = {k: (issubclass(MODELS.get(k), DualEncoder), issubclass(MODELS.get(k), SharedPoolScorer)) for k in MODELS.names()}
-    assert declared == {"bi": (True, False), "poly": (False, True), "cross": (False, False), "uni": (False, False)}
+    assert declared == {"bi": (True, False), "poly": (False, True), "cross": (False, False), "uni": (False, False),
+                        "splade": (True, False)}
+    assert (MODELS.get("bi").retriever_name, MODELS.get("splade").retriever_name) == ("dense", "splade")
+    assert MODELS.get("splade").sparse_vectors and not MODELS.get("bi").sparse_vectors
     assert not MODELS.get("cross")(tiny_backbone(hidden=32)).may_take_segmented_pass

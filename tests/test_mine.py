@@ -358,7 +358,7 @@ def test_read_mined_names_file_and_line(tmp_path):
 @pytest.mark.parametrize(
     "override,match",
     [
-        ({"miner": {"name": "splade"}}, "unknown miner 'splade'; valid: bm25, dense, hybrid"),
+        ({"miner": {"name": "colbert"}}, "unknown miner 'colbert'; valid: bm25, dense, hybrid"),
         ({"filters": [{"name": "nope"}]}, "unknown filter 'nope'; valid: absolute_margin, duplicates"),
         ({"sampler": {"name": "nope"}}, "unknown sampler 'nope'; valid: mixed, random, range, simans, top"),
         ({"format": "parquet"}, "valid: unirank, flag, st-ntuple, st-triplet"),

@@ -29,6 +29,11 @@ def _guard(fn: Callable[[], T]) -> T:
         raise typer.Exit(2) from None
 
 
+def _model_key(section: str, name: str | None) -> str:
+    """Which config key ``--model`` sets: the SPLADE model for ``splade``, else the bi-encoder."""
+    return f"{section}.splade.model" if name == "splade" else f"{section}.dense.model"
+
+
 def _flags(**kw: object) -> list[str]:
     """CLI flags that were given, as key=value overrides (None = not given)."""
     return [f"{k}={v}" for k, v in kw.items() if v is not None]
@@ -38,8 +43,10 @@ def _flags(**kw: object) -> list[str]:
 def eval_cmd(
     data: Optional[str] = typer.Option(None, help="BEIR folder or built-in name (stdlib-codesearch)"),
     split: Optional[str] = typer.Option(None, help="qrels split, e.g. test"),
-    retriever: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid | prebuilt (needs --set retriever.dense.store=STORE)"),
-    model: Optional[str] = typer.Option(None, help="bi-encoder for dense/hybrid: folder, hub name; default packaged all-MiniLM-L6-v2"),
+    retriever: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid | prebuilt (needs --set retriever.dense.store=STORE) | "
+                                            "splade | fusion (RRF of retriever.fuse, default [splade, bm25])"),
+    model: Optional[str] = typer.Option(None, help="bi-encoder for dense/hybrid: folder, hub name; default packaged all-MiniLM-L6-v2 "
+                                        "(with --retriever splade: the SPLADE model, default the packaged splade-tiny)"),
     k: Optional[int] = typer.Option(None, help="documents retrieved per query"),
     index: Optional[str] = typer.Option(None, help="dense index: flat (exact) | ivf"),
     batch_size: Optional[int] = typer.Option(None),
@@ -66,7 +73,7 @@ def eval_cmd(
 
     def go() -> None:
         overrides = _flags(
-            data=data, split=split, task=task, **{"retriever.name": retriever, "retriever.dense.model": model, "k": k,
+            data=data, split=split, task=task, **{"retriever.name": retriever, _model_key("retriever", retriever): model, "k": k,
             "retriever.dense.index_kind": index, "retriever.dense.batch_size": batch_size, "retriever.dense.device": device,
             "retriever.dense.dtype": dtype, "limit_queries": limit_queries, "out": out, "rerank.kind": reranker,
             "rerank.model": reranker_model, "rerank.depth": rerank_depth, "rerank.first_stage_run": first_stage_run,
@@ -100,8 +107,8 @@ def train(
 def mine(
     data: Optional[str] = typer.Option(None, help="BEIR folder or built-in name"),
     split: Optional[str] = typer.Option(None, help="qrels split whose queries are mined (default train)"),
-    miner: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid | prebuilt (needs --set miner.dense.store=STORE)"),
-    model: Optional[str] = typer.Option(None, help="bi-encoder of the dense/hybrid miner"),
+    miner: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid | prebuilt (needs --set miner.dense.store=STORE) | splade"),
+    model: Optional[str] = typer.Option(None, help="bi-encoder of the dense/hybrid miner (with --miner splade: the SPLADE model)"),
     filter_: Optional[List[str]] = typer.Option(None, "--filter", help="NAME[:k=v,...], repeatable, in order; 'none' = only drop positives"),
     sampler: Optional[str] = typer.Option(None, help="NAME[:k=v,...]: top | range | random | simans | mixed"),
     negatives: Optional[int] = typer.Option(None, help="negatives per query"),
@@ -121,7 +128,7 @@ def mine(
     def go() -> None:
         overrides = _flags(
             data=data, split=split, negatives=negatives, depth=depth, seed=seed, out=out, format=format_,
-            **{"miner.name": miner, "miner.dense.model": model, "teacher.kind": teacher, "teacher.model": teacher_model},
+            **{"miner.name": miner, _model_key("miner", miner): model, "teacher.kind": teacher, "teacher.model": teacher_model},
         )
         cfg = build_mine_config(config, overrides + list(set_), filters=filter_ or None, sampler=sampler)
         manifest = run_mine(cfg)
@@ -136,7 +143,9 @@ def mine(
 def encode(
     data: str = typer.Option(..., help="BEIR folder or built-in name whose corpus is encoded"),
     out: Path = typer.Option(..., help="embedding store folder (shared by all shards)"),
-    model: Optional[str] = typer.Option(None, help="bi-encoder folder or name (default packaged all-MiniLM-L6-v2)"),
+    model: Optional[str] = typer.Option(None, help="bi-encoder folder or name (default packaged all-MiniLM-L6-v2; "
+                                        "--kind splade: SPLADE model, default the packaged splade-tiny)"),
+    kind: str = typer.Option("bi", help="bi (dense embeddings) | splade (sparse vectors, for `unirank index --kind seismic|exact`)"),
     shard: Optional[str] = typer.Option(None, help="i/n: encode shard i of n (default: torchrun rank/world size, else 0/1)"),
     batch_size: int = typer.Option(64),
     chunk_size: int = typer.Option(8192, help="documents per chunk file (the unit of resume)"),
@@ -146,12 +155,25 @@ def encode(
 ) -> None:
     """Encode a corpus (or one shard of it) into a resumable embedding store."""
     from .index.shards import encode_corpus_shard, parse_shard
-    from .models.bi import BiEncoder
 
     def go() -> None:
-        folder = encode_corpus_shard(BiEncoder.from_pretrained(model), data, shard=parse_shard(shard) if shard else None,
-                                     out_dir=out, batch_size=batch_size, chunk_size=chunk_size, resume=resume, dtype=dtype,
-                                     device=device)
+        from .errors import ConfigError
+        from .models.base import MODELS, DualEncoder, import_model_kinds, load_ranker
+
+        import_model_kinds()
+        cls = MODELS.get(kind)
+        if not issubclass(cls, DualEncoder):
+            raise ConfigError(f"--kind {kind}: encode needs a model that embeds documents on their own "
+                              f"({', '.join(k for k in MODELS.names() if issubclass(MODELS.get(k), DualEncoder))})")
+        encoder = load_ranker(model or cls.default_model, kind, device=device)
+        kw = dict(shard=parse_shard(shard) if shard else None, out_dir=out, batch_size=batch_size, chunk_size=chunk_size,
+                  resume=resume, device=device)
+        if encoder.sparse_vectors:  # a sparse model writes the sparse store layout
+            from .index.learned_sparse import encode_sparse_shard
+
+            folder = encode_sparse_shard(encoder, data, **kw)
+        else:
+            folder = encode_corpus_shard(encoder, data, dtype=dtype, **kw)
         typer.echo(f"wrote {folder}")
 
     _guard(go)
@@ -161,16 +183,32 @@ def encode(
 def index_cmd(
     store: Path = typer.Option(..., help="embedding store written by `unirank encode`"),
     out: Path = typer.Option(..., help="folder for one FAISS index per shard"),
-    kind: str = typer.Option("ivfpq", help="flat (exact) | ivfpq | hnsw"),
+    kind: str = typer.Option("ivfpq", help="flat (exact) | ivfpq | hnsw; for a sparse store (encode --kind splade): seismic | exact"),
     train_sample: int = typer.Option(100_000, help="vectors sampled to train ivfpq"),
     seed: int = typer.Option(0),
+    set_: List[str] = typer.Option([], "--set", help="seismic build parameters: n_postings=..., summary_energy=..., ..."),
 ) -> None:
     """Build FAISS indexes (exact or compressed) from an embedding store; search them with
     ``unirank eval --retriever prebuilt --set retriever.dense.store=STORE --set retriever.dense.index_dir=OUT``."""
     from .index.shards import ShardedIndex
 
     def go() -> None:
-        ShardedIndex.build(store, out, kind=kind, train_sample=train_sample, seed=seed)
+        from .index.learned_sparse import SparseShardedIndex, is_sparse_store
+
+        if is_sparse_store(store):  # resumable: shards whose index is saved are skipped
+            import yaml
+
+            params = {}
+            for item in set_:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    from .errors import ConfigError
+
+                    raise ConfigError(f"--set {item!r}: expected key=value")
+                params[key] = yaml.safe_load(value)
+            SparseShardedIndex.build(store, out, kind=kind, params=params or None)
+        else:
+            ShardedIndex.build(store, out, kind=kind, train_sample=train_sample, seed=seed)
         typer.echo(f"wrote {out} ({kind} index per shard)")
 
     _guard(go)
@@ -230,10 +268,11 @@ def demo(
 @app.command()
 def serve(
     model: Optional[str] = typer.Option(None, help="ranker for /rank and reranking: unirank/transformers folder, 'minilm', or hub name"),
-    kind: Optional[str] = typer.Option(None, help="bi | cross | poly | uni (default: the saved model folder's kind, else bi)"),
+    kind: Optional[str] = typer.Option(None, help="bi | cross | poly | uni | splade (default: the saved model folder's kind, else bi)"),
     index: Optional[str] = typer.Option(None, help="documents for /search: stdlib-codesearch or a BEIR folder"),
-    retriever: str = typer.Option("bm25", help="bm25 | dense | hybrid"),
-    dense_model: Optional[str] = typer.Option(None, help="bi-encoder of a dense/hybrid index when --kind is not bi"),
+    retriever: str = typer.Option("bm25", help="bm25 | dense | hybrid | splade | fusion"),
+    dense_model: Optional[str] = typer.Option(None, help="bi-encoder of a dense/hybrid index when --kind is not bi; "
+                                              "with --retriever splade the SPLADE model (default: --model if --kind splade, else splade-tiny)"),
     max_docs: Optional[int] = typer.Option(None, help="index only the first N documents"),
     device: Optional[str] = typer.Option(None, help="cpu | cuda"),
     host: str = typer.Option("127.0.0.1", help="interface (loopback by default)"),

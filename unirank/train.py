@@ -201,29 +201,44 @@ def list_layout(rows: Sequence[Row]) -> Layout:
     return Layout([r.query for r in rows], [t for c in cands for t in c], cands, pos, valid, teacher if has_teacher else None, hard)
 
 
-def pool_scores(model: Any, layout: Layout, dist: Dist = Dist()) -> torch.Tensor:
-    """Differentiable ``(B, N)`` scores of the layout's queries against its documents."""
+def pool_scores(model: Any, layout: Layout, dist: Dist = Dist(), reps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Differentiable ``(B, N)`` scores of the layout's queries against its documents.
+
+    ``reps``: when given, a bi-encoder-like model's query and document vectors are stored in
+    it (``"query"``, ``"doc"``) for the regularisers that read them (SPLADE's ``flops``).
+    """
     if layout.candidates is not None:
         return model.score(layout.queries, layout.candidates)
     if isinstance(model, DualEncoder):
         d_texts = [model.doc_prefix + t for t in layout.docs]
         q, d = dist.gather(model.embed_contexts(dist.share(list(layout.queries)))), dist.gather(model.embed(dist.share(d_texts)))
+        if reps is not None:
+            reps.update(query=q, doc=d)
         return model.similarity_fn(q, d)
     if isinstance(model, SharedPoolScorer):
         return model.score_shared(layout.queries, layout.docs)
     return model.score(layout.queries, [layout.docs] * len(layout.queries))
 
 
-def batch_inputs(scores: torch.Tensor, layout: Layout) -> LossInputs:
-    """The :class:`LossInputs` of a batch (padding ``-inf`` entries become invalid)."""
+def batch_inputs(scores: torch.Tensor, layout: Layout, reps: dict[str, torch.Tensor] | None = None,
+                 step: int | None = None) -> LossInputs:
+    """The :class:`LossInputs` of a batch (padding ``-inf`` entries become invalid); ``reps``
+    and ``step`` feed the representation regularisers (``flops``, ``l1``)."""
     dev = scores.device
     valid = layout.valid_mask.to(dev) & torch.isfinite(scores.detach())
     teacher = layout.teacher.to(dev) if layout.teacher is not None else None
+    reps = reps or {}
     return LossInputs(scores, positive_mask=layout.positive_mask.to(dev), valid_mask=valid, teacher_scores=teacher,
-                      hard_negative_mask=layout.hard_mask.to(dev))
+                      hard_negative_mask=layout.hard_mask.to(dev), query_reps=reps.get("query"), doc_reps=reps.get("doc"),
+                      step=step)
 
 
-def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: float, dist: Dist = Dist()) -> dict[str, float]:
+def _sparsity(reps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Mean non-zeros per query / document vector (logged for sparse models)."""
+    return {f"nnz_{k[0]}": (v.detach() > 0).sum(1).float().mean() for k, v in reps.items() if v.shape[0]}
+
+
+def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: float, dist: Dist = Dist(), step: int | None = None) -> dict[str, float]:
     """Forward + backward of one batch (gradients accumulate, scaled by ``weight``).
 
     Under data parallelism ``rows`` is the *global* batch: a bi-encoder with in-batch
@@ -257,12 +272,18 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
             return model.embed_contexts(values) if items[0][0] == "q" else model.embed(values)
 
         def loss_fn(q: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, Any]:
-            total, parts = combine(cfg.losses, batch_inputs(model.similarity_fn(dist.gather(q), dist.gather(d)), layout))
+            reps = {"query": dist.gather(q), "doc": dist.gather(d)}
+            total, parts = combine(cfg.losses, batch_inputs(model.similarity_fn(reps["query"], reps["doc"]), layout, reps, step))
+            if isinstance(model, DualEncoder) and model.sparse_vectors:
+                parts.update(_sparsity(reps))
             return total * scale, (total.detach(), parts)
 
         _, (total, parts) = grad_cache_step(embed_items, [dist.share(q_items), dist.share(d_items)], loss_fn, cfg.chunk_size)
     else:
-        total, parts = combine(cfg.losses, batch_inputs(pool_scores(model, layout, dist), layout))
+        reps: dict[str, torch.Tensor] = {}
+        total, parts = combine(cfg.losses, batch_inputs(pool_scores(model, layout, dist, reps), layout, reps, step))
+        if isinstance(model, DualEncoder) and model.sparse_vectors:
+            parts.update(_sparsity(reps))
         if total.requires_grad:  # False only for a rank whose share of a short batch is empty
             (total * scale).backward()
         total = total.detach()
@@ -336,7 +357,7 @@ def refresh_negatives(model: Any, cfg: TrainConfig, examples: list[TrainExample]
     from .negatives.pipeline import MineConfig, run_mine
 
     folder = out / "refresh" / f"step-{step:06d}"
-    mine = {"data": cfg.data.train, "split": cfg.data.split, "miner": {"name": "dense"}, "seed": cfg.seed,
+    mine = {"data": cfg.data.train, "split": cfg.data.split, "miner": {"name": model.retriever_name}, "seed": cfg.seed,
             "negatives": max(cfg.data.negatives, 1), **cfg.refresh.mine, "out": str(folder)}
     mcfg = from_dict(MineConfig, mine)
     run_mine(mcfg, encoder=model)
@@ -528,7 +549,7 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             sums: dict[str, float] = {}
             with _train_length(model, cfg.train_max_length), _autocast(cfg, device):
                 for b in group:
-                    for k, v in batch_backward(model, [rows[i] for i in b], cfg, 1.0 / len(group), dist).items():
+                    for k, v in batch_backward(model, [rows[i] for i in b], cfg, 1.0 / len(group), dist, step=state["step"]).items():
                         sums[k] = sums.get(k, 0.0) + v / len(group)
             dist.sync_gradients(list(model.parameters()))
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)

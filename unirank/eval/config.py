@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..index.config import BM25Config, DenseConfig, RetrieverConfig
+from ..index.config import BM25Config, DenseConfig, RetrieverConfig, SpladeConfig
 
-__all__ = ["BM25Config", "DenseConfig", "RetrieverConfig", "RerankConfig", "ResponseConfig", "EvalConfig", "DEFAULT_MEASURES"]
+__all__ = ["BM25Config", "DenseConfig", "SpladeConfig", "RetrieverConfig", "RerankConfig", "ResponseConfig", "EvalConfig", "DEFAULT_MEASURES"]
 
 
 @dataclass

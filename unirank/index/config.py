@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["BM25Config", "DenseConfig", "RetrieverConfig", "DENSE_INDEX_KINDS"]
+__all__ = ["BM25Config", "DenseConfig", "SpladeConfig", "RetrieverConfig", "DENSE_INDEX_KINDS"]
 
 
 @dataclass
@@ -30,13 +30,30 @@ class DenseConfig:
     refine: int = 0  # retriever/miner "prebuilt" with index_dir: re-score refine x k compressed hits exactly from the store
 
 
+@dataclass
+class SpladeConfig:
+    """Retriever / miner ``splade``: a SPLADE model and its index (:mod:`unirank.index.splade_retriever`)."""
+
+    model: str | None = "splade-tiny"  # kind-splade folder, *ForMaskedLM checkpoint or hub name; splade-tiny = packaged
+    index: str = "exact"  # exact (scipy sparse matrix) | seismic (pyseismic-lsr)
+    seismic: dict = field(default_factory=dict)  # build: n_postings, summary_energy, ...; search: query_cut, heap_factor
+    batch_size: int = 32
+    device: str | None = None
+    dtype: str | None = None  # None | bf16 | fp16 autocast for encoding
+    store: str | None = None  # a sparse store from `unirank encode --kind splade` (then nothing is encoded)
+    index_dir: str | None = None  # per-shard indexes from `unirank index --kind seismic|exact`; None = exact scan of the store
+    settings: dict = field(default_factory=dict)  # Splade.from_pretrained settings (top_k_doc, max_length, tied_head, ...)
+
+
 #: DenseRetriever's in-memory index kinds (``unirank index`` builds the others)
 DENSE_INDEX_KINDS = ("flat", "ivf")
 
 
 @dataclass
 class RetrieverConfig:
-    name: str = "bm25"  # bm25 | dense | hybrid | prebuilt
+    name: str = "bm25"  # bm25 | dense | hybrid | prebuilt | splade | fusion
     bm25: BM25Config = field(default_factory=BM25Config)
     dense: DenseConfig = field(default_factory=DenseConfig)
     k_rrf: float = 60.0
+    splade: SpladeConfig = field(default_factory=SpladeConfig)
+    fuse: list = field(default_factory=lambda: ["splade", "bm25"])  # retriever "fusion": RRF of these retrievers

@@ -39,7 +39,7 @@ Context = Union[str, Sequence[str]]
 MODELS: Registry[type["Ranker"]] = Registry("model kind")
 
 
-_KIND_MODULES = ("bi", "cross", "poly", "uni")
+_KIND_MODULES = ("bi", "cross", "poly", "uni", "splade")
 
 #: the file that marks a saved unirank model folder (written by every kind's ``save``)
 MODEL_FILE = "unirank_model.json"
@@ -110,9 +110,20 @@ class DualEncoder(Ranker):
 
     Attributes:
         doc_prefix: prepended to every document text before ``embed`` / ``encode``.
+        retriever_name: the retriever / miner (:data:`unirank.index.base.RETRIEVERS`,
+            :data:`unirank.negatives.miners.MINERS`) that searches a corpus with this model's
+            vectors (:func:`unirank.index.retrievers.retriever_for` builds it around the model;
+            the ANCE refresh mines with it).
+        default_model: what ``unirank encode`` / a retriever of this kind loads when no model is
+            named (``None``: the packaged all-MiniLM-L6-v2).
+        sparse_vectors: vectors are vocabulary-wide and sparse (``encode_*`` return scipy CSR
+            matrices, not dense numpy arrays); the loop logs their non-zeros per text.
     """
 
     doc_prefix: str = ""
+    retriever_name: str = "dense"
+    default_model: str | None = None
+    sparse_vectors: bool = False
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Differentiable document-side vectors. Shapes: N texts -> (N, H)."""
@@ -127,11 +138,11 @@ class DualEncoder(Ranker):
         raise NotImplementedError
 
     def encode_queries(self, queries: Sequence[Context], **kw: Any) -> Any:
-        """No-grad query vectors for search (numpy, one row per query)."""
+        """No-grad query vectors for search (one row per query: numpy, or scipy CSR when ``sparse_vectors``)."""
         raise NotImplementedError
 
     def encode_docs(self, docs: Sequence[Any], **kw: Any) -> Any:
-        """No-grad document vectors for indexing (numpy, one row per document)."""
+        """No-grad document vectors for indexing (one row per document: numpy, or scipy CSR when ``sparse_vectors``)."""
         raise NotImplementedError
 
 
@@ -206,11 +217,11 @@ def load_ranker(
         >>> load_ranker(None, "nope")
         Traceback (most recent call last):
         ...
-        unirank.errors.ConfigError: unknown model kind 'nope'; valid: bi, cross, poly, uni
+        unirank.errors.ConfigError: unknown model kind 'nope'; valid: bi, cross, poly, splade, uni
         >>> load_ranker("no/such/folder")
         Traceback (most recent call last):
         ...
-        unirank.errors.ConfigError: no/such/folder is not a saved unirank model; say which kind to build (bi, cross, poly, uni)
+        unirank.errors.ConfigError: no/such/folder is not a saved unirank model; say which kind to build (bi, cross, poly, splade, uni)
     """
     from .backbone import pick_device
 

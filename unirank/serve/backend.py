@@ -283,9 +283,10 @@ def load_backend(
         kind: model kind, a :data:`~unirank.models.base.MODELS` name (bi, cross, poly, uni);
             ``None``: the kind saved in the ``model`` folder, else ``bi``.
         index: ``stdlib-codesearch`` or a BEIR folder to index for ``/search`` (None: no search).
-        retriever: a :data:`~unirank.index.base.RETRIEVERS` name (bm25, dense, hybrid).
+        retriever: a :data:`~unirank.index.base.RETRIEVERS` name (bm25, dense, hybrid, splade, fusion).
         dense_model: bi-encoder of a dense / hybrid index when the ranker is not a bi-encoder
-            (None: packaged all-MiniLM-L6-v2).
+            (None: packaged all-MiniLM-L6-v2); with ``splade``, the SPLADE model (None: the
+            ranker when it is of kind splade, else the packaged SPLADE-tiny).
         max_docs: index only the first N documents.
         device: cpu / cuda (default: cuda when present).
         rerank_depth: documents reranked per ``/search`` with ``rerank``.
@@ -295,18 +296,23 @@ def load_backend(
     check_backend_args(model, kind, index, retriever)
     kind = kind or saved_kind(model) or "bi"
     ranker = load_ranker(model, kind, device=device) if model is not None else None
-    encoder = ranker if isinstance(ranker, DualEncoder) else None
+    encoder = ranker if isinstance(ranker, DualEncoder) and not ranker.sparse_vectors else None  # /encode gives dense vectors
     built = None
     corpus = None
     if index is not None:
         from ..index.config import RetrieverConfig
         from ..index.base import RETRIEVERS
-        from ..index.retrievers import DenseRetriever, make_retriever
+        from ..index.retrievers import DenseRetriever, make_retriever, retriever_for
 
         cfg = RetrieverConfig(name=retriever)
         cfg.dense.model, cfg.dense.device = dense_model, device
+        cfg.splade.device = device
+        if dense_model is not None:  # --dense-model also names the SPLADE model of --retriever splade
+            cfg.splade.model = dense_model
         RETRIEVERS.get(retriever)  # unknown names raise, listing the valid ones
-        if retriever in ("dense", "hybrid") and encoder is not None and dense_model is None:
+        if isinstance(ranker, DualEncoder) and ranker.retriever_name == retriever and dense_model is None:
+            built = retriever_for(ranker, device=device)  # the ranker searches its own index (e.g. SPLADE)
+        elif retriever in ("dense", "hybrid") and encoder is not None and dense_model is None:
             dense = DenseRetriever(encoder, device=device)
             built = dense if retriever == "dense" else RETRIEVERS.get("hybrid")(RETRIEVERS.get("bm25").from_config(cfg), dense, k_rrf=cfg.k_rrf)
         else:

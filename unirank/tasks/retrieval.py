@@ -97,9 +97,9 @@ class RetrievalTask(Task):
                           out=str(out) if out else None)
         if isinstance(model, DualEncoder):
             from ..eval.evaluate import run_eval
-            from ..index.retrievers import DenseRetriever
+            from ..index.retrievers import retriever_for
 
-            retriever = DenseRetriever(model=model, batch_size=cfg.batch_size, device=str(ev.device), show_progress=False)
+            retriever = retriever_for(model, batch_size=cfg.batch_size, device=str(ev.device), show_progress=False)
             return run_eval(ecfg, dataset=ev.dataset, retriever=retriever, quiet=True).metrics
         from ..eval.rerank import rerank_eval
 

@@ -22,7 +22,7 @@ Example:
     >>> from_dict(TrainConfig, {"losses": {"nce": 1.0}}).validate()
     Traceback (most recent call last):
     ...
-    unirank.errors.ConfigError: losses.nce: unknown loss 'nce'; valid: ce, cprd, infonce, kl, margin_mse, multi_positive, mw
+    unirank.errors.ConfigError: losses.nce: unknown loss 'nce'; valid: ce, cprd, flops, infonce, kl, l1, margin_mse, multi_positive, mw
 """
 
 from __future__ import annotations
