@@ -119,6 +119,13 @@ def load_backbone(name_or_path: str | os.PathLike | None = None, attn_implementa
     return Backbone(model=model, tokenizer=tokenizer, source=src)
 
 
+def load_tokenizer(path: str | os.PathLike) -> Any:
+    """The tokenizer saved in a folder (e.g. an ONNX export, which holds no torch weights)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))
+
+
 #: model types whose sequence-classification head is BERT's: ``classifier(tanh(pooler.dense(h[CLS])))``
 _BERT_CLASSIFIER_TYPES = {"bert"}
 #: model types with RoBERTa's head ``out_proj(tanh(dense(h[<s>])))`` and pair encoding ``<s> A </s></s> B </s>``
