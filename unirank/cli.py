@@ -45,6 +45,7 @@ def eval_cmd(
     batch_size: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
     dtype: Optional[str] = typer.Option(None, help="fp16 | bf16 autocast for encoding"),
+    backend: Optional[str] = typer.Option(None, help="inference backend: torch (default) | onnx[:quantize=int8,threads=N] (ONNX Runtime; needs unirank[onnx])"),
     limit_queries: Optional[int] = typer.Option(None, help="evaluate the first N queries (examples) only"),
     task: Optional[str] = typer.Option(None, help="retrieval (default) | response (response selection: R_n@k, MRR)"),
     reranker: Optional[str] = typer.Option(None, help="rerank the first stage with this kind: cross | uni | poly | bi"),
@@ -70,7 +71,8 @@ def eval_cmd(
             "retriever.dense.index_kind": index, "retriever.dense.batch_size": batch_size, "retriever.dense.device": device,
             "retriever.dense.dtype": dtype, "limit_queries": limit_queries, "out": out, "rerank.kind": reranker,
             "rerank.model": reranker_model, "rerank.depth": rerank_depth, "rerank.first_stage_run": first_stage_run,
-            "response.kind": kind, "response.model": response_model, "response.format": data_format}
+            "response.kind": kind, "response.model": response_model, "response.format": data_format,
+            **({"retriever.dense.backend": backend, "rerank.backend": backend, "response.backend": backend} if backend else {})}
         )
         cfg = load_config(EvalConfig, config, overrides + list(set_))
         run_task(cfg)
@@ -108,6 +110,7 @@ def mine(
     depth: Optional[int] = typer.Option(None, help="candidates retrieved per query"),
     teacher: Optional[str] = typer.Option(None, help="rescoring model kind (cross | uni | bi | poly)"),
     teacher_model: Optional[str] = typer.Option(None, help="rescoring model folder or name"),
+    backend: Optional[str] = typer.Option(None, help="inference backend: torch (default) | onnx[:quantize=int8,threads=N] (ONNX Runtime; needs unirank[onnx])"),
     format_: Optional[str] = typer.Option(None, "--format", help="also write train.<format>.jsonl: flag | st-triplet | st-ntuple"),
     seed: Optional[int] = typer.Option(None),
     out: Optional[Path] = typer.Option(None, help="output folder: train.jsonl, mine.json, audit.html, audit.jsonl, timings.json "
@@ -121,7 +124,8 @@ def mine(
     def go() -> None:
         overrides = _flags(
             data=data, split=split, negatives=negatives, depth=depth, seed=seed, out=out, format=format_,
-            **{"miner.name": miner, "miner.dense.model": model, "teacher.kind": teacher, "teacher.model": teacher_model},
+            **{"miner.name": miner, "miner.dense.model": model, "teacher.kind": teacher, "teacher.model": teacher_model,
+               "miner.dense.backend": backend, "teacher.backend": backend},
         )
         cfg = build_mine_config(config, overrides + list(set_), filters=filter_ or None, sampler=sampler)
         manifest = run_mine(cfg)
@@ -143,13 +147,14 @@ def encode(
     dtype: str = typer.Option("float32", help="stored precision: float32 | float16"),
     device: Optional[str] = typer.Option(None),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="skip chunks already written"),
+    backend: str = typer.Option("torch", help="inference backend: torch | onnx[:quantize=int8,threads=N] (ONNX Runtime; needs unirank[onnx])"),
 ) -> None:
     """Encode a corpus (or one shard of it) into a resumable embedding store."""
     from .index.shards import encode_corpus_shard, parse_shard
-    from .models.bi import BiEncoder
+    from .runtime.backends import load_model
 
     def go() -> None:
-        folder = encode_corpus_shard(BiEncoder.from_pretrained(model), data, shard=parse_shard(shard) if shard else None,
+        folder = encode_corpus_shard(load_model("bi", model, backend, device="cpu"), data, shard=parse_shard(shard) if shard else None,
                                      out_dir=out, batch_size=batch_size, chunk_size=chunk_size, resume=resume, dtype=dtype,
                                      device=device)
         typer.echo(f"wrote {folder}")
@@ -176,6 +181,30 @@ def index_cmd(
     _guard(go)
 
 
+@app.command("export")
+def export_cmd(
+    out: Path = typer.Option(..., help="output folder (replaced if it holds an earlier export of the same format)"),
+    model: Optional[str] = typer.Option(None, help="saved unirank model folder, transformers folder or 'minilm' (default)"),
+    kind: Optional[str] = typer.Option(None, help="bi | cross | poly | uni (read from a saved unirank folder)"),
+    format_: str = typer.Option("onnx", "--format", help="onnx | ranker (unirank / sentence-transformers folder) | transformers"),
+    quantize: Optional[str] = typer.Option(None, help="--format onnx: int8 (dynamic quantisation); default fp32"),
+    optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="--format onnx: ONNX Runtime's BERT fusions"),
+) -> None:
+    """Export a model: ONNX graphs for ONNX Runtime (use with --backend onnx), or a plain folder."""
+    from .runtime.backends import load_model
+    from .training.export import EXPORT_FORMATS
+
+    def go() -> None:
+        try:
+            fn = EXPORT_FORMATS.get(format_)
+        except KeyError as e:
+            raise UnirankError(f"--format: {e.args[0]}") from None
+        folder = fn(load_model(kind, model, "torch", device="cpu"), out, quantize=quantize, optimize=optimize)
+        typer.echo(f"wrote {folder}")
+
+    _guard(go)
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("unirank-demo"), help="where the reports go"),
@@ -198,6 +227,7 @@ def serve(
     dense_model: Optional[str] = typer.Option(None, help="bi-encoder of a dense/hybrid index when --kind is not bi"),
     max_docs: Optional[int] = typer.Option(None, help="index only the first N documents"),
     device: Optional[str] = typer.Option(None, help="cpu | cuda"),
+    backend: str = typer.Option("torch", help="inference backend of --model and a dense index: torch | onnx[:quantize=int8,threads=N]"),
     host: str = typer.Option("127.0.0.1", help="interface (loopback by default)"),
     port: int = typer.Option(8000),
     api_key: Optional[str] = typer.Option(None, envvar="UNIRANK_API_KEY", help="require X-API-Key or Authorization: Bearer"),
@@ -223,7 +253,7 @@ def serve(
                 max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue, max_candidates=max_candidates,
                 max_k=max_k, max_text_chars=max_text_chars, max_turns=max_turns, max_encode_texts=max_encode_texts,
                 max_body_bytes=max_body_bytes, text_policy=text_policy, rerank_depth=rerank_depth, log_level=log_level,
-                graceful_timeout=graceful_timeout)
+                graceful_timeout=graceful_timeout, backend=backend)
     _guard(lambda: serve_main(model, index, kind, host=host, port=port, api_key=api_key, **opts))
 
 

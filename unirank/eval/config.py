@@ -25,6 +25,7 @@ class DenseConfig:
     store: str | None = None  # retriever "prebuilt": embedding store written by `unirank encode`
     index_dir: str | None = None  # retriever "prebuilt": per-shard FAISS indexes (`unirank index`); None = exact scan
     refine: int = 0  # retriever/miner "prebuilt" with index_dir: re-score refine x k compressed hits exactly from the store
+    backend: str = "torch"  # torch | onnx[:quantize=int8,threads=N] (unirank.runtime.backends)
 
 
 #: DenseRetriever's in-memory index kinds (``unirank index`` builds the others)
@@ -51,6 +52,7 @@ class RerankConfig:
     first_stage_run: str | None = None  # a TREC run file instead of running the retriever
     device: str | None = None
     keep_tail: bool = True  # below the reranked depth keep the first stage's next documents (up to k)
+    backend: str = "torch"  # torch | onnx[:quantize=int8,threads=N] (unirank.runtime.backends)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class ResponseConfig:
     n_candidates: int | None = None  # for data built on the fly (dailydialog)
     data_options: dict = field(default_factory=dict)
     device: str | None = None
+    backend: str = "torch"  # torch | onnx[:quantize=int8,threads=N] (unirank.runtime.backends)
 
 
 DEFAULT_MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "p@10", "auc"]

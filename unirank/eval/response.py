@@ -230,6 +230,7 @@ def make_ranker(
     kind: str | None = None,
     model: str | None = None,
     device: str | None = None,
+    backend: str = "torch",
     **settings: Any,
 ) -> Ranker:
     """A ranker from a saved unirank folder (its kind read from the folder) or a backbone.
@@ -243,10 +244,12 @@ def make_ranker(
             BERT / RoBERTa cross-encoder checkpoint, e.g. ``cross-encoder/ms-marco-MiniLM-L-6-v2``
             or ``BAAI/bge-reranker-base``, whose classification head ``cross`` loads.)
         device: where to run (default: CUDA if present, else CPU).
+        backend: ``torch`` or ``onnx[:quantize=int8,threads=N]`` (:mod:`unirank.runtime.backends`;
+            an ONNX export folder, or any model exported on the fly).
         settings: constructor keywords / overrides (e.g. ``mask="arrow_strict"``).
 
     Raises:
-        ConfigError: unknown kind, or no kind for a folder that is not a unirank model.
+        ConfigError: unknown kind or backend, or no kind for a folder that is not a unirank model.
 
     Example:
         >>> make_ranker("nope")
@@ -254,26 +257,9 @@ def make_ranker(
         ...
         unirank.errors.ConfigError: unknown model kind 'nope'; valid: bi, cross, poly, uni
     """
-    from ..models.backbone import pick_device
-    from ..models.base import model_class
-    from ..models.heads import MODEL_FILE, read_model_meta
+    from ..runtime.backends import load_model
 
-    saved = model is not None and (Path(model).expanduser() / MODEL_FILE).is_file()
-    if saved:
-        meta_kind = read_model_meta(Path(model).expanduser())["kind"]
-        if kind is not None and kind != meta_kind:
-            raise ConfigError(f"{model} holds a {meta_kind!r} model, but kind {kind!r} was asked for")
-        kind = meta_kind
-    if kind is None:
-        raise ConfigError(f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build (bi, poly, cross, uni)")
-    try:
-        cls = model_class(kind)
-    except KeyError as e:
-        raise ConfigError(str(e.args[0])) from None
-    ranker = cls.from_pretrained(model, **settings)
-    ranker.to(pick_device(device))
-    ranker.eval()
-    return ranker
+    return load_model(kind, model, backend, device, **settings)
 
 
 def ranker_info(ranker: Ranker) -> dict[str, Any]:
@@ -282,6 +268,8 @@ def ranker_info(ranker: Ranker) -> dict[str, Any]:
     settings = settings() if callable(settings) else settings
     bb = getattr(ranker, "backbone", None)
     info: dict[str, Any] = {"kind": ranker.kind, "settings": settings or {}}
+    if getattr(ranker, "backend", None) == "onnx":
+        info["backend"] = {"name": "onnx", "precision": ranker.precision, "folder": str(ranker.onnx_folder)}
     if bb is not None:
         info["source"] = bb.source
         info["fingerprint"] = bb.fingerprint()
@@ -314,6 +302,7 @@ def run_response_eval(
     device: str | None = None,
     limit: int | None = None,
     out: str | Path | None = None,
+    backend: str = "torch",
     config: dict[str, Any] | None = None,
     quiet: bool = False,
     progress: bool | None = None,
@@ -329,8 +318,8 @@ def run_response_eval(
             ``cuts``, ...); an option the data does not take is a ConfigError.
         seed, n_candidates: passed as ``seed`` / ``n`` only to data that is built on the fly
             (e.g. ``dailydialog``), ignored for files (``data_options`` wins).
-        kind, model, model_options, device: see :func:`make_ranker` (ignored when ``ranker``
-            is given).
+        kind, model, model_options, device, backend: see :func:`make_ranker` (ignored when
+            ``ranker`` is given).
         batch_size, chunk_size, ks: see :func:`evaluate_response`.
         limit: evaluate only the first ``limit`` examples.
         out: folder for :func:`write_response_outputs` (``None``: nothing written).
@@ -352,7 +341,7 @@ def run_response_eval(
     task = load_response_data(data, split=split, fmt=fmt, **data_options)
     examples = task.examples[:limit] if limit else list(task.examples)
     if ranker is None:
-        ranker = make_ranker(kind, model, device, **(model_options or {}))
+        ranker = make_ranker(kind, model, device, backend, **(model_options or {}))
     t0 = time.perf_counter()
     metrics, scores = evaluate_response(ranker, examples, batch_size, chunk_size, ks, progress)
     secs = time.perf_counter() - t0
@@ -372,7 +361,7 @@ def run_response_eval(
         config = {
             "data": str(data), "split": split, "fmt": fmt, "data_options": data_options, "kind": ranker.kind,
             "model": model, "model_options": model_options or {}, "batch_size": batch_size, "chunk_size": chunk_size,
-            "ks": list(ks), "limit": limit, "device": device,
+            "ks": list(ks), "limit": limit, "device": device, "backend": backend,
         }
     if out is not None:
         write_response_outputs(out, examples, scores, metrics, config, info)

@@ -25,7 +25,7 @@ def retrieval_task(cfg: EvalConfig) -> Any:
     from .rerank import rerank_eval
     from .response import make_ranker
 
-    ranker = make_ranker(r.kind, r.model, r.device)
+    ranker = make_ranker(r.kind, r.model, r.device, r.backend)
     return rerank_eval(cfg, ranker, depth=r.depth, chunk_size=r.chunk_size, batch_size=r.batch_size, first_stage=r.first_stage_run,
                        keep_tail=r.keep_tail)
 
@@ -38,7 +38,7 @@ def response_task(cfg: EvalConfig) -> Any:
     return run_response_eval(
         cfg.data, split=cfg.split, fmt=r.format, data_options=r.data_options, seed=cfg.seed, n_candidates=r.n_candidates,
         kind=r.kind, model=r.model, batch_size=r.batch_size, chunk_size=r.chunk_size, ks=r.ks, device=r.device,
-        limit=cfg.limit_queries, out=cfg.out, config=to_dict(cfg),
+        limit=cfg.limit_queries, out=cfg.out, config=to_dict(cfg), backend=r.backend,
     )
 
 

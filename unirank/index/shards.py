@@ -620,12 +620,13 @@ class PrebuiltRetriever:
     @classmethod
     def from_config(cls, cfg: Any) -> "PrebuiltRetriever":
         """From a RetrieverConfig: ``dense.store`` (embedding store), optional ``dense.index_dir``."""
-        from ..models.bi import BiEncoder
+        from ..runtime.backends import load_model
 
         d = cfg.dense
         if not d.store:
             raise ConfigError("retriever prebuilt needs retriever.dense.store (a folder written by `unirank encode`)")
-        return cls(BiEncoder.from_pretrained(d.model), ShardedIndex(d.store, d.index_dir, refine=d.refine), batch_size=d.batch_size, device=d.device)
+
+        return cls(load_model("bi", d.model, d.backend, device="cpu"), ShardedIndex(d.store, d.index_dir, refine=d.refine), batch_size=d.batch_size, device=d.device)
 
     @property
     def doc_ids(self) -> list[str]:

@@ -72,12 +72,14 @@ class TeacherConfig:
         model: folder / name passed to that class's ``from_pretrained``.
         depth: rescore the best ``depth`` candidates of each query (the rest get no teacher score).
         chunk_size: pairs per forward pass.
+        backend: ``torch`` or ``onnx[:quantize=int8,threads=N]`` (:mod:`unirank.runtime.backends`).
     """
 
     kind: str | None = None
     model: str | None = None
     depth: int = 50
     chunk_size: int = 32
+    backend: str = "torch"
 
 
 @dataclass
@@ -409,13 +411,15 @@ def load_teacher(cfg: TeacherConfig) -> TeacherScorer | None:
     if cfg.kind is None:
         return None
     from unirank.models.base import MODELS
+    from unirank.runtime.backends import load_model
 
     import_model_kinds()
     try:
-        cls = MODELS.get(cfg.kind)
+        MODELS.get(cfg.kind)
     except KeyError as e:
         raise ConfigError(f"teacher.kind: {e.args[0]}") from None
-    return TeacherScorer(cls.from_pretrained(cfg.model), depth=cfg.depth, chunk_size=cfg.chunk_size)
+    return TeacherScorer(load_model(cfg.kind, cfg.model, cfg.backend, device="cpu"),
+                         depth=cfg.depth, chunk_size=cfg.chunk_size)
 
 
 def run_mine(

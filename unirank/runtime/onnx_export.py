@@ -46,11 +46,11 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, UnirankError
 from ..io import replace_dir, write_json
 from ..registry import Registry
 
-__all__ = ["ONNX_FILE", "ONNX_FORMAT", "QUANTIZATIONS", "export_onnx", "is_onnx_folder", "read_onnx_meta", "require_onnx"]
+__all__ = ["MissingDependency", "ONNX_FILE", "ONNX_FORMAT", "QUANTIZATIONS", "export_onnx", "is_onnx_folder", "read_onnx_meta", "require_onnx"]
 
 #: the metadata file of an exported folder
 ONNX_FILE = "unirank_onnx.json"
@@ -64,13 +64,17 @@ QUANTIZATIONS = (None, "int8")
 INSTALL_HINT = "the ONNX backend needs onnx and onnxruntime: pip install 'unirank[onnx]'"
 
 
+class MissingDependency(UnirankError, ImportError):
+    """An optional dependency is not installed (the message says what to install)."""
+
+
 def require_onnx() -> Any:
-    """Import onnxruntime, or raise ImportError with the install hint."""
+    """Import onnxruntime, or raise :class:`MissingDependency` (an ImportError) with the install hint."""
     try:
         import onnx  # noqa: F401
         import onnxruntime
     except ImportError as e:
-        raise ImportError(f"{INSTALL_HINT} ({e})") from None
+        raise MissingDependency(f"{INSTALL_HINT} ({e})") from None
     return onnxruntime
 
 

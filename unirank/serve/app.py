@@ -474,7 +474,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_LOAD_KEYS = ("retriever", "dense_model", "max_docs", "device", "rerank_depth")
+_LOAD_KEYS = ("retriever", "dense_model", "max_docs", "device", "rerank_depth", "backend")
 
 
 def serve_main(
@@ -500,7 +500,7 @@ def serve_main(
             ``max_encode_texts``, ``text_policy``), any :class:`ServeSettings` field
             (``batching``, ``max_batch_size``, ``max_wait_ms``, ``max_queue``), any
             :func:`~unirank.serve.backend.load_backend` setting (``retriever``,
-            ``dense_model``, ``max_docs``, ``device``, ``rerank_depth``), and
+            ``dense_model``, ``max_docs``, ``device``, ``rerank_depth``, ``backend``), and
             ``log_level`` / ``graceful_timeout`` (seconds to wait for in-flight requests).
             ``None`` values mean "default".
     """

@@ -269,6 +269,7 @@ def load_backend(
     max_docs: int | None = None,
     device: str | None = None,
     rerank_depth: int = 20,
+    backend: str = "torch",
 ) -> Backend:
     """Build a :class:`Backend` from names (the server runs this in a background thread).
 
@@ -284,16 +285,15 @@ def load_backend(
         max_docs: index only the first N documents.
         device: cpu / cuda (default: cuda when present).
         rerank_depth: documents reranked per ``/search`` with ``rerank``.
+        backend: ``torch`` or ``onnx[:quantize=int8,threads=N]`` for the model and a dense
+            index's encoder (:mod:`unirank.runtime.backends`).
     """
-    from ..models.backbone import pick_device
-    from ..models.base import MODELS
+    from ..runtime.backends import load_model
 
     check_backend_args(model, kind, index, retriever)
-    cls = MODELS.get(kind)
     ranker = None
     if model is not None:
-        ranker = cls.from_pretrained(model)
-        ranker.to(pick_device(device)).eval()
+        ranker = load_model(kind, model, backend, device)
     encoder = ranker if ranker is not None and getattr(ranker, "kind", None) == "bi" else None
     built = None
     corpus = None
@@ -303,7 +303,7 @@ def load_backend(
         from ..index.retrievers import DenseRetriever, make_retriever
 
         cfg = RetrieverConfig(name=retriever)
-        cfg.dense.model, cfg.dense.device = dense_model, device
+        cfg.dense.model, cfg.dense.device, cfg.dense.backend = dense_model, device, backend
         RETRIEVERS.get(retriever)  # unknown names raise, listing the valid ones
         if retriever in ("dense", "hybrid") and encoder is not None and dense_model is None:
             dense = DenseRetriever(encoder, device=device)
@@ -321,5 +321,6 @@ def load_backend(
         retriever=built,
         corpus=corpus,
         rerank_depth=rerank_depth,
-        info={"model": model, "kind": kind if model is not None else None, "index": index, "retriever": retriever if index else None},
+        info={"model": model, "kind": kind if model is not None else None, "index": index, "retriever": retriever if index else None,
+              "backend": backend},
     )

@@ -1,0 +1,182 @@
+"""The ``backend`` setting: which runtime computes a model's scores.
+
+A backend is named by a spec ``NAME[:key=value,...]`` (the syntax of ``--filter`` and
+``--sampler``), resolved through :data:`BACKENDS`:
+
+``torch`` (default)
+    the PyTorch model itself (``MODELS[kind].from_pretrained``).
+``onnx[:quantize=int8,threads=N,optimize=false]``
+    ONNX Runtime. A folder written by ``unirank export --format onnx`` is opened as it is;
+    any other model (a saved unirank folder, ``minilm``, a transformers folder) is exported
+    first (:func:`~unirank.runtime.onnx_export.export_onnx`) into the cache
+    (``$UNIRANK_CACHE/onnx/<key>``, the key a hash of the weights, settings and options), so
+    the next run opens the cached graphs. ``threads`` sets ONNX Runtime's intra-op threads
+    (default: one per physical core); on a small shared CPU give the cores the job may use.
+
+Example:
+    >>> parse_backend("onnx:quantize=int8,threads=2")
+    ('onnx', {'quantize': 'int8', 'threads': 2})
+    >>> parse_backend("torch")
+    ('torch', {})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+__all__ = ["BACKENDS", "load_model", "parse_backend", "backend_names"]
+
+#: backend name -> loader(kind, model, device, settings, **options) -> Ranker
+BACKENDS: Registry[Callable[..., Any]] = Registry("inference backend")
+
+
+def parse_backend(spec: str | None) -> tuple[str, dict[str, Any]]:
+    """``"name:key=value,..."`` -> ``(name, options)``; values are parsed as YAML scalars.
+
+    Example:
+        >>> parse_backend("onnx:optimize=false")
+        ('onnx', {'optimize': False})
+        >>> parse_backend("onnx:threads")
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: backend: 'onnx:threads': 'threads' is not key=value
+    """
+    import yaml
+
+    text = "torch" if spec is None or not str(spec).strip() else str(spec).strip()
+    name, _, rest = text.partition(":")
+    options: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        if "=" not in part:
+            raise ConfigError(f"backend: {text!r}: {part!r} is not key=value")
+        k, v = part.split("=", 1)
+        options[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+    if name not in BACKENDS:
+        raise ConfigError(f"backend: unknown inference backend {name!r}; valid: {', '.join(BACKENDS.names())}")
+    return name, options
+
+
+def backend_names() -> list[str]:
+    """The registered backend names."""
+    return BACKENDS.names()
+
+
+def load_model(kind: str | None, model: str | os.PathLike | None, backend: str | None = "torch", device: str | None = None,
+               **settings: Any) -> Any:
+    """A ranker of ``kind`` from ``model``, computed by ``backend``.
+
+    Args:
+        kind: a model kind (bi, cross, poly, uni); ``None`` for a folder that records its kind
+            (a saved unirank model or an ONNX export).
+        model: folder or name (``None``: the packaged all-MiniLM-L6-v2).
+        backend: a backend spec (see the module docstring).
+        device: where to run (torch: the torch device; onnx: cpu, or cuda with onnxruntime-gpu).
+        settings: constructor keywords / overrides of the model.
+
+    Raises:
+        ConfigError: unknown backend or option, a kind that does not match the folder's, or an
+            ONNX export asked for with the torch backend.
+    """
+    name, options = parse_backend(backend)
+    return BACKENDS.get(name)(kind, model, device, settings, **options)
+
+
+def _folder_kind(model: Any) -> str | None:
+    from ..models.heads import MODEL_FILE, read_model_meta
+    from .onnx_export import is_onnx_folder, read_onnx_meta
+
+    if model is None:
+        return None
+    if is_onnx_folder(model):
+        return read_onnx_meta(model)["kind"]
+    if (Path(model).expanduser() / MODEL_FILE).is_file():
+        return read_model_meta(Path(model).expanduser())["kind"]
+    return None
+
+
+def _resolve_kind(kind: str | None, model: Any) -> str:
+    found = _folder_kind(model)
+    if kind is not None and found is not None and kind != found:
+        raise ConfigError(f"{model} holds a {found!r} model, but kind {kind!r} was asked for")
+    kind = kind or found
+    if kind is None:
+        raise ConfigError(f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build (bi, poly, cross, uni)")
+    return kind
+
+
+@BACKENDS.register("torch")
+def torch_backend(kind: str | None, model: Any, device: str | None, settings: dict[str, Any], **options: Any) -> Any:
+    """The PyTorch model: ``MODELS[kind].from_pretrained(model, **settings)`` on ``device``, in eval mode."""
+    from ..models.backbone import pick_device
+    from ..models.base import model_class
+    from .onnx_export import is_onnx_folder
+
+    if options:
+        raise ConfigError(f"backend: torch takes no options, got {', '.join(sorted(options))}")
+    if is_onnx_folder(model):
+        raise ConfigError(f"{model} is an ONNX export; load it with --backend onnx (or --set ...backend=onnx)")
+    try:
+        cls = model_class(_resolve_kind(kind, model))
+    except KeyError as e:
+        raise ConfigError(str(e.args[0])) from None
+    ranker = cls.from_pretrained(model, **settings)
+    ranker.to(pick_device(device))
+    ranker.eval()
+    return ranker
+
+
+_ONNX_OPTIONS = ("quantize", "threads", "optimize")
+
+
+@BACKENDS.register("onnx")
+def onnx_backend(kind: str | None, model: Any, device: str | None, settings: dict[str, Any], quantize: str | None = None,
+                 threads: int | None = None, optimize: bool = True, **unknown: Any) -> Any:
+    """ONNX Runtime: open an export folder, or export ``model`` into the cache first (see the module docstring)."""
+    from .onnx_export import QUANTIZATIONS, is_onnx_folder, read_onnx_meta, require_onnx
+    from .onnx_models import load_onnx_ranker
+
+    if unknown:
+        raise ConfigError(f"backend: onnx has no option {', '.join(sorted(unknown))}; valid: {', '.join(_ONNX_OPTIONS)}")
+    if quantize not in QUANTIZATIONS:
+        raise ConfigError(f"backend: onnx quantize={quantize!r} is unknown; valid: int8 (or unset for fp32)")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ConfigError(f"backend: onnx threads must be an integer >= 1, got {threads!r}")
+    require_onnx()
+    kind = _resolve_kind(kind, model)
+    if is_onnx_folder(model):
+        meta = read_onnx_meta(model)
+        if quantize is not None and meta["precision"] != quantize:
+            raise ConfigError(f"{model} is a {meta['precision']} export; quantize={quantize} needs a new export "
+                              f"(`unirank export --format onnx --quantize {quantize}`)")
+        return load_onnx_ranker(model, threads=threads, device=device, **settings)
+    torch_model = torch_backend(kind, model, "cpu", settings)
+    folder = _cached_export(torch_model, quantize, bool(optimize))
+    return load_onnx_ranker(folder, threads=threads, device=device)
+
+
+def onnx_cache_dir() -> Path:
+    """Where exports made on the fly are kept: ``$UNIRANK_CACHE/onnx`` (or the user cache dir)."""
+    from ..data.codesearch import cache_root
+
+    return cache_root() / "onnx"
+
+
+def _cached_export(model: Any, quantize: str | None, optimize: bool) -> Path:
+    """The cached export of ``model`` with these options (made now when absent)."""
+    from .onnx_export import ONNX_FILE, _fingerprint, _settings, _versions, export_onnx
+
+    v = _versions()
+    key_src = json.dumps({"kind": model.kind, "weights": _fingerprint(model), "settings": _settings(model), "quantize": quantize,
+                          "optimize": optimize, "unirank": v["unirank"], "onnxruntime": v["onnxruntime"], "torch": v["torch"]},
+                         sort_keys=True, default=str)
+    folder = onnx_cache_dir() / f"{model.kind}-{quantize or 'fp32'}-{hashlib.sha256(key_src.encode()).hexdigest()[:16]}"
+    if not (folder / ONNX_FILE).is_file():
+        export_onnx(model, folder, quantize=quantize, optimize=optimize)
+    return folder
