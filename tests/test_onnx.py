@@ -199,3 +199,13 @@ def test_packaged_minilm_keeps_its_own_pooler_when_saved(tmp_path):
     saved = load_file(str(tmp_path / "m" / "model.safetensors"))
     ref = load_file(str(packaged_model_dir() / "model.safetensors"))
     assert torch.equal(saved["pooler.dense.weight"], ref["pooler.dense.weight"])
+
+
+@pytest.mark.parametrize("quantize", [None, pytest.param("int8", marks=pytest.mark.slow)])
+def test_offline_bert_fusions_keep_the_scores(quantize, tmp_path):
+    model = CrossEncoder(lively_backbone())
+    folder = export_onnx(model, tmp_path / "fused", optimize=True, quantize=quantize)
+    assert json.loads((folder / ONNX_FILE).read_text())["optimized"] is True
+    with torch.no_grad():
+        a, b = model.score(CONTEXTS, CANDIDATES), load_onnx_ranker(folder).score(CONTEXTS, CANDIDATES)
+    _close(a, b, 1e-4 if quantize is None else 0.1)

@@ -188,7 +188,7 @@ def export_cmd(
     kind: Optional[str] = typer.Option(None, help="bi | cross | poly | uni (read from a saved unirank folder)"),
     format_: str = typer.Option("onnx", "--format", help="onnx | ranker (unirank / sentence-transformers folder) | transformers"),
     quantize: Optional[str] = typer.Option(None, help="--format onnx: int8 (dynamic quantisation); default fp32"),
-    optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="--format onnx: ONNX Runtime's BERT fusions"),
+    optimize: bool = typer.Option(False, "--optimize/--no-optimize", help="--format onnx: ONNX Runtime's offline BERT fusions (off: slower here)"),
 ) -> None:
     """Export a model: ONNX graphs for ONNX Runtime (use with --backend onnx), or a plain folder."""
     from .runtime.backends import load_model

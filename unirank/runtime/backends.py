@@ -5,7 +5,7 @@ A backend is named by a spec ``NAME[:key=value,...]`` (the syntax of ``--filter`
 
 ``torch`` (default)
     the PyTorch model itself (``MODELS[kind].from_pretrained``).
-``onnx[:quantize=int8,threads=N,optimize=false]``
+``onnx[:quantize=int8,threads=N,optimize=true]``
     ONNX Runtime. A folder written by ``unirank export --format onnx`` is opened as it is;
     any other model (a saved unirank folder, ``minilm``, a transformers folder) is exported
     first (:func:`~unirank.runtime.onnx_export.export_onnx`) into the cache
@@ -137,7 +137,7 @@ _ONNX_OPTIONS = ("quantize", "threads", "optimize")
 
 @BACKENDS.register("onnx")
 def onnx_backend(kind: str | None, model: Any, device: str | None, settings: dict[str, Any], quantize: str | None = None,
-                 threads: int | None = None, optimize: bool = True, **unknown: Any) -> Any:
+                 threads: int | None = None, optimize: bool = False, **unknown: Any) -> Any:
     """ONNX Runtime: open an export folder, or export ``model`` into the cache first (see the module docstring)."""
     from .onnx_export import QUANTIZATIONS, is_onnx_folder, read_onnx_meta, require_onnx
     from .onnx_models import load_onnx_ranker

@@ -69,14 +69,14 @@ def export_all(model: Any, out: str | os.PathLike, name: str = "model") -> dict[
     return paths
 
 
-def _export_onnx(model: Any, path: str | os.PathLike, quantize: str | None = None, optimize: bool = True) -> Path:
+def _export_onnx(model: Any, path: str | os.PathLike, quantize: str | None = None, optimize: bool = False) -> Path:
     from ..runtime.onnx_export import export_onnx
 
     return export_onnx(model, path, quantize=quantize, optimize=optimize)
 
 
 def _no_options(fn: Any) -> Any:
-    def export(model: Any, path: str | os.PathLike, quantize: str | None = None, optimize: bool = True) -> Path:
+    def export(model: Any, path: str | os.PathLike, quantize: str | None = None, optimize: bool = False) -> Path:
         from ..errors import ConfigError
 
         if quantize is not None:
@@ -86,7 +86,7 @@ def _no_options(fn: Any) -> Any:
     return export
 
 
-#: ``unirank export --format`` name -> function(model, path, quantize=None, optimize=True) -> folder
+#: ``unirank export --format`` name -> function(model, path, quantize=None, optimize=False) -> folder
 EXPORT_FORMATS: Registry[Any] = Registry("export format")
 EXPORT_FORMATS.register("onnx")(_export_onnx)
 EXPORT_FORMATS.register("ranker")(_no_options(export_ranker))
