@@ -10,18 +10,18 @@ from typer.testing import CliRunner
 
 pytest.importorskip("onnxruntime")
 
-from unirank.cli import app  # noqa: E402
-from unirank.errors import ConfigError  # noqa: E402
-from unirank.models.bi import BiEncoder  # noqa: E402
-from unirank.models.cross import CrossEncoder  # noqa: E402
-from unirank.models.poly import PolyEncoder  # noqa: E402
-from unirank.models.uni import UniEncoder  # noqa: E402
-from unirank.runtime import onnx_export  # noqa: E402
-from unirank.runtime.backends import load_model, parse_backend  # noqa: E402
-from unirank.runtime.onnx_export import ONNX_FILE, export_onnx  # noqa: E402
-from unirank.runtime.onnx_models import OnnxUniEncoder, load_onnx_ranker  # noqa: E402
+from unirank.cli import app
+from unirank.errors import ConfigError
+from unirank.models.bi import BiEncoder
+from unirank.models.cross import CrossEncoder
+from unirank.models.poly import PolyEncoder
+from unirank.models.uni import UniEncoder
+from unirank.runtime import onnx_export
+from unirank.runtime.backends import load_model, parse_backend
+from unirank.runtime.onnx_export import ONNX_FILE, export_onnx
+from unirank.runtime.onnx_models import OnnxUniEncoder, load_onnx_ranker
 
-from .conftest import lively_backbone  # noqa: E402
+from .conftest import lively_backbone
 
 CONTEXTS = ["how do I sort a list", ["hi", "hello there, how are you?"], "x"]
 CANDIDATES = [["sorted()", "no", "list.sort() sorts the list in place, a longer one"], ["fine", "bad day"], ["only one candidate here"]]

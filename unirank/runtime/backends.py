@@ -25,13 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConfigError
 from ..registry import Registry
 
-__all__ = ["BACKENDS", "load_model", "parse_backend", "backend_names"]
+__all__ = ["BACKENDS", "backend_names", "load_model", "parse_backend"]
 
 #: backend name -> loader(kind, model, device, settings, **options) -> Ranker
 BACKENDS: Registry[Callable[..., Any]] = Registry("inference backend")

@@ -41,9 +41,10 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -51,7 +52,7 @@ from ..errors import ConfigError, DataError, UnirankError
 from ..io import replace_dir, write_json
 from ..registry import Registry
 
-__all__ = ["MissingDependency", "ONNX_FILE", "ONNX_FORMAT", "QUANTIZATIONS", "export_onnx", "is_onnx_folder", "read_onnx_meta", "require_onnx"]
+__all__ = ["ONNX_FILE", "ONNX_FORMAT", "QUANTIZATIONS", "MissingDependency", "export_onnx", "is_onnx_folder", "read_onnx_meta", "require_onnx"]
 
 #: the metadata file of an exported folder
 ONNX_FILE = "unirank_onnx.json"

@@ -28,23 +28,24 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..registry import Registry
 from ..models.bi import BiEncoder
 from ..models.cross import CrossEncoder
 from ..models.poly import PolyEncoder
 from ..models.uni import UniEncoder
+from ..registry import Registry
 from .onnx_export import read_onnx_meta, require_onnx
 
-__all__ = ["OrtGraph", "OnnxBiEncoder", "OnnxCrossEncoder", "OnnxUniEncoder", "OnnxPolyEncoder", "load_onnx_ranker"]
+__all__ = ["OnnxBiEncoder", "OnnxCrossEncoder", "OnnxPolyEncoder", "OnnxUniEncoder", "OrtGraph", "load_onnx_ranker"]
 
 
 class OrtGraph:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any, Callable, Literal, Union
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
@@ -42,7 +43,7 @@ class _Lenient(BaseModel):
 class EmbeddingsRequest(_Lenient):
     """``POST /v1/embeddings`` (OpenAI)."""
 
-    input: Union[StrictStr, list[StrictStr], list[StrictInt], list[list[StrictInt]]] = Field(description="a text or a list of texts")
+    input: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]] = Field(description="a text or a list of texts")
     model: StrictStr | None = Field(None, description="ignored: the server embeds with its own model (echoed back as its name)")
     encoding_format: Literal["float", "base64"] = Field("float", description="float lists, or base64 of float32 little-endian bytes")
     dimensions: StrictInt | None = Field(None, ge=1, description="must equal the model's dimension when given")
@@ -53,7 +54,7 @@ class EmbeddingsRequest(_Lenient):
 class EmbeddingData(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: Union[list[float], str]
+    embedding: list[float] | str
 
 
 class Usage(BaseModel):
@@ -76,7 +77,7 @@ class RerankRequest(_Lenient):
     """``POST /v1/rerank`` (Cohere / Jina)."""
 
     query: StrictStr
-    documents: list[Union[StrictStr, RerankDocument]] = Field(description="texts, or objects with a text")
+    documents: list[StrictStr | RerankDocument] = Field(description="texts, or objects with a text")
     top_n: StrictInt | None = Field(None, ge=1, description="return only the best top_n (default: all)")
     return_documents: StrictBool = Field(False, description="include each result's document text")
     model: StrictStr | None = Field(None, description="ignored: the server reranks with its own model (echoed back as its name)")
