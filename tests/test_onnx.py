@@ -209,3 +209,11 @@ def test_offline_bert_fusions_keep_the_scores(quantize, tmp_path):
     with torch.no_grad():
         a, b = model.score(CONTEXTS, CANDIDATES), load_onnx_ranker(folder).score(CONTEXTS, CANDIDATES)
     _close(a, b, 1e-4 if quantize is None else 0.1)
+
+
+def test_fp32_and_int8_exports_have_different_fingerprints(tmp_path):
+    model = BiEncoder(lively_backbone())
+    a = load_onnx_ranker(export_onnx(model, tmp_path / "a")).backbone.fingerprint()
+    b = load_onnx_ranker(export_onnx(model, tmp_path / "b", quantize="int8")).backbone.fingerprint()
+    c = load_onnx_ranker(export_onnx(model, tmp_path / "c")).backbone.fingerprint()
+    assert a == c != b and len(a) == 16

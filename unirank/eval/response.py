@@ -269,7 +269,8 @@ def ranker_info(ranker: Ranker) -> dict[str, Any]:
     bb = getattr(ranker, "backbone", None)
     info: dict[str, Any] = {"kind": ranker.kind, "settings": settings or {}}
     if getattr(ranker, "backend", None) == "onnx":
-        info["backend"] = {"name": "onnx", "precision": ranker.precision, "folder": str(ranker.onnx_folder)}
+        info["backend"] = {"name": "onnx", "precision": ranker.precision, "folder": str(ranker.onnx_folder),
+                           "source_fingerprint": ranker.onnx_meta["source"]["fingerprint"]}
     if bb is not None:
         info["source"] = bb.source
         info["fingerprint"] = bb.fingerprint()

@@ -108,7 +108,8 @@ def _onnx_backbone(folder: Path, meta: dict[str, Any]) -> Any:
 
     @dataclass
     class OnnxBackbone(Backbone):
-        """A backbone whose weights live in ONNX graphs; its fingerprint is the source model's."""
+        """A backbone whose weights live in ONNX graphs. Its fingerprint hashes the source model's
+        with the export's precision (an int8 export computes other vectors than the fp32 one)."""
 
         onnx_fingerprint: str = ""
 
@@ -119,8 +120,11 @@ def _onnx_backbone(folder: Path, meta: dict[str, Any]) -> Any:
         def fingerprint(self) -> str:
             return self.onnx_fingerprint
 
+    import hashlib
+
+    fp = hashlib.sha256(f"{meta['source']['fingerprint']}|onnx|{meta['precision']}|{meta.get('optimized')}".encode()).hexdigest()[:16]
     return OnnxBackbone(model=_GraphHolder(meta["backbone"]), tokenizer=load_tokenizer(folder),
-                        source=f"{meta['source']['model']} (onnx {meta['precision']})", onnx_fingerprint=meta["source"]["fingerprint"])
+                        source=f"{meta['source']['model']} (onnx {meta['precision']})", onnx_fingerprint=fp)
 
 
 class _OnnxMixin:
