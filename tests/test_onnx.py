@@ -217,3 +217,25 @@ def test_fp32_and_int8_exports_have_different_fingerprints(tmp_path):
     b = load_onnx_ranker(export_onnx(model, tmp_path / "b", quantize="int8")).backbone.fingerprint()
     c = load_onnx_ranker(export_onnx(model, tmp_path / "c")).backbone.fingerprint()
     assert a == c != b and len(a) == 16
+
+
+def test_encode_and_mine_cli_with_the_onnx_backend_match_torch(tiny_beir, tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIRANK_CACHE", str(tmp_path / "cache"))
+    runner = CliRunner()
+    model = tmp_path / "bi"
+    BiEncoder(lively_backbone(), max_length=32).save(model)
+    vecs = {}
+    for backend in ("torch", "onnx:threads=1"):
+        out = tmp_path / f"store-{backend[:4]}"
+        r = runner.invoke(app, ["encode", "--data", str(tiny_beir), "--model", str(model), "--backend", backend, "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        vecs[backend] = np.concatenate([np.load(p) for p in sorted(out.rglob("*.npy"))])
+    assert vecs["torch"].shape == vecs["onnx:threads=1"].shape and np.abs(vecs["torch"] - vecs["onnx:threads=1"]).max() < 1e-4
+    mined = {}
+    for backend in ("torch", "onnx"):
+        out = tmp_path / f"mined-{backend}"
+        r = runner.invoke(app, ["mine", "--data", str(tiny_beir), "--split", "test", "--miner", "dense", "--model", str(model),
+                                "--backend", backend, "--filter", "none", "--negatives", "2", "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        mined[backend] = [[n["id"] for n in json.loads(line)["negatives"]] for line in (out / "train.jsonl").read_text().splitlines()]
+    assert mined["torch"] == mined["onnx"] and any(mined["onnx"])
