@@ -239,3 +239,19 @@ def test_encode_and_mine_cli_with_the_onnx_backend_match_torch(tiny_beir, tmp_pa
         assert r.exit_code == 0, r.output
         mined[backend] = [[n["id"] for n in json.loads(line)["negatives"]] for line in (out / "train.jsonl").read_text().splitlines()]
     assert mined["torch"] == mined["onnx"] and any(mined["onnx"])
+
+
+def test_serve_backend_loads_model_and_dense_index_through_onnx(tiny_beir, tmp_path, monkeypatch):
+    from unirank.runtime.onnx_models import OnnxBiEncoder
+    from unirank.serve.backend import SearchItem, load_backend
+
+    monkeypatch.setenv("UNIRANK_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "bi"
+    torch_model = BiEncoder(lively_backbone(), max_length=32)
+    torch_model.save(model)
+    be = load_backend(model=str(model), kind="bi", index=str(tiny_beir), retriever="dense", backend="onnx:threads=1")
+    assert isinstance(be.ranker, OnnxBiEncoder) and be.encoder is be.ranker and be.describe()["backend"] == "onnx:threads=1"
+    (vecs,) = be.encode_batch([(["cats purr"], "query")])
+    assert np.abs(vecs - torch_model.encode_queries(["cats purr"])).max() < 1e-4
+    hits = be.search_batch([SearchItem("why do cats purr", 2)])[0]
+    assert len(hits) == 2
