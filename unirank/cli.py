@@ -52,6 +52,7 @@ def eval_cmd(
     batch_size: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
     dtype: Optional[str] = typer.Option(None, help="fp16 | bf16 autocast for encoding"),
+    backend: Optional[str] = typer.Option(None, help="inference backend: torch (default) | onnx[:quantize=int8,threads=N] (ONNX Runtime; needs unirank[onnx])"),
     limit_queries: Optional[int] = typer.Option(None, help="evaluate the first N queries (examples) only"),
     task: Optional[str] = typer.Option(None, help="retrieval (default) | response (response selection: R_n@k, MRR)"),
     reranker: Optional[str] = typer.Option(None, help="rerank the first stage with this kind: cross | uni | poly | bi"),
@@ -77,7 +78,8 @@ def eval_cmd(
             "retriever.dense.index_kind": index, "retriever.dense.batch_size": batch_size, "retriever.dense.device": device,
             "retriever.dense.dtype": dtype, "limit_queries": limit_queries, "out": out, "rerank.kind": reranker,
             "rerank.model": reranker_model, "rerank.depth": rerank_depth, "rerank.first_stage_run": first_stage_run,
-            "response.kind": kind, "response.model": response_model, "response.format": data_format}
+            "response.kind": kind, "response.model": response_model, "response.format": data_format,
+            **({"retriever.dense.backend": backend, "rerank.backend": backend, "response.backend": backend} if backend else {})}
         )
         cfg = load_config(EvalConfig, config, overrides + list(set_))
         run_eval_task(cfg)
@@ -115,6 +117,7 @@ def mine(
     depth: Optional[int] = typer.Option(None, help="candidates retrieved per query"),
     teacher: Optional[str] = typer.Option(None, help="rescoring model kind (cross | uni | bi | poly)"),
     teacher_model: Optional[str] = typer.Option(None, help="rescoring model folder or name"),
+    backend: Optional[str] = typer.Option(None, help="inference backend: torch (default) | onnx[:quantize=int8,threads=N] (ONNX Runtime; needs unirank[onnx])"),
     format_: Optional[str] = typer.Option(None, "--format", help="also write train.<format>.jsonl: flag | st-triplet | st-ntuple"),
     seed: Optional[int] = typer.Option(None),
     out: Optional[Path] = typer.Option(None, help="output folder: train.jsonl, mine.json, audit.html, audit.jsonl, timings.json "
@@ -128,7 +131,8 @@ def mine(
     def go() -> None:
         overrides = _flags(
             data=data, split=split, negatives=negatives, depth=depth, seed=seed, out=out, format=format_,
-            **{"miner.name": miner, _model_key("miner", miner): model, "teacher.kind": teacher, "teacher.model": teacher_model},
+            **{"miner.name": miner, _model_key("miner", miner): model, "teacher.kind": teacher, "teacher.model": teacher_model,
+               "miner.dense.backend": backend, "teacher.backend": backend},
         )
         cfg = build_mine_config(config, overrides + list(set_), filters=filter_ or None, sampler=sampler)
         manifest = run_mine(cfg)
@@ -152,6 +156,7 @@ def encode(
     dtype: str = typer.Option("float32", help="stored precision: float32 | float16"),
     device: Optional[str] = typer.Option(None),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="skip chunks already written"),
+    backend: str = typer.Option("torch", help="inference backend: torch | onnx[:quantize=int8,threads=N] (ONNX Runtime; needs unirank[onnx])"),
 ) -> None:
     """Encode a corpus (or one shard of it) into a resumable embedding store."""
     from .index.shards import encode_corpus_shard, parse_shard
@@ -165,7 +170,7 @@ def encode(
         if not issubclass(cls, DualEncoder):
             raise ConfigError(f"--kind {kind}: encode needs a model that embeds documents on their own "
                               f"({', '.join(k for k in MODELS.names() if issubclass(MODELS.get(k), DualEncoder))})")
-        encoder = load_ranker(model or cls.default_model, kind, device=device)
+        encoder = load_ranker(model or cls.default_model, kind, device="cpu", backend=backend)
         kw = dict(shard=parse_shard(shard) if shard else None, out_dir=out, batch_size=batch_size, chunk_size=chunk_size,
                   resume=resume, device=device)
         if encoder.sparse_vectors:  # a sparse model writes the sparse store layout
@@ -210,6 +215,30 @@ def index_cmd(
         else:
             ShardedIndex.build(store, out, kind=kind, train_sample=train_sample, seed=seed)
         typer.echo(f"wrote {out} ({kind} index per shard)")
+
+    _guard(go)
+
+
+@app.command("export")
+def export_cmd(
+    out: Path = typer.Option(..., help="output folder (replaced if it holds an earlier export of the same format)"),
+    model: Optional[str] = typer.Option(None, help="saved unirank model folder, transformers folder or 'minilm' (default)"),
+    kind: Optional[str] = typer.Option(None, help="bi | cross | poly | uni (read from a saved unirank folder)"),
+    format_: str = typer.Option("onnx", "--format", help="onnx | ranker (unirank / sentence-transformers folder) | transformers"),
+    quantize: Optional[str] = typer.Option(None, help="--format onnx: int8 (dynamic quantisation); default fp32"),
+    optimize: bool = typer.Option(False, "--optimize/--no-optimize", help="--format onnx: ONNX Runtime's offline BERT fusions (off: slower here)"),
+) -> None:
+    """Export a model: ONNX graphs for ONNX Runtime (use with --backend onnx), or a plain folder."""
+    from .models.base import load_ranker
+    from .training.export import EXPORT_FORMATS
+
+    def go() -> None:
+        try:
+            fn = EXPORT_FORMATS.get(format_)
+        except KeyError as e:
+            raise UnirankError(f"--format: {e.args[0]}") from None
+        folder = fn(load_ranker(model, kind, device="cpu", backend="torch"), out, quantize=quantize, optimize=optimize)
+        typer.echo(f"wrote {folder}")
 
     _guard(go)
 
@@ -275,6 +304,7 @@ def serve(
                                               "with --retriever splade the SPLADE model (default: --model if --kind splade, else splade-tiny)"),
     max_docs: Optional[int] = typer.Option(None, help="index only the first N documents"),
     device: Optional[str] = typer.Option(None, help="cpu | cuda"),
+    backend: str = typer.Option("torch", help="inference backend of --model and a dense index: torch | onnx[:quantize=int8,threads=N]"),
     host: str = typer.Option("127.0.0.1", help="interface (loopback by default)"),
     port: int = typer.Option(8000),
     api_key: Optional[str] = typer.Option(None, envvar="UNIRANK_API_KEY", help="require X-API-Key or Authorization: Bearer"),
@@ -300,7 +330,7 @@ def serve(
                 max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue, max_candidates=max_candidates,
                 max_k=max_k, max_text_chars=max_text_chars, max_turns=max_turns, max_encode_texts=max_encode_texts,
                 max_body_bytes=max_body_bytes, text_policy=text_policy, rerank_depth=rerank_depth, log_level=log_level,
-                graceful_timeout=graceful_timeout)
+                graceful_timeout=graceful_timeout, backend=backend)
     _guard(lambda: serve_main(model, index, kind, host=host, port=port, api_key=api_key, **opts))
 
 

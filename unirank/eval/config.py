@@ -25,6 +25,7 @@ class RerankConfig:
     first_stage_run: str | None = None  # a TREC run file instead of running the retriever
     device: str | None = None
     keep_tail: bool = True  # below the reranked depth keep the first stage's next documents (up to k)
+    backend: str = "torch"  # torch | onnx[:quantize=int8,threads=N] (unirank.runtime.backends)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ResponseConfig:
     n_candidates: int | None = None  # for data built on the fly (dailydialog)
     data_options: dict = field(default_factory=dict)
     device: str | None = None
+    backend: str = "torch"  # torch | onnx[:quantize=int8,threads=N] (unirank.runtime.backends)
 
 
 DEFAULT_MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "p@10", "auc"]

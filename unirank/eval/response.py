@@ -232,6 +232,9 @@ def ranker_info(ranker: Ranker) -> dict[str, Any]:
     settings = settings() if callable(settings) else settings
     bb = getattr(ranker, "backbone", None)
     info: dict[str, Any] = {"kind": ranker.kind, "settings": settings or {}}
+    if getattr(ranker, "backend", None) == "onnx":
+        info["backend"] = {"name": "onnx", "precision": ranker.precision, "folder": str(ranker.onnx_folder),
+                           "source_fingerprint": ranker.onnx_meta["source"]["fingerprint"]}
     if bb is not None:
         info["source"] = bb.source
         info["fingerprint"] = bb.fingerprint()
@@ -287,7 +290,7 @@ def run_response_eval(
     if ranker is None:
         from ..models.base import load_ranker
 
-        ranker = load_ranker(r.model, r.kind, device=r.device)
+        ranker = load_ranker(r.model, r.kind, device=r.device, backend=r.backend)
     t0 = time.perf_counter()
     metrics, scores = evaluate_response(ranker, examples, r.batch_size, r.chunk_size, r.ks, progress)
     secs = time.perf_counter() - t0

@@ -28,6 +28,7 @@ class DenseConfig:
     store: str | None = None  # retriever "prebuilt": embedding store written by `unirank encode`
     index_dir: str | None = None  # retriever "prebuilt": per-shard FAISS indexes (`unirank index`); None = exact scan
     refine: int = 0  # retriever/miner "prebuilt" with index_dir: re-score refine x k compressed hits exactly from the store
+    backend: str = "torch"  # torch | onnx[:quantize=int8,threads=N] (unirank.runtime.backends)
 
 
 @dataclass

@@ -620,12 +620,13 @@ class PrebuiltRetriever:
     @classmethod
     def from_config(cls, cfg: Any) -> "PrebuiltRetriever":
         """From a RetrieverConfig: ``dense.store`` (embedding store), optional ``dense.index_dir``."""
-        from ..models.bi import BiEncoder
+        from ..models.base import load_ranker
 
         d = cfg.dense
         if not d.store:
             raise ConfigError("retriever prebuilt needs retriever.dense.store (a folder written by `unirank encode`)")
-        return cls(BiEncoder.from_pretrained(d.model), ShardedIndex(d.store, d.index_dir, refine=d.refine), batch_size=d.batch_size, device=d.device)
+
+        return cls(load_ranker(d.model, "bi", device="cpu", backend=d.backend), ShardedIndex(d.store, d.index_dir, refine=d.refine), batch_size=d.batch_size, device=d.device)
 
     @property
     def doc_ids(self) -> list[str]:

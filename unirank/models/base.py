@@ -45,6 +45,8 @@ _KIND_MODULES = ("bi", "cross", "poly", "uni", "splade")
 MODEL_FILE = "unirank_model.json"
 #: value of "format" in unirank_model.json
 FORMAT_VERSION = 1
+#: the file that marks an ONNX export folder (``unirank export --format onnx``; :mod:`unirank.runtime.onnx_export`)
+ONNX_MODEL_FILE = "unirank_onnx.json"
 
 
 def import_model_kinds() -> None:
@@ -192,6 +194,7 @@ def load_ranker(
     kind: str | None = None,
     *,
     device: str | torch.device | None = None,
+    backend: str | None = "torch",
     **settings: Any,
 ) -> "Ranker":
     """The one way to build a ranker from a kind and a folder (training, evaluation, mining, serving).
@@ -206,6 +209,9 @@ def load_ranker(
             the folder's), required otherwise.
         device: where the ranker goes (``None``: CUDA when present, else CPU); it is returned
             in eval mode.
+        backend: the inference runtime: ``torch`` (the PyTorch model, trainable) or
+            ``onnx[:quantize=int8,threads=N,optimize=true]`` (ONNX Runtime; an export folder, or
+            any model exported on the fly into the cache; see :mod:`unirank.runtime.backends`).
         settings: constructor keywords (for a saved folder: overrides of its saved settings).
 
     Raises:
@@ -223,8 +229,17 @@ def load_ranker(
         ...
         unirank.errors.ConfigError: no/such/folder is not a saved unirank model; say which kind to build (bi, cross, poly, splade, uni)
     """
+    import importlib
+
     from .backbone import pick_device
 
+    if backend is not None and str(backend).strip() not in ("", "torch"):
+        # another runtime (a registry of backends, imported like the model kinds); it resolves
+        # the kind the same way and builds the PyTorch model with this function when it needs one
+        runtime = importlib.import_module("unirank.runtime.backends")
+        return runtime.load_model(kind, model, backend, None if device is None else str(device), **settings)
+    if model is not None and (Path(model).expanduser() / ONNX_MODEL_FILE).is_file():
+        raise ConfigError(f"{model} is an ONNX export; load it with --backend onnx (or --set ...backend=onnx)")
     import_model_kinds()
     recorded = saved_kind(model)
     if recorded is not None:

@@ -50,7 +50,7 @@ from ..io import replace_dir, write_json
 from ..registry import Registry
 from ..scoring import SIMILARITIES
 from ..types import Document
-from .backbone import Backbone, encode_tokens, load_backbone, mean_pool, pick_device, resolve_model_path
+from .backbone import Backbone, add_pooler, encode_tokens, load_backbone, mean_pool, pick_device, resolve_model_path
 from .base import MODELS, Context, DualEncoder
 
 #: file in a saved folder that records the unirank model kind and its settings
@@ -494,6 +494,7 @@ class BiEncoder(DualEncoder):
 
     def _write_folder(self, folder: Path) -> None:
         self.model.save_pretrained(str(folder))
+        add_pooler(folder, self.backbone)  # else SentenceTransformer(folder) reports a randomly initialised pooler
         self.tokenizer.save_pretrained(str(folder))
         modules = [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},

@@ -34,7 +34,7 @@ from ..registry import Registry
 from .backbone import Backbone
 from .base import MODELS, Context, SharedPoolScorer
 from .heads import POOLINGS, BackboneRanker
-from .inputs import TextPacker
+from .inputs import PackedBatch, TextPacker
 
 #: attention type -> scale applied to dot products, as a function of the vector size H
 ATTENTION_SCALES: Registry[Callable[[int], float]] = Registry("poly attention type")
@@ -190,7 +190,14 @@ class PolyEncoder(BackboneRanker, SharedPoolScorer):
         Shapes:
             B contexts -> (B, m, H).
         """
-        packed = self.packer.pack_contexts(contexts)
+        return self.context_codes(self.packer.pack_contexts(contexts))
+
+    def context_codes(self, packed: PackedBatch) -> torch.Tensor:
+        """The m code vectors of packed single contexts (:meth:`encode_contexts` after packing).
+
+        Shapes:
+            (B, L) packed rows -> (B, m, H).
+        """
         hidden = self.encode_packed(packed, None)
         mask = packed.segment_ids.to(hidden.device) >= 0
         codes = self.codes.to(hidden.dtype).unsqueeze(0).expand(hidden.shape[0], -1, -1)
@@ -203,15 +210,21 @@ class PolyEncoder(BackboneRanker, SharedPoolScorer):
         Shapes:
             N texts -> (N, H).
         """
-        pool = POOLINGS.get(self.candidate_pooling)
         out = []
         for i in range(0, len(texts), self.chunk_size):
-            packed = self.packer.pack_single(texts[i : i + self.chunk_size], self.packer.max_candidate_length)
-            hidden = self.encode_packed(packed, None, encoder=self.candidate_encoder)
-            out.append(pool(hidden, packed.segment_ids.to(hidden.device)))
+            out.append(self.candidate_vectors(self.packer.pack_single(texts[i : i + self.chunk_size], self.packer.max_candidate_length)))
         if not out:
             return torch.zeros(0, self.backbone.hidden_size, device=self.device)
         return torch.cat(out)
+
+    def candidate_vectors(self, packed: PackedBatch) -> torch.Tensor:
+        """Pooled vectors of packed single candidates (:meth:`embed_candidates` after packing).
+
+        Shapes:
+            (N, L) packed rows -> (N, H).
+        """
+        hidden = self.encode_packed(packed, None, encoder=self.candidate_encoder)
+        return POOLINGS.get(self.candidate_pooling)(hidden, packed.segment_ids.to(hidden.device))
 
     def score_embeddings(
         self,

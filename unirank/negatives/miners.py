@@ -314,9 +314,9 @@ class DenseMiner(Miner):
         """Build from a MineConfig (``cfg.miner.dense``, ``cfg.dense_search``, chunk sizes)."""
         d = cfg.miner.dense
         if encoder is None:
-            from unirank.models.bi import BiEncoder
+            from unirank.models.base import load_ranker
 
-            encoder = BiEncoder.from_pretrained(d.model)
+            encoder = load_ranker(d.model, "bi", device="cpu", backend=d.backend)
         return cls(
             encoder,
             search=cfg.dense_search,
@@ -454,9 +454,9 @@ class PrebuiltMiner(DenseMiner):
         """From a MineConfig: ``miner.dense.store`` / ``index_dir`` / ``model`` / encoding settings."""
         d = cfg.miner.dense
         if encoder is None:
-            from unirank.models.bi import BiEncoder
+            from unirank.models.base import load_ranker
 
-            encoder = BiEncoder.from_pretrained(d.model)
+            encoder = load_ranker(d.model, "bi", device="cpu", backend=d.backend)
         return cls(encoder, d.store, d.index_dir, {"batch_size": d.batch_size, "device": d.device, "dtype": d.dtype}, d.refine)
 
     def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:

@@ -73,6 +73,7 @@ class TeacherConfig:
         depth: rescore the best ``depth`` candidates of each query (the rest get no teacher score).
         chunk_size: pairs per forward pass.
         device: where the teacher runs (``None``: CUDA when present, else CPU).
+        backend: ``torch`` or ``onnx[:quantize=int8,threads=N]`` (:mod:`unirank.runtime.backends`).
     """
 
     kind: str | None = None
@@ -80,6 +81,7 @@ class TeacherConfig:
     depth: int = 50
     chunk_size: int = 32
     device: str | None = None
+    backend: str = "torch"
 
 
 @dataclass
@@ -413,7 +415,7 @@ def load_teacher(cfg: TeacherConfig) -> TeacherScorer | None:
         return None
     from unirank.models.base import load_ranker
 
-    return TeacherScorer(load_ranker(cfg.model, cfg.kind, device=cfg.device), depth=cfg.depth, chunk_size=cfg.chunk_size)
+    return TeacherScorer(load_ranker(cfg.model, cfg.kind, device=cfg.device, backend=cfg.backend), depth=cfg.depth, chunk_size=cfg.chunk_size)
 
 
 def run_mine(

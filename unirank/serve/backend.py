@@ -273,6 +273,7 @@ def load_backend(
     max_docs: int | None = None,
     device: str | None = None,
     rerank_depth: int = 20,
+    backend: str = "torch",
 ) -> Backend:
     """Build a :class:`Backend` from names (the server runs this in a background thread).
 
@@ -290,12 +291,14 @@ def load_backend(
         max_docs: index only the first N documents.
         device: cpu / cuda (default: cuda when present).
         rerank_depth: documents reranked per ``/search`` with ``rerank``.
+        backend: ``torch`` or ``onnx[:quantize=int8,threads=N]`` for the model and a dense
+            index's encoder (:mod:`unirank.runtime.backends`).
     """
     from ..models.base import load_ranker, saved_kind
 
     check_backend_args(model, kind, index, retriever)
     kind = kind or saved_kind(model) or "bi"
-    ranker = load_ranker(model, kind, device=device) if model is not None else None
+    ranker = load_ranker(model, kind, device=device, backend=backend) if model is not None else None
     encoder = ranker if isinstance(ranker, DualEncoder) and not ranker.sparse_vectors else None  # /encode gives dense vectors
     built = None
     corpus = None
@@ -328,5 +331,6 @@ def load_backend(
         retriever=built,
         corpus=corpus,
         rerank_depth=rerank_depth,
-        info={"model": model, "kind": kind if model is not None else None, "index": index, "retriever": retriever if index else None},
+        info={"model": model, "kind": kind if model is not None else None, "index": index, "retriever": retriever if index else None,
+              "backend": backend},
     )

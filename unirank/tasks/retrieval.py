@@ -117,7 +117,7 @@ class RetrievalTask(Task):
         from ..eval.rerank import rerank_eval
         from ..models.base import load_ranker
 
-        ranker = load_ranker(r.model, r.kind, device=r.device)
+        ranker = load_ranker(r.model, r.kind, device=r.device, backend=r.backend)
         return rerank_eval(cfg, ranker, depth=r.depth, chunk_size=r.chunk_size, batch_size=r.batch_size,
                            first_stage=r.first_stage_run, keep_tail=r.keep_tail)
 
