@@ -68,16 +68,16 @@ def test_a_failed_response_eval_leaves_the_previous_folder(tmp_path, monkeypatch
     from unirank.data.dialogue import write_response_jsonl
     from unirank.eval import response
 
-    from .test_response_eval import EXAMPLES
+    from .test_response_eval import EXAMPLES, _cfg
 
     data = tmp_path / "d.jsonl"
     write_response_jsonl(data, EXAMPLES)
     out = tmp_path / "out"
-    response.run_response_eval(str(data), ranker=OverlapRanker(), out=out, quiet=True, progress=False)
+    response.run_response_eval(_cfg(str(data), out=str(out)), ranker=OverlapRanker(), quiet=True, progress=False)
     before = _files(out)
     monkeypatch.setattr(response.uio, "write_json", _disk_full)
     with pytest.raises(OSError):
-        response.run_response_eval(str(data), ranker=OverlapRanker(), limit=2, out=out, quiet=True, progress=False)
+        response.run_response_eval(_cfg(str(data), out=str(out), limit_queries=2), ranker=OverlapRanker(), quiet=True, progress=False)
     assert _files(out) == before
 
 

@@ -118,8 +118,10 @@ def test_several_api_keys_are_refused_even_if_one_matches(server):
 
 def test_unauthenticated_readyz_shows_no_paths(server, beir):
     r = httpx.get(server.url + "/readyz")
-    assert r.status_code == 200 and r.json() == {"ready": True, "status": "ready", "model": None, "kind": None, "index": None,
-                                                  "retriever": None, "documents": None}
+    body = r.json()
+    assert r.status_code == 200 and body["ready"] is True and body["status"] == "ready"
+    assert {"model", "index", "documents"} <= set(body)  # the fields a key shows, blanked
+    assert all(v is None for k, v in body.items() if k not in ("ready", "status")), body
     full = httpx.get(server.url + "/readyz", headers={"x-api-key": KEY}).json()
     assert full["documents"] == 12 and str(beir) in json.dumps(full)
 

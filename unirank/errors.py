@@ -88,3 +88,10 @@ def user_error(e: BaseException) -> str | None:
     else:
         return None
     return " ".join(msg.split())  # one line
+
+
+class MissingDependency(UnirankError, ImportError):
+    """An optional dependency is not installed; the message says what needs it and what to install.
+
+    It is an ImportError too, so ``except ImportError`` around optional parts keeps working.
+    """

@@ -225,7 +225,7 @@ def rerank_eval(
     result = EvalResult(means, per_q, full, rr_info)
     if cfg.out:
         from .. import io as uio
-        from .evaluate import OUTPUT_MARKER
+        from .config import OUTPUT_MARKER
 
         cfg_dict = {**to_dict(cfg), "rerank": {"kind": ranker.kind, **settings}}
         with uio.atomic_dir(cfg.out, OUTPUT_MARKER) as tmp:  # both runs or neither
