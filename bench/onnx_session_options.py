@@ -8,8 +8,12 @@ on the same texts / batch / length as ``bench/onnx_speed.py --parts encode`` (th
 * ``spin`` (``session.intra_op.allow_spinning``: 1 = ONNX Runtime's default, worker threads
   busy-wait between ops; 0 = they sleep),
 * ``opt`` (graph optimisation level at session creation: basic | extended | all = default),
-* ``graph`` (``fp32`` | ``int8`` | ``fp32-fused`` | ``int8-fused``: the plain export or the
-  export with ONNX Runtime's offline transformer fusions, ``optimize=true``).
+* ``graph``: ``fp32`` | ``int8`` (unirank's export, ``--quantize int8``), with optional
+  suffixes ``-fused`` (ONNX Runtime's offline transformer fusions, ``optimize=true``),
+  ``-eager`` (the backbone traced with eager attention instead of SDPA) and, for int8,
+  ``-allmm`` (``quantize_dynamic`` with ``MatMulConstBOnly=False``: the attention's
+  activation x activation MatMuls quantised too, as optimum's quantizer - and so
+  sentence-transformers' int8 export - does), e.g. ``int8-eager-allmm``.
 
 A variant is ``graph/threads/spin/opt``, e.g. ``fp32/2/1/all`` (the default unirank uses with
 ``--backend onnx:threads=2``). Each process opens the export with
@@ -33,8 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-DEFAULT_VARIANTS = "fp32/2/1/all,fp32/2/0/all,fp32/0/1/all,fp32/2/1/extended,fp32/2/1/basic,fp32-fused/2/1/all,fp32-fused/2/0/all," \
-                   "int8/2/1/all,int8/2/0/all,int8-fused/2/0/all"
+DEFAULT_VARIANTS = ("fp32/2/1/all,fp32/2/0/all,fp32/0/1/all,fp32/2/1/basic,fp32-fused/2/1/all,fp32-eager/2/1/all,"
+                    "int8/2/1/all,int8/2/0/all,int8-fused/2/1/all,int8-eager/2/1/all,int8-allmm/2/1/all,int8-eager-allmm/2/1/all")
 
 
 def worker(job: dict) -> dict:
@@ -67,6 +71,32 @@ def worker(job: dict) -> dict:
     return {"rate": len(texts) / sec, "seconds": sec, "ort": ort.__version__}
 
 
+def export_variant(graph: str, work: Path, max_length: int) -> Path:
+    """The export folder of a graph variant name (see the module docstring)."""
+    from unirank.models.bi import BiEncoder
+    from unirank.runtime.onnx_export import export_onnx
+
+    base, *flags = graph.split("-")
+    unknown = set(flags) - {"fused", "eager", "allmm"}
+    if base not in ("fp32", "int8") or unknown or ("allmm" in flags and base != "int8"):
+        raise SystemExit(f"--variants: unknown graph {graph!r} (fp32|int8 with -fused, -eager, int8 only: -allmm)")
+    kw = {"attn_implementation": "eager"} if "eager" in flags else {}
+    model = BiEncoder.from_pretrained(None, max_length=max_length, **kw)
+    out = work / f"bi-onnx-{graph}"
+    if "allmm" not in flags:
+        return export_onnx(model, out, quantize="int8" if base == "int8" else None, optimize="fused" in flags)
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = export_onnx(model, out, optimize="fused" in flags)
+    path = folder / "encoder.onnx"
+    tmp = path.with_name("encoder.int8.onnx")
+    quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"DefaultTensorType": TensorProto.FLOAT, "MatMulConstBOnly": False})
+    os.replace(tmp, path)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -86,19 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
     from _record import host, record, section
 
-    from unirank.models.bi import BiEncoder
-    from unirank.runtime.onnx_export import export_onnx
-
     work = Path(args.work).resolve()
     (work / "emb").mkdir(parents=True, exist_ok=True)
     variants = args.variants.split(",")
-    model = BiEncoder.from_pretrained(None, max_length=args.max_length)
-    folders = {}
-    for graph in sorted({v.split("/")[0] for v in variants}):
-        quant = "int8" if graph.startswith("int8") else None
-        fused = graph.endswith("-fused")
-        folders[graph] = str(export_onnx(model, work / f"bi-onnx-{graph}", quantize=quant, optimize=fused))
-    del model
+    folders = {graph: str(export_variant(graph, work, args.max_length)) for graph in sorted({v.split("/")[0] for v in variants})}
     job = {"data": args.data, "n": args.n, "batch_size": args.batch_size, "max_length": args.max_length, "folders": folders, "work": str(work)}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])),
            "TOKENIZERS_PARALLELISM": "false"}
