@@ -49,10 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from unirank.data.beir import load_beir
-from unirank.errors import DataError
-from unirank.io import atomic_dir
-from unirank.types import RetrievalDataset
+from ..errors import DataError
+from ..io import atomic_dir
+from ..types import RetrievalDataset
+from .beir import load_beir
 
 __all__ = [
     "BUILDER_VERSION",

@@ -38,11 +38,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from unirank.data.files import iter_json_objects
-from unirank.errors import ConfigError, DataError
-from unirank.io import atomic_open
-from unirank.registry import Registry
-from unirank.types import Candidate, TrainExample
+from ..data.files import iter_json_objects
+from ..errors import ConfigError, DataError
+from ..io import atomic_open
+from ..registry import Registry
+from ..types import Candidate, TrainExample
 
 __all__ = ["CONVERTERS", "SCORE_SOURCES", "convert_file", "iter_mined", "read_mined", "read_rows"]
 

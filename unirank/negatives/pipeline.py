@@ -40,18 +40,18 @@ from typing import Any
 import numpy as np
 import yaml
 
-from unirank.config import Seed, to_dict
-from unirank.errors import ConfigError, DataError
-from unirank.index.config import RetrieverConfig
-from unirank.io import atomic_dir, atomic_open, file_sha256, write_json
-from unirank.models.base import import_model_kinds
-from unirank.negatives.audit import AuditCollector, write_audit
-from unirank.negatives.convert import CONVERTERS, convert_file
-from unirank.negatives.filters import CandidatePool, Filter, apply_filters, build_filters
-from unirank.negatives.miners import DENSE_SEARCHES, Miner, TeacherScorer, build_miner
-from unirank.negatives.samplers import SampleContext, Sampler, build_sampler
-from unirank.provenance import text_fingerprint, versions
-from unirank.types import RetrievalDataset
+from ..config import Seed, to_dict
+from ..errors import ConfigError, DataError
+from ..index.config import RetrieverConfig
+from ..io import atomic_dir, atomic_open, file_sha256, write_json
+from ..models.base import import_model_kinds
+from ..provenance import text_fingerprint, versions
+from ..types import RetrievalDataset
+from .audit import AuditCollector, write_audit
+from .convert import CONVERTERS, convert_file
+from .filters import CandidatePool, Filter, apply_filters, build_filters
+from .miners import DENSE_SEARCHES, Miner, TeacherScorer, build_miner
+from .samplers import SampleContext, Sampler, build_sampler
 
 __all__ = ["MineConfig", "MineStats", "TeacherConfig", "build_mine_config", "load_teacher", "mine_rows", "parse_spec", "query_rng", "run_mine"]
 
@@ -135,8 +135,8 @@ class MineConfig:
 
     def validate(self) -> None:
         """Check names and ranges before any work (ConfigError lists the valid choices)."""
-        from unirank.config import check_devices, check_out_dir, check_positive, check_ranges
-        from unirank.negatives.miners import MINERS
+        from ..config import check_devices, check_out_dir, check_positive, check_ranges
+        from .miners import MINERS
 
         check_ranges(self)
 
@@ -156,7 +156,7 @@ class MineConfig:
                        "teacher.device": self.teacher.device if self.teacher.kind is not None else None})
         check_out_dir(self.out, marker=OUTPUT_MARKER)
         if self.teacher.kind is not None:
-            from unirank.models.base import MODELS, DualEncoder
+            from ..models.base import MODELS, DualEncoder
 
             import_model_kinds()
             if self.teacher.kind not in MODELS:
@@ -215,7 +215,7 @@ def build_mine_config(
         >>> cfg.miner.name, cfg.negatives, cfg.filters, cfg.sampler
         ('dense', 3, [{'name': 'relative_margin', 'p': 0.1}], {'name': 'top', 'range_min': 3})
     """
-    from unirank.config import load_config
+    from ..config import load_config
 
     cfg = load_config(MineConfig, config, list(overrides))
     if filters is not None:
@@ -416,7 +416,7 @@ def load_teacher(cfg: TeacherConfig) -> TeacherScorer | None:
     """The teacher ``cfg`` names (through :func:`unirank.models.base.load_ranker`), or None."""
     if cfg.kind is None:
         return None
-    from unirank.models.base import load_ranker
+    from ..models.base import load_ranker
 
     return TeacherScorer(load_ranker(cfg.model, cfg.kind, device=cfg.device, backend=cfg.backend), depth=cfg.depth, chunk_size=cfg.chunk_size)
 
@@ -451,7 +451,7 @@ def run_mine(
         ConfigError: unknown miner / filter / sampler / format / teacher name, bad value.
         DataError: unreadable data.
     """
-    from unirank.data.datasets import load_dataset
+    from ..data.datasets import load_dataset
 
     if not cfg.out:
         raise ConfigError("out: an output folder is required")
