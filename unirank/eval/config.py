@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..index.cur_retriever import CURConfig
+
 
 @dataclass
 class BM25Config:
@@ -33,10 +35,11 @@ DENSE_INDEX_KINDS = ("flat", "ivf")
 
 @dataclass
 class RetrieverConfig:
-    name: str = "bm25"  # bm25 | dense | hybrid | prebuilt
+    name: str = "bm25"  # bm25 | dense | hybrid | prebuilt | cur
     bm25: BM25Config = field(default_factory=BM25Config)
     dense: DenseConfig = field(default_factory=DenseConfig)
     k_rrf: float = 60.0
+    cur: CURConfig = field(default_factory=CURConfig)  # retriever "cur": cross-encoder-only search (unirank.index.cur_retriever)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from .base import RETRIEVERS, topk_merge
 from .dense import DenseIndex
 from .shards import PrebuiltRetriever
 from .sparse import BM25Index  # noqa: F401  (registers "bm25")
+from .cur_retriever import CURRetriever  # noqa: F401  (registers "cur")
 
 #: search a store written by ``unirank encode`` (optionally through ``unirank index``'s FAISS indexes)
 RETRIEVERS.register("prebuilt")(PrebuiltRetriever)

@@ -39,7 +39,8 @@ from ..errors import ConfigError, DataError
 from ..models.base import Context, Ranker
 from ..types import Document
 
-__all__ = ["Backend", "SearchItem", "Hit", "NotAvailable", "check_backend_args", "load_backend", "load_corpus_for_index"]
+__all__ = ["Backend", "SearchItem", "Hit", "NotAvailable", "check_backend_args", "load_backend", "load_corpus_for_index",
+           "retriever_config"]
 
 
 class NotAvailable(Exception):
@@ -260,6 +261,20 @@ def check_backend_args(model: str | None, kind: str, index: str | None, retrieve
             raise DataError(f"not a built-in data set (valid: {', '.join(DATASETS.names())}) nor a folder holding corpus.jsonl", path=index)
 
 
+def retriever_config(retriever: str, retriever_set: Sequence[str] = ()) -> Any:
+    """The :class:`~unirank.eval.config.RetrieverConfig` of ``--retriever`` with ``--set key=value``
+    overrides (``retriever.`` prefix optional); ConfigError on an unknown key or a bad value.
+
+    Example:
+        >>> retriever_config("cur", ["cur.budget=50", "retriever.cur.method=anncur"]).cur.budget
+        50
+    """
+    from ..config import from_dict
+    from ..eval.config import RetrieverConfig
+
+    return from_dict(RetrieverConfig, {"name": retriever}, [o.removeprefix("retriever.") for o in retriever_set])
+
+
 def load_backend(
     model: str | None = None,
     kind: str = "bi",
@@ -269,6 +284,7 @@ def load_backend(
     max_docs: int | None = None,
     device: str | None = None,
     rerank_depth: int = 20,
+    retriever_set: Sequence[str] = (),
 ) -> Backend:
     """Build a :class:`Backend` from names (the server runs this in a background thread).
 
@@ -284,6 +300,9 @@ def load_backend(
         max_docs: index only the first N documents.
         device: cpu / cuda (default: cuda when present).
         rerank_depth: documents reranked per ``/search`` with ``rerank``.
+        retriever_set: ``key=value`` overrides of the retriever's config (a
+            :class:`~unirank.eval.config.RetrieverConfig`; ``retriever.`` prefix optional),
+            e.g. ``cur.index=IX`` for ``retriever="cur"``.
     """
     from ..models.backbone import pick_device
     from ..models.base import MODELS
@@ -298,12 +317,13 @@ def load_backend(
     built = None
     corpus = None
     if index is not None:
-        from ..eval.config import RetrieverConfig
         from ..index.base import RETRIEVERS
         from ..index.retrievers import DenseRetriever, make_retriever
 
-        cfg = RetrieverConfig(name=retriever)
-        cfg.dense.model, cfg.dense.device = dense_model, device
+        cfg = retriever_config(retriever, retriever_set)
+        cfg.dense.model = dense_model if dense_model is not None else cfg.dense.model
+        cfg.dense.device = device if device is not None else cfg.dense.device
+        cfg.cur.device = device if device is not None else cfg.cur.device
         RETRIEVERS.get(retriever)  # unknown names raise, listing the valid ones
         if retriever in ("dense", "hybrid") and encoder is not None and dense_model is None:
             dense = DenseRetriever(encoder, device=device)
