@@ -269,3 +269,56 @@ def test_run_eval_reports_the_cross_encoder_calls(beir_and_index):
     cfg = from_dict(EvalConfig, {"data": str(data), "k": 5}, [ "retriever.name=cur", f"retriever.cur.index={ix}", "retriever.cur.budget=10"])
     res = run_eval(cfg, quiet=True)
     assert res.info["retriever_stats"]["ce_calls_per_query"] == 10 and set(res.run) == {"q0", "q1", "q2", "q3"}
+
+
+# ---------------------------------------------------------------- --task budget
+
+
+def test_budget_task_compares_every_method_and_matches_the_live_retriever(beir_and_index, tmp_path):
+    data, ix = beir_and_index
+    out = tmp_path / "budget"
+    r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--k", "24", "--out", str(out),
+                            "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.budgets=[8,24]",
+                            "--set", "retriever.cur.baselines=[bm25]", "--set", "retriever.cur.rounds=2",
+                            "--set", "retriever.bm25.stemmer=null"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads((out / "budget.json").read_text())["rows"]
+    by = {(x["method"], x["budget"]): x for x in rows}
+    assert set(by) == {("exhaustive cross-encoder", None), ("bm25", 0), ("bm25 + CE rerank", 8), ("bm25 + CE rerank", 24),
+                       ("anncur", 8), ("adacur", 8), ("anncur", 24), ("adacur", 24)}
+    assert by[("exhaustive cross-encoder", None)]["top10_recall"] == 1.0
+    for m in ("anncur", "adacur"):
+        assert by[(m, 8)]["ce_calls"] == 8 and by[(m, 24)]["ce_calls"] == 24
+        assert by[(m, 24)]["top1_recall"] == by[(m, 24)]["top10_recall"] == 1.0  # every document scored
+        assert by[(m, 24)]["ndcg@10"] == pytest.approx(by[("exhaustive cross-encoder", None)]["ndcg@10"])
+    assert by[("bm25 + CE rerank", 8)]["ce_calls"] <= 8
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert "| 8 | adacur | 8.0 |" in (out / "budget.md").read_text()
+    # the exhaustive scores are reused, not recomputed
+    r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--out", str(tmp_path / "again"),
+                            "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.budgets=[8]", "--set", "retriever.cur.baselines=[]",
+                            "--set", f"retriever.cur.exhaustive={out / 'exhaustive'}", "--set", "retriever.cur.rounds=2"])
+    assert r.exit_code == 0, r.output
+    # the live retriever makes the same run as the simulation read from the exhaustive matrix
+    live = tmp_path / "live"
+    r = runner.invoke(app, ["eval", "--data", str(data), "--retriever", "cur", "--k", "24", "--out", str(live),
+                            "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.budget=8", "--set", "retriever.cur.rounds=2"])
+    assert r.exit_code == 0, r.output
+    from unirank.data.trec import read_run
+
+    sim, got = read_run(out / "runs" / "adacur_at_8.trec"), read_run(live / "run.trec")
+    for q in sim:
+        assert list(sim[q]) == list(got[q])
+        np.testing.assert_allclose(list(sim[q].values())[:8], list(got[q].values())[:8], atol=1e-3)
+
+
+def test_budget_task_errors(beir_and_index, tmp_path):
+    data, ix = beir_and_index
+    r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--set", f"retriever.cur.index={ix}"])
+    assert r.exit_code == 2 and "needs retriever.cur.exhaustive" in r.output
+    r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--out", str(tmp_path / "o"),
+                            "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.baselines=[cur]"])
+    assert r.exit_code == 2 and "'cur' is not a first-stage retriever" in r.output
+    r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--out", str(tmp_path / "o"),
+                            "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.budgets=[3,10]"])
+    assert r.exit_code == 2 and "budget=3 is smaller than retriever.cur.rounds=5" in r.output

@@ -46,7 +46,7 @@ def eval_cmd(
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
     dtype: Optional[str] = typer.Option(None, help="fp16 | bf16 autocast for encoding"),
     limit_queries: Optional[int] = typer.Option(None, help="evaluate the first N queries (examples) only"),
-    task: Optional[str] = typer.Option(None, help="retrieval (default) | response (response selection: R_n@k, MRR)"),
+    task: Optional[str] = typer.Option(None, help="retrieval (default) | response (response selection: R_n@k, MRR) | budget (CUR vs reranking at cross-encoder budgets)"),
     reranker: Optional[str] = typer.Option(None, help="rerank the first stage with this kind: cross | uni | poly | bi"),
     reranker_model: Optional[str] = typer.Option(None, help="reranker folder (saved unirank model) or name"),
     rerank_depth: Optional[int] = typer.Option(None, help="first-stage documents reranked per query"),

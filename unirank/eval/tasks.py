@@ -2,6 +2,7 @@
 
 ``retrieval``: first-stage retrieval, and a rerank of its top ``rerank.depth`` when
 ``rerank.kind`` or ``rerank.model`` is set. ``response``: response selection (R_n@k, MRR).
+``budget``: every CUR method and reranked first stage at every cross-encoder budget.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ def response_task(cfg: EvalConfig) -> Any:
         kind=r.kind, model=r.model, batch_size=r.batch_size, chunk_size=r.chunk_size, ks=r.ks, device=r.device,
         limit=cfg.limit_queries, out=cfg.out, config=to_dict(cfg),
     )
+
+
+@EVAL_TASKS.register("budget")
+def budget_task(cfg: EvalConfig) -> Any:
+    """Cross-encoder budget sweep: CUR methods vs first stage + rerank (unirank.eval.cur_budget)."""
+    from .cur_budget import run_budget_eval
+
+    return run_budget_eval(cfg)
 
 
 def run_task(cfg: EvalConfig) -> Any:
