@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--live-budget", type=int, default=100, help="budget of the live `--retriever cur` runs (0: skip)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--report-only", action="store_true", help="only format (and record) the finished run in --out")
     ap.add_argument("--markdown", help="write the section to this file instead of bench/RESULTS.md")
     args = ap.parse_args(argv)
     import torch
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(2)
     out = (ROOT / args.out).resolve() if not Path(args.out).is_absolute() else Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:  # record the finished run of this folder (nothing is run again)
+        st = json.loads((out / "bench_state.json").read_text())
+        return report(args, out, st["manifest"], st["cmds"], st["wall"], st["live"])
     log = out / "commands.log"
     data = out / "data"
     manifest = make_subset(str(ROOT / args.data) if not Path(args.data).is_absolute() else args.data, data,
@@ -150,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
                        "calls": cfg["retriever_stats"]["ce_calls_per_query"],
                        "same_top10": same_run(sim, out / f"live_{m}" / "run.trec", 10) if sim.is_file() else None,
                        "same_top100": same_run(sim, out / f"live_{m}" / "run.trec", 100) if sim.is_file() else None}
+    (out / "bench_state.json").write_text(json.dumps({"manifest": manifest, "cmds": cmds, "wall": wall, "live": live}, indent=2))
     report(args, out, manifest, cmds, wall, live)
 
 

@@ -125,23 +125,33 @@ def _plot_html(title: str, rows: Sequence[dict[str, Any]], table_md: str, info: 
 
     from .report import _png
 
-    panels = [(f"top{k}_recall", f"Top-{k}-Recall vs exhaustive cross-encoder") for k in TOPK] + [
-        ("recall@100", "Recall@100 vs qrels"), ("ndcg@10", "nDCG@10 vs qrels")]
+    panels = [(f"top{k}_recall", f"Top-{k}-Recall (vs exhaustive CE)") for k in TOPK] + [
+        ("recall@100", "Recall@100 (qrels)"), ("ndcg@10", "nDCG@10 (qrels)")]
     panels = [p for p in panels if any(p[0] in r for r in rows)]
-    methods = list(dict.fromkeys(r["method"] for r in rows if r.get("budget") is not None))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    methods = list(dict.fromkeys(r["method"] for r in rows if r.get("budget")))
+    budgets = sorted({r["budget"] for r in rows if r.get("budget")})
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.9 * len(panels), 3.6), squeeze=False)
+    colors = {m: f"C{i}" for i, m in enumerate(methods)}
     for ax, (key, label) in zip(axes[0], panels):
         for m in methods:
-            pts = sorted((r["ce_calls"], r[key]) for r in rows if r["method"] == m and key in r and r.get("budget") is not None)
+            pts = sorted((r["ce_calls"], r[key]) for r in rows if r["method"] == m and key in r and r.get("budget"))
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=m)
+                ax.plot(*zip(*pts), marker="o", label=m, c=colors[m])
         for r in rows:
-            if r.get("budget") is None and key in r:  # exhaustive: one point, a ceiling
-                ax.axhline(r[key], ls="--", c="grey", lw=0.8)
+            if key not in r:
+                continue
+            if r.get("budget") is None:  # the exhaustive cross-encoder: the ceiling
+                ax.axhline(r[key], ls="--", c="grey", lw=0.8, label="exhaustive CE")
+            elif r.get("budget") == 0:  # a first stage alone (no cross-encoder call)
+                ax.axhline(r[key], ls=":", lw=1.2, c=colors.get(f"{r['method']} + CE rerank", "black"), label=f"{r['method']} alone")
         ax.set_xscale("log", base=2)
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.minorticks_off()
         ax.set(xlabel="cross-encoder calls per query", title=label)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, bbox_to_anchor=(0.5, -0.12))
+    fig.tight_layout()
     img = _png(fig)
     info_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in info.items())
     table = "<pre>" + html.escape(table_md) + "</pre>"
