@@ -154,6 +154,22 @@ def main(argv: list[str] | None = None) -> None:
                        "calls": cfg["retriever_stats"]["ce_calls_per_query"],
                        "same_top10": same_run(sim, out / f"live_{m}" / "run.trec", 10) if sim.is_file() else None,
                        "same_top100": same_run(sim, out / f"live_{m}" / "run.trec", 100) if sim.is_file() else None}
+    # ablations (cheap: the exhaustive scores are reused, only the CUR search runs): adaCUR rounds,
+    # and round 1 from a first stage instead of random items
+    min_b = min(int(b) for b in args.budgets.split(","))
+    ablations = {f"adacur rounds={r}": ["--set", f"retriever.cur.rounds={r}", "--set", "retriever.cur.methods=[adacur]"]
+                 for r in (2, 10) if r != args.rounds and r <= min_b}
+    ablations.update({f"anncur/adacur, anchors from {fs}": ["--set", f"retriever.cur.rounds={args.rounds}", "--set",
+                      f"retriever.cur.first_stage={fs}", "--set", "retriever.cur.methods=[anncur,adacur]"] for fs in ("bm25", "dense")})
+    for name, extra in ablations.items():
+        tag = name.replace(" ", "_").replace("/", "_").replace(",", "").replace("=", "")
+        cmd = ["eval", "--task", "budget", "--data", str(data), "--split", "test", "--k", "100", "--out", str(out / "ablations" / tag),
+               "--set", f"retriever.cur.index={out / 'index'}", "--set", f"retriever.cur.budgets={budgets}",
+               "--set", f"retriever.cur.seed={args.seed}", "--set", f"retriever.cur.exhaustive={out / 'exhaustive'}",
+               "--set", "retriever.cur.baselines=[]", *extra]
+        cmds[f"ablation {name}"] = cmd
+        print(f"running ablation {name}", flush=True)
+        wall[f"ablation {tag}"] = run(cmd, log)
     (out / "bench_state.json").write_text(json.dumps({"manifest": manifest, "cmds": cmds, "wall": wall, "live": live}, indent=2))
     report(args, out, manifest, cmds, wall, live)
 
@@ -215,6 +231,24 @@ def report(args, out: Path, manifest: dict, cmds: dict, wall: dict, live: dict) 
         for m, v in live.items():
             body.append(f"| {m} | {v['calls']:.1f} | {v['search_s']:.1f} | {v['search_s'] / manifest['test_queries']:.2f} | "
                         f"{v['same_top10']:.2f} | {v['same_top100']:.2f} |")
+    abl = sorted((out / "ablations").glob("*/budget.json")) if (out / "ablations").is_dir() else []
+    if abl:
+        body += ["", "Ablations (same subset and exhaustive scores; Top-10-Recall / Top-100-Recall vs the exhaustive "
+                 "cross-encoder, nDCG@10; `rounds` changes adaCUR only, `first_stage` makes round 1 (adaCUR) or the anchors "
+                 "(ANNCUR, then solved per query) the first stage's top items instead of seeded random ones):", "",
+                 "| variant | " + " | ".join(f"B={B}" for B in budgets) + " |", "|---|" + "---|" * len(budgets)]
+        for f in abl:
+            ab = json.loads(f.read_text())
+            cfg = json.loads((f.parent / "config.json").read_text())["config"]["retriever"]["cur"]
+            for m in dict.fromkeys(r["method"] for r in ab["rows"] if r["budget"]):
+                label = f"{m}, rounds={cfg['rounds']}" if m == "adacur" else m
+                if cfg.get("first_stage"):
+                    label += f", first stage {cfg['first_stage']}"
+                cells = []
+                for B in budgets:
+                    r = next((r for r in ab["rows"] if r["method"] == m and r["budget"] == B), None)
+                    cells.append(f"{r['top10_recall']:.3f} / {r.get('top100_recall', float('nan')):.3f} / {r['ndcg@10']:.3f}" if r else "-")
+                body.append(f"| {label} | " + " | ".join(cells) + " |")
     text = section("Cross-encoder-only k-NN search on a SciFact subset: ANNCUR and adaCUR vs reranked BM25 / dense (issue 16)",
                    "cur_scifact.py", f"{host('cpu')}, 2 shared CPU cores", body)
     print(text)
