@@ -234,6 +234,11 @@ def test_cli_eval_with_the_cur_retriever(beir_and_index, tmp_path):
     assert len(lines) == 4 * 10
 
 
+def one_error_line(output: str) -> bool:
+    """One ``error:`` line and no traceback (model loading may print progress bars before it)."""
+    return sum(line.startswith("error:") for line in output.splitlines()) == 1 and "Traceback" not in output
+
+
 def test_cli_errors_exit_2_with_one_line(beir_and_index, ce_folder, tmp_path):
     data, ix = beir_and_index
     r = runner.invoke(app, ["eval", "--data", str(data), "--retriever", "cur", "--set", f"retriever.cur.index={ix}",
@@ -248,6 +253,14 @@ def test_cli_errors_exit_2_with_one_line(beir_and_index, ce_folder, tmp_path):
     assert r.exit_code == 2 and "built on another corpus" in r.output and len(r.output.strip().splitlines()) == 1
     r = runner.invoke(app, ["index", "--kind", "cur", "--data", str(data), "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--kind cur needs --reranker-model, --anchor-queries" in r.output
+    other_ce = tmp_path / "other_ce"
+    CrossEncoder(lively_backbone(seed=4), max_candidate_length=32).save(other_ce)
+    r = runner.invoke(app, ["eval", "--data", str(data), "--retriever", "cur", "--set", f"retriever.cur.index={ix}",
+                            "--set", f"retriever.cur.model={other_ce}"])
+    assert r.exit_code == 2 and "built with another cross-encoder" in r.output and one_error_line(r.output)
+    r = runner.invoke(app, ["index", "--kind", "cur", "--data", str(data), "--reranker-model", str(other_ce),
+                            "--anchor-queries", "test", "--out", str(ix)])
+    assert r.exit_code == 2 and "another cross-encoder" in r.output and one_error_line(r.output)
     r = runner.invoke(app, ["index", "--kind", "hnsw", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--store is required for --kind hnsw" in r.output
 
