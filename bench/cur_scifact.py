@@ -3,13 +3,17 @@ reranked by the same cross-encoder, at cross-encoder budgets B (issue 16).
 
 The CPU subset (documented, deterministic):
 
-* test queries: the first ``--test-queries`` (100) judged SciFact test queries (qrels order);
-* anchor queries: the first ``--anchor-queries`` (100) judged SciFact *train* queries;
+* test queries: the first ``--test-queries`` (50) judged SciFact test queries (qrels order);
+* anchor queries: the first ``--anchor-queries`` (50) judged SciFact *train* queries;
 * documents: every document judged for those test queries, plus distractors drawn with
   ``--seed`` from the rest of the corpus, up to ``--docs`` (1,000) documents;
 * the cross-encoder's own truncation (the SciFact cross-encoder of
   ``examples/train_cross_listwise.yaml`` run with ``max_candidate_length 128``: documents
   cut to 128 tokens, queries to 64).
+
+Size: the cross-encoder scores ~25 pairs/s on these 2 CPU cores when they are free (7.6 with
+the machine loaded 3x), so the defaults need 50 x 1,000 pairs for the index, 50 x 1,000 for
+the exhaustive reference and 2 x 50 x 50 for the live check: ~105,000 pairs, about an hour.
 
 It writes that subset as a BEIR folder (``OUT/data``) and runs the commands a user would:
 
@@ -100,12 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cross-encoder", required=True, help="the SciFact cross-encoder folder")
     ap.add_argument("--data", default="../shared/data/scifact")
     ap.add_argument("--out", default="bench/out/cur_scifact")
-    ap.add_argument("--test-queries", type=int, default=100)
-    ap.add_argument("--anchor-queries", type=int, default=100)
+    ap.add_argument("--test-queries", type=int, default=50)
+    ap.add_argument("--anchor-queries", type=int, default=50)
     ap.add_argument("--docs", type=int, default=1000)
     ap.add_argument("--budgets", default="25,50,100,200")
     ap.add_argument("--rounds", type=int, default=5, help="adaCUR rounds")
-    ap.add_argument("--live-budget", type=int, default=100, help="budget of the live `--retriever cur` runs (0: skip)")
+    ap.add_argument("--live-budget", type=int, default=50, help="budget of the live `--retriever cur` runs (0: skip)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--report-only", action="store_true", help="only format (and record) the finished run in --out")
