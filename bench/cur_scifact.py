@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--report-only", action="store_true", help="only format (and record) the finished run in --out")
+    ap.add_argument("--skip", default="", help="comma list of steps (index, budget, live) already finished in --out: "
+                    "their outputs are reused, not run again (e.g. to finish a run stopped after the budget step)")
     ap.add_argument("--markdown", help="write the section to this file instead of bench/RESULTS.md")
     args = ap.parse_args(argv)
     import torch
@@ -138,12 +140,20 @@ def main(argv: list[str] | None = None) -> None:
                    "--set", f"retriever.cur.rounds={args.rounds}", "--set", f"retriever.cur.seed={args.seed}",
                    "--set", f"retriever.cur.exhaustive={out / 'exhaustive'}"],
     }
-    wall = {}
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if skip - {"index", "budget", "live"}:
+        sys.exit(f"--skip: unknown step(s) {sorted(skip - {'index', 'budget', 'live'})}; expected index, budget, live")
+    state_file = out / "bench_state.json"
+    state = json.loads(state_file.read_text()) if skip and state_file.is_file() else {}
+    wall = {k: v for k, v in state.get("wall", {}).items() if k in skip}  # timings of the skipped steps, where saved
     for name, cmd in cmds.items():
+        if name in skip:
+            print(f"skipping {name} (finished earlier in {out}): unirank {shlex.join(cmd)}", flush=True)
+            continue
         print(f"running {name}: unirank {shlex.join(cmd)}", flush=True)
         wall[name] = run(cmd, log)
-    live = {}
-    if args.live_budget:
+    live = state.get("live", {}) if "live" in skip else {}
+    if args.live_budget and "live" not in skip:
         for m in ("anncur", "adacur"):
             cmd = ["eval", "--data", str(data), "--split", "test", "--retriever", "cur", "--k", "100", "--out", str(out / f"live_{m}"),
                    "--set", f"retriever.cur.index={out / 'index'}", "--set", f"retriever.cur.budget={args.live_budget}",
@@ -174,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         cmds[f"ablation {name}"] = cmd
         print(f"running ablation {name}", flush=True)
         wall[f"ablation {tag}"] = run(cmd, log)
-    (out / "bench_state.json").write_text(json.dumps({"manifest": manifest, "cmds": cmds, "wall": wall, "live": live}, indent=2))
+    state_file.write_text(json.dumps({"manifest": manifest, "cmds": cmds, "wall": wall, "live": live}, indent=2))
     report(args, out, manifest, cmds, wall, live)
 
 
@@ -224,9 +234,11 @@ def report(args, out: Path, manifest: dict, cmds: dict, wall: dict, live: dict) 
         "Top-10-Recall, adaCUR vs the best retrieve-and-rerank baseline at each budget: " + "; ".join(verdict) + ".",
         "",
         f"Index cost: {ix_cost['pairs']:,} cross-encoder calls ({b['index']['anchor_queries']} anchor queries x "
-        f"{manifest['documents']} documents) in {ix_cost['seconds']:.0f} s wall = {pps:.0f} pairs/s (`unirank index` took "
-        f"{wall['index']:.0f} s with loading). Exhaustive scores of the test queries (the reference, not needed in use): "
-        f"{ex_cost.get('pairs', 0):,} calls in {ex_cost.get('seconds', 0):.0f} s. `--task budget` in all: {wall['budget']:.0f} s.",
+        f"{manifest['documents']} documents) in {ix_cost['seconds']:.0f} s wall = {pps:.0f} pairs/s"
+        + (f" (`unirank index` took {wall['index']:.0f} s with loading)" if "index" in wall else " (as timed by `unirank index`)")
+        + ". Exhaustive scores of the test queries (the reference, not needed in use): "
+        f"{ex_cost.get('pairs', 0):,} calls in {ex_cost.get('seconds', 0):.0f} s."
+        + (f" `--task budget` in all: {wall['budget']:.0f} s." if "budget" in wall else ""),
     ]
     if live:
         body += ["", f"Live `unirank eval --retriever cur` at B={args.live_budget} ({manifest['test_queries']} queries, the cross-encoder "
