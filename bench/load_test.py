@@ -52,6 +52,7 @@ class RunStats:
     statuses: dict[int, int] = field(default_factory=dict)
     transport_errors: int = 0
     mean_batch: float | None = None
+    backend: str = "torch"
 
     @property
     def ok(self) -> int:
@@ -71,14 +72,14 @@ class RunStats:
     def row(self) -> str:
         mb = "-" if self.mean_batch is None else f"{self.mean_batch:.1f}"
         return (
-            f"| {self.route} | {self.mode} | {self.concurrency} | {self.ok} | {self.ok / self.seconds:.1f} | "
+            f"| {self.backend} | {self.route} | {self.mode} | {self.concurrency} | {self.ok} | {self.ok / self.seconds:.1f} | "
             f"{self.pct(50):.0f} | {self.pct(99):.0f} | {self.five_xx} | {self.transport_errors} | {mb} |"
         )
 
 
 HEADER = (
-    "| route | batching | clients | ok requests | req/s | p50 ms | p99 ms | 5xx | transport errors | mean batch |\n"
-    "|---|---|---|---|---|---|---|---|---|---|"
+    "| backend | route | batching | clients | ok requests | req/s | p50 ms | p99 ms | 5xx | transport errors | mean batch |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -153,7 +154,7 @@ def make_bodies(index: str, n_candidates: int, candidate_chars: int, seed: int =
     return {"/rank": rank, "/search": search}
 
 
-def run_mode(mode: str, args: argparse.Namespace, bodies: dict[str, list[dict]], out_dir: Path) -> tuple[list[RunStats], float, str]:
+def run_mode(mode: str, args: argparse.Namespace, bodies: dict[str, list[dict]], out_dir: Path, backend: str = "torch") -> tuple[list[RunStats], float, str]:
     import httpx
 
     port = free_port()
@@ -162,8 +163,10 @@ def run_mode(mode: str, args: argparse.Namespace, bodies: dict[str, list[dict]],
         model=args.rank_model, kind=args.rank_kind, index=args.index, host="127.0.0.1", port=port,
         retriever=args.retriever, batching=(mode == "batched"), max_batch_size=args.max_batch_size,
         max_wait_ms=args.max_wait_ms, max_docs=args.max_docs, log_level="info", max_queue=4096, device=args.device,
+        backend=backend,
     )
-    proc = start_server(kwargs, out_dir / f"server-{mode}.log")
+    log_name = f"server-{mode}.log" if backend == "torch" else f"server-{mode}-{backend.replace(':', '_').replace(',', '_')}.log"
+    proc = start_server(kwargs, out_dir / log_name)
     results: list[RunStats] = []
     try:
         ready_s = wait_ready(base, proc, args.ready_timeout)
@@ -174,7 +177,7 @@ def run_mode(mode: str, args: argparse.Namespace, bodies: dict[str, list[dict]],
                 for b in bodies[route][:3]:
                     httpx.post(base + route, json=b, timeout=120)
                 before = _batch_counts(base)
-                st = RunStats(route, mode, c, args.duration)
+                st = RunStats(route, mode, c, args.duration, backend=backend)
                 asyncio.run(closed_loop(base, route, bodies[route], c, args.duration, args.max_requests, st))
                 st.mean_batch = _window_mean(before, _batch_counts(base), route.strip("/"))
                 results.append(st)
@@ -188,7 +191,7 @@ def run_mode(mode: str, args: argparse.Namespace, bodies: dict[str, list[dict]],
             code = proc.wait()
     # uvicorn re-raises the SIGTERM it handled once shutdown is done, so the status is -15;
     # the log tells whether the lifespan shutdown (batchers drained) completed
-    log = (out_dir / f"server-{mode}.log").read_text(errors="replace")
+    log = (out_dir / log_name).read_text(errors="replace")
     graceful = "Application shutdown complete" in log
     return results, ready_s, f"status {code}, graceful shutdown {'completed' if graceful else 'NOT completed'}"
 
@@ -237,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retriever", default="dense", help="bm25 | dense | hybrid (dense uses the packaged MiniLM bi-encoder)")
     p.add_argument("--max-docs", type=int, default=None, help="index only the first N documents")
     p.add_argument("--device", default=None, help="server device: cpu | cuda (default: cuda when present)")
+    p.add_argument("--backends", type=lambda s: s.split(";"), default=["torch"],
+                   help="inference backends run in turn, ';'-separated, e.g. 'torch;onnx:threads=2'")
     p.add_argument("--max-batch-size", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=1.0)
     p.add_argument("--max-requests", type=int, default=1_000_000, help="hard cap on requests per run")
@@ -251,16 +256,17 @@ def main(argv: list[str] | None = None) -> int:
     bodies = make_bodies(args.index, args.candidates, args.candidate_chars)
     all_stats: list[RunStats] = []
     meta: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    for mode in args.modes:
-        stats, ready_s, code = run_mode(mode, args, bodies, args.out)
-        meta[f"{mode}_ready_seconds"] = round(ready_s, 1)
-        meta[f"{mode}_after_sigterm"] = code
-        all_stats.extend(stats)
+    for backend in args.backends:
+        for mode in args.modes:
+            stats, ready_s, code = run_mode(mode, args, bodies, args.out, backend)
+            meta[f"{backend} {mode}_ready_seconds"] = round(ready_s, 1)
+            meta[f"{backend} {mode}_after_sigterm"] = code
+            all_stats.extend(stats)
     table = "\n".join([HEADER, *(s.row() for s in all_stats)])
     print("\n" + table)
     print(json.dumps(meta, indent=2))
     results = {"meta": meta, "args": {k: str(v) for k, v in vars(args).items()}, "runs": [
-        {"route": s.route, "mode": s.mode, "concurrency": s.concurrency, "seconds": s.seconds, "ok": s.ok,
+        {"backend": s.backend, "route": s.route, "mode": s.mode, "concurrency": s.concurrency, "seconds": s.seconds, "ok": s.ok,
          "rps": s.ok / s.seconds, "p50_ms": s.pct(50), "p99_ms": s.pct(99), "statuses": s.statuses,
          "five_xx": s.five_xx, "transport_errors": s.transport_errors, "mean_batch": s.mean_batch}
         for s in all_stats]}

@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/scifact_zero_shot.py [--data ../shared/data/scifact] [--device cpu|cuda] [--append]
 
-Prints nDCG@10, Recall@100 and wall time for both retrievers; with --append adds a section
-to bench/RESULTS.md with the command, machine and date. References: MTEB lists 0.6451
+Prints nDCG@10, Recall@100 and wall time for both retrievers, then ``unirank compare`` (paired
+tests, all pairs) on the run folders under --out; with --append adds a section to
+bench/RESULTS.md with the command, machine, date and the significance table. References: MTEB lists 0.6451
 nDCG@10 for all-MiniLM-L6-v2; Pyserini's BM25 flat reports 0.679.
 """
 
@@ -62,6 +63,14 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((name, m["ndcg@10"], m["recall@100"], m["auc_global"], secs))
         print(f"{name:6s} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  AUC(global) {m['auc_global']:.4f}  {secs:.1f} s", flush=True)
 
+    # paired tests between the retrievers whose run folders are under --out (this call's and earlier ones')
+    from _compare import compare_runs, markdown_block
+
+    cmp = compare_runs({n: f"{args.out}/{n}" for n in ("bm25", "dense", "hybrid")}, f"{args.out}/compare", qrels=args.data,
+                       measures=["ndcg@10", "recall@100", "mrr@10"])
+    if cmp:
+        print(cmp["markdown"], flush=True)
+
     if args.append:
         cmd = "python bench/scifact_zero_shot.py " + " ".join(argv if argv is not None else sys.argv[1:])
         lines = [
@@ -72,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             "|---|---|---|---|---|",
         ]
         lines += [f"| {n} | {a:.4f} | {b:.4f} | {c:.4f} | {s:.1f} s |" for n, a, b, c, s in rows]
+        lines += markdown_block(cmp, "Significance (all pairs)")
         lines.append("\nReferences: all-MiniLM-L6-v2 on MTEB SciFact 0.6451; Pyserini BM25 flat 0.679.\n")
         with open(HERE / "RESULTS.md", "a") as f:
             f.write("\n".join(lines) + "\n")

@@ -15,7 +15,9 @@ Every run: listwise cross-entropy over each context's own candidates (no in-batc
 negatives, so every paradigm sees exactly the same candidates), AdamW, linear warmup 10%
 then decay, the same steps / batch / lr / token limits for every kind, seed 42, fp32 unless
 ``--set dtype=bf16``. ``results.json`` is rewritten after each run, so a cut-off job keeps
-what it finished.
+what it finished. At the end ``unirank compare`` tests every pair of kinds on the same test
+contexts (t-test + randomization test, Holm) into ``<out>/<suite>/compare``; the report marks
+the significant differences.
 
 Usage:
     python bench/train_rankers.py --suite mutual --model DIR [--kinds bi,poly,cross,uni] [--out DIR]
@@ -96,6 +98,7 @@ def _machine() -> dict:
 def run_suite(suite: str, kinds: list[str], model: str | None, out: Path, device: str | None, data_root: str | None,
               mined: str | None, overrides: list[str], max_steps: int | None) -> dict:
     from unirank.config import from_dict, to_dict
+    from unirank.data.dialogue import default_data_root
     from unirank.train import TrainConfig, train
 
     spec = SUITES[suite]
@@ -110,8 +113,6 @@ def run_suite(suite: str, kinds: list[str], model: str | None, out: Path, device
         if max_steps:
             cfg_dict["max_steps"] = max_steps
         if suite == "scifact":
-            from unirank.data.dialogue import default_data_root
-
             base = str(Path(data_root or default_data_root()) / "scifact")
             cfg_dict["data"]["train"] = cfg_dict["test"]["data"] = base
             cfg_dict["data"]["mined"] = mined
@@ -126,6 +127,13 @@ def run_suite(suite: str, kinds: list[str], model: str | None, out: Path, device
         results["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         results_path.write_text(json.dumps(results, indent=1))
         print(json.dumps({kind: results["runs"][kind]["test"], "train_s": summary["train_s"]}), flush=True)
+    # paired tests between the kinds over the same test contexts / queries (each test run folder: scores.jsonl or run.trec)
+    from _compare import compare_runs
+
+    qrels = str(Path(data_root or default_data_root()) / "scifact") if suite == "scifact" else None
+    results["comparison"] = compare_runs({k: out / f"{suite}-{k}" / "test" for k in results["runs"]}, out / "compare", qrels=qrels,
+                                         measures=spec["metrics"])
+    results_path.write_text(json.dumps(results, indent=1))
     return results
 
 
@@ -140,6 +148,9 @@ def report(results: dict) -> str:
     for kind, r in results["runs"].items():
         vals = " | ".join(f"{r['test'][k]:.4f}" if r.get("test") and k in r["test"] else "-" for k in m)
         lines.append(f"| {kind} | {vals} | {r['steps']} | {r['train_s']:.0f} | {r['settings']} |")
+    from _compare import markdown_block
+
+    lines += markdown_block(results.get("comparison"), "Significance, all pairs of kinds")
     return "\n".join(lines)
 
 

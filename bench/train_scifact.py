@@ -17,8 +17,10 @@ Steps (all through the library's own functions):
    ``MultipleNegativesRankingLoss``; both evaluated by the same code; nDCG@10 and wall
    time side by side.
 
-Writes ``<out>/results.json`` (and the run folders). ``--report results.json`` prints the
-markdown section for bench/RESULTS.md (``--record`` appends it).
+Writes ``<out>/results.json`` (and the run folders). Then ``unirank compare`` (all pairs, t-test +
+randomization test, Holm) on the run folders present, into ``<out>/compare`` (and
+``<out>/compare_parity``); the report marks the significant differences.
+``--report results.json`` prints the markdown section for bench/RESULTS.md (``--record`` appends it).
 
 Usage:
     python bench/train_scifact.py [--model DIR] [--data DIR] [--out DIR] [--runs infonce,mw,infonce_mw,parity]
@@ -39,7 +41,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = "/work/shared/data/scifact"
+DATA = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact")  # ../shared beside the repository
 MEASURES = ["ndcg@10", "recall@100", "mrr@10", "auc"]
 
 
@@ -52,7 +54,7 @@ def _machine() -> dict:
     return info
 
 
-def evaluate(model_or_path, data: str, device: str | None, limit_queries=None, max_docs=None) -> dict:
+def evaluate(model_or_path, data: str, device: str | None, limit_queries=None, max_docs=None, out: str | None = None) -> dict:
     from unirank.config import from_dict
     from unirank.eval.config import EvalConfig
     from unirank.eval.evaluate import run_eval
@@ -61,7 +63,7 @@ def evaluate(model_or_path, data: str, device: str | None, limit_queries=None, m
 
     model = model_or_path if isinstance(model_or_path, BiEncoder) else BiEncoder.from_pretrained(model_or_path)
     cfg = from_dict(EvalConfig, {"data": data, "split": "test", "retriever": {"name": "dense"}, "measures": MEASURES,
-                                 "limit_queries": limit_queries, "max_docs": max_docs})
+                                 "limit_queries": limit_queries, "max_docs": max_docs, "out": out})
     t = time.perf_counter()
     res = run_eval(cfg, retriever=DenseRetriever(model=model, device=device, show_progress=False), quiet=True)
     return {**{k: round(v, 4) for k, v in res.metrics.items()}, "eval_s": round(time.perf_counter() - t, 1)}
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
               *([f"test.limit_queries={args.limit_queries}"] if args.limit_queries else []),
               *([f"test.max_docs={args.max_docs}"] if args.max_docs else []), *args.set]
     if "zero_shot" in runs:
-        results["runs"]["zero_shot"] = {"test": evaluate(args.model, args.data, args.device, **small)}
+        results["runs"]["zero_shot"] = {"test": evaluate(args.model, args.data, args.device, out=str(out / "zero_shot"), **small)}
         print("zero-shot", results["runs"]["zero_shot"], flush=True)
         save()
     mined = args.mined or mine(args.model, args.data, out / "mined")
@@ -198,10 +200,19 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = load_config(TrainConfig, cfg_path, normalize_overrides(over))
         warmup = math.ceil(cfg.warmup_ratio * ours["steps"])
         st = st_run(args.model, triplets, out / "parity_st", cfg.batch_size, cfg.epochs, cfg.lr, warmup, cfg.seed)
-        st["test"] = evaluate(st["model"], args.data, args.device, **small)
+        st["test"] = evaluate(st["model"], args.data, args.device, out=str(out / "parity_st" / "test"), **small)
         results["runs"]["parity"] = {"rows": n_rows, "warmup_steps": warmup, "unirank": ours, "sentence_transformers": st}
         print("parity", json.dumps(results["runs"]["parity"], indent=1), flush=True)
         save()
+    # paired tests over the test queries between the runs that have a run folder (this session's and earlier ones')
+    from _compare import compare_runs
+
+    measures = ["ndcg@10", "recall@100", "mrr@10"]
+    results["comparison"] = compare_runs({"zero_shot": out / "zero_shot", **{n: out / n / "test" for n in ("infonce", "mw", "infonce_mw")}},
+                                         out / "compare", qrels=args.data, measures=measures)
+    results["parity_comparison"] = compare_runs({"sentence_transformers": out / "parity_st" / "test",
+                                                 "unirank": out / "parity_unirank" / "test"}, out / "compare_parity",
+                                                qrels=args.data, measures=measures)
     save()
     return results
 
@@ -235,6 +246,10 @@ def report(res: dict) -> str:
                   f"| unirank infonce | {u['steps']} | {_fmt(u['test']['ndcg@10'])} | {_fmt(u['test']['recall@100'])} | {u['train_s']} | {u['wall_s']} |",
                   f"| sentence-transformers MNRL | {s['steps']} | {_fmt(s['test']['ndcg@10'])} | {_fmt(s['test']['recall@100'])} | {s['train_s']} | {s['wall_s']} |",
                   f"| ratio unirank / ST | | {u['test']['ndcg@10'] / s['test']['ndcg@10']:.3f} | | {u['train_s'] / s['train_s']:.2f} | |"]
+    from _compare import markdown_block
+
+    lines += markdown_block(res.get("comparison"), "Significance, all pairs")
+    lines += markdown_block(res.get("parity_comparison"), "Significance, unirank vs sentence-transformers")
     return "\n".join(lines) + "\n"
 
 

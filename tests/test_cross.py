@@ -8,7 +8,7 @@ import torch
 
 from unirank.models.base import MODELS
 from unirank.models.cross import CrossEncoder
-from unirank.models.heads import load_ranker
+from unirank.models.base import load_ranker
 from unirank.models.uni import UniEncoder
 
 from .conftest import lively_backbone, own_copy

@@ -17,7 +17,8 @@ from unirank.eval.config import EvalConfig
 from unirank.eval.evaluate import run_eval
 from unirank.eval.response import score_lists
 from unirank.index.cur import MatrixSpace, adacur_search, anncur_search, choose_anchors, cur_item_embeddings, matrix_oracle, result_hits
-from unirank.index.cur_retriever import CURConfig, CURRetriever
+from unirank.index.config import CURConfig
+from unirank.index.cur_retriever import CURRetriever, check_cur_config
 from unirank.index.cur_store import CURIndex, build_cur_index, ranker_fingerprint, read_anchor_queries
 from unirank.models.cross import CrossEncoder
 from unirank.types import Document
@@ -197,7 +198,7 @@ def test_retriever_errors_are_one_line(ce, built):
     with pytest.raises(ConfigError, match="budget=2 is smaller than retriever.cur.rounds=3"):
         CURConfig(method="adacur", budget=2, rounds=3).validate()
     with pytest.raises(ConfigError, match="unknown CUR method 'cure'; valid: adacur, anncur"):
-        CURConfig(method="cure").validate()
+        check_cur_config(CURConfig(method="cure"))
     with pytest.raises(ConfigError, match="not a CUR index"):
         CURIndex(built.parent)
 
@@ -335,3 +336,23 @@ def test_budget_task_errors(beir_and_index, tmp_path):
     r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--out", str(tmp_path / "o"),
                             "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.budgets=[3,10]"])
     assert r.exit_code == 2 and "budget=3 is smaller than retriever.cur.rounds=5" in r.output
+
+
+def test_budget_is_a_registered_evaluation_task_checked_before_any_work(tmp_path):
+    from unirank.config import load_config
+    from unirank.tasks import get_task, run_eval_task
+    from unirank.train import TrainConfig
+
+    task = get_task("budget")
+    assert type(task).__name__ == "BudgetTask" and task.name == "budget"
+    with pytest.raises(ConfigError, match="data.task: budget is an evaluation task"):
+        load_config(TrainConfig, None, ["data.task=budget"]).validate()
+    # bad settings stop before the (missing) data or index is read
+    cfg = from_dict(EvalConfig, {"data": str(tmp_path / "no-such-data"), "task": "budget", "out": str(tmp_path / "o")},
+                    [f"retriever.cur.index={tmp_path / 'no-such-index'}", "retriever.cur.methods=[anncur,cure]"])
+    with pytest.raises(ConfigError, match="retriever.cur.methods: unknown CUR method 'cure'"):
+        run_eval_task(cfg)
+    cfg.retriever.cur.methods = ["adacur"]
+    cfg.retriever.cur.device = "tpu"
+    with pytest.raises(ConfigError, match="retriever.cur.device"):
+        run_eval_task(cfg)

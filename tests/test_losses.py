@@ -81,7 +81,7 @@ ALL_LOSSES = [
 
 
 def test_registry_holds_every_loss():
-    assert LOSSES.names() == sorted(["infonce", "ce", "mw", "margin_mse", "kl", "cprd", "multi_positive"])
+    assert LOSSES.names() == sorted(["infonce", "ce", "mw", "margin_mse", "kl", "cprd", "multi_positive", "flops", "l1"])
 
 
 # --------------------------------------------------------------------------- infonce / ce
@@ -501,7 +501,7 @@ def test_combine_is_differentiable_and_supports_aliases():
     "weights,message",
     [
         ({}, "at least one"),
-        ({"infonse": 1.0}, "unknown loss 'infonse'; valid: ce, cprd, infonce"),
+        ({"infonse": 1.0}, "unknown loss 'infonse'; valid: ce, cprd, flops, infonce"),
         ({"mw": {"pairing": "global"}}, "expected a finite number as weight, got None"),
         ({"mw": "high"}, "expected a finite number as weight"),
         ({"mw": {"weight": 1.0, "tau": 0.1}}, "unknown parameter\\(s\\) tau; valid: scale, pairing"),

@@ -15,7 +15,7 @@ from unirank.negatives.convert import CONVERTERS, convert_file, read_mined
 from unirank.negatives.pipeline import MineConfig, parse_spec, query_rng, run_mine
 from .test_miners import BagOfWords
 
-SCIFACT = Path("/work/shared/data/scifact")
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"  # ../shared beside the repository
 
 WORDS = "cat dog bird fish tree river stone cloud rain snow wind fire sand moss leaf root".split()
 
@@ -358,7 +358,7 @@ def test_read_mined_names_file_and_line(tmp_path):
 @pytest.mark.parametrize(
     "override,match",
     [
-        ({"miner": {"name": "splade"}}, "unknown miner 'splade'; valid: bm25, dense, hybrid"),
+        ({"miner": {"name": "colbert"}}, "unknown miner 'colbert'; valid: bm25, dense, hybrid"),
         ({"filters": [{"name": "nope"}]}, "unknown filter 'nope'; valid: absolute_margin, duplicates"),
         ({"sampler": {"name": "nope"}}, "unknown sampler 'nope'; valid: mixed, random, range, simans, top"),
         ({"format": "parquet"}, "valid: unirank, flag, st-ntuple, st-triplet"),

@@ -236,10 +236,10 @@ def test_hybrid_miner_rrf_scores_for_candidates_and_positives():
 
 
 def test_miner_registry_and_unknown_name():
-    assert MINERS.names() == ["bm25", "dense", "hybrid", "prebuilt"]
+    assert MINERS.names() == ["bm25", "dense", "hybrid", "prebuilt", "splade"]
     cfg = MineConfig()
-    cfg.miner.name = "splade"
-    with pytest.raises(ConfigError, match="unknown miner 'splade'; valid: bm25, dense, hybrid"):
+    cfg.miner.name = "colbert"
+    with pytest.raises(ConfigError, match="unknown miner 'colbert'; valid: bm25, dense, hybrid"):
         build_miner(cfg)
 
 

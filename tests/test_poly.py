@@ -9,7 +9,7 @@ import torch
 
 from unirank.errors import ConfigError
 from unirank.models.base import MODELS
-from unirank.models.heads import load_ranker
+from unirank.models.base import load_ranker
 from unirank.models.poly import PolyEncoder, poly_attention
 
 from .conftest import lively_backbone, own_copy
@@ -49,7 +49,7 @@ def test_poly_attention_hand_computed():
 def test_shapes(backbone):
     model = make(backbone, n_codes=5)
     with torch.no_grad():
-        assert model.encode_contexts(CTX).shape == (2, 5, 32)
+        assert model.embed_contexts(CTX).shape == (2, 5, 32)
         assert model.embed_candidates(CANDS[0]).shape == (3, 32)
         assert model.embed_candidates([]).shape == (0, 32)
         assert model.score(CTX, CANDS).shape == (2, 3)
@@ -60,8 +60,8 @@ def test_shapes(backbone):
 def test_codes_attention_ignores_padded_context_tokens(backbone):
     model = make(backbone)
     with torch.no_grad():
-        batched = model.encode_contexts(["short", CTX[1]])
-        alone = model.encode_contexts(["short"])
+        batched = model.embed_contexts(["short", CTX[1]])
+        alone = model.embed_contexts(["short"])
     packed = model.packer.pack_contexts(["short", CTX[1]])
     assert (packed.segment_ids[0] < 0).any()  # "short" really is padded in the batch
     torch.testing.assert_close(batched[0], alone[0], atol=1e-5, rtol=0)
@@ -94,7 +94,7 @@ def test_in_batch_scoring_equals_per_pair_scoring(backbone):
         in_batch = model.score_shared(CTX, shared)
         pairs = torch.tensor([[model.score([ctx], [[c]])[0, 0].item() for c in shared] for ctx in CTX])
         per_list = model.score(CTX, CANDS)
-        pre = model.score_embeddings(model.encode_contexts(CTX), model.embed_candidates(shared))
+        pre = model.score_embeddings(model.embed_contexts(CTX), model.embed_candidates(shared))
     torch.testing.assert_close(in_batch, pairs, atol=1e-5, rtol=0)
     torch.testing.assert_close(pre, in_batch, atol=1e-6, rtol=0)
     torch.testing.assert_close(per_list[0], in_batch[0, :3], atol=1e-5, rtol=0)

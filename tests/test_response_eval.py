@@ -11,7 +11,6 @@ from unirank.errors import ConfigError
 from unirank.eval.metrics import response_metrics
 from unirank.eval.response import (
     evaluate_response,
-    make_ranker,
     response_cutoffs,
     run_response_eval,
     score_lists,
@@ -22,6 +21,13 @@ from unirank.models.uni import UniEncoder
 from unirank.types import DialogueExample
 
 from .conftest import OverlapRanker
+
+
+def _cfg(data: str, **kw):
+    from unirank.config import from_dict
+    from unirank.eval.config import EvalConfig
+
+    return from_dict(EvalConfig, {"task": "response", "data": data, **kw})
 
 
 
@@ -105,29 +111,17 @@ def test_score_lists_handles_empty_candidate_lists():
 def test_outputs_and_run_response_eval(tmp_path):
     data = tmp_path / "d.jsonl"
     write_response_jsonl(data, EXAMPLES)
-    res = run_response_eval(str(data), ranker=OverlapRanker(), batch_size=2, out=tmp_path / "out", quiet=True, progress=False)
+    res = run_response_eval(_cfg(str(data), out=str(tmp_path / "out"), response={"batch_size": 2}), ranker=OverlapRanker(),
+                            quiet=True, progress=False)
     assert res.metrics == pytest.approx({"R@1": 1 / 3, "R@2": 2 / 3, "mrr": 1.75 / 3})
     rows = [json.loads(line) for line in (tmp_path / "out" / "scores.jsonl").read_text().splitlines()]
     assert [(r["id"], r["rank"]) for r in rows] == [("e1", 1), ("e2", 2), ("e3", 4)]
     assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == res.metrics
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert cfg["config"]["batch_size"] == 2 and cfg["counts"] == {"examples": 3, "candidates": 10, "without_correct_candidate": 0}
+    assert cfg["config"]["response"]["batch_size"] == 2 and cfg["counts"] == {"examples": 3, "candidates": 10, "without_correct_candidate": 0}
     assert cfg["data"]["manifest"]["source"]["sha256"] and cfg["ranker"]["kind"] == "overlap"
     write_response_outputs(tmp_path / "o2", [DialogueExample("n", [], ["x"], [0])], [[0.5]], {}, {})
     assert json.loads((tmp_path / "o2" / "scores.jsonl").read_text())["rank"] is None
-
-
-def test_make_ranker_loads_a_saved_folder_by_its_kind(tmp_path):
-    model = UniEncoder(tiny_backbone(), mask="arrow_strict", max_context_length=32, max_candidate_length=16)
-    model.save(tmp_path / "m")
-    back = make_ranker(model=str(tmp_path / "m"), device="cpu")
-    assert back.kind == "uni" and back.mask == "arrow_strict" and not back.training
-    with torch.inference_mode():
-        assert torch.allclose(back.score(["hi"], [["a", "b"]]), model.eval().score(["hi"], [["a", "b"]]), atol=1e-6)
-    with pytest.raises(ConfigError, match="holds a 'uni' model"):
-        make_ranker("cross", str(tmp_path / "m"))
-    with pytest.raises(ConfigError, match="say which kind"):
-        make_ranker(None, str(tmp_path))
 
 
 def test_generic_seed_reaches_built_data_but_not_files(tmp_path):
@@ -136,10 +130,10 @@ def test_generic_seed_reaches_built_data_but_not_files(tmp_path):
                          "test": ["C . __eou__ D . __eou__ E . __eou__", "F . __eou__ G . __eou__ H . __eou__"]}.items():
         (root / split).mkdir(parents=True)
         (root / split / f"dialogues_{split}.txt").write_text("\n".join(lines) + "\n")
-    res = run_response_eval("dailydialog", data_options={"root": str(root)}, seed=3, n_candidates=3,
+    res = run_response_eval(_cfg("dailydialog", seed=3, response={"data_options": {"root": str(root)}, "n_candidates": 3}),
                             ranker=OverlapRanker(), quiet=True, progress=False)
     assert res.info["data"]["manifest"]["params"]["seed"] == 3 and len(res.examples[0].candidates) == 3
     data = tmp_path / "d.jsonl"
     write_response_jsonl(data, EXAMPLES)
-    res = run_response_eval(str(data), seed=3, n_candidates=3, ranker=OverlapRanker(), quiet=True, progress=False)
+    res = run_response_eval(_cfg(str(data), seed=3, response={"n_candidates": 3}), ranker=OverlapRanker(), quiet=True, progress=False)
     assert res.info["counts"]["examples"] == 3  # seed / n ignored: a file is not built

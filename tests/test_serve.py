@@ -523,7 +523,7 @@ def test_load_backend_from_a_beir_folder(tiny_beir):
     assert be.ranker is None and be.encoder is None and len(be.doc_ids) == 5
     hits = be.search_batch([SearchItem("why do cats purr", 1)])[0]
     assert be.doc_ids[hits[0].index] == "d1"
-    with pytest.raises(KeyError, match="valid: bi, cross, poly, uni"):
+    with pytest.raises(KeyError, match="valid: bi, cross, poly, splade, uni"):
         load_backend(model="minilm", kind="nope")
 
 
@@ -533,7 +533,7 @@ def test_bad_names_fail_before_the_server_starts(tiny_beir):
     from unirank.serve.backend import check_backend_args
 
     check_backend_args("minilm", "cross", str(tiny_beir), "bm25")  # fine: nothing raised, nothing loaded
-    with pytest.raises(KeyError, match="valid: bm25, cur, dense, hybrid"):
+    with pytest.raises(KeyError, match="valid: bm25, cur, dense, fusion, hybrid"):
         check_backend_args(None, "bi", str(tiny_beir), "sparse")
     with pytest.raises(DataError, match="corpus.jsonl"):
         check_backend_args(None, "bi", str(tiny_beir / "nope"))

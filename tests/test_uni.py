@@ -8,7 +8,7 @@ import torch
 
 from unirank.errors import ConfigError, DataError
 from unirank.models.base import MODELS
-from unirank.models.heads import load_ranker
+from unirank.models.base import load_ranker
 from unirank.models.inputs import TextPacker, join_turns, pack_segments
 from unirank.models.masks import MASKS
 from unirank.models.uni import UniEncoder
@@ -284,7 +284,7 @@ def test_registered_and_gradients_reach_backbone_and_head(backbone):
 
 def test_loading_a_broken_folder_names_the_file_and_line(tmp_path):
     (tmp_path / "unirank_model.json").write_text('{\n  "format": "unirank-model",\n  "kind": \n}\n')
-    with pytest.raises(DataError, match=r"unirank_model.json:4: invalid JSON"):
+    with pytest.raises(DataError, match=r"unirank_model.json:4: malformed JSON"):
         UniEncoder.load(tmp_path)
     with pytest.raises(DataError, match="not a unirank model folder"):
         UniEncoder.load(tmp_path / "missing")

@@ -29,6 +29,11 @@ def _guard(fn: Callable[[], T]) -> T:
         raise typer.Exit(2) from None
 
 
+def _model_key(section: str, name: str | None) -> str:
+    """Which config key ``--model`` sets: the SPLADE model for ``splade``, else the bi-encoder."""
+    return f"{section}.splade.model" if name == "splade" else f"{section}.dense.model"
+
+
 def _flags(**kw: object) -> list[str]:
     """CLI flags that were given, as key=value overrides (None = not given)."""
     return [f"{k}={v}" for k, v in kw.items() if v is not None]
@@ -38,13 +43,16 @@ def _flags(**kw: object) -> list[str]:
 def eval_cmd(
     data: Optional[str] = typer.Option(None, help="BEIR folder or built-in name (stdlib-codesearch)"),
     split: Optional[str] = typer.Option(None, help="qrels split, e.g. test"),
-    retriever: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid | prebuilt (needs --set retriever.dense.store=STORE)"),
-    model: Optional[str] = typer.Option(None, help="bi-encoder for dense/hybrid: folder, hub name; default packaged all-MiniLM-L6-v2"),
+    retriever: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid | prebuilt (needs --set retriever.dense.store=STORE) | "
+                                            "splade | fusion (RRF of retriever.fuse, default [splade, bm25])"),
+    model: Optional[str] = typer.Option(None, help="bi-encoder for dense/hybrid: folder, hub name; default packaged all-MiniLM-L6-v2 "
+                                        "(with --retriever splade: the SPLADE model, default the packaged splade-tiny)"),
     k: Optional[int] = typer.Option(None, help="documents retrieved per query"),
     index: Optional[str] = typer.Option(None, help="dense index: flat (exact) | ivf"),
     batch_size: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
     dtype: Optional[str] = typer.Option(None, help="fp16 | bf16 autocast for encoding"),
+    backend: Optional[str] = typer.Option(None, help="inference backend: torch (default) | onnx[:quantize=int8,threads=N] (ONNX Runtime; needs unirank[onnx])"),
     limit_queries: Optional[int] = typer.Option(None, help="evaluate the first N queries (examples) only"),
     task: Optional[str] = typer.Option(None, help="retrieval (default) | response (response selection: R_n@k, MRR) | budget (CUR vs reranking at cross-encoder budgets)"),
     reranker: Optional[str] = typer.Option(None, help="rerank the first stage with this kind: cross | uni | poly | bi"),
@@ -62,18 +70,19 @@ def eval_cmd(
     """Evaluate retrieval (optionally reranked) on BEIR-format data, or response selection."""
     from .config import load_config
     from .eval.config import EvalConfig
-    from .eval.tasks import run_task
+    from .tasks import run_eval_task
 
     def go() -> None:
         overrides = _flags(
-            data=data, split=split, task=task, **{"retriever.name": retriever, "retriever.dense.model": model, "k": k,
+            data=data, split=split, task=task, **{"retriever.name": retriever, _model_key("retriever", retriever): model, "k": k,
             "retriever.dense.index_kind": index, "retriever.dense.batch_size": batch_size, "retriever.dense.device": device,
             "retriever.dense.dtype": dtype, "limit_queries": limit_queries, "out": out, "rerank.kind": reranker,
             "rerank.model": reranker_model, "rerank.depth": rerank_depth, "rerank.first_stage_run": first_stage_run,
-            "response.kind": kind, "response.model": response_model, "response.format": data_format}
+            "response.kind": kind, "response.model": response_model, "response.format": data_format,
+            **({"retriever.dense.backend": backend, "rerank.backend": backend, "response.backend": backend} if backend else {})}
         )
         cfg = load_config(EvalConfig, config, overrides + list(set_))
-        run_task(cfg)
+        run_eval_task(cfg)
         if cfg.out:
             typer.echo(f"wrote {cfg.out}")
 
@@ -100,14 +109,15 @@ def train(
 def mine(
     data: Optional[str] = typer.Option(None, help="BEIR folder or built-in name"),
     split: Optional[str] = typer.Option(None, help="qrels split whose queries are mined (default train)"),
-    miner: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid | prebuilt (needs --set miner.dense.store=STORE)"),
-    model: Optional[str] = typer.Option(None, help="bi-encoder of the dense/hybrid miner"),
+    miner: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid | prebuilt (needs --set miner.dense.store=STORE) | splade"),
+    model: Optional[str] = typer.Option(None, help="bi-encoder of the dense/hybrid miner (with --miner splade: the SPLADE model)"),
     filter_: Optional[List[str]] = typer.Option(None, "--filter", help="NAME[:k=v,...], repeatable, in order; 'none' = only drop positives"),
     sampler: Optional[str] = typer.Option(None, help="NAME[:k=v,...]: top | range | random | simans | mixed"),
     negatives: Optional[int] = typer.Option(None, help="negatives per query"),
     depth: Optional[int] = typer.Option(None, help="candidates retrieved per query"),
     teacher: Optional[str] = typer.Option(None, help="rescoring model kind (cross | uni | bi | poly)"),
     teacher_model: Optional[str] = typer.Option(None, help="rescoring model folder or name"),
+    backend: Optional[str] = typer.Option(None, help="inference backend: torch (default) | onnx[:quantize=int8,threads=N] (ONNX Runtime; needs unirank[onnx])"),
     format_: Optional[str] = typer.Option(None, "--format", help="also write train.<format>.jsonl: flag | st-triplet | st-ntuple"),
     seed: Optional[int] = typer.Option(None),
     out: Optional[Path] = typer.Option(None, help="output folder: train.jsonl, mine.json, audit.html, audit.jsonl, timings.json "
@@ -121,7 +131,8 @@ def mine(
     def go() -> None:
         overrides = _flags(
             data=data, split=split, negatives=negatives, depth=depth, seed=seed, out=out, format=format_,
-            **{"miner.name": miner, "miner.dense.model": model, "teacher.kind": teacher, "teacher.model": teacher_model},
+            **{"miner.name": miner, _model_key("miner", miner): model, "teacher.kind": teacher, "teacher.model": teacher_model,
+               "miner.dense.backend": backend, "teacher.backend": backend},
         )
         cfg = build_mine_config(config, overrides + list(set_), filters=filter_ or None, sampler=sampler)
         manifest = run_mine(cfg)
@@ -136,22 +147,38 @@ def mine(
 def encode(
     data: str = typer.Option(..., help="BEIR folder or built-in name whose corpus is encoded"),
     out: Path = typer.Option(..., help="embedding store folder (shared by all shards)"),
-    model: Optional[str] = typer.Option(None, help="bi-encoder folder or name (default packaged all-MiniLM-L6-v2)"),
+    model: Optional[str] = typer.Option(None, help="bi-encoder folder or name (default packaged all-MiniLM-L6-v2; "
+                                        "--kind splade: SPLADE model, default the packaged splade-tiny)"),
+    kind: str = typer.Option("bi", help="bi (dense embeddings) | splade (sparse vectors, for `unirank index --kind seismic|exact`)"),
     shard: Optional[str] = typer.Option(None, help="i/n: encode shard i of n (default: torchrun rank/world size, else 0/1)"),
     batch_size: int = typer.Option(64),
     chunk_size: int = typer.Option(8192, help="documents per chunk file (the unit of resume)"),
     dtype: str = typer.Option("float32", help="stored precision: float32 | float16"),
     device: Optional[str] = typer.Option(None),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="skip chunks already written"),
+    backend: str = typer.Option("torch", help="inference backend: torch | onnx[:quantize=int8,threads=N] (ONNX Runtime; needs unirank[onnx])"),
 ) -> None:
     """Encode a corpus (or one shard of it) into a resumable embedding store."""
     from .index.shards import encode_corpus_shard, parse_shard
-    from .models.bi import BiEncoder
 
     def go() -> None:
-        folder = encode_corpus_shard(BiEncoder.from_pretrained(model), data, shard=parse_shard(shard) if shard else None,
-                                     out_dir=out, batch_size=batch_size, chunk_size=chunk_size, resume=resume, dtype=dtype,
-                                     device=device)
+        from .errors import ConfigError
+        from .models.base import MODELS, DualEncoder, import_model_kinds, load_ranker
+
+        import_model_kinds()
+        cls = MODELS.get(kind)
+        if not issubclass(cls, DualEncoder):
+            raise ConfigError(f"--kind {kind}: encode needs a model that embeds documents on their own "
+                              f"({', '.join(k for k in MODELS.names() if issubclass(MODELS.get(k), DualEncoder))})")
+        encoder = load_ranker(model or cls.default_model, kind, device="cpu", backend=backend)
+        kw = dict(shard=parse_shard(shard) if shard else None, out_dir=out, batch_size=batch_size, chunk_size=chunk_size,
+                  resume=resume, device=device)
+        if encoder.sparse_vectors:  # a sparse model writes the sparse store layout
+            from .index.learned_sparse import encode_sparse_shard
+
+            folder = encode_sparse_shard(encoder, data, **kw)
+        else:
+            folder = encode_corpus_shard(encoder, data, dtype=dtype, **kw)
         typer.echo(f"wrote {folder}")
 
     _guard(go)
@@ -159,11 +186,13 @@ def encode(
 
 @app.command("index")
 def index_cmd(
-    store: Optional[Path] = typer.Option(None, help="embedding store written by `unirank encode` (kinds flat | ivfpq | hnsw)"),
+    store: Optional[Path] = typer.Option(None, help="embedding store written by `unirank encode` (not with --kind cur)"),
     out: Path = typer.Option(..., help="folder for one FAISS index per shard (--kind cur: the CUR index)"),
-    kind: str = typer.Option("ivfpq", help="flat (exact) | ivfpq | hnsw | cur (cross-encoder scores of anchor queries x documents)"),
+    kind: str = typer.Option("ivfpq", help="flat (exact) | ivfpq | hnsw; for a sparse store (encode --kind splade): seismic | exact; "
+                             "cur: cross-encoder scores of anchor queries x documents (--data, --reranker-model, --anchor-queries)"),
     train_sample: int = typer.Option(100_000, help="vectors sampled to train ivfpq"),
     seed: int = typer.Option(0),
+    set_: List[str] = typer.Option([], "--set", help="seismic build parameters: n_postings=..., summary_energy=..., ..."),
     data: Optional[str] = typer.Option(None, help="--kind cur: BEIR folder or built-in name whose corpus is indexed"),
     reranker_model: Optional[str] = typer.Option(None, help="--kind cur: the cross-encoder (saved unirank folder or checkpoint)"),
     anchor_queries: Optional[str] = typer.Option(None, help="--kind cur: a split of --data (e.g. train) or a queries .jsonl / .tsv file"),
@@ -191,8 +220,85 @@ def index_cmd(
             from .errors import ConfigError
 
             raise ConfigError(f"--store is required for --kind {kind} (an embedding store written by `unirank encode`)")
-        ShardedIndex.build(store, out, kind=kind, train_sample=train_sample, seed=seed)
+        from .index.learned_sparse import SparseShardedIndex, is_sparse_store
+
+        if is_sparse_store(store):  # resumable: shards whose index is saved are skipped
+            import yaml
+
+            params = {}
+            for item in set_:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    from .errors import ConfigError
+
+                    raise ConfigError(f"--set {item!r}: expected key=value")
+                params[key] = yaml.safe_load(value)
+            SparseShardedIndex.build(store, out, kind=kind, params=params or None)
+        else:
+            ShardedIndex.build(store, out, kind=kind, train_sample=train_sample, seed=seed)
         typer.echo(f"wrote {out} ({kind} index per shard)")
+
+    _guard(go)
+
+
+@app.command("export")
+def export_cmd(
+    out: Path = typer.Option(..., help="output folder (replaced if it holds an earlier export of the same format)"),
+    model: Optional[str] = typer.Option(None, help="saved unirank model folder, transformers folder or 'minilm' (default)"),
+    kind: Optional[str] = typer.Option(None, help="bi | cross | poly | uni (read from a saved unirank folder)"),
+    format_: str = typer.Option("onnx", "--format", help="onnx | ranker (unirank / sentence-transformers folder) | transformers"),
+    quantize: Optional[str] = typer.Option(None, help="--format onnx: int8 (dynamic quantisation); default fp32"),
+    optimize: bool = typer.Option(False, "--optimize/--no-optimize", help="--format onnx: ONNX Runtime's offline BERT fusions (off: slower here)"),
+) -> None:
+    """Export a model: ONNX graphs for ONNX Runtime (use with --backend onnx), or a plain folder."""
+    from .models.base import load_ranker
+    from .training.export import EXPORT_FORMATS
+
+    def go() -> None:
+        try:
+            fn = EXPORT_FORMATS.get(format_)
+        except KeyError as e:
+            raise UnirankError(f"--format: {e.args[0]}") from None
+        folder = fn(load_ranker(model, kind, device="cpu", backend="torch"), out, quantize=quantize, optimize=optimize)
+        typer.echo(f"wrote {folder}")
+
+    _guard(go)
+
+
+@app.command()
+def compare(
+    runs: List[Path] = typer.Argument(..., help="run folders (unirank eval: run.trec, or scores.jsonl for --task response) or TREC run files; the first is the baseline"),
+    qrels: Optional[Path] = typer.Option(None, help="retrieval: TREC qrels file, BEIR qrels .tsv, or BEIR folder (adds texts to the report)"),
+    split: str = typer.Option("test", help="qrels split when --qrels is a BEIR folder"),
+    names: Optional[str] = typer.Option(None, help="comma-separated system names, one per run (default: folder / file names)"),
+    measures: Optional[str] = typer.Option(None, help="comma-separated; retrieval default ndcg@10,recall@100,mrr@10; response default R<n>@k,mrr"),
+    baseline: Optional[str] = typer.Option(None, help="system the others are tested against (default: the first)"),
+    all_pairs: bool = typer.Option(False, "--all-pairs", help="test every pair, not only against the baseline"),
+    test: str = typer.Option("t", help="test that marks significance: t (paired t-test) | fisher (randomization)"),
+    alpha: float = typer.Option(0.05),
+    correction: str = typer.Option("holm", help="holm | none (per measure, across the pairs)"),
+    permutations: int = typer.Option(10000, help="randomization test: random sign patterns (exact when 2^n is fewer)"),
+    bootstrap: int = typer.Option(10000, help="bootstrap resamples for the CI of the mean difference"),
+    confidence: float = typer.Option(0.95),
+    seed: int = typer.Option(0),
+    missing: str = typer.Option("skip", help="judged queries a run lacks: skip (compare the common queries, reported) | zero"),
+    top_queries: int = typer.Option(10, help="most-changed queries per pair shown in report.html"),
+    out: Optional[Path] = typer.Option(None, help="output folder: comparison.json, comparison.md, per_query.tsv, report.html"),
+) -> None:
+    """Paired significance tests between systems over the same queries (t-test, randomization, bootstrap CI, Holm)."""
+    from .eval.compare import CompareConfig, run_compare
+
+    def go() -> None:
+        cfg = CompareConfig(
+            runs=[str(r) for r in runs], qrels=str(qrels) if qrels else None, split=split,
+            names=[n.strip() for n in names.split(",")] if names else None,
+            measures=[m.strip() for m in measures.split(",") if m.strip()] if measures is not None else None,
+            baseline=baseline, all_pairs=all_pairs, test=test, alpha=alpha, correction=correction, permutations=permutations,
+            bootstrap=bootstrap, confidence=confidence, seed=seed, missing=missing, top_queries=top_queries,
+            out=str(out) if out else None)
+        run_compare(cfg)
+        if cfg.out:
+            typer.echo(f"wrote {cfg.out}: comparison.json, comparison.md, per_query.tsv, report.html")
 
     _guard(go)
 
@@ -213,12 +319,14 @@ def demo(
 @app.command()
 def serve(
     model: Optional[str] = typer.Option(None, help="ranker for /rank and reranking: unirank/transformers folder, 'minilm', or hub name"),
-    kind: str = typer.Option("bi", help="bi | cross | poly | uni"),
+    kind: Optional[str] = typer.Option(None, help="bi | cross | poly | uni | splade (default: the saved model folder's kind, else bi)"),
     index: Optional[str] = typer.Option(None, help="documents for /search: stdlib-codesearch or a BEIR folder"),
-    retriever: str = typer.Option("bm25", help="bm25 | dense | hybrid | cur (needs --set cur.index=IX)"),
-    dense_model: Optional[str] = typer.Option(None, help="bi-encoder of a dense/hybrid index when --kind is not bi"),
+    retriever: str = typer.Option("bm25", help="bm25 | dense | hybrid | splade | fusion | cur (needs --set cur.index=IX)"),
+    dense_model: Optional[str] = typer.Option(None, help="bi-encoder of a dense/hybrid index when --kind is not bi; "
+                                              "with --retriever splade the SPLADE model (default: --model if --kind splade, else splade-tiny)"),
     max_docs: Optional[int] = typer.Option(None, help="index only the first N documents"),
     device: Optional[str] = typer.Option(None, help="cpu | cuda"),
+    backend: str = typer.Option("torch", help="inference backend of --model and a dense index: torch | onnx[:quantize=int8,threads=N]"),
     host: str = typer.Option("127.0.0.1", help="interface (loopback by default)"),
     port: int = typer.Option(8000),
     api_key: Optional[str] = typer.Option(None, envvar="UNIRANK_API_KEY", help="require X-API-Key or Authorization: Bearer"),
@@ -245,7 +353,7 @@ def serve(
                 max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue, max_candidates=max_candidates,
                 max_k=max_k, max_text_chars=max_text_chars, max_turns=max_turns, max_encode_texts=max_encode_texts,
                 max_body_bytes=max_body_bytes, text_policy=text_policy, rerank_depth=rerank_depth, log_level=log_level,
-                graceful_timeout=graceful_timeout)
+                graceful_timeout=graceful_timeout, backend=backend)
     _guard(lambda: serve_main(model, index, kind, host=host, port=port, api_key=api_key, **opts))
 
 

@@ -68,6 +68,9 @@ __all__ = [
     "kl",
     "cprd",
     "multi_positive",
+    "flops",
+    "l1",
+    "quadratic_warmup",
 ]
 
 #: A registered loss: ``fn(inputs, **params) -> scalar Tensor``.
@@ -93,6 +96,9 @@ class LossInputs:
         doc_scores: scores for the document->query direction of ``infonce(symmetric=True)``:
             ``doc_scores[i, j]`` scores column ``i``'s document against query ``j``
             (positives-first layout). ``None`` means ``scores[:, :B].T``.
+        query_reps, doc_reps: the representations the scores came from (a SPLADE model's
+            vocabulary-sized vectors), read by the regularisers ``flops`` and ``l1``.
+        step: optimizer steps taken before this batch (regulariser warm-up).
 
     Shapes:
         scores, positive_mask, valid_mask, teacher_scores, hard_negative_mask: ``(B, N)``;
@@ -114,6 +120,9 @@ class LossInputs:
     teacher_scores: Tensor | None = None
     hard_negative_mask: Tensor | None = None
     doc_scores: Tensor | None = None
+    query_reps: Tensor | None = None
+    doc_reps: Tensor | None = None
+    step: int | None = None
 
     def __post_init__(self) -> None:
         s = self.scores
@@ -140,6 +149,11 @@ class LossInputs:
         if d is not None and (not isinstance(d, Tensor) or not d.is_floating_point() or d.shape != (b, b)):
             got = f"{d.dtype} {tuple(d.shape)}" if isinstance(d, Tensor) else type(d).__name__
             raise ValueError(f"LossInputs.doc_scores: expected a float tensor of shape {(b, b)}, got {got}")
+        for name in ("query_reps", "doc_reps"):
+            r = getattr(self, name)
+            if r is not None and (not isinstance(r, Tensor) or r.dim() != 2 or not r.is_floating_point()):
+                got = f"{r.dtype} {tuple(r.shape)}" if isinstance(r, Tensor) else type(r).__name__
+                raise ValueError(f"LossInputs.{name}: expected a 2-D float tensor (N, V), got {got}")
 
     @classmethod
     def from_targets(cls, scores: Tensor, targets: Tensor, ignore_index: int = -100, **kwargs: Any) -> "LossInputs":
@@ -559,6 +573,106 @@ def cprd(
     z = scale * (hs[:, :, None] - hs[:, None, :])  # (B, H, H)
     rows, counts = _pairs_mean(pair_loss(z), pair)
     return _row_mean(rows, counts)
+
+
+# --------------------------------------------------------------------------- sparsity regularisers (SPLADE)
+
+
+def quadratic_warmup(step: int | None, warmup_steps: int) -> float:
+    """The SPLADE warm-up factor of a regulariser weight: ``min(1, (step / warmup_steps) ** 2)``
+    (Formal et al. 2021: lambda grows quadratically to its value over the first steps); 1
+    without warm-up or without a step.
+
+    Example:
+        >>> [quadratic_warmup(s, 4) for s in (0, 1, 2, 4, 9)]
+        [0.0, 0.0625, 0.25, 1.0, 1.0]
+    """
+    if not warmup_steps or step is None:
+        return 1.0
+    return min(1.0, (max(step, 0) / warmup_steps) ** 2)
+
+
+def flops_value(reps: Tensor) -> Tensor:
+    """FLOPS regulariser of a batch of non-negative vectors: ``sum_v (mean_i |w_iv|) ** 2``
+    (Paria et al. 2020), a smooth proxy of the number of floating-point operations a sparse
+    dot product costs. An empty batch gives a graph-connected zero.
+
+    Shapes: ``(N, V)`` -> scalar.
+
+    Example:
+        >>> flops_value(torch.tensor([[1.0, 0.0, 2.0], [3.0, 0.0, 0.0]])).item()  # 2^2 + 0 + 1^2
+        5.0
+    """
+    if reps.shape[0] == 0:
+        return reps.sum() * 0.0
+    return (reps.abs().float().mean(0) ** 2).sum()
+
+
+def l1_value(reps: Tensor) -> Tensor:
+    """L1 regulariser: ``mean_i sum_v |w_iv|``. Shapes: ``(N, V)`` -> scalar.
+
+    Example:
+        >>> l1_value(torch.tensor([[1.0, 0.0, 2.0], [3.0, 0.0, 0.0]])).item()  # (3 + 3) / 2
+        3.0
+    """
+    if reps.shape[0] == 0:
+        return reps.sum() * 0.0
+    return reps.abs().float().sum(1).mean()
+
+
+def _regulariser(inputs: LossInputs, value: Callable[[Tensor], Tensor], name: str, query: float, doc: float,
+                 warmup_steps: int) -> Tensor:
+    for key, lam in (("query", query), ("doc", doc)):
+        if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"{name} {key} weight must be a finite number >= 0, got {lam!r}")
+    if warmup_steps < 0:
+        raise ValueError(f"{name} warmup_steps must be >= 0, got {warmup_steps}")
+    if inputs.query_reps is None or inputs.doc_reps is None:
+        raise ValueError(f"{name} needs the batch's query and document representations (a model of kind splade)")
+    w = quadratic_warmup(inputs.step, warmup_steps)
+    return w * (query * value(inputs.query_reps) + doc * value(inputs.doc_reps))
+
+
+@LOSSES.register("flops")
+def flops(inputs: LossInputs, *, query: float = 5e-4, doc: float = 3e-4, warmup_steps: int = 0) -> Tensor:
+    """SPLADE's FLOPS regularisation with separate query and document weights and the
+    quadratic warm-up: ``w(t) * (query * FLOPS(Q) + doc * FLOPS(D))`` with
+    ``FLOPS(X) = sum_v (mean_i x_iv) ** 2`` (:func:`flops_value`) over the batch's query
+    vectors ``Q`` and document vectors ``D`` (every document of the pool) and
+    ``w(t) = min(1, (t / warmup_steps) ** 2)`` at optimizer step ``t``
+    (:func:`quadratic_warmup`). The defaults are small weights for fine-tuning a checkpoint that
+    is already sparse; the SPLADE papers tune lambda_q / lambda_d per setting (larger from
+    scratch, larger for queries for fast retrieval). Configure the weights here and give the
+    loss weight 1::
+
+        losses: {infonce: 1.0, flops: {weight: 1.0, query: 5.0e-4, doc: 3.0e-4, warmup_steps: 100}}
+
+    Args:
+        inputs: reads query_reps, doc_reps, step.
+        query, doc: lambda_q, lambda_d (>= 0).
+        warmup_steps: steps of the quadratic warm-up (0: none).
+
+    Example:
+        >>> x = LossInputs(torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool),
+        ...                query_reps=torch.tensor([[2.0, 0.0]]), doc_reps=torch.tensor([[1.0, 1.0], [1.0, 0.0]]), step=1)
+        >>> round(flops(x, query=1.0, doc=2.0, warmup_steps=2).item(), 4)  # 0.25 * (1 * 4 + 2 * (1 + 0.25))
+        1.625
+    """
+    return _regulariser(inputs, flops_value, "flops", query, doc, warmup_steps)
+
+
+@LOSSES.register("l1")
+def l1(inputs: LossInputs, *, query: float = 5e-4, doc: float = 3e-4, warmup_steps: int = 0) -> Tensor:
+    """L1 regularisation of SPLADE vectors: ``w(t) * (query * L1(Q) + doc * L1(D))`` with
+    ``L1(X) = mean_i sum_v |x_iv|`` (:func:`l1_value`); same weights and warm-up as :func:`flops`.
+
+    Example:
+        >>> x = LossInputs(torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool),
+        ...                query_reps=torch.tensor([[2.0, 0.0]]), doc_reps=torch.tensor([[1.0, 1.0]]))
+        >>> l1(x, query=1.0, doc=0.5).item()  # 2 + 0.5 * 2
+        3.0
+    """
+    return _regulariser(inputs, l1_value, "l1", query, doc, warmup_steps)
 
 
 # --------------------------------------------------------------------------- combining

@@ -1,8 +1,9 @@
-"""What made an output: versions, seeds and fingerprints, written beside every result."""
+"""What made an output: versions, seeds, fingerprints, and the process's place in a torchrun group."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import importlib.metadata as md
 import platform
 import random
@@ -45,3 +46,14 @@ def text_fingerprint(parts) -> str:
         h.update(p.encode("utf-8"))
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+def env_world() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` from the torchrun environment (``(0, 1, 0)`` without it).
+
+    Example:
+        >>> import os
+        >>> env_world() if "WORLD_SIZE" not in os.environ else (0, 1, 0)
+        (0, 1, 0)
+    """
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))

@@ -6,7 +6,7 @@
                           ─► per batch: scores ─► LossInputs ─► losses.combine ─► backward
                           ─► AdamW + warmup/decay schedule + clipping ─► metrics.jsonl
                           ─► (every N steps: ANCE refresh of the negatives; checkpoint)
-           ─► after each epoch: dev evaluation (unirank.eval) ─► best checkpoint
+           ─► after each epoch: dev evaluation (the task's, unirank.tasks) ─► best checkpoint
            ─► export (sentence-transformers + transformers folders) ─► test evaluation
 
 **Scores.** A batch of ``B`` rows becomes a :class:`~unirank.losses.LossInputs`:
@@ -79,11 +79,13 @@ from . import io as uio
 from .config import from_dict, load_config, to_dict
 from .errors import ConfigError
 from .losses import LossInputs, combine
+from .models.base import DualEncoder, SharedPoolScorer
 from .provenance import seed_everything, text_fingerprint, versions
+from .tasks import SplitEvaluator, get_task
 from .training.batching import build_batch_sampler
 from .training.checkpoint import latest_checkpoint, load_checkpoint, load_weights, prune_checkpoints, save_checkpoint
-from .training.config import RESUME_SAFE_KEYS, DataConfig, EvalSplitConfig, ModelConfig, TrainConfig
-from .training.data import Row, epoch_rows, load_examples, replace_negatives
+from .training.config import RESUME_SAFE_KEYS, ModelConfig, TrainConfig
+from .training.data import Row, epoch_rows, replace_negatives
 from .training.distributed import Dist
 from .training.gradcache import grad_cache_step
 from .training.schedules import SCHEDULES, warmup_steps_for
@@ -96,15 +98,10 @@ __all__ = ["TrainConfig", "train", "train_main", "build_model", "batch_inputs", 
 
 
 def build_model(cfg: ModelConfig) -> Any:
-    """The ranker named by ``cfg.kind`` (through :data:`unirank.models.base.MODELS`)."""
-    from .models.base import MODELS, import_model_kinds
+    """The ranker ``cfg`` names, through :func:`unirank.models.base.load_ranker` (on the CPU; the loop moves it)."""
+    from .models.base import load_ranker
 
-    import_model_kinds()
-    try:
-        cls = MODELS.get(cfg.kind)
-    except KeyError as e:
-        raise ConfigError(f"model.kind: {e.args[0]}") from None
-    return cls.from_pretrained(cfg.name, **cfg.settings)
+    return load_ranker(cfg.name, cfg.kind, device="cpu", **cfg.settings)
 
 
 # --------------------------------------------------------------------------- batch -> LossInputs
@@ -204,33 +201,44 @@ def list_layout(rows: Sequence[Row]) -> Layout:
     return Layout([r.query for r in rows], [t for c in cands for t in c], cands, pos, valid, teacher if has_teacher else None, hard)
 
 
-def _is_bi(model: Any) -> bool:
-    return callable(getattr(model, "embed", None)) and callable(getattr(model, "similarity_fn", None))
+def pool_scores(model: Any, layout: Layout, dist: Dist = Dist(), reps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Differentiable ``(B, N)`` scores of the layout's queries against its documents.
 
-
-def pool_scores(model: Any, layout: Layout, dist: Dist = Dist()) -> torch.Tensor:
-    """Differentiable ``(B, N)`` scores of the layout's queries against its documents."""
+    ``reps``: when given, a bi-encoder-like model's query and document vectors are stored in
+    it (``"query"``, ``"doc"``) for the regularisers that read them (SPLADE's ``flops``).
+    """
     if layout.candidates is not None:
         return model.score(layout.queries, layout.candidates)
-    if _is_bi(model):
+    if isinstance(model, DualEncoder):
         d_texts = [model.doc_prefix + t for t in layout.docs]
         q, d = dist.gather(model.embed_contexts(dist.share(list(layout.queries)))), dist.gather(model.embed(dist.share(d_texts)))
+        if reps is not None:
+            reps.update(query=q, doc=d)
         return model.similarity_fn(q, d)
-    if callable(getattr(model, "score_shared", None)):
+    if isinstance(model, SharedPoolScorer):
         return model.score_shared(layout.queries, layout.docs)
     return model.score(layout.queries, [layout.docs] * len(layout.queries))
 
 
-def batch_inputs(scores: torch.Tensor, layout: Layout) -> LossInputs:
-    """The :class:`LossInputs` of a batch (padding ``-inf`` entries become invalid)."""
+def batch_inputs(scores: torch.Tensor, layout: Layout, reps: dict[str, torch.Tensor] | None = None,
+                 step: int | None = None) -> LossInputs:
+    """The :class:`LossInputs` of a batch (padding ``-inf`` entries become invalid); ``reps``
+    and ``step`` feed the representation regularisers (``flops``, ``l1``)."""
     dev = scores.device
     valid = layout.valid_mask.to(dev) & torch.isfinite(scores.detach())
     teacher = layout.teacher.to(dev) if layout.teacher is not None else None
+    reps = reps or {}
     return LossInputs(scores, positive_mask=layout.positive_mask.to(dev), valid_mask=valid, teacher_scores=teacher,
-                      hard_negative_mask=layout.hard_mask.to(dev))
+                      hard_negative_mask=layout.hard_mask.to(dev), query_reps=reps.get("query"), doc_reps=reps.get("doc"),
+                      step=step)
 
 
-def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: float, dist: Dist = Dist()) -> dict[str, float]:
+def _sparsity(reps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Mean non-zeros per query / document vector (logged for sparse models)."""
+    return {f"nnz_{k[0]}": (v.detach() > 0).sum(1).float().mean() for k, v in reps.items() if v.shape[0]}
+
+
+def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: float, dist: Dist = Dist(), step: int | None = None) -> dict[str, float]:
     """Forward + backward of one batch (gradients accumulate, scaled by ``weight``).
 
     Under data parallelism ``rows`` is the *global* batch: a bi-encoder with in-batch
@@ -240,7 +248,7 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
     Returns:
         ``{"loss": total, label: unweighted part, ...}`` as floats.
     """
-    gathers = dist.active and cfg.in_batch_negatives and _is_bi(model)
+    gathers = dist.active and cfg.in_batch_negatives and isinstance(model, DualEncoder)
     local = dist.active and not gathers  # this rank scores only its share of the rows
     share = 1.0  # this rank's fraction of the global rows (1 with gathering or one process)
     if local:
@@ -251,7 +259,7 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
     if not rows:  # a short last batch with fewer rows than ranks: nothing here, but join the loss sum
         return _global_parts({}, 0.0, dist)
     layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
-    if cfg.grad_cache and layout.candidates is None and _is_bi(model):
+    if cfg.grad_cache and layout.candidates is None and isinstance(model, DualEncoder):
         # tagged items so one embed function serves both groups: queries / dialogue contexts go
         # through embed_contexts (prefix, most recent tokens kept), documents through embed
         q_items = [("q", c) for c in layout.queries]
@@ -264,12 +272,18 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
             return model.embed_contexts(values) if items[0][0] == "q" else model.embed(values)
 
         def loss_fn(q: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, Any]:
-            total, parts = combine(cfg.losses, batch_inputs(model.similarity_fn(dist.gather(q), dist.gather(d)), layout))
+            reps = {"query": dist.gather(q), "doc": dist.gather(d)}
+            total, parts = combine(cfg.losses, batch_inputs(model.similarity_fn(reps["query"], reps["doc"]), layout, reps, step))
+            if isinstance(model, DualEncoder) and model.sparse_vectors:
+                parts.update(_sparsity(reps))
             return total * scale, (total.detach(), parts)
 
         _, (total, parts) = grad_cache_step(embed_items, [dist.share(q_items), dist.share(d_items)], loss_fn, cfg.chunk_size)
     else:
-        total, parts = combine(cfg.losses, batch_inputs(pool_scores(model, layout, dist), layout))
+        reps: dict[str, torch.Tensor] = {}
+        total, parts = combine(cfg.losses, batch_inputs(pool_scores(model, layout, dist, reps), layout, reps, step))
+        if isinstance(model, DualEncoder) and model.sparse_vectors:
+            parts.update(_sparsity(reps))
         if total.requires_grad:  # False only for a rank whose share of a short batch is empty
             (total * scale).backward()
         total = total.detach()
@@ -337,111 +351,13 @@ def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractCont
 # --------------------------------------------------------------------------- evaluation / refresh
 
 
-class _Evaluator:
-    """The loop's dev/test evaluation (data loaded once), by ``data.task`` and model kind.
-
-    * retrieval, bi-encoder: exact dense retrieval over the whole corpus
-      (:func:`unirank.eval.evaluate.run_eval`);
-    * retrieval, any other ranker: rerank the top ``rerank_depth`` documents of the
-      ``first_stage`` run (BM25, computed once, or a TREC run file) with
-      :func:`unirank.eval.rerank.rerank_eval`;
-    * response selection: score every context's candidates
-      (:func:`unirank.eval.response.evaluate_response`: R_n@k, MRR).
-    """
-
-    def __init__(self, split: EvalSplitConfig, data: DataConfig, device: torch.device) -> None:
-        self.cfg, self.data, self.device = split, split.data or data.train, device
-        self.task, self.options = data.task, dict(data.options)
-        self._ds: Any = None
-        self._first_stage: Any = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.cfg.split is not None
-
-    @property
-    def metric(self) -> str:
-        return self.cfg.metric or ("mrr" if self.task == "response" else "ndcg@10")
-
-    def fingerprint(self) -> str | None:
-        if not self.enabled:
-            return None
-        if self.task == "response":
-            from .data.dialogue import examples_fingerprint
-
-            return examples_fingerprint(self.dataset.examples)
-        return self.dataset.fingerprint
-
-    @property
-    def dataset(self) -> Any:
-        if self._ds is None:
-            if self.task == "response":
-                from .data.dialogue import load_response_data
-
-                self._ds = load_response_data(self.data, split=self.cfg.split, **self.options)
-            else:
-                from .data.datasets import load_dataset
-
-                self._ds = load_dataset(self.data, split=self.cfg.split)
-        return self._ds
-
-    def __call__(self, model: Any, out: Path | None = None) -> dict[str, float] | None:
-        if not self.enabled:
-            return None
-        if self.task == "response":
-            return self._response(model, out)
-        from .eval.config import EvalConfig, RetrieverConfig
-
-        ecfg = EvalConfig(data=self.data, split=self.cfg.split, retriever=RetrieverConfig(name="dense"), k=100,
-                          measures=list(self.cfg.measures), limit_queries=self.cfg.limit_queries,
-                          max_docs=self.cfg.max_docs, out=str(out) if out else None)
-        if callable(getattr(model, "encode_docs", None)):
-            from .eval.evaluate import run_eval
-            from .index.retrievers import DenseRetriever
-
-            retriever = DenseRetriever(model=model, batch_size=self.cfg.batch_size, device=str(self.device), show_progress=False)
-            return run_eval(ecfg, dataset=self.dataset, retriever=retriever, quiet=True).metrics
-        from .eval.rerank import rerank_eval
-
-        _, result = rerank_eval(ecfg, model, depth=self.cfg.rerank_depth, batch_size=max(1, self.cfg.batch_size // 4),
-                                dataset=self.dataset, first_stage=self._first_stage_run(ecfg), quiet=True, progress=False)
-        return result.metrics
-
-    def _first_stage_run(self, ecfg: Any) -> Any:
-        """The run a reranker reorders: a TREC file, or BM25 over the split's corpus (once)."""
-        if self._first_stage is None:
-            if self.cfg.first_stage != "bm25":  # a TREC run file (TrainConfig.validate checked it exists)
-                from .data.trec import read_run
-
-                self._first_stage = read_run(self.cfg.first_stage)
-            else:
-                from .eval.config import RetrieverConfig
-                from .eval.evaluate import limit_split, retrieve, subsample_corpus
-                from .index.retrievers import make_retriever
-
-                ds = subsample_corpus(limit_split(self.dataset, ecfg.limit_queries), ecfg.max_docs)
-                self._first_stage, _ = retrieve(ds, make_retriever(RetrieverConfig(name="bm25")), self.cfg.rerank_depth)
-        return self._first_stage
-
-    def _response(self, model: Any, out: Path | None) -> dict[str, float]:
-        from .eval.response import evaluate_response, write_response_outputs
-
-        examples = self.dataset.examples
-        if self.cfg.limit_queries is not None:
-            examples = examples[: self.cfg.limit_queries]
-        metrics, scores = evaluate_response(model, examples, batch_size=max(1, self.cfg.batch_size // 4), progress=False)
-        if out is not None:
-            write_response_outputs(out, examples, scores, metrics, {"data": self.data, "split": self.cfg.split, "options": self.options})
-        return metrics
-
-
 def refresh_negatives(model: Any, cfg: TrainConfig, examples: list[TrainExample], step: int, out: Path) -> tuple[list[TrainExample], str]:
     """ANCE refresh: mine new negatives with the current model; returns (examples, mined file)."""
     from .negatives.convert import read_mined
     from .negatives.pipeline import MineConfig, run_mine
 
     folder = out / "refresh" / f"step-{step:06d}"
-    mine = {"data": cfg.data.train, "split": cfg.data.split, "miner": {"name": "dense"}, "seed": cfg.seed,
+    mine = {"data": cfg.data.train, "split": cfg.data.split, "miner": {"name": model.retriever_name}, "seed": cfg.seed,
             "negatives": max(cfg.data.negatives, 1), **cfg.refresh.mine, "out": str(folder)}
     mcfg = from_dict(MineConfig, mine)
     run_mine(mcfg, encoder=model)
@@ -549,23 +465,24 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             enable_gradient_checkpointing(model)
         except ValueError as e:
             raise ConfigError(f"gradient_checkpointing: {e}") from None
-        if getattr(model, "may_take_segmented_pass", False):
+        if model.may_take_segmented_pass:
             say("note: gradient_checkpointing does not act inside the Uni-Encoder's segmented pass "
                 "(it drives the layers' parts itself; segmented: auto takes it for long candidates); "
                 "that pass already needs far less memory")
+    task = get_task(cfg.data.task, key="data.task")
     if examples is None:
-        examples, data_info = load_examples(cfg.data)
+        examples, data_info = task.load_examples(cfg.data)
     else:
         data_info = {"source": "given", "fingerprint": text_fingerprint(f"{e.query_id}\t{e.query}\t{[p.id for p in e.positives]}\t{[n.id for n in e.negatives]}" for e in examples)}
     if not examples:
         raise ConfigError("no training examples (no query has a relevant document in the corpus)")
-    if not callable(getattr(model, "encode_queries", None)):
+    if not isinstance(model, DualEncoder):
         for needed, why in ((cfg.refresh.every_steps, "refresh.every_steps (ANCE re-mining)"), (cfg.batching.name == "tas_balanced", "batching tas_balanced")):
             if needed:
                 raise ConfigError(f"{why} needs a bi-encoder (a model with encode_queries); model.kind is {cfg.model.kind!r}")
     sampler = build_batch_sampler(cfg.batching.name, cfg.batch_size, cfg.seed, cfg.batching.drop_last, cfg.batching.params)
-    dev_eval = _Evaluator(cfg.dev, cfg.data, device)
-    test_eval = _Evaluator(cfg.test, cfg.data, device)
+    dev_eval = task.evaluator(cfg.dev, cfg.data, device)
+    test_eval = task.evaluator(cfg.test, cfg.data, device)
 
     def rows_of(epoch: int) -> list[Row]:
         return epoch_rows(examples, epoch, cfg.seed, cfg.data.negatives, cfg.data.negative_choice)
@@ -632,7 +549,7 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             sums: dict[str, float] = {}
             with _train_length(model, cfg.train_max_length), _autocast(cfg, device):
                 for b in group:
-                    for k, v in batch_backward(model, [rows[i] for i in b], cfg, 1.0 / len(group), dist).items():
+                    for k, v in batch_backward(model, [rows[i] for i in b], cfg, 1.0 / len(group), dist, step=state["step"]).items():
                         sums[k] = sums.get(k, 0.0) + v / len(group)
             dist.sync_gradients(list(model.parameters()))
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
@@ -758,8 +675,8 @@ def _model_fingerprint(model: Any) -> str | None:
     return backbone.fingerprint() if backbone is not None else None
 
 
-def _write_provenance(out: Path, cfg: TrainConfig, data_info: dict, model_fp: str | None, dev_eval: _Evaluator,
-                      test_eval: _Evaluator, resumed_from: Path | None) -> None:
+def _write_provenance(out: Path, cfg: TrainConfig, data_info: dict, model_fp: str | None, dev_eval: SplitEvaluator,
+                      test_eval: SplitEvaluator, resumed_from: Path | None) -> None:
     uio.write_json(out / "config.json", to_dict(cfg))
     prov_path = out / "provenance.json"
     resumes = []

@@ -34,8 +34,9 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Container, Iterator
+from typing import Container, Iterator
 
+from unirank.data.files import iter_json_objects, iter_text_lines
 from unirank.errors import DataError
 from unirank.io import file_sha256
 from unirank.types import Document, Qrels, Query, RetrievalDataset
@@ -51,59 +52,6 @@ __all__ = [
 ]
 
 _QRELS_HEADER_FIRST = {"query-id", "query_id", "queryid", "qid", "query"}
-
-
-def iter_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, text)`` for each line of a UTF-8 file, line ends removed.
-
-    Line numbers start at 1; ``\\n`` and ``\\r\\n`` ends are stripped; a leading UTF-8
-    byte-order mark is dropped. Blank lines are yielded too (callers decide).
-
-    Args:
-        path: the file to read.
-
-    Returns:
-        An iterator of ``(lineno, line)`` pairs.
-
-    Raises:
-        DataError: the file is missing, or a line is not valid UTF-8 (names the line).
-
-    Example:
-        >>> import os, tempfile
-        >>> p = os.path.join(tempfile.mkdtemp(), "x.txt")
-        >>> _ = open(p, "wb").write(b"a\\r\\n\\nb")
-        >>> list(iter_text_lines(p))
-        [(1, 'a'), (2, ''), (3, 'b')]
-    """
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError("file not found", path=path) from None
-    except IsADirectoryError:
-        raise DataError("expected a file, found a folder", path=path) from None
-    with f:
-        for lineno, raw in enumerate(f, 1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path=path, line=lineno) from None
-            yield lineno, text.rstrip("\r\n")
-
-
-def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(lineno, object)`` for each non-blank line of a JSONL file; DataError on a bad line."""
-    for lineno, line in iter_text_lines(path):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"malformed JSON: {e.msg} (column {e.colno})", path=path, line=lineno) from None
-        if not isinstance(obj, dict):
-            raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
-        yield lineno, obj
 
 
 def _read_jsonl_records(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> Iterator[tuple[int, str, dict[str, str]]]:

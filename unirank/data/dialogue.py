@@ -63,7 +63,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import unicodedata
@@ -74,7 +73,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from unirank.data.beir import iter_json_objects, iter_text_lines
+from unirank.data.files import iter_json_objects, iter_text_lines, read_json_object
 from unirank.errors import ConfigError, DataError
 from unirank.io import file_sha256, write_json, write_jsonl
 from unirank.registry import Registry
@@ -192,18 +191,7 @@ def read_mutual_file(path: str | os.PathLike, speaker_tags: bool = True) -> Dial
             ``answers`` (MuTual's test split has blank answers).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError("file not found", path=path) from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path=path) from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"malformed JSON: {e.msg} (column {e.colno})", path=path, line=e.lineno) from None
-    if not isinstance(obj, dict):
-        raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=1)
+    obj = read_json_object(path)
     for key, kind in (("article", str), ("options", list), ("answers", str)):
         if not isinstance(obj.get(key), kind):
             raise DataError(f"field {key!r} must be a {kind.__name__}, got {obj.get(key)!r:.60}", path=path, line=1)
@@ -728,11 +716,8 @@ def read_response_task(folder: str | os.PathLike, verify: bool = True) -> Respon
     mpath = folder / MANIFEST_FILE
     if not mpath.is_file():
         raise DataError(f"not a response task folder (no {MANIFEST_FILE})", path=folder)
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"malformed JSON: {e.msg}", path=mpath, line=e.lineno) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != TASK_FORMAT:
+    manifest = read_json_object(mpath)
+    if manifest.get("format") != TASK_FORMAT:
         raise DataError(f"expected \"format\": {TASK_FORMAT!r}", path=mpath)
     epath = folder / str(manifest.get("examples_file", EXAMPLES_FILE))
     if verify and "examples_sha256" in manifest:

@@ -26,7 +26,7 @@ import math
 import os
 from pathlib import Path
 
-from unirank.data.beir import iter_text_lines
+from unirank.data.files import iter_text_lines
 from unirank.errors import DataError
 from unirank.io import atomic_open
 from unirank.types import Qrels, Run

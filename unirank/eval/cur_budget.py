@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..types import RetrievalDataset, Run
 
-__all__ = ["TOPK", "topk_recall", "rerank_hits", "budget_table", "run_budget_eval"]
+__all__ = ["TOPK", "topk_recall", "rerank_hits", "budget_table", "check_budget_config", "run_budget_eval"]
 
 #: the k of Top-k-Recall against the exhaustive cross-encoder
 TOPK = (1, 10, 100)
@@ -167,7 +167,8 @@ def _plot_html(title: str, rows: Sequence[dict[str, Any]], table_md: str, info: 
 def _exhaustive_matrix(c: Any, ix: Any, ds: RetrievalDataset, qids: list[str], texts: list[str], out: Path | None,
                        quiet: bool) -> tuple[np.ndarray, dict[str, Any]]:
     """(Q, m) exact scores of the split's queries in the index's document order (built if missing)."""
-    from ..index.cur_store import CURIndex, build_cur_index, load_cross_encoder
+    from ..index.cur_store import CURIndex, build_cur_index
+    from ..models.base import load_ranker
 
     folder = Path(c.exhaustive) if c.exhaustive else (out / "exhaustive" if out is not None else None)
     if folder is None:
@@ -180,7 +181,7 @@ def _exhaustive_matrix(c: Any, ix: Any, ds: RetrievalDataset, qids: list[str], t
         source = c.model or ix.meta["ranker"].get("source")
         if not source:
             raise ConfigError(f"{ix.folder}: the index does not record its cross-encoder; set retriever.cur.model") from None
-        ranker = load_cross_encoder(source, c.device)
+        ranker = load_ranker(source, "cross", device=c.device)
         ix.check_ranker(ranker)
         if not quiet:
             print(f"scoring {len(queries)} queries x {len(texts)} documents exhaustively into {folder} (resumable)")
@@ -198,6 +199,43 @@ def _exhaustive_matrix(c: Any, ix: Any, ds: RetrievalDataset, qids: list[str], t
     col = np.array([{d: j for j, d in enumerate(ex.doc_ids)}[d] for d in ix.doc_ids])
     S = ex.R_T[col].T[[row[q] for q in qids]].astype(np.float64)
     return S, {"folder": str(folder), **ex.cost(), **({"this_run": built} if built else {})}
+
+
+def check_budget_config(cfg: Any) -> None:
+    """The checks of ``--task budget`` before any work (one-line ConfigError naming the key).
+
+    Args:
+        cfg: an :class:`~unirank.eval.config.EvalConfig` (``retriever.cur``: index, budgets,
+            methods, baselines, first_stage and the CUR settings).
+
+    Example:
+        >>> from unirank.eval.config import EvalConfig
+        >>> cfg = EvalConfig(task="budget")
+        >>> cfg.retriever.cur.index, cfg.retriever.cur.methods = "IX", ["anncur", "cure"]
+        >>> check_budget_config(cfg)
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: retriever.cur.methods: unknown CUR method 'cure'; valid: adacur, anncur
+    """
+    from ..index.base import RETRIEVERS
+    from ..index.cur_retriever import CUR_METHODS
+    from ..index.retrievers import make_retriever  # noqa: F401  (registers every retriever)
+
+    c = cfg.retriever.cur
+    if not c.index:
+        raise ConfigError("--task budget needs retriever.cur.index (a folder written by `unirank index --kind cur`)")
+    if not c.budgets or any(b < 1 for b in c.budgets):
+        raise ConfigError(f"retriever.cur.budgets must be positive integers, got {c.budgets}")
+    for m in c.methods:
+        if m not in CUR_METHODS:
+            raise ConfigError(f"retriever.cur.methods: unknown CUR method {m!r}; valid: {', '.join(CUR_METHODS.names())}")
+    for b in c.baselines + ([c.first_stage] if c.first_stage else []):
+        if b not in RETRIEVERS or b == "cur":
+            raise ConfigError(f"retriever.cur.baselines / first_stage: {b!r} is not a first-stage retriever; valid: "
+                              f"{', '.join(n for n in RETRIEVERS.names() if n != 'cur')}")
+    for b in c.budgets:
+        for m in c.methods:
+            dataclasses.replace(c, budget=b, method=m).validate()
 
 
 def run_budget_eval(cfg: Any, dataset: RetrievalDataset | None = None, quiet: bool = False) -> list[dict[str, Any]]:
@@ -223,25 +261,11 @@ def run_budget_eval(cfg: Any, dataset: RetrievalDataset | None = None, quiet: bo
     from ..index.cur import matrix_oracle, result_hits
     from ..index.cur_retriever import CUR_METHODS, CURContext, first_stage_lists
     from ..index.cur_store import CURIndex
-    from ..index.retrievers import make_retriever  # noqa: F401  (registers every retriever)
     from ..provenance import versions
     from .evaluate import limit_split, score_run, subsample_corpus
 
+    check_budget_config(cfg)
     c = cfg.retriever.cur
-    if not c.index:
-        raise ConfigError("--task budget needs retriever.cur.index (a folder written by `unirank index --kind cur`)")
-    if not c.budgets or any(b < 1 for b in c.budgets):
-        raise ConfigError(f"retriever.cur.budgets must be positive integers, got {c.budgets}")
-    for m in c.methods:
-        if m not in CUR_METHODS:
-            raise ConfigError(f"retriever.cur.methods: unknown CUR method {m!r}; valid: {', '.join(CUR_METHODS.names())}")
-    for b in c.baselines + ([c.first_stage] if c.first_stage else []):
-        if b not in RETRIEVERS or b == "cur":
-            raise ConfigError(f"retriever.cur.baselines / first_stage: {b!r} is not a first-stage retriever; valid: "
-                              f"{', '.join(n for n in RETRIEVERS.names() if n != 'cur')}")
-    for b in c.budgets:
-        for m in c.methods:
-            dataclasses.replace(c, budget=b, method=m).validate()
     out = Path(cfg.out) if cfg.out else None
     ds = dataset if dataset is not None else load_dataset(cfg.data, split=cfg.split)
     ds = subsample_corpus(limit_split(ds, cfg.limit_queries), cfg.max_docs)

@@ -75,8 +75,23 @@ def score_run(qrels: Qrels, run: Run, measures: Sequence[str]) -> tuple[dict[str
     return means, M.per_query(qrels, run, list(measures))
 
 
-def write_eval_outputs(out: str | Path, result: EvalResult, ds: RetrievalDataset, cfg_dict: dict, title: str) -> None:
-    """run.trec, metrics.json, per_query.json, config.json and report.html, each written atomically."""
+def _explain(retriever: Any, ds: RetrievalDataset, run: Run, n_queries: int = 5, n_docs: int = 3) -> tuple[str, list] | None:
+    """A retriever's explain view (SPLADE: expansion and matched terms) for the first queries of
+    the run, written as ``explain.md`` beside the report; returns its HTML section (or None)."""
+    explain = getattr(retriever, "explain", None)
+    if not callable(explain) or getattr(retriever, "docs", None) is None:
+        return None
+    from ..index.splade_retriever import explain_html
+
+    qids = [q for q in run if run[q]][:n_queries]
+    items = explain([ds.queries[q].text for q in qids], [sorted(run[q], key=lambda d: -run[q][d])[:n_docs] for q in qids])
+    return explain_html(items), items
+
+
+def write_eval_outputs(out: str | Path, result: EvalResult, ds: RetrievalDataset, cfg_dict: dict, title: str,
+                       extra_html: Any = None) -> None:
+    """run.trec, metrics.json, per_query.json, config.json and report.html, each written atomically
+    (and ``explain.md`` / ``explain.json`` when ``extra_html`` is an explain view ``(html, items)``)."""
     from ..data.trec import write_run
 
     out = Path(out)
@@ -86,9 +101,17 @@ def write_eval_outputs(out: str | Path, result: EvalResult, ds: RetrievalDataset
     uio.write_json(out / "per_query.json", result.per_query)
     uio.write_json(out / "config.json", {"config": cfg_dict, **result.info})
     ndcg_key = next((m for m in result.per_query if m.startswith("ndcg")), None)
+    section = ""
+    if extra_html is not None:
+        from ..index.splade_retriever import explain_markdown
+
+        section, items = extra_html
+        uio.write_json(out / "explain.json", items)
+        uio.write_text(out / "explain.md", explain_markdown(items))
     uio.write_text(
         out / "report.html",
-        html_report(title, result.metrics, ds.qrels, result.run, result.per_query.get(ndcg_key) if ndcg_key else None, info=result.info | {"config": cfg_dict}),
+        html_report(title, result.metrics, ds.qrels, result.run, result.per_query.get(ndcg_key) if ndcg_key else None,
+                    info=result.info | {"config": cfg_dict}, extra_html=section),
     )
 
 
@@ -113,9 +136,13 @@ def run_eval(cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever
     encoder = getattr(retriever, "encoder", None) or getattr(getattr(retriever, "dense", None), "encoder", None)
     if encoder is not None:
         info["model"] = {"source": encoder.backbone.source, "fingerprint": encoder.backbone.fingerprint()}
+    if getattr(retriever, "stats", None):
+        info["retriever_stats"] = retriever.stats  # e.g. SPLADE: non-zeros per query / doc, index bytes, latency
     result = EvalResult(means, per_q, run, info)
+    explained = _explain(retriever, ds, run) if cfg.out else None
     if cfg.out:
-        write_eval_outputs(cfg.out, result, ds, to_dict(cfg), f"unirank eval: {cfg.retriever.name} on {ds.name}/{ds.split}")
+        write_eval_outputs(cfg.out, result, ds, to_dict(cfg), f"unirank eval: {cfg.retriever.name} on {ds.name}/{ds.split}",
+                           extra_html=explained)
     if not quiet:
         print(metrics_table(means, title=f"{cfg.retriever.name} on {ds.name}/{ds.split} ({len(ds.qrels)} queries)"))
     return result

@@ -4,8 +4,8 @@
 batches through the :class:`~unirank.models.base.Ranker` contract
 (``ranker.score(contexts, candidates)``) under ``torch.inference_mode`` and the metrics are
 :func:`unirank.eval.metrics.response_metrics` of those scores (pessimistic ties).
-``run_response_eval`` adds loading (data by name or path, a ranker by kind / folder),
-timings and the output folder (:func:`write_response_outputs`).
+``run_response_eval(cfg)`` (what ``unirank eval --task response`` runs) adds loading (data by
+name or path, a ranker by kind / folder), timings and the output folder (:func:`write_response_outputs`).
 
 Batching: examples are sorted by text length (longest first) so a batch pads little, scored
 ``batch_size`` contexts per call, and written back in input order. ``chunk_size`` caps the
@@ -34,6 +34,7 @@ from .. import io as uio
 from ..errors import ConfigError
 from ..models.base import Context, Ranker
 from ..types import DialogueExample
+from .config import EvalConfig
 from .metrics import _correct_ranks, response_metrics
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "evaluate_response",
     "response_cutoffs",
     "write_response_outputs",
-    "make_ranker",
     "ranker_info",
     "ResponseEvalResult",
     "run_response_eval",
@@ -226,62 +226,15 @@ def write_response_outputs(
 # --------------------------------------------------------------------------- loading + the whole run
 
 
-def make_ranker(
-    kind: str | None = None,
-    model: str | None = None,
-    device: str | None = None,
-    **settings: Any,
-) -> Ranker:
-    """A ranker from a saved unirank folder (its kind read from the folder) or a backbone.
-
-    Args:
-        kind: a registered model kind (``bi``, ``poly``, ``cross``, ``uni``); optional for
-            a saved unirank folder (if given it must match), required otherwise.
-        model: a saved unirank model folder, a transformers folder / hub name, or ``None``
-            for the packaged all-MiniLM-L6-v2. (Heads of a fresh cross/poly/uni model
-            are random: such a model only makes sense for speed tests - except a published
-            BERT / RoBERTa cross-encoder checkpoint, e.g. ``cross-encoder/ms-marco-MiniLM-L-6-v2``
-            or ``BAAI/bge-reranker-base``, whose classification head ``cross`` loads.)
-        device: where to run (default: CUDA if present, else CPU).
-        settings: constructor keywords / overrides (e.g. ``mask="arrow_strict"``).
-
-    Raises:
-        ConfigError: unknown kind, or no kind for a folder that is not a unirank model.
-
-    Example:
-        >>> make_ranker("nope")
-        Traceback (most recent call last):
-        ...
-        unirank.errors.ConfigError: unknown model kind 'nope'; valid: bi, cross, poly, uni
-    """
-    from ..models.backbone import pick_device
-    from ..models.base import model_class
-    from ..models.heads import MODEL_FILE, read_model_meta
-
-    saved = model is not None and (Path(model).expanduser() / MODEL_FILE).is_file()
-    if saved:
-        meta_kind = read_model_meta(Path(model).expanduser())["kind"]
-        if kind is not None and kind != meta_kind:
-            raise ConfigError(f"{model} holds a {meta_kind!r} model, but kind {kind!r} was asked for")
-        kind = meta_kind
-    if kind is None:
-        raise ConfigError(f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build (bi, poly, cross, uni)")
-    try:
-        cls = model_class(kind)
-    except KeyError as e:
-        raise ConfigError(str(e.args[0])) from None
-    ranker = cls.from_pretrained(model, **settings)
-    ranker.to(pick_device(device))
-    ranker.eval()
-    return ranker
-
-
 def ranker_info(ranker: Ranker) -> dict[str, Any]:
     """Kind, settings, backbone source and weight fingerprint of a ranker (for config.json)."""
     settings = getattr(ranker, "settings", None)
     settings = settings() if callable(settings) else settings
     bb = getattr(ranker, "backbone", None)
     info: dict[str, Any] = {"kind": ranker.kind, "settings": settings or {}}
+    if getattr(ranker, "backend", None) == "onnx":
+        info["backend"] = {"name": "onnx", "precision": ranker.precision, "folder": str(ranker.onnx_folder),
+                           "source_fingerprint": ranker.onnx_meta["source"]["fingerprint"]}
     if bb is not None:
         info["source"] = bb.source
         info["fingerprint"] = bb.fingerprint()
@@ -297,68 +250,53 @@ class ResponseEvalResult:
 
 
 def run_response_eval(
-    data: str,
+    cfg: EvalConfig,
     *,
-    split: str = "test",
-    fmt: str | None = None,
-    data_options: dict[str, Any] | None = None,
-    seed: int | None = None,
-    n_candidates: int | None = None,
-    kind: str | None = None,
-    model: str | None = None,
-    model_options: dict[str, Any] | None = None,
     ranker: Ranker | None = None,
-    batch_size: int = 16,
-    chunk_size: int | None = None,
-    ks: Sequence[int] = (1, 2, 5),
-    device: str | None = None,
-    limit: int | None = None,
-    out: str | Path | None = None,
-    config: dict[str, Any] | None = None,
     quiet: bool = False,
     progress: bool | None = None,
 ) -> ResponseEvalResult:
     """Load response-selection data and a ranker, evaluate, print and write the results.
 
     Args:
-        data: a built-in name (``dailydialog``, ``mutual``) or a path (MuTual folder, TSV,
-            JSONL, task folder); see :func:`unirank.data.dialogue.load_response_data`.
-        split: split of a built-in data set.
-        fmt: force a data format (``mutual``, ``tsv``, ``jsonl``, ``task``).
-        data_options: loader options (``group_size``, ``speaker_tags``, ``n``, ``seed``,
-            ``cuts``, ...); an option the data does not take is a ConfigError.
-        seed, n_candidates: passed as ``seed`` / ``n`` only to data that is built on the fly
-            (e.g. ``dailydialog``), ignored for files (``data_options`` wins).
-        kind, model, model_options, device: see :func:`make_ranker` (ignored when ``ranker``
-            is given).
-        batch_size, chunk_size, ks: see :func:`evaluate_response`.
-        limit: evaluate only the first ``limit`` examples.
-        out: folder for :func:`write_response_outputs` (``None``: nothing written).
-        config: the caller's resolved config, saved in ``config.json`` (default: these
-            arguments).
+        cfg: an :class:`~unirank.eval.config.EvalConfig` with ``task: response``: ``data`` (a
+            built-in name - ``dailydialog``, ``mutual`` - or a path: MuTual folder, TSV, JSONL,
+            task folder; see :func:`unirank.data.dialogue.load_response_data`), ``split``,
+            ``limit_queries`` (first N contexts), ``out``, ``seed`` and ``response`` (format,
+            loader options, the ranker's kind / model / device, batch and chunk sizes, cutoffs).
+            ``seed`` and ``response.n_candidates`` reach only data built on the fly (e.g.
+            ``dailydialog``) as its ``seed`` / ``n`` (``response.data_options`` wins); an option
+            the data does not take is a ConfigError.
+        ranker: score with this ranker instead of loading ``response.kind`` / ``response.model``.
         quiet: do not print the metrics table.
+        progress: tqdm bar (``None``: when stderr is a terminal).
 
     Returns:
         A :class:`ResponseEvalResult`; ``info`` holds the data manifest, counts, the ranker
-        (kind, settings, fingerprint), timings and versions.
+        (kind, settings, fingerprint), timings and versions; ``cfg.out`` (when set) gets
+        :func:`write_response_outputs` with ``config.json`` = the resolved ``cfg``.
     """
+    from ..config import to_dict
     from ..data.dialogue import load_response_data, response_data_options
     from ..provenance import versions
     from .report import metrics_table
 
-    accepted = response_data_options(data, fmt)
-    generic = {k: v for k, v in (("seed", seed), ("n", n_candidates)) if v is not None and k in accepted}
-    data_options = {**generic, **(data_options or {})}
-    task = load_response_data(data, split=split, fmt=fmt, **data_options)
-    examples = task.examples[:limit] if limit else list(task.examples)
+    r = cfg.response
+    accepted = response_data_options(cfg.data, r.format)
+    generic = {k: v for k, v in (("seed", cfg.seed), ("n", r.n_candidates)) if v is not None and k in accepted}
+    data_options = {**generic, **(r.data_options or {})}
+    task = load_response_data(cfg.data, split=cfg.split, fmt=r.format, **data_options)
+    examples = task.examples[: cfg.limit_queries] if cfg.limit_queries else list(task.examples)
     if ranker is None:
-        ranker = make_ranker(kind, model, device, **(model_options or {}))
+        from ..models.base import load_ranker
+
+        ranker = load_ranker(r.model, r.kind, device=r.device, backend=r.backend)
     t0 = time.perf_counter()
-    metrics, scores = evaluate_response(ranker, examples, batch_size, chunk_size, ks, progress)
+    metrics, scores = evaluate_response(ranker, examples, r.batch_size, r.chunk_size, r.ks, progress)
     secs = time.perf_counter() - t0
     n_cands = sum(len(e.candidates) for e in examples)
     info = {
-        "data": {"name": task.manifest.get("name", str(data)), "split": split, "manifest": task.manifest},
+        "data": {"name": task.manifest.get("name", str(cfg.data)), "split": cfg.split, "manifest": task.manifest},
         "counts": {
             "examples": len(examples),
             "candidates": n_cands,
@@ -368,14 +306,8 @@ def run_response_eval(
         "timings_s": {"score_s": round(secs, 3), "candidates_per_s": round(n_cands / secs, 1) if secs > 0 else math.inf},
         "versions": versions(),
     }
-    if config is None:
-        config = {
-            "data": str(data), "split": split, "fmt": fmt, "data_options": data_options, "kind": ranker.kind,
-            "model": model, "model_options": model_options or {}, "batch_size": batch_size, "chunk_size": chunk_size,
-            "ks": list(ks), "limit": limit, "device": device,
-        }
-    if out is not None:
-        write_response_outputs(out, examples, scores, metrics, config, info)
+    if cfg.out is not None:
+        write_response_outputs(cfg.out, examples, scores, metrics, to_dict(cfg), info)
     if not quiet:
         print(metrics_table(metrics, title=f"{ranker.kind} on {info['data']['name']} ({len(examples)} contexts)"))
     return ResponseEvalResult(metrics, scores, examples, info)

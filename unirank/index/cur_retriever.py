@@ -20,18 +20,17 @@ With ``first_stage: bm25`` (or any retriever name) round 1 / the anchors are tha
 retriever's top documents for each query instead of random ones.
 
 Example:
-    >>> cfg = CURConfig(method="anncur", budget=10, anchors=20)
-    >>> cfg.validate()
+    >>> check_cur_config(CURConfig(method="cure"))
     Traceback (most recent call last):
     ...
-    unirank.errors.ConfigError: retriever.cur.budget=10 is smaller than retriever.cur.anchors=20: ANNCUR scores its anchor items first (raise the budget or lower the anchors)
+    unirank.errors.ConfigError: retriever.cur.method: unknown CUR method 'cure'; valid: adacur, anncur
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -39,55 +38,10 @@ import numpy as np
 from ..errors import ConfigError
 from ..registry import Registry
 from .base import RETRIEVERS
-from .cur import RTOL, CURResult, ScoreFn, adacur_search, anncur_search, choose_anchors, result_hits, round_plan
+from .config import CURConfig
+from .cur import CURResult, ScoreFn, adacur_search, anncur_search, choose_anchors, result_hits, round_plan
 
-__all__ = ["CURConfig", "CUR_METHODS", "CURContext", "CURRetriever", "first_stage_lists"]
-
-
-@dataclass
-class CURConfig:
-    """``retriever.cur.*``: the CUR retriever and the budget comparison (``--task budget``)."""
-
-    index: str | None = None  # folder written by `unirank index --kind cur`
-    model: str | None = None  # the cross-encoder; None = the one recorded in the index
-    method: str = "adacur"  # anncur | adacur (CUR_METHODS)
-    budget: int = 100  # cross-encoder calls per query
-    anchors: int | None = None  # anncur: anchor items (default budget // 2)
-    rounds: int = 5  # adacur: rounds the budget is spent in
-    first_stage: str | None = None  # None: seeded random anchors; a retriever name (bm25, dense): its top documents
-    seed: int = 0
-    rcond: float = RTOL  # rank cut of the pseudo-inverse / least squares
-    keep_tail: bool = True  # rank the unscored documents below the scored ones by the approximation
-    index_dir: str | None = None  # adacur: FAISS indexes of IX/R (`unirank index --store IX/R ...`); None = exact scan
-    batch_size: int = 16  # queries per cross-encoder call
-    chunk_size: int | None = 64  # documents of one query per call
-    device: str | None = None
-    budgets: list[int] = field(default_factory=lambda: [25, 50, 100, 200])  # --task budget: the budgets compared
-    methods: list[str] = field(default_factory=lambda: ["anncur", "adacur"])  # --task budget: CUR methods compared
-    baselines: list[str] = field(default_factory=lambda: ["bm25", "dense"])  # --task budget: first stages reranked top-B
-    exhaustive: str | None = None  # --task budget: CUR index of the split's queries (exact scores); None = OUT/exhaustive
-
-    def anchor_count(self) -> int:
-        return self.anchors if self.anchors is not None else max(1, self.budget // 2)
-
-    def validate(self) -> None:
-        """One-line ConfigError for settings that cannot work (before anything is loaded)."""
-        if self.method not in CUR_METHODS:
-            raise ConfigError(f"retriever.cur.method: unknown CUR method {self.method!r}; valid: {', '.join(CUR_METHODS.names())}")
-        for key, v in {"budget": self.budget, "rounds": self.rounds, "batch_size": self.batch_size, "chunk_size": self.chunk_size,
-                       "anchors": self.anchors}.items():
-            if v is not None and v < 1:
-                raise ConfigError(f"retriever.cur.{key} must be >= 1, got {v}")
-        if self.method == "anncur" and self.budget < self.anchor_count():
-            raise ConfigError(f"retriever.cur.budget={self.budget} is smaller than retriever.cur.anchors={self.anchor_count()}: "
-                              "ANNCUR scores its anchor items first (raise the budget or lower the anchors)")
-        if self.method == "adacur" and self.budget < self.rounds:
-            raise ConfigError(f"retriever.cur.budget={self.budget} is smaller than retriever.cur.rounds={self.rounds}: "
-                              "each adaCUR round scores at least one document")
-        if self.first_stage == "cur":
-            raise ConfigError("retriever.cur.first_stage: 'cur' cannot be its own first stage; use bm25, dense, ... or leave it unset")
-        if self.rcond < 0:
-            raise ConfigError(f"retriever.cur.rcond must be >= 0, got {self.rcond}")
+__all__ = ["CURConfig", "check_cur_config", "CUR_METHODS", "CURContext", "CURRetriever", "first_stage_lists"]
 
 
 @dataclass
@@ -116,6 +70,13 @@ class CURContext:
 
 #: CUR method name -> ``method(ctx, score, n_queries, tail) -> CURResult``
 CUR_METHODS: Registry[Callable[[CURContext, ScoreFn, int, int], CURResult]] = Registry("CUR method")
+
+
+def check_cur_config(cfg: CURConfig) -> None:
+    """``cfg.validate()``, and ``cfg.method`` checked against :data:`CUR_METHODS`."""
+    if cfg.method not in CUR_METHODS:
+        raise ConfigError(f"retriever.cur.method: unknown CUR method {cfg.method!r}; valid: {', '.join(CUR_METHODS.names())}")
+    cfg.validate()
 
 
 def _first_round(ctx: CURContext, n_queries: int, size: int) -> list[np.ndarray]:
@@ -186,7 +147,7 @@ class CURRetriever:
         from .cur_store import CURIndex
 
         self.config = config or CURConfig()
-        self.config.validate()
+        check_cur_config(self.config)
         self.index = index if isinstance(index, CURIndex) else CURIndex(index)
         self.ranker = ranker
         if ranker is not None:
@@ -201,7 +162,7 @@ class CURRetriever:
     def from_config(cls, cfg: Any) -> "CURRetriever":
         """From a RetrieverConfig: ``cfg.cur`` (its ``first_stage`` built from ``cfg``'s other sections)."""
         c = cfg.cur
-        c.validate()
+        check_cur_config(c)
         if not c.index:
             raise ConfigError("retriever cur needs retriever.cur.index (a folder written by `unirank index --kind cur`)")
         first = None
@@ -215,13 +176,13 @@ class CURRetriever:
 
     def _ensure_ranker(self) -> Any:
         if self.ranker is None:
-            from .cur_store import load_cross_encoder
+            from ..models.base import load_ranker
 
             source = self.config.model or self.index.meta["ranker"].get("source")
             if not source:
                 raise ConfigError(f"{self.index.folder}: the index does not record where its cross-encoder came from; "
                                   "set retriever.cur.model")
-            ranker = load_cross_encoder(source, self.config.device)
+            ranker = load_ranker(source, "cross", device=self.config.device)
             self.index.check_ranker(ranker)
             self.ranker = ranker
         return self.ranker

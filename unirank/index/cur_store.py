@@ -56,7 +56,6 @@ from ..provenance import text_fingerprint
 __all__ = [
     "CUR_FILE",
     "ranker_fingerprint",
-    "load_cross_encoder",
     "read_anchor_queries",
     "corpus_fingerprints",
     "build_cur_index",
@@ -92,17 +91,6 @@ def ranker_fingerprint(ranker: Any) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def load_cross_encoder(path: str, device: str | None = None) -> Any:
-    """The cross-encoder of a CUR index: a saved unirank ``cross`` folder or a published
-    cross-encoder checkpoint, on ``device``, in eval mode.
-
-    The one place this module loads a model (the project's ranker loader).
-    """
-    from ..eval.response import make_ranker
-
-    return make_ranker("cross", path, device).eval()
 
 
 # --------------------------------------------------------------------------- anchor queries and corpus
@@ -476,7 +464,9 @@ def build_cur_index_cli(data: str | None, model: str | None, anchor_queries: str
     shard_t = parse_shard(shard) if shard else None
     anchors = read_anchor_queries(str(anchor_queries), data, max_anchor_queries)
     corpus = load_corpus_of(str(data))
-    ranker = load_cross_encoder(str(model), device)
+    from ..models.base import load_ranker
+
+    ranker = load_ranker(str(model), "cross", device=device)
     stats = build_cur_index(ranker, corpus, anchors, out, source=str(model), anchor_source=str(anchor_queries), dtype=dtype,
                             batch_size=batch_size, chunk_size=chunk_size, shard=shard_t)
     cost = CURIndex(out).cost() if _all_shards_done(Path(out)) else None

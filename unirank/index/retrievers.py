@@ -11,10 +11,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .base import RETRIEVERS, topk_merge
+from .base import RETRIEVERS, rrf_fuse  # noqa: F401  (rrf_fuse: also imported from here)
 from .dense import DenseIndex
 from .shards import PrebuiltRetriever
 from .sparse import BM25Index  # noqa: F401  (registers "bm25")
+from . import splade_retriever  # noqa: F401,E402  (registers "splade" and "fusion")
 from .cur_retriever import CURRetriever  # noqa: F401  (registers "cur")
 
 #: search a store written by ``unirank encode`` (optionally through ``unirank index``'s FAISS indexes)
@@ -29,20 +30,22 @@ class DenseRetriever:
         model: a model name/folder for :meth:`BiEncoder.from_pretrained`, or a BiEncoder.
         index_kind: "flat" (exact inner product) or "ivf".
         batch_size, device, dtype: passed to the encoder.
+        backend: ``torch`` or ``onnx[:options]`` (:mod:`unirank.runtime.backends`) for a model given by name.
     """
 
-    def __init__(self, model: Any = None, index_kind: str = "flat", batch_size: int = 64, device: str | None = None, dtype: str | None = None, nprobe: int = 16, show_progress: bool | None = None) -> None:
+    def __init__(self, model: Any = None, index_kind: str = "flat", batch_size: int = 64, device: str | None = None, dtype: str | None = None, nprobe: int = 16, show_progress: bool | None = None, backend: str = "torch") -> None:
         from ..models.bi import BiEncoder
+        from ..models.base import load_ranker
 
-        self.encoder = model if isinstance(model, BiEncoder) else BiEncoder.from_pretrained(model)
+        self.encoder = model if isinstance(model, BiEncoder) else load_ranker(model, "bi", device="cpu", backend=backend)
         self.index = DenseIndex(kind=index_kind, nprobe=nprobe)
         self.enc_kw = {"batch_size": batch_size, "device": device, "dtype": dtype, "show_progress": show_progress}
 
     @classmethod
     def from_config(cls, cfg) -> "DenseRetriever":
-        """Build from a :class:`unirank.eval.config.RetrieverConfig`."""
+        """Build from a :class:`unirank.index.config.RetrieverConfig`."""
         d = cfg.dense
-        return cls(d.model, index_kind=d.index_kind, batch_size=d.batch_size, device=d.device, dtype=d.dtype, nprobe=d.nprobe)
+        return cls(d.model, index_kind=d.index_kind, batch_size=d.batch_size, device=d.device, dtype=d.dtype, nprobe=d.nprobe, backend=d.backend)
 
     @property
     def doc_ids(self) -> list[str]:
@@ -57,35 +60,6 @@ class DenseRetriever:
         return self.index.search(q, k)
 
 
-def rrf_fuse(runs: Sequence[tuple[np.ndarray, np.ndarray]], n_docs: int, k: int, k_rrf: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
-    """Reciprocal-rank fusion of several (scores, indices) hit lists over the same doc ids.
-
-    score(d) = sum over lists containing d of 1 / (k_rrf + rank), rank from 1.
-
-    Example:
-        >>> a = (np.array([[9., 8.]]), np.array([[0, 1]]))
-        >>> b = (np.array([[5., 4.]]), np.array([[1, 2]]))
-        >>> s, i = rrf_fuse([a, b], n_docs=3, k=3, k_rrf=0)
-        >>> i.tolist(), s.round(3).tolist()
-        ([[1, 0, 2]], [[1.5, 1.0, 0.5]])
-    """
-    n_q = len(runs[0][1])
-    out_s = np.full((n_q, k), -np.inf, dtype=np.float32)
-    out_i = np.full((n_q, k), -1, dtype=np.int64)
-    for q in range(n_q):
-        fused: dict[int, float] = {}
-        for _, idx in runs:
-            for r, j in enumerate(idx[q].tolist(), start=1):
-                if j >= 0:
-                    fused[j] = fused.get(j, 0.0) + 1.0 / (k_rrf + r)
-        if fused:
-            ids = np.fromiter(fused.keys(), dtype=np.int64)
-            sc = np.fromiter(fused.values(), dtype=np.float64)
-            s, i = topk_merge(np.empty((1, 0)), np.empty((1, 0), dtype=np.int64), sc[None].astype(np.float32), ids[None], k)
-            out_s[q, : s.shape[1]], out_i[q, : i.shape[1]] = s[0], i[0]
-    return out_s, out_i
-
-
 @RETRIEVERS.register("hybrid")
 class HybridRetriever:
     """BM25 + dense, fused by reciprocal rank (k_rrf=60 as in Cormack et al. 2009).
@@ -98,7 +72,7 @@ class HybridRetriever:
 
     @classmethod
     def from_config(cls, cfg) -> "HybridRetriever":
-        """Build from a :class:`unirank.eval.config.RetrieverConfig`."""
+        """Build from a :class:`unirank.index.config.RetrieverConfig`."""
         return cls(BM25Index.from_config(cfg), DenseRetriever.from_config(cfg), k_rrf=cfg.k_rrf)
 
     @property
@@ -117,3 +91,11 @@ class HybridRetriever:
 def make_retriever(cfg) -> Any:
     """Build the retriever named by ``cfg.name`` (a RetrieverConfig) through the registry."""
     return RETRIEVERS.get(cfg.name).from_config(cfg)
+
+
+def retriever_for(model: Any, **kw: Any) -> Any:
+    """An unbuilt retriever that searches a corpus with ``model``, a
+    :class:`~unirank.models.base.DualEncoder` (the retriever its ``retriever_name`` names:
+    ``dense`` for a bi-encoder, ``splade`` for SPLADE); ``kw``: the retriever's options
+    (``batch_size``, ``device``, ``show_progress``, ...)."""
+    return RETRIEVERS.get(model.retriever_name)(model=model, **kw)

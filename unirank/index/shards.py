@@ -182,7 +182,7 @@ def encode_corpus_shard(
         ConfigError: the store holds another model's / corpus's / layout's embeddings.
     """
     if shard is None:
-        from ..training.distributed import env_world
+        from ..provenance import env_world
 
         rank, world, _ = env_world()
         shard = (rank, world)
@@ -323,11 +323,9 @@ class StoreVectors:
 
 
 def _faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("index building needs FAISS: pip install faiss-cpu") from e
-    return faiss
+    from ..optional import optional_import
+
+    return optional_import("faiss", "index building", "pip install faiss-cpu")
 
 
 #: index kind -> ``factory(dim, n_vectors, **params) -> (faiss index_factory string, needs training)``
@@ -620,12 +618,13 @@ class PrebuiltRetriever:
     @classmethod
     def from_config(cls, cfg: Any) -> "PrebuiltRetriever":
         """From a RetrieverConfig: ``dense.store`` (embedding store), optional ``dense.index_dir``."""
-        from ..models.bi import BiEncoder
+        from ..models.base import load_ranker
 
         d = cfg.dense
         if not d.store:
             raise ConfigError("retriever prebuilt needs retriever.dense.store (a folder written by `unirank encode`)")
-        return cls(BiEncoder.from_pretrained(d.model), ShardedIndex(d.store, d.index_dir, refine=d.refine), batch_size=d.batch_size, device=d.device)
+
+        return cls(load_ranker(d.model, "bi", device="cpu", backend=d.backend), ShardedIndex(d.store, d.index_dir, refine=d.refine), batch_size=d.batch_size, device=d.device)
 
     @property
     def doc_ids(self) -> list[str]:

@@ -49,7 +49,7 @@ class BM25Index:
 
     @classmethod
     def from_config(cls, cfg) -> "BM25Index":
-        """Build from a :class:`unirank.eval.config.RetrieverConfig`."""
+        """Build from a :class:`unirank.index.config.RetrieverConfig`."""
         b = cfg.bm25
         return cls(k1=b.k1, b=b.b, method=b.method, stemmer=b.stemmer, stopwords=b.stopwords)
 

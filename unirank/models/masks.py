@@ -127,5 +127,6 @@ def build_mask(segment_ids: torch.Tensor, kind: str) -> torch.Tensor:
         raise ValueError(f"segment_ids must be (B, L); got shape {tuple(segment_ids.shape)}")
     allowed = MASKS.get(kind)(segment_ids)
     pad = segment_ids < 0
-    eye = torch.eye(segment_ids.shape[1], dtype=torch.bool, device=segment_ids.device)
+    idx = torch.arange(segment_ids.shape[1], device=segment_ids.device)
+    eye = idx[:, None] == idx[None, :]  # not torch.eye: ONNX Runtime has no bool EyeLike (exported graphs)
     return allowed | (eye[None] & pad[:, :, None])

@@ -32,9 +32,9 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import Registry
 from .backbone import Backbone
-from .base import MODELS, Context
-from .heads import POOLINGS, BackboneRanker
-from .inputs import TextPacker
+from .base import MODELS, Context, SharedPoolScorer
+from .heads import PACKED_POOLINGS, BackboneRanker
+from .inputs import PackedBatch, TextPacker
 
 #: attention type -> scale applied to dot products, as a function of the vector size H
 ATTENTION_SCALES: Registry[Callable[[int], float]] = Registry("poly attention type")
@@ -75,7 +75,7 @@ def poly_attention(
 
 
 @MODELS.register("poly")
-class PolyEncoder(BackboneRanker):
+class PolyEncoder(BackboneRanker, SharedPoolScorer):
     """Poly-encoder with ``n_codes`` learned context codes.
 
     Args:
@@ -99,7 +99,7 @@ class PolyEncoder(BackboneRanker):
     Example:
         >>> from unirank.models.backbone import tiny_backbone
         >>> m = PolyEncoder(tiny_backbone(), n_codes=4)
-        >>> m.encode_contexts(["hi", ["hello", "how are you?"]]).shape
+        >>> m.embed_contexts(["hi", ["hello", "how are you?"]]).shape
         torch.Size([2, 4, 32])
         >>> m.score_shared(["hi", "hello"], ["a", "b", "c"]).shape
         torch.Size([2, 3])
@@ -126,7 +126,7 @@ class PolyEncoder(BackboneRanker):
         super().__init__(backbone)
         ATTENTION_SCALES.get(codes_attention)
         ATTENTION_SCALES.get(poly_attention)
-        POOLINGS.get(candidate_pooling)
+        PACKED_POOLINGS.get(candidate_pooling)
         if candidate_pooling not in ("mean", "cls"):
             raise ConfigError(f"poly candidate_pooling must be 'mean' or 'cls'; got {candidate_pooling!r}")
         if n_codes < 1 or chunk_size < 1:
@@ -184,13 +184,20 @@ class PolyEncoder(BackboneRanker):
                 f"a segment of {longest} tokens exceeds the backbone's {self.backbone.max_positions} positions"
             )
 
-    def encode_contexts(self, contexts: Sequence[Context]) -> torch.Tensor:
+    def embed_contexts(self, contexts: Sequence[Context]) -> torch.Tensor:
         """The m code vectors of each context.
 
         Shapes:
             B contexts -> (B, m, H).
         """
-        packed = self.packer.pack_contexts(contexts)
+        return self.context_codes(self.packer.pack_contexts(contexts))
+
+    def context_codes(self, packed: PackedBatch) -> torch.Tensor:
+        """The m code vectors of packed single contexts (:meth:`encode_contexts` after packing).
+
+        Shapes:
+            (B, L) packed rows -> (B, m, H).
+        """
         hidden = self.encode_packed(packed, None)
         mask = packed.segment_ids.to(hidden.device) >= 0
         codes = self.codes.to(hidden.dtype).unsqueeze(0).expand(hidden.shape[0], -1, -1)
@@ -203,15 +210,21 @@ class PolyEncoder(BackboneRanker):
         Shapes:
             N texts -> (N, H).
         """
-        pool = POOLINGS.get(self.candidate_pooling)
         out = []
         for i in range(0, len(texts), self.chunk_size):
-            packed = self.packer.pack_single(texts[i : i + self.chunk_size], self.packer.max_candidate_length)
-            hidden = self.encode_packed(packed, None, encoder=self.candidate_encoder)
-            out.append(pool(hidden, packed.segment_ids.to(hidden.device)))
+            out.append(self.candidate_vectors(self.packer.pack_single(texts[i : i + self.chunk_size], self.packer.max_candidate_length)))
         if not out:
             return torch.zeros(0, self.backbone.hidden_size, device=self.device)
         return torch.cat(out)
+
+    def candidate_vectors(self, packed: PackedBatch) -> torch.Tensor:
+        """Pooled vectors of packed single candidates (:meth:`embed_candidates` after packing).
+
+        Shapes:
+            (N, L) packed rows -> (N, H).
+        """
+        hidden = self.encode_packed(packed, None, encoder=self.candidate_encoder)
+        return PACKED_POOLINGS.get(self.candidate_pooling)(hidden, packed.segment_ids.to(hidden.device))
 
     def score_embeddings(
         self,
@@ -222,7 +235,7 @@ class PolyEncoder(BackboneRanker):
         """Scores from precomputed context codes and candidate vectors.
 
         Args:
-            context_codes: (B, m, H) from :meth:`encode_contexts`.
+            context_codes: (B, m, H) from :meth:`embed_contexts`.
             candidate_vectors: (N, H) shared by all contexts (e.g. in-batch negatives or a
                 fixed candidate set) or (B, N, H) per context.
             candidate_mask: optional (B, N) bool, False for padding slots (scored ``-inf``).
@@ -243,7 +256,7 @@ class PolyEncoder(BackboneRanker):
 
     def score_shared(self, contexts: Sequence[Context], candidates: Sequence[str]) -> torch.Tensor:
         """Every context against the same N candidates (in-batch negatives). Shapes: -> (B, N)."""
-        return self.score_embeddings(self.encode_contexts(contexts), self.embed_candidates(candidates))
+        return self.score_embeddings(self.embed_contexts(contexts), self.embed_candidates(candidates))
 
     def score(self, contexts: Sequence[Context], candidates: Sequence[Sequence[str]]) -> torch.Tensor:
         """Scores for each context's own candidates.
@@ -254,7 +267,7 @@ class PolyEncoder(BackboneRanker):
         if len(contexts) != len(candidates):
             raise ValueError(f"{len(contexts)} contexts but {len(candidates)} candidate lists")
         B, n_max = len(contexts), max((len(c) for c in candidates), default=0)
-        codes = self.encode_contexts(contexts)
+        codes = self.embed_contexts(contexts)
         flat = self.embed_candidates([c for cands in candidates for c in cands])
         owner = torch.tensor([b for b, cands in enumerate(candidates) for _ in cands], dtype=torch.long)
         slot = torch.tensor([k for cands in candidates for k in range(len(cands))], dtype=torch.long)

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from unirank.data.beir import iter_json_objects
+from unirank.data.files import iter_json_objects
 from unirank.errors import ConfigError, DataError
 from unirank.io import atomic_open
 from unirank.registry import Registry

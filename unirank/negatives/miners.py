@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from unirank.errors import ConfigError
-from unirank.index.base import topk_merge
+from unirank.index.base import stable_topk, topk_merge
 from unirank.index.retrievers import rrf_fuse
 from unirank.index.sparse import BM25Index
 from unirank.registry import Registry
@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 #: miner name -> Miner class; ``MINERS.get(name).from_config(cfg)`` builds one
-MINERS: Registry[type["Miner"]] = Registry("miner")
+MINERS: Registry[type["Miner"]] = Registry("miner", name_attribute="name")
 
 #: dense search backends
 DENSE_SEARCHES = ("faiss", "scan")
@@ -91,54 +91,6 @@ class MinedHits:
 
 
 # ---------------------------------------------------------------------------- top-k kernels
-
-
-def stable_topk(scores: np.ndarray, k: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top ``k`` of each row of a score block, ties broken by the lower column.
-
-    Runs in O(Q * N) with :func:`numpy.partition` (no full sort); a row whose k-th
-    value is tied with values outside the top k is redone with a stable sort, so the
-    result equals a full sort by ``(-score, column)``. NaN counts as ``-inf``.
-
-    Args:
-        scores: ``(Q, N)`` block.
-        k: how many per row (capped at N).
-        offset: added to the returned column numbers (the block's first corpus row).
-
-    Shapes:
-        returns ``(Q, min(k, N))`` scores (input dtype) and int64 indices.
-
-    Example:
-        >>> s = np.array([[1.0, 3.0, 3.0, 2.0, 3.0]])
-        >>> v, i = stable_topk(s, 2, offset=10)
-        >>> v.tolist(), i.tolist()
-        ([[3.0, 3.0]], [[11, 12]])
-    """
-    scores = np.asarray(scores)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be 2-D (Q, N), got shape {scores.shape}")
-    q, n = scores.shape
-    k = min(int(k), n)
-    if k <= 0 or q == 0:
-        return np.empty((q, 0), dtype=scores.dtype), np.empty((q, 0), dtype=np.int64)
-    if np.isnan(scores).any():
-        scores = np.where(np.isnan(scores), -np.inf, scores).astype(scores.dtype)
-    if k == n:
-        order = np.argsort(-scores, axis=1, kind="stable")
-    else:
-        kth = np.partition(scores, n - k, axis=1)[:, n - k]  # k-th largest per row
-        above = scores > kth[:, None]
-        equal = scores == kth[:, None]
-        need = k - above.sum(axis=1)
-        n_equal = equal.sum(axis=1)
-        chosen = above | equal
-        for r in np.flatnonzero(n_equal > need):  # ties cross the boundary: keep the first `need`
-            eq_cols = np.flatnonzero(equal[r])
-            chosen[r, eq_cols[need[r] :]] = False
-        cols = np.nonzero(chosen)[1].reshape(q, k)  # ascending per row
-        vals = np.take_along_axis(scores, cols, 1)
-        order = np.take_along_axis(cols, np.argsort(-vals, axis=1, kind="stable"), 1)
-    return np.take_along_axis(scores, order, 1), order.astype(np.int64) + offset
 
 
 def inner_products(queries: np.ndarray, docs: np.ndarray) -> np.ndarray:
@@ -247,15 +199,7 @@ class Miner:
         raise NotImplementedError
 
 
-def _register(name: str):
-    def deco(cls: type[Miner]) -> type[Miner]:
-        cls.name = name
-        return MINERS.register(name)(cls)
-
-    return deco
-
-
-@_register("bm25")
+@MINERS.register("bm25")
 class BM25Miner(Miner):
     """BM25 candidates and positive scores from one exact score vector per query.
 
@@ -315,7 +259,7 @@ class BM25Miner(Miner):
         return {"miner": "bm25", "index": "bm25s", "settings": dict(self.index.settings), "model": None}
 
 
-@_register("dense")
+@MINERS.register("dense")
 class DenseMiner(Miner):
     """Bi-encoder vectors searched by FAISS or by a chunked exact scan.
 
@@ -362,9 +306,9 @@ class DenseMiner(Miner):
         """Build from a MineConfig (``cfg.miner.dense``, ``cfg.dense_search``, chunk sizes)."""
         d = cfg.miner.dense
         if encoder is None:
-            from unirank.models.bi import BiEncoder
+            from unirank.models.base import load_ranker
 
-            encoder = BiEncoder.from_pretrained(d.model)
+            encoder = load_ranker(d.model, "bi", device="cpu", backend=d.backend)
         return cls(
             encoder,
             search=cfg.dense_search,
@@ -468,7 +412,7 @@ class _HybridState:
     sides: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
-@_register("prebuilt")
+@MINERS.register("prebuilt")
 class PrebuiltMiner(DenseMiner):
     """Dense mining against a prebuilt embedding store (``unirank encode``) and optional
     per-shard FAISS indexes (``unirank index``): the corpus is never encoded again and never
@@ -502,9 +446,9 @@ class PrebuiltMiner(DenseMiner):
         """From a MineConfig: ``miner.dense.store`` / ``index_dir`` / ``model`` / encoding settings."""
         d = cfg.miner.dense
         if encoder is None:
-            from unirank.models.bi import BiEncoder
+            from unirank.models.base import load_ranker
 
-            encoder = BiEncoder.from_pretrained(d.model)
+            encoder = load_ranker(d.model, "bi", device="cpu", backend=d.backend)
         return cls(encoder, d.store, d.index_dir, {"batch_size": d.batch_size, "device": d.device, "dtype": d.dtype}, d.refine)
 
     def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
@@ -541,7 +485,7 @@ class PrebuiltMiner(DenseMiner):
         return out
 
 
-@_register("hybrid")
+@MINERS.register("hybrid")
 class HybridMiner(Miner):
     """Reciprocal-rank fusion of a BM25 and a dense miner over the same corpus.
 
@@ -610,6 +554,75 @@ class HybridMiner(Miner):
             "settings": {"k_rrf": self.k_rrf, "depth": self.depth, "bm25": b["settings"], "dense": d["settings"]},
             "model": d["model"],
         }
+
+
+@MINERS.register("splade")
+class SpladeMiner(Miner):
+    """Negatives from a SPLADE model (the self-mined negatives of SPLADE++): documents and
+    queries are sparse vectors, candidates come from an exact sparse search
+    (:class:`~unirank.index.learned_sparse.SparseExactIndex`) and a positive's score is the
+    same dot product ``q . d``.
+
+    Args:
+        encoder: a :class:`~unirank.models.splade.Splade` (``encode_queries`` / ``encode_docs``
+            returning ``scipy.sparse`` rows).
+        encode_kw: passed to the encoder (``batch_size``, ``device``, ``dtype``).
+    """
+
+    def __init__(self, encoder: Any, encode_kw: dict[str, Any] | None = None) -> None:
+        self.encoder = encoder
+        self.encode_kw = dict(encode_kw or {})
+        self._index: Any = None
+
+    @classmethod
+    def from_config(cls, cfg: Any, encoder: Any = None) -> "SpladeMiner":
+        """From a MineConfig: ``miner.splade.model`` (default the packaged SPLADE-tiny) and its settings."""
+        s = cfg.miner.splade
+        if encoder is None:
+            from unirank.models.splade import Splade
+
+            encoder = Splade.from_pretrained(s.model, **s.settings)
+        return cls(encoder, {"batch_size": s.batch_size, "device": s.device, "dtype": s.dtype})
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return [] if self._index is None else self._index.doc_ids
+
+    def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
+        from unirank.index.learned_sparse import SparseExactIndex
+
+        self._index = SparseExactIndex(vocab_fingerprint=self.encoder.vocab_fingerprint())
+        self._index.add(self.encoder.encode_docs(list(texts), **self.encode_kw), list(doc_ids))
+
+    def prepare(self, queries: Sequence[str]) -> Any:
+        from unirank.index.learned_sparse import warn_empty_queries
+
+        q = self.encoder.encode_queries(list(queries), **self.encode_kw)
+        warn_empty_queries(q, "miner splade")
+        return q
+
+    def search(self, state: Any, k: int, rows: Sequence[Sequence[int]] | None = None) -> MinedHits:
+        if self._index is None:
+            raise RuntimeError("SpladeMiner.search before build()")
+        s, i = self._index.search(state, k)
+        return MinedHits(s, i, self.score(state, rows if rows is not None else [[] for _ in range(state.shape[0])]))
+
+    def score(self, state: Any, rows: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        docs = self._index.matrix
+        out = []
+        for r, want in enumerate(_rows(rows, state.shape[0])):
+            if len(want):
+                out.append(np.asarray((docs[want] @ state[r].T).toarray()).reshape(-1).astype(np.float32))
+            else:
+                out.append(np.empty(0, dtype=np.float32))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        backbone = getattr(self.encoder, "backbone", None)
+        return {"miner": "splade", "index": "splade-exact (scipy sparse)",
+                "settings": {"vocab_fingerprint": self.encoder.vocab_fingerprint()},
+                "model": {"source": backbone.source, "fingerprint": backbone.fingerprint(),
+                          "settings": dict(getattr(self.encoder, "settings", {}))} if backbone is not None else None}
 
 
 def build_miner(cfg: Any, encoder: Any = None) -> Miner:

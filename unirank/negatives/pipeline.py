@@ -41,7 +41,7 @@ import yaml
 
 from unirank.config import to_dict
 from unirank.errors import ConfigError, DataError
-from unirank.eval.config import RetrieverConfig
+from unirank.index.config import RetrieverConfig
 from unirank.io import atomic_open, file_sha256, write_json
 from unirank.models.base import import_model_kinds
 from unirank.negatives.audit import AuditCollector, write_audit
@@ -72,12 +72,16 @@ class TeacherConfig:
         model: folder / name passed to that class's ``from_pretrained``.
         depth: rescore the best ``depth`` candidates of each query (the rest get no teacher score).
         chunk_size: pairs per forward pass.
+        device: where the teacher runs (``None``: CUDA when present, else CPU).
+        backend: ``torch`` or ``onnx[:quantize=int8,threads=N]`` (:mod:`unirank.runtime.backends`).
     """
 
     kind: str | None = None
     model: str | None = None
     depth: int = 50
     chunk_size: int = 32
+    device: str | None = None
+    backend: str = "torch"
 
 
 @dataclass
@@ -145,15 +149,16 @@ class MineConfig:
             raise ConfigError(f"negatives must be >= 0, got {self.negatives}")
         check_positive({"limit_queries": self.limit_queries, "teacher.depth": self.teacher.depth,
                         "teacher.chunk_size": self.teacher.chunk_size, "miner.dense.batch_size": self.miner.dense.batch_size})
-        check_devices({"miner.dense.device": self.miner.dense.device})
+        check_devices({"miner.dense.device": self.miner.dense.device,
+                       "teacher.device": self.teacher.device if self.teacher.kind is not None else None})
         check_out_dir(self.out)
         if self.teacher.kind is not None:
-            from unirank.models.base import MODELS
+            from unirank.models.base import MODELS, DualEncoder
 
             import_model_kinds()
             if self.teacher.kind not in MODELS:
                 raise ConfigError(f"teacher.kind: unknown model kind {self.teacher.kind!r}; valid: {', '.join(MODELS.names())}")
-            if self.teacher.model is None and self.teacher.kind != "bi":
+            if self.teacher.model is None and not issubclass(MODELS.get(self.teacher.kind), DualEncoder):
                 raise ConfigError(f"teacher.model: a {self.teacher.kind} teacher needs trained weights (--teacher-model DIR): "
                                   f"from the plain backbone its scoring head would be random")
         build_filters(self.filters)
@@ -405,17 +410,12 @@ def _qrels_fingerprint(ds: RetrievalDataset) -> str:
 
 
 def load_teacher(cfg: TeacherConfig) -> TeacherScorer | None:
-    """The teacher named by ``cfg.kind`` (via MODELS), or None."""
+    """The teacher ``cfg`` names (through :func:`unirank.models.base.load_ranker`), or None."""
     if cfg.kind is None:
         return None
-    from unirank.models.base import MODELS
+    from unirank.models.base import load_ranker
 
-    import_model_kinds()
-    try:
-        cls = MODELS.get(cfg.kind)
-    except KeyError as e:
-        raise ConfigError(f"teacher.kind: {e.args[0]}") from None
-    return TeacherScorer(cls.from_pretrained(cfg.model), depth=cfg.depth, chunk_size=cfg.chunk_size)
+    return TeacherScorer(load_ranker(cfg.model, cfg.kind, device=cfg.device, backend=cfg.backend), depth=cfg.depth, chunk_size=cfg.chunk_size)
 
 
 def run_mine(

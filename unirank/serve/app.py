@@ -5,6 +5,7 @@ Routes (the OpenAPI schema at ``/openapi.json`` and ``/docs`` documents the bodi
 * ``POST /search`` ``{query, k, rerank?}`` -> ``{hits: [{id, score, title, text}]}``
 * ``POST /rank`` ``{context: str | [turns], candidates: [str], top_k?}`` -> ``{results}`` best first
 * ``POST /encode`` ``{texts, kind?}`` -> ``{embeddings, dim}``
+* ``POST /v1/embeddings`` (OpenAI) and ``POST /v1/rerank`` (Cohere / Jina): see :mod:`unirank.serve.compat`
 * ``GET /healthz`` liveness (always 200 while the process serves);
   ``GET /readyz`` 200 once model and index are loaded, 503 before (or if loading failed);
   ``GET /metrics`` Prometheus text (see :mod:`unirank.serve.metrics`).
@@ -101,11 +102,9 @@ class ServeSettings:
 
 
 def _fastapi():
-    try:
-        import fastapi
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("serving needs FastAPI and uvicorn: pip install 'unirank[serve]'") from e
-    return fastapi
+    from ..optional import optional_import
+
+    return optional_import("fastapi", "serving", "pip install 'unirank[serve]'")
 
 
 class _State:
@@ -429,6 +428,9 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
         state.metrics.ready.set(1 if state.backend is not None else 0)
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
+    from .compat import add_compat_routes
+
+    add_compat_routes(app, prepare=prepare, ready=ready, submit=submit, invalid=invalid)  # /v1/embeddings, /v1/rerank
     if settings.api_key is not None:
         _document_auth(app)
     routes = {r.path for r in app.routes if hasattr(r, "path")}
@@ -474,13 +476,13 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_LOAD_KEYS = ("retriever", "dense_model", "max_docs", "device", "rerank_depth", "retriever_set")
+_LOAD_KEYS = ("retriever", "dense_model", "max_docs", "device", "rerank_depth", "backend", "retriever_set")
 
 
 def serve_main(
     model: str | None,
     index: str | None,
-    kind: str = "bi",
+    kind: str | None = None,
     host: str = "127.0.0.1",
     port: int = 8000,
     api_key: str | None = None,
@@ -491,7 +493,7 @@ def serve_main(
     Args:
         model: ranker for ``/rank`` and reranking (folder, ``minilm``, hub name; None: none).
         index: ``stdlib-codesearch`` or a BEIR folder for ``/search`` (None: no search).
-        kind: model kind (bi, cross, poly, uni).
+        kind: model kind (bi, cross, poly, uni; ``None``: the saved folder's kind, else bi).
         host, port: where to listen (loopback by default; a warning is logged when another
             interface is used without an API key).
         api_key: require this key (see :class:`ServeSettings`).
@@ -500,7 +502,7 @@ def serve_main(
             ``max_encode_texts``, ``text_policy``), any :class:`ServeSettings` field
             (``batching``, ``max_batch_size``, ``max_wait_ms``, ``max_queue``), any
             :func:`~unirank.serve.backend.load_backend` setting (``retriever``,
-            ``dense_model``, ``max_docs``, ``device``, ``rerank_depth``, ``retriever_set``), and
+            ``dense_model``, ``max_docs``, ``device``, ``rerank_depth``, ``backend``, ``retriever_set``), and
             ``log_level`` / ``graceful_timeout`` (seconds to wait for in-flight requests).
             ``None`` values mean "default".
     """

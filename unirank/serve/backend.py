@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..models.base import Context, Ranker
+from ..models.base import Context, DualEncoder, Ranker
 from ..types import Document
 
 __all__ = ["Backend", "SearchItem", "Hit", "NotAvailable", "check_backend_args", "load_backend", "load_corpus_for_index",
@@ -235,11 +235,12 @@ def load_corpus_for_index(index: str, max_docs: int | None = None) -> dict[str, 
     return corpus
 
 
-def check_backend_args(model: str | None, kind: str, index: str | None, retriever: str = "bm25") -> None:
+def check_backend_args(model: str | None, kind: str | None, index: str | None, retriever: str = "bm25") -> None:
     """Fail fast, before the server starts, on names that cannot load (the slow part runs later).
 
     Raises:
         KeyError: unknown model kind or retriever (lists the valid names).
+        ConfigError: ``kind`` differs from the kind saved in the ``model`` folder.
         DataError: ``index`` is neither a built-in data set nor a folder with ``corpus.jsonl``;
             ``model`` looks like a path but is not a folder.
     """
@@ -247,22 +248,25 @@ def check_backend_args(model: str | None, kind: str, index: str | None, retrieve
 
     from ..data.datasets import DATASETS
     from ..index.base import RETRIEVERS
-    from ..models.base import MODELS
+    from ..models.base import MODELS, import_model_kinds, saved_kind
 
-    for name in ("bi", "cross", "poly", "uni"):  # the model modules register their kinds
-        importlib.import_module(f"unirank.models.{name}")
-    MODELS.get(kind)
+    import_model_kinds()
+    if kind is not None:
+        MODELS.get(kind)
     importlib.import_module("unirank.index.retrievers")
     RETRIEVERS.get(retriever)
     if model is not None and (os.sep in model or model.startswith((".", "~"))) and not Path(model).expanduser().is_dir():
         raise DataError("model folder not found", path=model)
+    recorded = saved_kind(model)
+    if kind is not None and recorded is not None and kind != recorded:
+        raise ConfigError(f"--model {model} holds a {recorded!r} model, but --kind {kind} was given")
     if index is not None and not (index in DATASETS and os.sep not in index):
         if not (Path(index).expanduser() / "corpus.jsonl").is_file():
             raise DataError(f"not a built-in data set (valid: {', '.join(DATASETS.names())}) nor a folder holding corpus.jsonl", path=index)
 
 
 def retriever_config(retriever: str, retriever_set: Sequence[str] = ()) -> Any:
-    """The :class:`~unirank.eval.config.RetrieverConfig` of ``--retriever`` with ``--set key=value``
+    """The :class:`~unirank.index.config.RetrieverConfig` of ``--retriever`` with ``--set key=value``
     overrides (``retriever.`` prefix optional); ConfigError on an unknown key or a bad value.
 
     Example:
@@ -270,20 +274,21 @@ def retriever_config(retriever: str, retriever_set: Sequence[str] = ()) -> Any:
         50
     """
     from ..config import from_dict
-    from ..eval.config import RetrieverConfig
+    from ..index.config import RetrieverConfig
 
     return from_dict(RetrieverConfig, {"name": retriever}, [o.removeprefix("retriever.") for o in retriever_set])
 
 
 def load_backend(
     model: str | None = None,
-    kind: str = "bi",
+    kind: str | None = None,
     index: str | None = None,
     retriever: str = "bm25",
     dense_model: str | None = None,
     max_docs: int | None = None,
     device: str | None = None,
     rerank_depth: int = 20,
+    backend: str = "torch",
     retriever_set: Sequence[str] = (),
 ) -> Backend:
     """Build a :class:`Backend` from names (the server runs this in a background thread).
@@ -292,40 +297,45 @@ def load_backend(
         model: ranker weights for ``/rank`` and reranking: a saved unirank model folder,
             a transformers / sentence-transformers folder, ``"minilm"`` (the packaged
             all-MiniLM-L6-v2 backbone), or None for no ranker.
-        kind: model kind, a :data:`~unirank.models.base.MODELS` name (bi, cross, poly, uni).
+        kind: model kind, a :data:`~unirank.models.base.MODELS` name (bi, cross, poly, uni);
+            ``None``: the kind saved in the ``model`` folder, else ``bi``.
         index: ``stdlib-codesearch`` or a BEIR folder to index for ``/search`` (None: no search).
-        retriever: a :data:`~unirank.index.base.RETRIEVERS` name (bm25, dense, hybrid).
+        retriever: a :data:`~unirank.index.base.RETRIEVERS` name (bm25, dense, hybrid, splade, fusion, cur).
         dense_model: bi-encoder of a dense / hybrid index when the ranker is not a bi-encoder
-            (None: packaged all-MiniLM-L6-v2).
+            (None: packaged all-MiniLM-L6-v2); with ``splade``, the SPLADE model (None: the
+            ranker when it is of kind splade, else the packaged SPLADE-tiny).
         max_docs: index only the first N documents.
         device: cpu / cuda (default: cuda when present).
         rerank_depth: documents reranked per ``/search`` with ``rerank``.
+        backend: ``torch`` or ``onnx[:quantize=int8,threads=N]`` for the model and a dense
+            index's encoder (:mod:`unirank.runtime.backends`).
         retriever_set: ``key=value`` overrides of the retriever's config (a
-            :class:`~unirank.eval.config.RetrieverConfig`; ``retriever.`` prefix optional),
+            :class:`~unirank.index.config.RetrieverConfig`; ``retriever.`` prefix optional),
             e.g. ``cur.index=IX`` for ``retriever="cur"``.
     """
-    from ..models.backbone import pick_device
-    from ..models.base import MODELS
+    from ..models.base import load_ranker, saved_kind
 
     check_backend_args(model, kind, index, retriever)
-    cls = MODELS.get(kind)
-    ranker = None
-    if model is not None:
-        ranker = cls.from_pretrained(model)
-        ranker.to(pick_device(device)).eval()
-    encoder = ranker if ranker is not None and getattr(ranker, "kind", None) == "bi" else None
+    kind = kind or saved_kind(model) or "bi"
+    ranker = load_ranker(model, kind, device=device, backend=backend) if model is not None else None
+    encoder = ranker if isinstance(ranker, DualEncoder) and not ranker.sparse_vectors else None  # /encode gives dense vectors
     built = None
     corpus = None
     if index is not None:
         from ..index.base import RETRIEVERS
-        from ..index.retrievers import DenseRetriever, make_retriever
+        from ..index.retrievers import DenseRetriever, make_retriever, retriever_for
 
         cfg = retriever_config(retriever, retriever_set)
         cfg.dense.model = dense_model if dense_model is not None else cfg.dense.model
         cfg.dense.device = device if device is not None else cfg.dense.device
         cfg.cur.device = device if device is not None else cfg.cur.device
+        cfg.splade.device = device if device is not None else cfg.splade.device
+        if dense_model is not None:  # --dense-model also names the SPLADE model of --retriever splade
+            cfg.splade.model = dense_model
         RETRIEVERS.get(retriever)  # unknown names raise, listing the valid ones
-        if retriever in ("dense", "hybrid") and encoder is not None and dense_model is None:
+        if isinstance(ranker, DualEncoder) and ranker.retriever_name == retriever and dense_model is None:
+            built = retriever_for(ranker, device=device)  # the ranker searches its own index (e.g. SPLADE)
+        elif retriever in ("dense", "hybrid") and encoder is not None and dense_model is None:
             dense = DenseRetriever(encoder, device=device)
             built = dense if retriever == "dense" else RETRIEVERS.get("hybrid")(RETRIEVERS.get("bm25").from_config(cfg), dense, k_rrf=cfg.k_rrf)
         else:
@@ -341,5 +351,6 @@ def load_backend(
         retriever=built,
         corpus=corpus,
         rerank_depth=rerank_depth,
-        info={"model": model, "kind": kind if model is not None else None, "index": index, "retriever": retriever if index else None},
+        info={"model": model, "kind": kind if model is not None else None, "index": index, "retriever": retriever if index else None,
+              "backend": backend},
     )

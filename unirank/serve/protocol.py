@@ -168,6 +168,7 @@ class ReadyResponse(BaseModel):
     index: str | None = None
     retriever: str | None = None
     documents: int | None = None
+    backend: str | None = None
 
 
 class ErrorResponse(BaseModel):

@@ -22,14 +22,14 @@ Example:
     >>> from_dict(TrainConfig, {"losses": {"nce": 1.0}}).validate()
     Traceback (most recent call last):
     ...
-    unirank.errors.ConfigError: losses.nce: unknown loss 'nce'; valid: ce, cprd, infonce, kl, margin_mse, multi_positive, mw
+    unirank.errors.ConfigError: losses.nce: unknown loss 'nce'; valid: ce, cprd, flops, infonce, kl, l1, margin_mse, multi_positive, mw
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import ConfigError
 
@@ -69,7 +69,7 @@ class DataConfig:
         negative_choice: ``random`` (a fresh seeded draw from each query's mined list every
             epoch, as Tevatron does) or ``first`` (the best-ranked ``negatives``, fixed).
         limit_queries: train on the first N queries only (quick runs, tests).
-        task: ``retrieval`` (``train`` is a BEIR folder or data set name) or ``response``
+        task: a :data:`unirank.tasks.TASKS` name: ``retrieval`` (``train`` is a BEIR folder or data set name) or ``response``
             (``train`` is response-selection data for
             :func:`unirank.data.dialogue.load_response_data`: ``mutual``, ``dailydialog``
             or a MuTual/TSV/JSONL/task path; each context becomes a query whose correct
@@ -81,9 +81,9 @@ class DataConfig:
     train: str = "stdlib-codesearch"
     split: str = "train"
     mined: str | None = None
-    teacher_scores: str = "auto"
+    teacher_scores: Literal["auto", "teacher", "miner"] = "auto"
     negatives: int = 1
-    negative_choice: str = "random"
+    negative_choice: Literal["random", "first"] = "random"
     limit_queries: int | None = None
     task: str = "retrieval"
     options: dict[str, Any] = field(default_factory=dict)
@@ -225,7 +225,7 @@ class TrainConfig:
     train_max_length: int | None = None
     device: str | None = None
     threads: int | None = None
-    dtype: str | None = None
+    dtype: Literal["bf16"] | None = None
     seed: int = 42
     dev: EvalSplitConfig = field(default_factory=lambda: EvalSplitConfig(split="dev"))
     test: EvalSplitConfig = field(default_factory=EvalSplitConfig)
@@ -234,7 +234,7 @@ class TrainConfig:
     save_every: int = 0
     keep_checkpoints: int = 1
     stop_after: int | None = None
-    export: str = "best"
+    export: Literal["best", "last"] = "best"
     out: str | None = None
 
     def validate(self) -> None:
@@ -245,6 +245,11 @@ class TrainConfig:
         from .schedules import SCHEDULES
 
         resolve_loss_weights(self.losses)
+        from ..models.base import MODELS, import_model_kinds
+
+        import_model_kinds()
+        if self.model.kind not in MODELS:
+            raise ConfigError(f"model.kind: unknown model kind {self.model.kind!r}; valid: {', '.join(MODELS.names())}")
         if self.batching.name not in BATCH_SAMPLERS:
             raise ConfigError(f"batching.name: unknown batch sampler {self.batching.name!r}; valid: {', '.join(BATCH_SAMPLERS.names())}")
         if self.schedule not in SCHEDULES:
@@ -260,30 +265,11 @@ class TrainConfig:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.data.negatives < 0:
             raise ConfigError(f"data.negatives must be >= 0, got {self.data.negatives}")
-        if self.data.negative_choice not in ("random", "first"):
-            raise ConfigError(f"data.negative_choice: {self.data.negative_choice!r} is unknown; valid: first, random")
-        if self.data.teacher_scores not in ("auto", "teacher", "miner"):
-            raise ConfigError(f"data.teacher_scores: {self.data.teacher_scores!r} is unknown; valid: auto, miner, teacher")
-        if self.dtype not in (None, "bf16"):
-            raise ConfigError(f"dtype: {self.dtype!r} is unknown; valid: bf16 (or null for float32)")
-        if self.export not in ("best", "last"):
-            raise ConfigError(f"export: {self.export!r} is unknown; valid: best, last")
         if not self.in_batch_negatives and self.data.negatives == 0:
             raise ConfigError("in_batch_negatives is false and data.negatives is 0: the rows would have no negatives")
-        if self.data.task not in ("retrieval", "response"):
-            raise ConfigError(f"data.task: {self.data.task!r} is unknown; valid: response, retrieval")
-        if self.data.options and self.data.task != "response":
-            raise ConfigError("data.options are options of the response-data loader; set data.task: response")
-        if self.data.task == "response" and self.data.mined:
-            raise ConfigError("data.mined and data.task response exclude each other: response data brings its own negatives")
-        if self.data.task == "response" and self.refresh.every_steps:
-            raise ConfigError("refresh.every_steps (ANCE re-mining) needs retrieval data (a corpus to mine); data.task is response")
-        if self.data.task == "response" and not _builtin_response_name(self.data.train):
-            for key in ("dev", "test"):
-                split = getattr(self, key)
-                if split.split is not None and split.data is None:
-                    raise ConfigError(f"{key}.data: response data given as a path ({self.data.train}) has no splits; name the "
-                                      f"{key} file or folder in {key}.data, or set {key}.split: null")
+        from ..tasks import get_task
+
+        get_task(self.data.task, key="data.task").check_train(self)
         for key in ("dev", "test"):
             split = getattr(self, key)
             if split.rerank_depth < 1:
@@ -294,13 +280,6 @@ class TrainConfig:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
         check_devices({"device": self.device})
         check_out_dir(self.out)
-
-
-def _builtin_response_name(name: str) -> bool:
-    """True for a built-in response data set name (``mutual``, ``dailydialog``) that is not a path."""
-    from ..data.dialogue import RESPONSE_DATASETS
-
-    return name in RESPONSE_DATASETS and not Path(name).exists()
 
 
 #: top-level keys that may differ between a checkpoint's config and the config given to

@@ -1,6 +1,7 @@
 """Training examples and the rows a batch is made of.
 
-Three sources give :class:`~unirank.types.TrainExample` lists:
+Three sources give :class:`~unirank.types.TrainExample` lists (each task's
+:meth:`~unirank.tasks.base.Task.load_examples` picks one):
 
 * a retrieval split (BEIR folder or built-in name): one example per judged query with its
   relevant documents (grade > 0, present in the corpus) as positives and no negatives, so
@@ -34,13 +35,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..types import Candidate, DialogueExample, RetrievalDataset, TrainExample
 
-__all__ = ["Row", "examples_from_dataset", "examples_from_dialogues", "load_examples", "epoch_rows", "replace_negatives"]
+__all__ = ["Row", "examples_from_dataset", "examples_from_dialogues", "epoch_rows", "replace_negatives"]
 
 
 @dataclass(frozen=True)
@@ -137,46 +138,6 @@ def examples_from_dialogues(dialogues: Sequence[DialogueExample]) -> tuple[list[
         counts["negatives"] += len(neg)
     counts["queries"] = len(examples)
     return examples, counts
-
-
-def load_examples(cfg: Any) -> tuple[list[TrainExample], dict[str, Any]]:
-    """Examples for a :class:`~unirank.training.config.DataConfig`, plus provenance.
-
-    Returns:
-        ``(examples, info)``; ``info`` names the source, its fingerprint (sha256 of a mined
-        file, the BEIR fingerprint otherwise) and the counts.
-    """
-    from ..io import file_sha256
-
-    if cfg.task == "response":
-        from ..data.dialogue import examples_fingerprint, load_response_data
-
-        task = load_response_data(cfg.train, split=cfg.split, **cfg.options)
-        dialogues = task.examples[: cfg.limit_queries] if cfg.limit_queries is not None else task.examples
-        examples, counts = examples_from_dialogues(dialogues)
-        fp = examples_fingerprint(dialogues)
-        return examples, {"source": "response", "name": str(cfg.train), "split": cfg.split, "options": dict(cfg.options),
-                          "fingerprint": fp, "counts": counts, "manifest_counts": task.manifest.get("counts")}
-    if cfg.mined:
-        from ..negatives.convert import read_mined
-
-        examples = read_mined(cfg.mined, scores=cfg.teacher_scores)
-        if cfg.limit_queries is not None:
-            examples = examples[: cfg.limit_queries]
-        examples = [e for e in examples if e.positives]
-        info = {
-            "source": "mined",
-            "path": str(cfg.mined),
-            "fingerprint": file_sha256(cfg.mined),
-            "counts": {"queries": len(examples), "positives": sum(len(e.positives) for e in examples),
-                       "negatives": sum(len(e.negatives) for e in examples)},
-        }
-        return examples, info
-    from ..data.datasets import load_dataset
-
-    ds = load_dataset(cfg.train, split=cfg.split)
-    examples, counts = examples_from_dataset(ds, cfg.limit_queries)
-    return examples, {"source": "qrels", "name": ds.name, "split": ds.split, "fingerprint": ds.fingerprint, "counts": counts}
 
 
 def _row_rng(seed: int, epoch: int, query_id: str, positive_index: int) -> np.random.Generator:

@@ -58,20 +58,11 @@ from typing import Any, Sequence
 
 import torch
 
+from ..provenance import env_world
+
 from .batching import BatchSampler, local_part
 
 __all__ = ["Dist", "init_from_env", "all_gather_with_grad", "DistributedBatchSampler", "env_world"]
-
-
-def env_world() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from the torchrun environment (``(0, 1, 0)`` without it).
-
-    Example:
-        >>> import os
-        >>> env_world() if "WORLD_SIZE" not in os.environ else (0, 1, 0)
-        (0, 1, 0)
-    """
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
 def init_from_env(backend: str | None = None, timeout_s: float | None = None) -> bool:

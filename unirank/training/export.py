@@ -6,6 +6,10 @@ and a plain transformers folder of the backbone.
   ``SentenceTransformer(path)`` loads it and gives the same embeddings.
 * :func:`export_transformers` - ``config.json`` + ``model.safetensors`` + tokenizer files:
   ``AutoModel.from_pretrained(path)`` (the encoder only; pooling / heads are not in it).
+* ``onnx`` - :func:`unirank.runtime.onnx_export.export_onnx`: the scoring graphs for ONNX
+  Runtime (``unirank export --format onnx [--quantize int8]``).
+
+:data:`EXPORT_FORMATS` names them for ``unirank export --format``.
 
 Both write into a temporary folder beside the target and rename it into place.
 """
@@ -19,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..io import replace_dir
+from ..registry import Registry
 
-__all__ = ["export_ranker", "export_transformers", "export_all"]
+__all__ = ["EXPORT_FORMATS", "export_ranker", "export_transformers", "export_all"]
 
 
 def export_ranker(model: Any, path: str | os.PathLike) -> Path:
@@ -44,6 +49,9 @@ def export_transformers(model: Any, path: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         backbone.model.save_pretrained(str(tmp))  # safetensors (the transformers default)
+        from ..models.backbone import add_pooler
+
+        add_pooler(tmp, backbone)  # AutoModel.from_pretrained then finds every weight (no random pooler)
         backbone.tokenizer.save_pretrained(str(tmp))
         replace_dir(tmp, path)
     except BaseException:
@@ -59,3 +67,27 @@ def export_all(model: Any, out: str | os.PathLike, name: str = "model") -> dict[
     if getattr(model, "backbone", None) is not None:
         paths["transformers"] = str(export_transformers(model, out / f"{name}-transformers"))
     return paths
+
+
+def _export_onnx(model: Any, path: str | os.PathLike, quantize: str | None = None, optimize: bool = False) -> Path:
+    from ..runtime.onnx_export import export_onnx
+
+    return export_onnx(model, path, quantize=quantize, optimize=optimize)
+
+
+def _no_options(fn: Any) -> Any:
+    def export(model: Any, path: str | os.PathLike, quantize: str | None = None, optimize: bool = False) -> Path:
+        from ..errors import ConfigError
+
+        if quantize is not None:
+            raise ConfigError(f"--quantize applies to --format onnx only, not {fn.__name__.removeprefix('export_')}")
+        return fn(model, path)
+
+    return export
+
+
+#: ``unirank export --format`` name -> function(model, path, quantize=None, optimize=False) -> folder
+EXPORT_FORMATS: Registry[Any] = Registry("export format")
+EXPORT_FORMATS.register("onnx")(_export_onnx)
+EXPORT_FORMATS.register("ranker")(_no_options(export_ranker))
+EXPORT_FORMATS.register("transformers")(_no_options(export_transformers))
