@@ -99,6 +99,52 @@ def same_run(a: Path, b: Path, depth: int) -> float:
     return sum(rank_docs(ra[q], depth) == rank_docs(rb.get(q, {}), depth) for q in ra) / max(1, len(ra))
 
 
+#: systems of the significance step: (name, run file stem at budget B)
+COMPARED = (("adacur", "adacur_at_{B}"), ("dense_rerank", "dense_plus_CE_rerank_at_{B}"),
+            ("bm25_rerank", "bm25_plus_CE_rerank_at_{B}"), ("anncur", "anncur_at_{B}"))
+
+
+def compare_step(out: Path, budgets: list[int], log: Path, cmds: dict, seed: int) -> None:
+    """`unirank compare` at each budget, adaCUR as the baseline: (a) on judgements made of each
+    query's exhaustive cross-encoder top 10 (so recall@10 = the papers' Top-10-Recall), (b) on
+    the qrels (nDCG@10, Recall@100). No model runs: seconds."""
+    from unirank.data.trec import read_run, write_qrels
+    from unirank.eval.metrics import rank_docs
+
+    runs = out / "budget" / "runs"
+    top10 = out / "compare" / "exhaustive_top10.qrels"
+    exhaustive = read_run(runs / "exhaustive_cross-encoder_at_None.trec")
+    write_qrels({q: {d: 1 for d in rank_docs(docs, 10)} for q, docs in exhaustive.items()}, top10)
+    for B in budgets:
+        files = [str(runs / f"{stem.format(B=B)}.trec") for _, stem in COMPARED]
+        names = ",".join(n for n, _ in COMPARED)
+        for tag, qrels, measures in (("top10", top10, "recall@10"), ("qrels", out / "data", "ndcg@10,recall@100")):
+            cmd = ["compare", *files, "--names", names, "--qrels", str(qrels), "--measures", measures, "--seed", str(seed),
+                   "--out", str(out / "compare" / f"{tag}_at_{B}")]
+            cmds[f"compare {tag} B={B}"] = cmd
+            print(f"running compare {tag} at B={B}", flush=True)
+            run(cmd, log)
+
+
+def reproduce_argv(argv: list[str]) -> list[str]:
+    """The arguments that rerun the whole benchmark (without --report-only, --skip, --no-record, --markdown).
+
+    >>> reproduce_argv(["--cross-encoder", "CE", "--skip", "index,budget", "--report-only", "--test-queries", "50"])
+    ['--cross-encoder', 'CE', '--test-queries', '50']
+    """
+    out, skip_next = [], False
+    for a in argv:
+        if skip_next:
+            skip_next = False
+        elif a in ("--skip", "--markdown"):
+            skip_next = True
+        elif a in ("--report-only", "--no-record") or a.startswith(("--skip=", "--markdown=")):
+            continue
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cross-encoder", required=True, help="the SciFact cross-encoder folder")
@@ -122,8 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(2)
     out = (ROOT / args.out).resolve() if not Path(args.out).is_absolute() else Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.report_only:  # record the finished run of this folder (nothing is run again)
+    budget_list = [int(b) for b in args.budgets.split(",")]
+    if args.report_only:  # record the finished run of this folder (only the model-free compare step runs, if missing)
         st = json.loads((out / "bench_state.json").read_text())
+        if not any(k.startswith("compare ") for k in st["cmds"]):
+            compare_step(out, budget_list, out / "commands.log", st["cmds"], args.seed)
+            (out / "bench_state.json").write_text(json.dumps(st, indent=2))
         return report(args, out, st["manifest"], st["cmds"], st["wall"], st["live"])
     log = out / "commands.log"
     data = out / "data"
@@ -184,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         cmds[f"ablation {name}"] = cmd
         print(f"running ablation {name}", flush=True)
         wall[f"ablation {tag}"] = run(cmd, log)
+    compare_step(out, budget_list, log, cmds, args.seed)
     state_file.write_text(json.dumps({"manifest": manifest, "cmds": cmds, "wall": wall, "live": live}, indent=2))
     report(args, out, manifest, cmds, wall, live)
 
@@ -265,11 +316,82 @@ def report(args, out: Path, manifest: dict, cmds: dict, wall: dict, live: dict) 
                     r = next((r for r in ab["rows"] if r["method"] == m and r["budget"] == B), None)
                     cells.append(f"{r['top10_recall']:.3f} / {r.get('top100_recall', float('nan')):.3f} / {r['ndcg@10']:.3f}" if r else "-")
                 body.append(f"| {label} | " + " | ".join(cells) + " |")
+    body += significance(out, budgets, by)
+    body += diagnose(out, budgets)
+    # the Command line shows what reruns the whole benchmark (not --report-only / --skip)
+    sys.argv = [sys.argv[0], *reproduce_argv(sys.argv[1:])]
     text = section("Cross-encoder-only k-NN search on a SciFact subset: ANNCUR and adaCUR vs reranked BM25 / dense (issue 16)",
                    "cur_scifact.py", f"{host('cpu')}, 2 shared CPU cores", body)
     print(text)
     if not args.no_record:
         record(text, args.markdown)
+
+
+def significance(out: Path, budgets: list[int], by: dict) -> list[str]:
+    """The compare step's results: each system against adaCUR, per budget, with Holm-adjusted
+    paired t-test p-values; checks that recall@10 on the exhaustive-top-10 judgements equals
+    the budget task's Top-10-Recall."""
+    rows, mismatch = [], []
+    names = {"dense_rerank": "dense + CE rerank", "bm25_rerank": "bm25 + CE rerank", "anncur": "anncur", "adacur": "adacur"}
+    for B in budgets:
+        for tag, measure in (("top10", "recall@10"), ("qrels", "ndcg@10")):
+            f = out / "compare" / f"{tag}_at_{B}" / "comparison.json"
+            if not f.is_file():
+                continue
+            cmp = json.loads(f.read_text())
+            if tag == "top10":
+                for n, m in names.items():
+                    want = by.get((m, B), {}).get("top10_recall")
+                    if want is not None and abs(cmp["means"][n][measure] - want) > 1e-9:
+                        mismatch.append(f"{m}@{B}")
+            cells = []
+            for pr in (p for p in cmp["pairs"] if p["measure"] == measure):
+                other = pr["b"] if pr["a"] == "adacur" else pr["a"]
+                diff = pr["diff"] if pr["a"] == "adacur" else -pr["diff"]  # adaCUR minus the other system
+                cells.append(f"{other} {diff:+.3f} (p {pr['p_t_adj']:.2g}{', sig.' if pr['significant'] else ''})")
+            label = "Top-10-Recall" if tag == "top10" else "nDCG@10 (qrels)"
+            rows.append(f"| {B} | {label} | {cmp['means']['adacur'][measure]:.3f} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["", "Significance (`unirank compare`, adaCUR as the baseline, paired t-test, Holm-adjusted over the three pairs "
+            "of each budget and measure, alpha 0.05; Top-10-Recall is recall@10 on judgements made of each query's exhaustive "
+            "cross-encoder top 10, which equals the table's Top-10-Recall"
+            + (f" - except {', '.join(mismatch)}!" if mismatch else ", checked for every system and budget") + "). "
+            "Cells: adaCUR minus the system, (adjusted p):", "",
+            "| B | measure | adaCUR | vs | vs | vs |", "|---|---|---|---|---|---|", *rows]
+
+
+def diagnose(out: Path, budgets: list[int]) -> list[str]:
+    """Why Top-10-Recall and the qrels measures disagree: per budget, the queries with a judged
+    relevant document in the top 10 of the exhaustive cross-encoder / adaCUR / dense + rerank,
+    and those where adaCUR never scored it; and how concentrated the exhaustive top 10s are."""
+    from collections import Counter
+
+    from unirank.data.beir import load_qrels
+    from unirank.data.trec import read_run
+    from unirank.eval.metrics import rank_docs
+
+    runs = out / "budget" / "runs"
+    qrels = load_qrels(out / "data" / "qrels" / "test.tsv")
+    ex = read_run(runs / "exhaustive_cross-encoder_at_None.trec")
+    rel = {q: {d for d, g in j.items() if g > 0} for q, j in qrels.items()}
+    lines = ["", "Where the judged relevant document goes (queries out of " + f"{len(qrels)}; adaCUR's top B = the documents it scored):",
+             "", "| B | relevant in top 10: exhaustive CE | adaCUR | dense + CE rerank | in exhaustive top 10, never scored by adaCUR |",
+             "|---|---|---|---|---|"]
+    for B in budgets:
+        ad, de = read_run(runs / f"adacur_at_{B}.trec"), read_run(runs / f"dense_plus_CE_rerank_at_{B}.trec")
+        n = Counter()
+        for q, r in rel.items():
+            e10, a10, d10 = (set(rank_docs(x.get(q, {}), 10)) for x in (ex, ad, de))
+            n["ex"] += bool(r & e10)
+            n["ad"] += bool(r & a10)
+            n["de"] += bool(r & d10)
+            n["lost"] += bool(r & e10) and not (r & set(rank_docs(ad.get(q, {}), B)))
+        lines.append(f"| {B} | {n['ex']} | {n['ad']} | {n['de']} | {n['lost']} |")
+    c = Counter(d for q in ex for d in rank_docs(ex[q], 10))
+    lines += ["", f"The exhaustive cross-encoder's top 10s hold {len(c)} distinct documents in {10 * len(ex)} places; the most "
+              f"frequent is in the top 10 of {c.most_common(1)[0][1]} of the {len(ex)} queries."]
+    return lines
 
 
 if __name__ == "__main__":
