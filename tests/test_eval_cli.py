@@ -49,7 +49,7 @@ def test_bad_data_exits_2_with_file_and_line(tiny_beir, tmp_path):
 
 def test_unknown_retriever_and_config_key_are_clear_errors(tiny_beir, tmp_path):
     r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--retriever", "bm26"])
-    assert r.exit_code == 2 and "valid: bm25, dense, " in r.output and "hybrid" in r.output
+    assert r.exit_code == 2 and "valid: bm25, cur, dense, " in r.output and "hybrid" in r.output
     r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--set", "retriever.bm25.k=1"])
     assert r.exit_code == 2 and "retriever.bm25.k" in r.output
 

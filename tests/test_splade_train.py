@@ -150,6 +150,9 @@ def test_cli_encode_index_and_eval_with_a_sparse_store(tmp_path, tiny_beir):
         r = runner.invoke(app, ["encode", "--data", str(tiny_beir), "--kind", "splade", "--model", str(model_dir),
                                 "--out", str(tmp_path / "store"), "--shard", f"{i}/2", "--chunk-size", "2"])
         assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["index", "--store", str(tmp_path / "store"), "--kind", "seismic", "--set", "n_postings",
+                            "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "--set 'n_postings': expected key=value" in r.output, r.output
     r = runner.invoke(app, ["index", "--store", str(tmp_path / "store"), "--kind", "exact", "--out", str(tmp_path / "ix")])
     assert r.exit_code == 0, r.output
     outs = {}

@@ -55,7 +55,7 @@ DEFAULT_MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "
 class EvalConfig:
     data: str = "stdlib-codesearch"
     split: str = "test"
-    task: str = "retrieval"  # retrieval (first stage, optional rerank) | response (response selection)
+    task: str = "retrieval"  # retrieval (first stage, optional rerank) | response (response selection) | budget (retriever.cur)
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
     k: int = 100
     measures: list[str] = field(default_factory=lambda: list(DEFAULT_MEASURES))

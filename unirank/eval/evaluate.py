@@ -155,6 +155,8 @@ def run_eval(cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever
         "timings_s": {**{k: round(v, 3) for k, v in timings.items()}, "total_s": round(time.perf_counter() - t0, 3)},
         "versions": versions(),
     }
+    if getattr(retriever, "stats", None):  # e.g. the cross-encoder calls of retriever "cur"
+        info["retriever_stats"] = retriever.stats
     encoder = getattr(retriever, "encoder", None) or getattr(getattr(retriever, "dense", None), "encoder", None)
     if encoder is not None:
         info["model"] = {"source": encoder.backbone.source, "fingerprint": encoder.backbone.fingerprint()}

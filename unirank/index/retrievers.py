@@ -16,6 +16,7 @@ from .dense import DenseIndex
 from .shards import PrebuiltRetriever
 from .sparse import BM25Index  # noqa: F401  (registers "bm25")
 from . import splade_retriever  # noqa: F401,E402  (registers "splade" and "fusion")
+from .cur_retriever import CURRetriever  # noqa: F401  (registers "cur")
 
 #: search a store written by ``unirank encode`` (optionally through ``unirank index``'s FAISS indexes)
 RETRIEVERS.register("prebuilt")(PrebuiltRetriever)

@@ -585,7 +585,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_LOAD_KEYS = ("retriever", "dense_model", "max_docs", "device", "rerank_depth", "backend")
+_LOAD_KEYS = ("retriever", "dense_model", "max_docs", "device", "rerank_depth", "backend", "retriever_set")
 
 
 def serve_main(
@@ -611,7 +611,7 @@ def serve_main(
             ``max_encode_texts``, ``text_policy``), any :class:`ServeSettings` field
             (``batching``, ``max_batch_size``, ``max_wait_ms``, ``max_queue``), any
             :func:`~unirank.serve.backend.load_backend` setting (``retriever``,
-            ``dense_model``, ``max_docs``, ``device``, ``rerank_depth``, ``backend``), and
+            ``dense_model``, ``max_docs``, ``device``, ``rerank_depth``, ``backend``, ``retriever_set``), and
             ``log_level`` / ``graceful_timeout`` (seconds to wait for in-flight requests).
             ``None`` values mean "default".
     """
@@ -642,6 +642,10 @@ def serve_main(
     )
     load_kw = {k: v for k, v in options.items() if k in _LOAD_KEYS}
     check_backend_args(model, kind, index, load_kw.get("retriever", "bm25"))  # bad names fail before the server starts
+    if load_kw.get("retriever_set"):  # so do bad --set keys and values
+        from .backend import retriever_config
+
+        retriever_config(load_kw.get("retriever", "bm25"), load_kw["retriever_set"])
     check_devices({"--device": load_kw.get("device")})
     logging.basicConfig(level=getattr(logging, str(log_level).upper(), logging.INFO), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not _is_loopback(host) and settings.api_key is None:
