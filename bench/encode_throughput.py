@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-SCIFACT = "/work/shared/data/scifact/corpus.jsonl"
+SCIFACT = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact/corpus.jsonl")  # ../shared beside the repository
 
 
 def read_texts(path: str, n: int) -> list[str]:

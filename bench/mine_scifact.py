@@ -13,11 +13,11 @@ and writes ``bench/out/scifact_<miner>/`` (train.jsonl, train.flag.jsonl, mine.j
 audit.html, audit.jsonl, timings.json).
 
 Usage:
-    .venv/bin/python bench/mine_scifact.py --miner bm25|dense [--data /work/shared/data/scifact] [--no-record]
+    .venv/bin/python bench/mine_scifact.py --miner bm25|dense [--data ../shared/data/scifact] [--no-record]
 
 The equivalent command line, once ``unirank mine`` is wired::
 
-    unirank mine --data /work/shared/data/scifact --split train --miner dense \\
+    unirank mine --data ../shared/data/scifact --split train --miner dense \\
         --filter duplicates --filter relative_margin:p=0.05 --sampler top:range_min=3 \\
         --negatives 7 --seed 0 --format flag --out bench/out/scifact_dense
 
@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = "/work/shared/data/scifact"
+DATA = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact")  # ../shared beside the repository
 
 
 def config_dict(miner: str, data: str, out: str) -> dict:

@@ -21,10 +21,11 @@ import json
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-SCIFACT = "/work/shared/data/scifact/corpus.jsonl"
+SCIFACT = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact/corpus.jsonl")  # ../shared beside the repository
 
 
 def read_docs(path: str, n: int) -> list[tuple[str, str]]:

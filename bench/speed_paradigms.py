@@ -196,12 +196,12 @@ def segment_lengths(packer: Any, contexts: list, candidates: list[str]) -> tuple
 def _plain_mask_cross() -> type:
     """CrossEncoder that hands the backbone a (B, L) padding mask instead of the 4-D ``full`` mask."""
     from unirank.models.cross import CrossEncoder
-    from unirank.models.heads import POOLINGS
+    from unirank.models.heads import PACKED_POOLINGS
 
     class PlainMaskCross(CrossEncoder):
         def forward(self, packed: Any) -> Any:
             hidden = self.encode_packed(packed, None)
-            pooled = POOLINGS.get(self.pooling)(hidden, packed.segment_ids.to(hidden.device))
+            pooled = PACKED_POOLINGS.get(self.pooling)(hidden, packed.segment_ids.to(hidden.device))
             return self.head(pooled.to(self.head.weight.dtype)).squeeze(-1)
 
     return PlainMaskCross
@@ -283,12 +283,12 @@ def forward_only(name: str, m: Any, contexts: list, candidates: list[list[str]],
 
         return bi
     if name == "poly":
-        from unirank.models.heads import POOLINGS
+        from unirank.models.heads import PACKED_POOLINGS
         from unirank.models.poly import ATTENTION_SCALES, poly_attention
 
         ctx = m.packer.pack_contexts(contexts).to(device)
         cand = m.packer.pack_single(flat, m.packer.max_candidate_length).to(device)
-        pool = POOLINGS.get(m.candidate_pooling)
+        pool = PACKED_POOLINGS.get(m.candidate_pooling)
 
         def poly() -> torch.Tensor:
             hidden = m.encode_packed(ctx, None)

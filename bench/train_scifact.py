@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = "/work/shared/data/scifact"
+DATA = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact")  # ../shared beside the repository
 MEASURES = ["ndcg@10", "recall@100", "mrr@10", "auc"]
 
 

@@ -14,7 +14,7 @@ from unirank.errors import DataError
 from unirank.io import file_sha256
 from unirank.types import Document, Query
 
-SCIFACT = Path("/work/shared/data/scifact")
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"  # ../shared beside the repository
 
 CORPUS = [
     {"_id": "d1", "title": "Cats", "text": "Cats purr."},

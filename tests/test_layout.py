@@ -92,3 +92,19 @@ def test_the_training_loop_and_the_eval_config_know_no_task_by_name():
     for path in ("train.py", "training/config.py", "training/data.py", "eval/config.py", "cli.py"):
         text = (ROOT / path).read_text(encoding="utf-8")
         assert '== "response"' not in text and "!= \"response\"" not in text and '== "retrieval"' not in text, path
+
+
+def test_literal_choices_are_checked_by_the_config_loader_with_the_yaml_line(tmp_path):
+    import pytest
+
+    from unirank.config import load_config
+    from unirank.errors import ConfigError
+    from unirank.train import TrainConfig
+
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 1\ndata:\n  negative_choice: best\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:3.*'data.negative_choice': 'best' is unknown; valid: first, random"):
+        load_config(TrainConfig, path)
+    with pytest.raises(ConfigError, match=r"'dtype': 'fp16' is unknown; valid: bf16, null"):
+        load_config(TrainConfig, None, ["dtype=fp16"])
+    assert load_config(TrainConfig, None, ["dtype=null", "export=last"]).export == "last"

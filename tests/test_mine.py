@@ -15,7 +15,7 @@ from unirank.negatives.convert import CONVERTERS, convert_file, read_mined
 from unirank.negatives.pipeline import MineConfig, parse_spec, query_rng, run_mine
 from .test_miners import BagOfWords
 
-SCIFACT = Path("/work/shared/data/scifact")
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"  # ../shared beside the repository
 
 WORDS = "cat dog bird fish tree river stone cloud rain snow wind fire sand moss leaf root".split()
 

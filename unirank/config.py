@@ -47,9 +47,18 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except ConfigError as e:
                 errors.append(e)
         if len(errors) == 1:  # Optional[X]: X's own message ("expected a number, got ...")
+            literal = [a for a in args if typing.get_origin(a) is typing.Literal]
+            if literal and type(None) in args:  # Optional[Literal[...]]: null is one of the choices
+                raise ConfigError(f"{errors[0]}, null", key=key)
             raise errors[0]
         wanted = " or ".join(getattr(a, "__name__", str(a)) for a in args)
         raise ConfigError(f"config key {key!r}: {value!r} is none of {wanted}", key=key)
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value in choices and not (isinstance(value, bool) and True not in choices and False not in choices):
+            return value
+        valid = ", ".join("null" if c is None else str(c) for c in sorted(choices, key=str))
+        raise ConfigError(f"config key {key!r}: {value!r} is unknown; valid: {valid}", key=key)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value

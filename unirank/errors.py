@@ -35,3 +35,10 @@ class ConfigError(UnirankError, ValueError):
     def __init__(self, message: str, key: str | None = None) -> None:
         self.key = key
         super().__init__(message)
+
+
+class MissingDependency(UnirankError, ImportError):
+    """An optional dependency is not installed; the message says what needs it and what to install.
+
+    It is an ImportError too, so ``except ImportError`` around optional parts keeps working.
+    """

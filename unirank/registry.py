@@ -27,10 +27,21 @@ class Registry(Generic[T]):
 
     Args:
         kind: what is registered (used in error messages, e.g. "loss").
+        name_attribute: if set, :meth:`register` also stores the registered name on the
+            object under this attribute (a class then knows its own config name).
+
+    Example:
+        >>> shapes = Registry("shape", name_attribute="name")
+        >>> @shapes.register("square")
+        ... class Square:
+        ...     pass
+        >>> Square.name
+        'square'
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, name_attribute: str | None = None) -> None:
         self.kind = kind
+        self.name_attribute = name_attribute
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -39,6 +50,8 @@ class Registry(Generic[T]):
         def deco(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
+            if self.name_attribute is not None:
+                setattr(obj, self.name_attribute, name)
             self._items[name] = obj
             return obj
 

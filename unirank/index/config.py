@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = ["BM25Config", "DenseConfig", "SpladeConfig", "RetrieverConfig", "DENSE_INDEX_KINDS"]
 
@@ -24,7 +25,7 @@ class DenseConfig:
     nprobe: int = 16
     batch_size: int = 64
     device: str | None = None  # None = cuda if available else cpu
-    dtype: str | None = None  # None | fp16 | bf16
+    dtype: Literal["fp16", "bf16"] | None = None  # None: float32
     store: str | None = None  # retriever "prebuilt": embedding store written by `unirank encode`
     index_dir: str | None = None  # retriever "prebuilt": per-shard FAISS indexes (`unirank index`); None = exact scan
     refine: int = 0  # retriever/miner "prebuilt" with index_dir: re-score refine x k compressed hits exactly from the store
@@ -36,11 +37,11 @@ class SpladeConfig:
     """Retriever / miner ``splade``: a SPLADE model and its index (:mod:`unirank.index.splade_retriever`)."""
 
     model: str | None = "splade-tiny"  # kind-splade folder, *ForMaskedLM checkpoint or hub name; splade-tiny = packaged
-    index: str = "exact"  # exact (scipy sparse matrix) | seismic (pyseismic-lsr)
+    index: Literal["exact", "seismic"] = "exact"  # exact (scipy sparse matrix) | seismic (pyseismic-lsr)
     seismic: dict = field(default_factory=dict)  # build: n_postings, summary_energy, ...; search: query_cut, heap_factor
     batch_size: int = 32
     device: str | None = None
-    dtype: str | None = None  # None | bf16 | fp16 autocast for encoding
+    dtype: Literal["fp16", "bf16"] | None = None  # autocast for encoding; None: float32
     store: str | None = None  # a sparse store from `unirank encode --kind splade` (then nothing is encoded)
     index_dir: str | None = None  # per-shard indexes from `unirank index --kind seismic|exact`; None = exact scan of the store
     settings: dict = field(default_factory=dict)  # Splade.from_pretrained settings (top_k_doc, max_length, tied_head, ...)

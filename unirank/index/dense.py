@@ -15,11 +15,9 @@ import numpy as np
 
 
 def _faiss():
-    try:
-        import faiss
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("dense retrieval needs FAISS: pip install faiss-cpu") from e
-    return faiss
+    from ..optional import optional_import
+
+    return optional_import("faiss", "dense retrieval", "pip install faiss-cpu")
 
 
 def search_in_chunks(index, queries: np.ndarray, k: int, chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:

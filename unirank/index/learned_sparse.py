@@ -191,11 +191,9 @@ class SparseExactIndex:
 
 
 def _seismic() -> Any:
-    try:
-        import seismic
-    except ImportError as e:
-        raise ConfigError("the seismic index needs `pip install pyseismic-lsr` (or `pip install 'unirank[splade]'`)") from e
-    return seismic
+    from ..optional import optional_import
+
+    return optional_import("seismic", "the seismic index", "pip install 'unirank[splade]' (or pip install pyseismic-lsr)")
 
 
 class SeismicIndex:

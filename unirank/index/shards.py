@@ -323,11 +323,9 @@ class StoreVectors:
 
 
 def _faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("index building needs FAISS: pip install faiss-cpu") from e
-    return faiss
+    from ..optional import optional_import
+
+    return optional_import("faiss", "index building", "pip install faiss-cpu")
 
 
 #: index kind -> ``factory(dim, n_vectors, **params) -> (faiss index_factory string, needs training)``

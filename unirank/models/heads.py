@@ -1,6 +1,6 @@
 """What the cross-, poly- and Uni-Encoder share on top of the backbone.
 
-* pooling of packed hidden states (registry :data:`POOLINGS`, and :func:`segment_mean`
+* pooling of packed hidden states (registry :data:`PACKED_POOLINGS`, and :func:`segment_mean`
   for all candidates of a packed row at once);
 * :class:`BackboneRanker`, the base class that owns the backbone, runs packed batches
   through it with a chosen attention mask, and saves / loads a model folder.
@@ -42,7 +42,7 @@ from .mlm_aux import TIED_KEYS, MaskedLMTrainable
 HEAD_FILE = "head.safetensors"
 
 #: pooling name -> function (hidden (B, L, H), segment_ids (B, L)) -> (B, H)
-POOLINGS: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("pooling")
+PACKED_POOLINGS: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("packed-row pooling")
 
 
 def segment_mean(hidden: torch.Tensor, segment_ids: torch.Tensor, n_segments: int) -> torch.Tensor:
@@ -70,7 +70,7 @@ def segment_mean(hidden: torch.Tensor, segment_ids: torch.Tensor, n_segments: in
     return torch.bmm(onehot, hidden) / counts
 
 
-@POOLINGS.register("cls")
+@PACKED_POOLINGS.register("cls")
 def cls_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
     """The first token's vector (the context's ``[CLS]``).
 
@@ -81,7 +81,7 @@ def cls_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
     return hidden[:, 0]
 
 
-@POOLINGS.register("mean")
+@PACKED_POOLINGS.register("mean")
 def all_mean_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
     """Mean over every real (non-padding) token.
 
@@ -92,7 +92,7 @@ def all_mean_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tens
     return mean_pool(hidden, segment_ids >= 0)
 
 
-@POOLINGS.register("candidate_mean")
+@PACKED_POOLINGS.register("candidate_mean")
 def candidate_mean_pool(hidden: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
     """Mean over the tokens of candidate segment 1 (the same arithmetic as the Uni-Encoder).
 

@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 from .backbone import Backbone
 from .base import MODELS, Context, SharedPoolScorer
-from .heads import POOLINGS, BackboneRanker
+from .heads import PACKED_POOLINGS, BackboneRanker
 from .inputs import PackedBatch, TextPacker
 
 #: attention type -> scale applied to dot products, as a function of the vector size H
@@ -129,7 +129,7 @@ class PolyEncoder(BackboneRanker, SharedPoolScorer):
         super().__init__(backbone)
         ATTENTION_SCALES.get(codes_attention)
         ATTENTION_SCALES.get(poly_attention)
-        POOLINGS.get(candidate_pooling)
+        PACKED_POOLINGS.get(candidate_pooling)
         if candidate_pooling not in ("mean", "cls"):
             raise ConfigError(f"poly candidate_pooling must be 'mean' or 'cls'; got {candidate_pooling!r}")
         if n_codes < 1 or chunk_size < 1:
@@ -229,7 +229,7 @@ class PolyEncoder(BackboneRanker, SharedPoolScorer):
             (N, L) packed rows -> (N, H).
         """
         hidden = self.encode_packed(packed, None, encoder=self.candidate_encoder)
-        return POOLINGS.get(self.candidate_pooling)(hidden, packed.segment_ids.to(hidden.device))
+        return PACKED_POOLINGS.get(self.candidate_pooling)(hidden, packed.segment_ids.to(hidden.device))
 
     def score_embeddings(
         self,

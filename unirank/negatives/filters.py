@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 #: filter name -> filter class; ``FILTERS.get(name)(**params)`` builds one from config
-FILTERS: Registry[type[Filter]] = Registry("filter")
+FILTERS: Registry[type[Filter]] = Registry("filter", name_attribute="name")
 
 #: ``use=`` value -> (candidate attribute, positive attribute) of CandidatePool
 _SOURCES: dict[str, tuple[str, str]] = {
@@ -231,15 +231,7 @@ class Filter:
         raise NotImplementedError
 
 
-def _register(name: str):
-    def deco(cls: type[Filter]) -> type[Filter]:
-        cls.name = name
-        return FILTERS.register(name)(cls)
-
-    return deco
-
-
-@_register("positives")
+@FILTERS.register("positives")
 @dataclass(frozen=True)
 class Positives(Filter):
     """Drop candidates whose id is one of the query's positives (always applied first).
@@ -304,7 +296,7 @@ def jaccard(a: frozenset | set, b: frozenset | set) -> float:
     return len(a & b) / union if union else 0.0
 
 
-@_register("duplicates")
+@FILTERS.register("duplicates")
 @dataclass(frozen=True)
 class Duplicates(Filter):
     """Drop candidates whose text duplicates a positive's text, exactly or nearly.
@@ -359,7 +351,7 @@ class Duplicates(Filter):
         return keep
 
 
-@_register("absolute_margin")
+@FILTERS.register("absolute_margin")
 @dataclass(frozen=True)
 class AbsoluteMargin(Filter):
     """NV-Retriever TopK-MarginPos: drop a candidate if ``score > min_pos - margin``.
@@ -390,7 +382,7 @@ class AbsoluteMargin(Filter):
         return ~(pool.values(self.use) > threshold)
 
 
-@_register("relative_margin")
+@FILTERS.register("relative_margin")
 @dataclass(frozen=True)
 class RelativeMargin(Filter):
     """NV-Retriever TopK-PercPos: drop a candidate scoring above ``(1 - p)`` of the positive.
@@ -435,7 +427,7 @@ class RelativeMargin(Filter):
         return ~(pool.values(self.use) > self.threshold(pool))
 
 
-@_register("max_score")
+@FILTERS.register("max_score")
 @dataclass(frozen=True)
 class MaxScore(Filter):
     """Drop candidates with ``score > threshold`` (an absolute cap, no positive needed).
@@ -460,7 +452,7 @@ class MaxScore(Filter):
         return ~(pool.values(self.use) > self.threshold)
 
 
-@_register("teacher")
+@FILTERS.register("teacher")
 @dataclass(frozen=True)
 class Teacher(Filter):
     """Drop negatives the teacher (cross-encoder) scores too high (RocketQA-style denoising).

@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 #: miner name -> Miner class; ``MINERS.get(name).from_config(cfg)`` builds one
-MINERS: Registry[type["Miner"]] = Registry("miner")
+MINERS: Registry[type["Miner"]] = Registry("miner", name_attribute="name")
 
 #: dense search backends
 DENSE_SEARCHES = ("faiss", "scan")
@@ -199,15 +199,7 @@ class Miner:
         raise NotImplementedError
 
 
-def _register(name: str):
-    def deco(cls: type[Miner]) -> type[Miner]:
-        cls.name = name
-        return MINERS.register(name)(cls)
-
-    return deco
-
-
-@_register("bm25")
+@MINERS.register("bm25")
 class BM25Miner(Miner):
     """BM25 candidates and positive scores from one exact score vector per query.
 
@@ -267,7 +259,7 @@ class BM25Miner(Miner):
         return {"miner": "bm25", "index": "bm25s", "settings": dict(self.index.settings), "model": None}
 
 
-@_register("dense")
+@MINERS.register("dense")
 class DenseMiner(Miner):
     """Bi-encoder vectors searched by FAISS or by a chunked exact scan.
 
@@ -420,7 +412,7 @@ class _HybridState:
     sides: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
-@_register("prebuilt")
+@MINERS.register("prebuilt")
 class PrebuiltMiner(DenseMiner):
     """Dense mining against a prebuilt embedding store (``unirank encode``) and optional
     per-shard FAISS indexes (``unirank index``): the corpus is never encoded again and never
@@ -493,7 +485,7 @@ class PrebuiltMiner(DenseMiner):
         return out
 
 
-@_register("hybrid")
+@MINERS.register("hybrid")
 class HybridMiner(Miner):
     """Reciprocal-rank fusion of a BM25 and a dense miner over the same corpus.
 
@@ -564,7 +556,7 @@ class HybridMiner(Miner):
         }
 
 
-@_register("splade")
+@MINERS.register("splade")
 class SpladeMiner(Miner):
     """Negatives from a SPLADE model (the self-mined negatives of SPLADE++): documents and
     queries are sparse vectors, candidates come from an exact sparse search

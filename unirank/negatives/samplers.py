@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: sampler name -> sampler class; ``SAMPLERS.get(name)(**params)`` builds one from config
-SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
+SAMPLERS: Registry[type[Sampler]] = Registry("sampler", name_attribute="name")
 
 
 @dataclass(frozen=True)
@@ -131,15 +131,7 @@ class Sampler:
         raise NotImplementedError
 
 
-def _register(name: str):
-    def deco(cls: type[Sampler]) -> type[Sampler]:
-        cls.name = name
-        return SAMPLERS.register(name)(cls)
-
-    return deco
-
-
-@_register("top")
+@SAMPLERS.register("top")
 @dataclass(frozen=True)
 class Top(Sampler):
     """The ``n`` best-ranked surviving candidates after skipping the first ``range_min`` ranks.
@@ -169,7 +161,7 @@ class Top(Sampler):
         return _picked(_window(pool, self.range_min, self.range_max)[:n])
 
 
-@_register("range")
+@SAMPLERS.register("range")
 @dataclass(frozen=True)
 class RangeSampler(Sampler):
     """``n`` candidates uniformly without replacement from the window ``range_min < rank <= range_max``.
@@ -252,7 +244,7 @@ def _random_negatives(pool: CandidatePool, n: int, ctx: SampleContext, taken: Co
     return _picked(index, outside)
 
 
-@_register("random")
+@SAMPLERS.register("random")
 @dataclass(frozen=True)
 class RandomCorpus(Sampler):
     """``n`` negatives drawn uniformly from the whole corpus, never a positive.
@@ -343,7 +335,7 @@ def gumbel_top_k(logw: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
 _POSITIVE_CHOICES = ("mean", "min", "max", "first", "random")
 
 
-@_register("simans")
+@SAMPLERS.register("simans")
 @dataclass(frozen=True)
 class SimANS(Sampler):
     """SimANS: sample ambiguous negatives, those scoring near the positive.
@@ -410,7 +402,7 @@ class SimANS(Sampler):
         return _picked(gumbel_top_k(logw, n, ctx.rng))
 
 
-@_register("mixed")
+@SAMPLERS.register("mixed")
 @dataclass(frozen=True)
 class Mixed(Sampler):
     """STAR-style mix: ``n - n_random`` hard negatives from a pool sampler plus ``n_random`` random ones.

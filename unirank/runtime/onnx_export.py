@@ -48,14 +48,15 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, DataError, UnirankError
+from ..errors import ConfigError, DataError, MissingDependency
 from ..io import replace_dir, write_json
+from ..models.base import ONNX_MODEL_FILE as ONNX_FILE
+from ..optional import optional_import
 from ..registry import Registry
 
 __all__ = ["ONNX_FILE", "ONNX_FORMAT", "QUANTIZATIONS", "MissingDependency", "export_onnx", "is_onnx_folder", "read_onnx_meta", "require_onnx"]
 
 #: the metadata file of an exported folder
-from ..models.base import ONNX_MODEL_FILE as ONNX_FILE  # noqa: E402
 #: value of "format" in :data:`ONNX_FILE`
 ONNX_FORMAT = 1
 #: ONNX opset of the exported graphs
@@ -63,21 +64,13 @@ OPSET = 17
 #: ``quantize`` values: None (fp32 weights) or "int8" (dynamic quantisation)
 QUANTIZATIONS = (None, "int8")
 
-INSTALL_HINT = "the ONNX backend needs onnx and onnxruntime: pip install 'unirank[onnx]'"
-
-
-class MissingDependency(UnirankError, ImportError):
-    """An optional dependency is not installed (the message says what to install)."""
+INSTALL_HINT = "pip install 'unirank[onnx]'"
 
 
 def require_onnx() -> Any:
-    """Import onnxruntime, or raise :class:`MissingDependency` (an ImportError) with the install hint."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime
-    except ImportError as e:
-        raise MissingDependency(f"{INSTALL_HINT} ({e})") from None
-    return onnxruntime
+    """Import onnxruntime, or raise :class:`~unirank.errors.MissingDependency` (an ImportError) with the install hint."""
+    optional_import("onnx", "the ONNX backend", INSTALL_HINT)
+    return optional_import("onnxruntime", "the ONNX backend", INSTALL_HINT)
 
 
 @dataclass

@@ -102,11 +102,9 @@ class ServeSettings:
 
 
 def _fastapi():
-    try:
-        import fastapi
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("serving needs FastAPI and uvicorn: pip install 'unirank[serve]'") from e
-    return fastapi
+    from ..optional import optional_import
+
+    return optional_import("fastapi", "serving", "pip install 'unirank[serve]'")
 
 
 class _State:

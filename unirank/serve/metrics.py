@@ -39,11 +39,9 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def _prom():
-    try:
-        import prometheus_client
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("serving metrics need prometheus-client: pip install 'unirank[serve]'") from e
-    return prometheus_client
+    from ..optional import optional_import
+
+    return optional_import("prometheus_client", "serving metrics", "pip install 'unirank[serve]'")
 
 
 class ServerMetrics:

@@ -166,10 +166,9 @@ class TASBalancedSampler(BatchSampler):
 
     def fit_vectors(self, rows: Sequence[Row], vectors: dict[str, np.ndarray]) -> None:
         """Cluster with given query vectors (``{query text: vector}``)."""
-        try:
-            import faiss
-        except ImportError as e:  # pragma: no cover
-            raise ImportError("tas_balanced needs FAISS: pip install faiss-cpu") from e
+        from ..optional import optional_import
+
+        faiss = optional_import("faiss", "tas_balanced batching", "pip install faiss-cpu")
         texts = sorted(vectors)
         x = np.ascontiguousarray(np.stack([vectors[t] for t in texts]), dtype=np.float32)
         k = self.clusters or max(1, round(len(rows) / (4 * self.batch_size)))

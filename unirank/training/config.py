@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import ConfigError
 
@@ -82,9 +82,9 @@ class DataConfig:
     train: str = "stdlib-codesearch"
     split: str = "train"
     mined: str | None = None
-    teacher_scores: str = "auto"
+    teacher_scores: Literal["auto", "teacher", "miner"] = "auto"
     negatives: int = 1
-    negative_choice: str = "random"
+    negative_choice: Literal["random", "first"] = "random"
     limit_queries: int | None = None
     task: str = "retrieval"
     options: dict[str, Any] = field(default_factory=dict)
@@ -259,7 +259,7 @@ class TrainConfig:
     train_max_length: int | None = None
     device: str | None = None
     threads: int | None = None
-    dtype: str | None = None
+    dtype: Literal["bf16"] | None = None
     seed: int = 42
     dev: EvalSplitConfig = field(default_factory=lambda: EvalSplitConfig(split="dev"))
     test: EvalSplitConfig = field(default_factory=EvalSplitConfig)
@@ -268,7 +268,7 @@ class TrainConfig:
     save_every: int = 0
     keep_checkpoints: int = 1
     stop_after: int | None = None
-    export: str = "best"
+    export: Literal["best", "last"] = "best"
     out: str | None = None
 
     def validate(self) -> None:
@@ -299,14 +299,6 @@ class TrainConfig:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.data.negatives < 0:
             raise ConfigError(f"data.negatives must be >= 0, got {self.data.negatives}")
-        if self.data.negative_choice not in ("random", "first"):
-            raise ConfigError(f"data.negative_choice: {self.data.negative_choice!r} is unknown; valid: first, random")
-        if self.data.teacher_scores not in ("auto", "teacher", "miner"):
-            raise ConfigError(f"data.teacher_scores: {self.data.teacher_scores!r} is unknown; valid: auto, miner, teacher")
-        if self.dtype not in (None, "bf16"):
-            raise ConfigError(f"dtype: {self.dtype!r} is unknown; valid: bf16 (or null for float32)")
-        if self.export not in ("best", "last"):
-            raise ConfigError(f"export: {self.export!r} is unknown; valid: best, last")
         if not self.in_batch_negatives and self.data.negatives == 0:
             raise ConfigError("in_batch_negatives is false and data.negatives is 0: the rows would have no negatives")
         if self.shuffle_pool and not self.in_batch_negatives:
