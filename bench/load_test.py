@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ready-timeout", type=float, default=900.0)
     p.add_argument("--out", type=Path, default=Path("bench/out/load_test"), help="server logs and results.json")
     p.add_argument("--markdown", type=Path, default=None, help="also write the results table here")
+    p.add_argument("--record", action="store_true", help="also append a dated section to bench/RESULTS.md (bench/_record.py)")
     args = p.parse_args(argv)
     if args.duration <= 0 or args.duration > 3600 or any(c < 1 or c > 256 for c in args.concurrency):
         p.error("--duration must be in (0, 3600] and --concurrency in 1..256")
@@ -273,6 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     if args.markdown:
         args.markdown.write_text(table + "\n")
+    if args.record:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _record import append, section
+
+        notes = [f"{k}: {v}" for k, v in meta.items() if k not in ("command", "machine", "date")]
+        append(section("Serving load test: `unirank serve` (bench/load_test.py)", "load_test.py", f"2 shared CPU cores; {meta['machine']}",
+                       [f"{args.duration:g} s per route, batching mode and client count; /rank: {args.candidates} candidates of "
+                        f"{args.candidate_chars} characters, ranker `{args.rank_model}` ({args.rank_kind}).", "", table, "", "; ".join(notes)]))
     return 1 if any(s.five_xx or s.transport_errors for s in all_stats) else 0
 
 

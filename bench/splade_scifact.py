@@ -14,7 +14,9 @@ Seismic's Recall@100 against exact search (the share of the exact top 100 it ret
 own nDCG@10. ``--st`` also encodes corpus and queries with sentence-transformers'
 ``SparseEncoder`` on the same folder (same exact search), timed in the same process right
 after unirank. Appends a section to bench/RESULTS.md (``--markdown FILE`` writes it there
-instead) and the numbers to ``bench/out/splade/<slug>.json``.
+instead), the numbers to ``bench/out/splade/<slug>.json`` and the top-100 runs (exact SPLADE,
+Seismic, and with ``--fuse-dense`` dense and fused) to ``bench/out/splade/<slug>/*.trec`` for
+``unirank compare``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ def _metrics(ds, qids, doc_ids, scores, indices):
     run = hits_to_run(qids, doc_ids, scores, indices)
     means, _ = score_run({q: ds.qrels[q] for q in qids}, run, ["ndcg@10", "recall@100"])
     return {"ndcg@10": round(means["ndcg@10"], 4), "recall@100": round(means["recall@100"], 4)}
+
+
+def _write(folder: Path, name: str, qids, doc_ids, scores, indices) -> None:
+    """``folder/name.trec``: a TREC run that ``unirank compare`` reads (significance between rows)."""
+    from unirank.data.trec import write_run
+    from unirank.index.base import hits_to_run
+
+    write_run(hits_to_run(qids, doc_ids, scores, indices), folder / f"{name}.trec")
 
 
 def _nnz(m) -> float:
@@ -90,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     es, ei = exact.search(q, 100)
     out["exact_search_ms"] = round(1000 * (time.perf_counter() - t) / len(qids), 3)
     out.update(_metrics(ds, qids, doc_ids, es, ei))
+    slug = re.sub(r"[^a-z0-9]+", "-", args.name.lower()).strip("-")
+    runs = HERE / "out" / "splade" / slug
+    _write(runs, "splade", qids, doc_ids, es, ei)
     out.update({"query_nnz": _nnz(q), "doc_nnz": _nnz(docs), "exact_index_mb": round(exact.nbytes / 2**20, 2)})
 
     seis_params = json.loads(args.seismic)
@@ -107,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         seis.save(tmp)
         out["seismic_index_mb"] = round(seis.nbytes / 2**20, 2)
+    _write(runs, "seismic", qids, doc_ids, ss, si)
     out["seismic_recall@100_vs_exact"] = round(recall_at_k(ei, si, 100), 4)
     out["seismic"] = {**_metrics(ds, qids, doc_ids, ss, si), "params": {**seis.build_params, **seis.search_params}}
 
@@ -145,10 +159,11 @@ def main(argv: list[str] | None = None) -> None:
         ds_, di = dense.search(queries, 100)
         dense_s = round(time.perf_counter() - t, 1)
         fs, fi = rrf_fuse([(es, ei), (ds_, di)], len(doc_ids), 100, 60.0)
+        _write(runs, "dense", qids, doc_ids, ds_, di)
+        _write(runs, "fused", qids, doc_ids, fs, fi)
         out["dense"] = {**_metrics(ds, qids, doc_ids, ds_, di), "model": args.fuse_dense, "encode_and_search_s": dense_s}
         out["fused_with_dense"] = _metrics(ds, qids, doc_ids, fs, fi)
 
-    slug = re.sub(r"[^a-z0-9]+", "-", args.name.lower()).strip("-")
     folder = HERE / "out" / "splade"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{slug}.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

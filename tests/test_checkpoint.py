@@ -101,3 +101,93 @@ def test_load_weights_is_strict(tmp_path):
     ck.save_weights(torch.nn.Linear(2, 2), tmp_path / "w.safetensors")
     with pytest.raises(Exception):
         ck.load_weights(torch.nn.Linear(2, 3), tmp_path / "w.safetensors")
+
+
+def test_a_complete_checkpoint_is_never_rewritten(tmp_path):
+    model, opt, sched = _trained()
+    first = ck.save_checkpoint(tmp_path, "step-0000002", model, opt, sched, {"step": 2})
+    before = (first / "model.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match="never rewritten"):
+        ck.save_checkpoint(tmp_path, "step-0000002", model, opt, sched, {"step": 2, "epoch": 1})
+    assert (first / "model.safetensors").read_bytes() == before
+    # "best" is replaced on purpose; an incomplete folder under a name is replaced too
+    ck.save_checkpoint(tmp_path, "best", model, None, None, {"step": 1}, update_latest=False)
+    ck.save_checkpoint(tmp_path, "best", model, None, None, {"step": 2}, update_latest=False, replace=True)
+    assert json.loads((tmp_path / "best" / "trainer_state.json").read_text()) == {"step": 2}
+    (tmp_path / "step-0000004").mkdir()
+    ck.save_checkpoint(tmp_path, "step-0000004", model, opt, sched, {"step": 4})
+    assert ck.latest_checkpoint(tmp_path).name == "step-0000004"
+
+
+def test_latest_falls_back_to_the_newest_complete_checkpoint(tmp_path):
+    """The issue's case: the pointer names a folder a killed rewrite left missing."""
+    model, opt, sched = _trained()
+    for s in (2, 4):
+        ck.save_checkpoint(tmp_path, f"step-{s:07d}", model, opt, sched, {"step": s})
+    (tmp_path / ck.LATEST).write_text(json.dumps({"checkpoint": "step-0000006"}))
+    assert ck.latest_checkpoint(tmp_path).name == "step-0000004"
+    (tmp_path / ck.LATEST).write_text("{not json")
+    assert ck.latest_checkpoint(tmp_path).name == "step-0000004"
+    (tmp_path / ck.LATEST).unlink()
+    assert ck.latest_checkpoint(tmp_path).name == "step-0000004"
+    # killed after the checkpoint was renamed into place, before the pointer moved: it is complete
+    (tmp_path / ck.LATEST).write_text(json.dumps({"checkpoint": "step-0000002"}))
+    assert ck.latest_checkpoint(tmp_path).name == "step-0000004"
+    # the epoch-end checkpoint of a step is newer than the step's own
+    ck.save_checkpoint(tmp_path, "step-0000004-end", model, opt, sched, {"step": 4})
+    assert ck.latest_checkpoint(tmp_path).name == "step-0000004-end"
+
+
+def test_leftovers_of_killed_writes_are_cleaned_and_old_folders_restored(tmp_path):
+    model, opt, sched = _trained()
+    ck.save_checkpoint(tmp_path, "step-0000002", model, opt, sched, {"step": 2})
+    ck.save_checkpoint(tmp_path, "best", model, None, None, {"step": 2}, update_latest=False)
+    dead = "999999999"
+    (tmp_path / f".step-0000004.{dead}-abcdefgh.tmp").mkdir()  # a checkpoint being written
+    (tmp_path / f".step-0000004.{dead}-abcdefgh.tmp" / "model.safetensors").write_bytes(b"x" * 100)
+    (tmp_path / "best").rename(tmp_path / f".best.old-{dead}-0123abcd")  # killed mid-replace of best
+    (tmp_path / "step-0000002" / f".rng-rank1.json.{dead}-zzzzzzzz.tmp").write_text("{")
+    done = ck.clean_checkpoint_leftovers(tmp_path)
+    assert len(done) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", ck.LATEST, "step-0000002"]
+    assert json.loads((tmp_path / "best" / "trainer_state.json").read_text()) == {"step": 2}
+    assert not [p for p in (tmp_path / "step-0000002").iterdir() if p.name.startswith(".")]
+
+
+def test_prune_renames_before_deleting(tmp_path, monkeypatch):
+    """A kill during the deletion leaves a leftover, never a half-deleted folder under a checkpoint's name."""
+    model = torch.nn.Linear(2, 2)
+    for s in (1, 2):
+        ck.save_checkpoint(tmp_path, f"step-{s:07d}", model, None, None, {"step": s})
+    seen = []
+    monkeypatch.setattr(ck.shutil, "rmtree", lambda p, **k: seen.append(p.name))  # "killed" before deleting anything
+    assert ck.prune_checkpoints(tmp_path, "step-", keep=1) == ["step-0000001"]
+    assert seen and seen[0].startswith(".step-0000001.") and seen[0].endswith(".tmp")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [ck.LATEST, "step-0000002"]
+
+
+@pytest.mark.parametrize("damage", ["truncate_model", "garble_state", "drop_optimizer", "other_model"])
+def test_a_damaged_checkpoint_is_a_data_error_naming_the_file(tmp_path, damage):
+    from unirank.errors import DataError
+
+    model, opt, sched = _trained()
+    path = ck.save_checkpoint(tmp_path, "step-0000003", model, opt, sched, {"step": 3})
+    target = model
+    if damage == "truncate_model":
+        f = path / "model.safetensors"
+        f.write_bytes(f.read_bytes()[:50])
+        name = "model.safetensors"
+    elif damage == "garble_state":
+        (path / "trainer_state.json").write_text('{"step": 3')
+        name = "trainer_state.json"
+    elif damage == "drop_optimizer":
+        (path / "optimizer.safetensors").unlink()
+        name = "optimizer.safetensors"
+    else:
+        target = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.LayerNorm(5), torch.nn.Linear(5, 2))
+        opt = torch.optim.AdamW(target.parameters())
+        name = "model.safetensors"
+    with pytest.raises(DataError) as e:
+        ck.load_checkpoint(path, target, opt, sched)
+    msg = str(e.value)
+    assert msg.startswith(str(path / name) + ": damaged checkpoint") and "\n" not in msg and "delete" in msg

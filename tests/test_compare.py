@@ -308,16 +308,30 @@ def test_output_folder_is_replaced_whole_or_not_at_all(tmp_path):
     qrels, runs = _runs(systems=2)
     qpath, paths = _write(tmp_path, qrels, runs)
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
-    cmp = run_compare(CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), bootstrap=20, permutations=20), quiet=True,
-                      warn=lambda m: None)
+    cmp = run_compare(CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), bootstrap=20, permutations=20, out=str(out)),
+                      quiet=True, warn=lambda m: None)
+    written = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(written) == ["comparison.json", "comparison.md", "per_query.tsv", "report.html"]
     with pytest.raises(TypeError):  # a failure half-way: markdown that is not text
         write_comparison(out, cmp, [], None, {}, markdown=None, html="<html/>")  # type: ignore[arg-type]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
-    assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == written  # the earlier comparison, as it was
     write_comparison(out, cmp, [], None, {}, markdown="m", html="<html/>")
-    assert sorted(p.name for p in out.iterdir()) == ["comparison.json", "comparison.md", "per_query.tsv", "report.html"]
+    assert (out / "comparison.md").read_text() == "m"
+
+
+def test_a_folder_compare_did_not_write_is_refused_before_any_work(tmp_path):
+    qrels, runs = _runs(systems=2)
+    qpath, paths = _write(tmp_path, qrels, runs)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "old.txt").write_text("old")
+    cfg = CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), bootstrap=20, permutations=20, out=str(mine))
+    with pytest.raises(ConfigError, match=r"^out: .*mine is a non-empty folder that unirank did not write \(it has no comparison.json\)"):
+        run_compare(cfg, quiet=True, warn=lambda m: None)
+    assert sorted(p.name for p in mine.iterdir()) == ["old.txt"]
+    r = CliRunner().invoke(app, ["compare", *map(str, paths), "--qrels", str(qpath), "--out", str(mine)])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "did not write" in r.output, r.output
 
 
 def test_eval_run_folders_compare_directly(tiny_beir, tmp_path):

@@ -49,7 +49,7 @@ def test_bad_data_exits_2_with_file_and_line(tiny_beir, tmp_path):
 
 def test_unknown_retriever_and_config_key_are_clear_errors(tiny_beir, tmp_path):
     r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--retriever", "bm26"])
-    assert r.exit_code == 2 and "valid: bm25, dense, " in r.output and "hybrid" in r.output
+    assert r.exit_code == 2 and "valid: bm25, cur, dense, " in r.output and "hybrid" in r.output
     r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--set", "retriever.bm25.k=1"])
     assert r.exit_code == 2 and "retriever.bm25.k" in r.output
 
@@ -184,6 +184,7 @@ def test_replace_dir_puts_the_old_folder_back_when_the_move_fails(tmp_path, monk
         return real(src, dst)
 
     monkeypatch.setattr(uio.os, "replace", failing)
+    monkeypatch.setattr(uio, "_exchange", lambda a, b: False)  # the rename-aside path (no renameat2)
     with pytest.raises(OSError, match="disk full"):
         uio.replace_dir(tmp_path / "new", tmp_path / "out")
     assert (tmp_path / "out" / "f").read_text() == "old"

@@ -88,6 +88,19 @@ def test_the_package_has_no_import_cycles():
     assert cycles(import_graph()) == []
 
 
+def test_the_package_imports_itself_relatively():
+    """One import style inside the package: ``from ..x import y``, never ``from unirank.x``
+    (doctests, which run as a user would, may import absolutely)."""
+    absolute = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "unirank":
+                absolute.append(f"{name}:{node.lineno}")
+            elif isinstance(node, ast.Import) and any(a.name.split(".")[0] == "unirank" for a in node.names):
+                absolute.append(f"{name}:{node.lineno}")
+    assert absolute == []
+
+
 def test_the_training_loop_and_the_eval_config_know_no_task_by_name():
     for path in ("train.py", "training/config.py", "training/data.py", "eval/config.py", "cli.py"):
         text = (ROOT / path).read_text(encoding="utf-8")

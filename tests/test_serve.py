@@ -533,7 +533,7 @@ def test_bad_names_fail_before_the_server_starts(tiny_beir):
     from unirank.serve.backend import check_backend_args
 
     check_backend_args("minilm", "cross", str(tiny_beir), "bm25")  # fine: nothing raised, nothing loaded
-    with pytest.raises(KeyError, match="valid: bm25, dense, fusion, hybrid"):
+    with pytest.raises(KeyError, match="valid: bm25, cur, dense, fusion, hybrid"):
         check_backend_args(None, "bi", str(tiny_beir), "sparse")
     with pytest.raises(DataError, match="corpus.jsonl"):
         check_backend_args(None, "bi", str(tiny_beir / "nope"))

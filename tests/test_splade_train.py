@@ -150,15 +150,18 @@ def test_cli_encode_index_and_eval_with_a_sparse_store(tmp_path, tiny_beir):
         r = runner.invoke(app, ["encode", "--data", str(tiny_beir), "--kind", "splade", "--model", str(model_dir),
                                 "--out", str(tmp_path / "store"), "--shard", f"{i}/2", "--chunk-size", "2"])
         assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["index", "--store", str(tmp_path / "store"), "--kind", "seismic", "--set", "n_postings",
+                            "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "--set 'n_postings': expected key=value" in r.output, r.output
     r = runner.invoke(app, ["index", "--store", str(tmp_path / "store"), "--kind", "exact", "--out", str(tmp_path / "ix")])
     assert r.exit_code == 0, r.output
     outs = {}
     for name, extra in (("direct", []), ("store", ["--set", f"retriever.splade.store={tmp_path / 'store'}"]),
                         ("indexed", ["--set", f"retriever.splade.store={tmp_path / 'store'}", "--set", f"retriever.splade.index_dir={tmp_path / 'ix'}"])):
         r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--split", "test", "--retriever", "splade", "--model", str(model_dir),
-                                "--out", str(tmp_path / name), *extra])
+                                "--out", str(tmp_path / f"eval-{name}"), *extra])  # not into the store itself
         assert r.exit_code == 0, r.output
-        outs[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+        outs[name] = json.loads((tmp_path / f"eval-{name}" / "metrics.json").read_text())
     assert outs["direct"]["ndcg@10"] == pytest.approx(outs["store"]["ndcg@10"], abs=1e-6)
     assert outs["direct"]["ndcg@10"] == pytest.approx(outs["indexed"]["ndcg@10"], abs=1e-6)
     r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--retriever", "splade", "--model", "minilm"])

@@ -13,7 +13,7 @@ from typing import Callable, List, Optional, TypeVar
 
 import typer
 
-from .errors import UnirankError
+from .errors import ConfigError, user_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Train, evaluate and serve neural rankers.")
 
@@ -23,8 +23,13 @@ T = TypeVar("T")
 def _guard(fn: Callable[[], T]) -> T:
     try:
         return fn()
-    except (UnirankError, FileNotFoundError, KeyError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        raise typer.Exit(130) from None
+    except Exception as e:  # noqa: BLE001 - classified: only user errors become one line
+        msg = user_error(e)
+        if msg is None:
+            raise
         typer.echo(f"error: {msg}", err=True)
         raise typer.Exit(2) from None
 
@@ -54,7 +59,7 @@ def eval_cmd(
     dtype: Optional[str] = typer.Option(None, help="fp16 | bf16 autocast for encoding"),
     backend: Optional[str] = typer.Option(None, help="inference backend: torch (default) | onnx[:quantize=int8,threads=N] (ONNX Runtime; needs unirank[onnx])"),
     limit_queries: Optional[int] = typer.Option(None, help="evaluate the first N queries (examples) only"),
-    task: Optional[str] = typer.Option(None, help="retrieval (default) | response (response selection: R_n@k, MRR)"),
+    task: Optional[str] = typer.Option(None, help="retrieval (default) | response (response selection: R_n@k, MRR) | budget (CUR vs reranking at cross-encoder budgets)"),
     reranker: Optional[str] = typer.Option(None, help="rerank the first stage with this kind: cross | uni | poly | bi"),
     reranker_model: Optional[str] = typer.Option(None, help="reranker folder (saved unirank model) or name"),
     rerank_depth: Optional[int] = typer.Option(None, help="first-stage documents reranked per query"),
@@ -159,17 +164,20 @@ def encode(
     backend: str = typer.Option("torch", help="inference backend: torch | onnx[:quantize=int8,threads=N] (ONNX Runtime; needs unirank[onnx])"),
 ) -> None:
     """Encode a corpus (or one shard of it) into a resumable embedding store."""
-    from .index.shards import encode_corpus_shard, parse_shard
+    from .index.shards import check_store_dir, encode_corpus_shard, parse_shard
 
     def go() -> None:
-        from .errors import ConfigError
         from .models.base import MODELS, DualEncoder, import_model_kinds, load_ranker
 
+        for flag, value in (("--chunk-size", chunk_size), ("--batch-size", batch_size)):
+            if value < 1:
+                raise ConfigError(f"{flag}: expected an integer >= 1, got {value}")
         import_model_kinds()
         cls = MODELS.get(kind)
         if not issubclass(cls, DualEncoder):
             raise ConfigError(f"--kind {kind}: encode needs a model that embeds documents on their own "
                               f"({', '.join(k for k in MODELS.names() if issubclass(MODELS.get(k), DualEncoder))})")
+        check_store_dir(out)  # before the model loads and the corpus is encoded
         encoder = load_ranker(model or cls.default_model, kind, device="cpu", backend=backend)
         kw = dict(shard=parse_shard(shard) if shard else None, out_dir=out, batch_size=batch_size, chunk_size=chunk_size,
                   resume=resume, device=device)
@@ -186,33 +194,54 @@ def encode(
 
 @app.command("index")
 def index_cmd(
-    store: Path = typer.Option(..., help="embedding store written by `unirank encode`"),
-    out: Path = typer.Option(..., help="folder for one FAISS index per shard"),
-    kind: str = typer.Option("ivfpq", help="flat (exact) | ivfpq | hnsw; for a sparse store (encode --kind splade): seismic | exact"),
+    store: Optional[Path] = typer.Option(None, help="embedding store written by `unirank encode` (not with --kind cur)"),
+    out: Path = typer.Option(..., help="folder for one FAISS index per shard (--kind cur: the CUR index)"),
+    kind: str = typer.Option("ivfpq", help="flat (exact) | ivfpq | hnsw; for a sparse store (encode --kind splade): seismic | exact; "
+                             "cur: cross-encoder scores of anchor queries x documents (--data, --reranker-model, --anchor-queries)"),
     train_sample: int = typer.Option(100_000, help="vectors sampled to train ivfpq"),
     seed: int = typer.Option(0),
     set_: List[str] = typer.Option([], "--set", help="seismic build parameters: n_postings=..., summary_energy=..., ..."),
+    data: Optional[str] = typer.Option(None, help="--kind cur: BEIR folder or built-in name whose corpus is indexed"),
+    reranker_model: Optional[str] = typer.Option(None, help="--kind cur: the cross-encoder (saved unirank folder or checkpoint)"),
+    anchor_queries: Optional[str] = typer.Option(None, help="--kind cur: a split of --data (e.g. train) or a queries .jsonl / .tsv file"),
+    max_anchor_queries: Optional[int] = typer.Option(None, help="--kind cur: keep the first N anchor queries"),
+    dtype: str = typer.Option("float32", help="--kind cur: stored precision: float32 | float16"),
+    batch_size: int = typer.Option(16, help="--kind cur: anchor queries per cross-encoder call"),
+    chunk_size: int = typer.Option(512, help="--kind cur: documents per chunk file (the unit of resume)"),
+    shard: Optional[str] = typer.Option(None, help="--kind cur: i/n: score shard i of n of the documents"),
+    device: Optional[str] = typer.Option(None, help="--kind cur: cpu | cuda"),
 ) -> None:
     """Build FAISS indexes (exact or compressed) from an embedding store; search them with
-    ``unirank eval --retriever prebuilt --set retriever.dense.store=STORE --set retriever.dense.index_dir=OUT``."""
-    from .index.shards import ShardedIndex
+    ``unirank eval --retriever prebuilt --set retriever.dense.store=STORE --set retriever.dense.index_dir=OUT``.
+    ``--kind cur`` builds a CUR index instead (``unirank eval --retriever cur --set retriever.cur.index=OUT``)."""
+    from .config import check_out_dir
+    from .index.shards import INDEX_MARKER, ShardedIndex
 
     def go() -> None:
+        if kind == "cur":  # not a FAISS kind: the cross-encoder's score matrix (unirank.index.cur_store)
+            from .index.cur_store import build_cur_index_cli
+
+            typer.echo(build_cur_index_cli(data=data, model=reranker_model, anchor_queries=anchor_queries, out=out,
+                                           max_anchor_queries=max_anchor_queries, dtype=dtype, batch_size=batch_size,
+                                           chunk_size=chunk_size, shard=shard, device=device))
+            return
+        if store is None:
+            raise ConfigError(f"--store is required for --kind {kind} (an embedding store written by `unirank encode`)")
         from .index.learned_sparse import SparseShardedIndex, is_sparse_store
 
         if is_sparse_store(store):  # resumable: shards whose index is saved are skipped
             import yaml
 
+            check_out_dir(out, "--out", inside=True)
             params = {}
             for item in set_:
                 key, sep, value = item.partition("=")
                 if not sep:
-                    from .errors import ConfigError
-
                     raise ConfigError(f"--set {item!r}: expected key=value")
                 params[key] = yaml.safe_load(value)
             SparseShardedIndex.build(store, out, kind=kind, params=params or None)
         else:
+            check_out_dir(out, "--out", marker=INDEX_MARKER)
             ShardedIndex.build(store, out, kind=kind, train_sample=train_sample, seed=seed)
         typer.echo(f"wrote {out} ({kind} index per shard)")
 
@@ -236,7 +265,7 @@ def export_cmd(
         try:
             fn = EXPORT_FORMATS.get(format_)
         except KeyError as e:
-            raise UnirankError(f"--format: {e.args[0]}") from None
+            raise ConfigError(f"--format: {e.args[0]}") from None
         folder = fn(load_ranker(model, kind, device="cpu", backend="torch"), out, quantize=quantize, optimize=optimize)
         typer.echo(f"wrote {folder}")
 
@@ -299,7 +328,7 @@ def serve(
     model: Optional[str] = typer.Option(None, help="ranker for /rank and reranking: unirank/transformers folder, 'minilm', or hub name"),
     kind: Optional[str] = typer.Option(None, help="bi | cross | poly | uni | splade (default: the saved model folder's kind, else bi)"),
     index: Optional[str] = typer.Option(None, help="documents for /search: stdlib-codesearch or a BEIR folder"),
-    retriever: str = typer.Option("bm25", help="bm25 | dense | hybrid | splade | fusion"),
+    retriever: str = typer.Option("bm25", help="bm25 | dense | hybrid | splade | fusion | cur (needs --set cur.index=IX)"),
     dense_model: Optional[str] = typer.Option(None, help="bi-encoder of a dense/hybrid index when --kind is not bi; "
                                               "with --retriever splade the SPLADE model (default: --model if --kind splade, else splade-tiny)"),
     max_docs: Optional[int] = typer.Option(None, help="index only the first N documents"),
@@ -322,21 +351,39 @@ def serve(
     rerank_depth: int = typer.Option(20),
     log_level: str = typer.Option("info"),
     graceful_timeout: float = typer.Option(30.0),
+    body_timeout: float = typer.Option(10.0, help="seconds a request body may take to arrive (408 after)"),
+    set_: List[str] = typer.Option([], "--set", help="retriever config key=value, e.g. cur.index=IX cur.budget=100"),
 ) -> None:
     """HTTP service: /search, /rank, /encode, /healthz, /readyz, /metrics (OpenAPI at /docs)."""
     from .serve.app import serve_main
 
-    opts = dict(retriever=retriever, dense_model=dense_model, max_docs=max_docs, device=device, batching=batching,
+    opts = dict(retriever=retriever, retriever_set=list(set_), dense_model=dense_model, max_docs=max_docs, device=device, batching=batching,
                 max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue, max_candidates=max_candidates,
                 max_k=max_k, max_text_chars=max_text_chars, max_turns=max_turns, max_encode_texts=max_encode_texts,
                 max_body_bytes=max_body_bytes, text_policy=text_policy, rerank_depth=rerank_depth, log_level=log_level,
-                graceful_timeout=graceful_timeout, backend=backend)
+                graceful_timeout=graceful_timeout, body_timeout_s=body_timeout, backend=backend)
     _guard(lambda: serve_main(model, index, kind, host=host, port=port, api_key=api_key, **opts))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="unirank")
+    """Console-script entry point. A command-line mistake (unknown flag, a value of the wrong
+    type, an unreadable ``--config``) is one line too, exit status 2, like every user error."""
+    try:
+        code = app(args=argv if argv is not None else sys.argv[1:], prog_name="unirank", standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except typer.TyperException as e:  # click's usage errors (typer vendors click)
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `unirank` / `unirank eval`: the help
+            e.show()
+            sys.exit(getattr(e, "exit_code", 2))
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        typer.echo(f"error: {' '.join(e.format_message().split())}{hint}", err=True)
+        sys.exit(getattr(e, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)  # without standalone mode click returns a typer.Exit's status
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
 import types
 import typing
@@ -30,7 +31,63 @@ from .errors import ConfigError
 C = TypeVar("C")
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Bounds of a numeric config field, declared with ``typing.Annotated`` and checked by the
+    loader (which names the YAML line) and by :func:`check_ranges` (configs built in code).
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class C:
+        ...     seed: Seed = 0
+        ...     every: typing.Optional[Positive] = None
+        >>> from_dict(C, {"seed": -1})
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: seed must be in [0, 4294967295], got -1
+        >>> check_ranges(C(every=0))
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: every must be >= 1, got 0
+    """
+
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, value: Any, key: str) -> None:
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            if self.high is None:
+                raise ConfigError(f"{key} must be >= {self.low}, got {value!r}", key=key)
+            if self.low is None:
+                raise ConfigError(f"{key} must be <= {self.high}, got {value!r}", key=key)
+            raise ConfigError(f"{key} must be in [{self.low}, {self.high}], got {value!r}", key=key)
+
+
+#: an integer >= 1 (sizes, counts)
+Positive = typing.Annotated[int, Range(1)]
+#: an integer >= 0 (0 usually means "off")
+NonNegative = typing.Annotated[int, Range(0)]
+#: a seed every generator accepts (NumPy's legacy seeding takes 0 .. 2**32 - 1)
+Seed = typing.Annotated[int, Range(0, 2**32 - 1)]
+
+
+def _ranges(tp: Any) -> tuple[Any, list[Range]]:
+    """``(inner type, [Range, ...])`` of an ``Annotated`` type (else ``(tp, [])``)."""
+    if typing.get_origin(tp) is typing.Annotated:
+        inner, *meta = typing.get_args(tp)
+        return inner, [m for m in meta if isinstance(m, Range)]
+    return tp, []
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
+    tp, ranges = _ranges(tp)
+    if ranges:
+        out = _coerce(value, tp, key)
+        for r in ranges:
+            r.check(out, key)
+        return out
     origin = typing.get_origin(tp)
     if tp is Any or tp is typing.Any:
         return value
@@ -80,14 +137,19 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         raise ConfigError(f"config key {key!r}: expected true/false, got {value!r}", key=key)
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML (YAML 1.1) reads "1e-5" as a string
+            number = float(value)
+        elif isinstance(value, str):  # PyYAML (YAML 1.1) reads "1e-5" as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"config key {key!r}: expected a number, got {value!r}", key=key)
+        if number is None:
+            raise ConfigError(f"config key {key!r}: expected a number, got {value!r}", key=key)
+        if not math.isfinite(number):  # NaN compares false with everything: a NaN bound silently switches a check off
+            raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}", key=key)
+        return number
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -134,7 +196,7 @@ def _deep_merge(base: dict, extra: dict) -> dict:
 def from_dict(cls: type[C], data: dict | None, overrides: Sequence[str] = (), prefix: str = "") -> C:
     """Build dataclass ``cls`` from a mapping; unknown keys and wrong types raise ConfigError."""
     data = _deep_merge(data or {}, parse_overrides(overrides))
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -159,7 +221,12 @@ def load_config(cls: type[C], path: str | os.PathLike | None = None, overrides: 
             raise ConfigError(f"config file {p} is a folder; expected a YAML file")
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise ConfigError(f"{p}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8") from None
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:
@@ -230,9 +297,34 @@ def construct(cls: Any, params: dict[str, Any], what: str, **fixed: Any) -> Any:
         ...
         unirank.errors.ConfigError: filter 'margin': 'p': expected a number, got 'abc'
     """
+    values = check_params(cls, params, what, exclude=fixed)
+    try:
+        return cls(**fixed, **values)
+    except ConfigError:
+        raise  # already names the component and the parameter
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what}: {e}") from None
+
+
+def check_params(cls: Any, params: dict[str, Any], what: str, exclude: Any = (), extra: Sequence[str] = ()) -> dict[str, Any]:
+    """The keyword arguments ``params`` a user gives ``cls(...)``, checked: unknown names are
+    listed with the valid ones (``exclude``: parameters the caller fills itself; ``extra``:
+    names accepted besides the constructor's), values are coerced and checked against the
+    constructor's annotations like config keys. Returns the coerced values.
+
+    Example:
+        >>> class Model:
+        ...     def __init__(self, backbone, max_length: int = 128, pooling: str = "mean"): ...
+        >>> check_params(Model, {"max_length": 64}, "model.settings", exclude={"backbone"})
+        {'max_length': 64}
+        >>> check_params(Model, {"max_lenght": 64}, "model.settings", exclude={"backbone"})
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: model.settings: unknown parameter(s) max_lenght; valid: max_length, pooling
+    """
     sig = inspect.signature(cls)
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    accepted = [n for n, p in sig.parameters.items() if p.kind in kinds and n not in fixed]
+    accepted = [n for n, p in sig.parameters.items() if p.kind in kinds and n not in exclude] + [n for n in extra]
     open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
     unknown = sorted(set(params) - set(accepted))
     if unknown and not open_kwargs:
@@ -247,16 +339,15 @@ def construct(cls: Any, params: dict[str, Any], what: str, **fixed: Any) -> Any:
             values[name] = _coerce(value, hints[name], name) if name in hints else value
         except ConfigError as e:
             raise ConfigError(f"{what}: {str(e).removeprefix('config key ')}") from None
-    try:
-        return cls(**fixed, **values)
-    except ConfigError:
-        raise  # already names the component and the parameter
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{what}: {e}") from None
+    return values
 
 
-def check_out_dir(out: str | os.PathLike | None, key: str = "out") -> None:
-    """An output folder must be a folder or not exist yet: checked before any work is done.
+def check_out_dir(out: str | os.PathLike | None, key: str = "out", marker: str | Sequence[str] | None = None,
+                  inside: bool = False) -> None:
+    """Before any work is done: the output folder ``out`` is a folder or does not exist yet,
+    can be created and written (:func:`unirank.io.check_writable_dir`; ``inside``: it is
+    written in place, not replaced), and - with ``marker``, for outputs replaced as a unit -
+    holds nothing but an earlier output of the same kind (:func:`unirank.io.check_replaceable`).
 
     Example:
         >>> import tempfile
@@ -266,8 +357,34 @@ def check_out_dir(out: str | os.PathLike | None, key: str = "out") -> None:
         ...
         unirank.errors.ConfigError: out: ... is a file; expected an output folder
     """
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
+    if out is None:
+        return
+    from .io import check_replaceable, check_writable_dir
+
+    if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"{key}: {out} is a file; expected an output folder")
+    if marker is not None:
+        check_replaceable(out, marker, key)
+    check_writable_dir(out, key, inside=inside)
+
+
+def check_ranges(cfg: Any, prefix: str = "") -> None:
+    """Check a config built in code as the loader checks one read from YAML: every
+    ``Annotated[..., Range]`` field in its bounds and no float field NaN or infinite, in
+    nested configs too. ``validate()`` methods call it first."""
+    hints = typing.get_type_hints(type(cfg), include_extras=True)
+    for f in dataclasses.fields(cfg):
+        value, tp = getattr(cfg, f.name), hints.get(f.name)
+        key = prefix + f.name
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_ranges(value, key + ".")
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}", key=key)
+        options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        for option in options:
+            for r in _ranges(option)[1]:
+                r.check(value, key)
 
 
 def check_positive(values: dict[str, int | None]) -> None:

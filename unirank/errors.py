@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -35,6 +36,58 @@ class ConfigError(UnirankError, ValueError):
     def __init__(self, message: str, key: str | None = None) -> None:
         self.key = key
         super().__init__(message)
+
+
+class UnknownName(ConfigError, KeyError):
+    """A name no registry knows (lists the valid ones). A ``KeyError`` too, for callers that
+    look names up; the CLI reports it like every :class:`ConfigError` - while a bare
+    ``KeyError`` from a bug still shows its traceback.
+
+    Example:
+        >>> str(UnknownName("unknown colour 'blue'; valid: red"))
+        "unknown colour 'blue'; valid: red"
+    """
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+#: errno values that describe the user's files, folders, disk or addresses - not a bug in
+#: unirank: reported in one line naming the file, exit status 2
+USER_ERRNOS = frozenset({
+    errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT, errno.EROFS,
+    errno.ENAMETOOLONG, errno.EEXIST, errno.ELOOP, errno.EFBIG, errno.ENOTEMPTY, errno.EMFILE, errno.ENFILE, errno.EIO,
+    errno.EADDRINUSE, errno.EADDRNOTAVAIL,
+})
+_HINTS = {errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT: "free some space or write elsewhere",
+          errno.EACCES: "check its permissions", errno.EPERM: "check its permissions", errno.EROFS: "write elsewhere"}
+
+
+def user_error(e: BaseException) -> str | None:
+    """The one-line message of an error a user can fix (bad input, config, files, disk), or
+    ``None`` for anything else - a bug, which keeps its traceback.
+
+    Example:
+        >>> user_error(PermissionError(13, "Permission denied", "/data/corpus.jsonl"))
+        '/data/corpus.jsonl: Permission denied (check its permissions)'
+        >>> user_error(OSError(28, "No space left on device", "runs/x/.run.trec.tmp"))
+        'runs/x/.run.trec.tmp: No space left on device (free some space or write elsewhere)'
+        >>> user_error(KeyError("a key a bug looked up")) is None
+        True
+    """
+    if isinstance(e, UnirankError):
+        msg = str(e)
+    elif isinstance(e, OSError) and (e.errno in USER_ERRNOS or (isinstance(e, FileNotFoundError) and e.errno is None)):
+        if e.errno is None:  # raised by unirank with a message of its own
+            msg = str(e)
+        else:
+            where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+            msg = f"{where}: {e.strerror}" if where else str(e.strerror)
+            if e.errno in _HINTS:
+                msg += f" ({_HINTS[e.errno]})"
+    else:
+        return None
+    return " ".join(msg.split())  # one line
 
 
 class MissingDependency(UnirankError, ImportError):

@@ -694,7 +694,7 @@ def resolve_loss_weights(
         ``[(label, fn, weight, params), ...]`` in the mapping's order.
 
     Raises:
-        ConfigError: empty mapping, unknown loss, missing/non-numeric weight, unknown param.
+        ConfigError: empty mapping, unknown loss, missing/non-numeric/negative weight, unknown param.
 
     Example:
         >>> [(label, w, p) for label, _, w, p in resolve_loss_weights({"mw": {"weight": 0.5, "pairing": "global"}})]
@@ -715,6 +715,8 @@ def resolve_loss_weights(
         weight = params.pop("weight", None)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise ConfigError(f"losses.{label}: expected a finite number as weight, got {weight!r}")
+        if weight < 0:  # a negative weight maximises the loss: training silently runs backwards
+            raise ConfigError(f"losses.{label}: weight must be >= 0, got {weight!r}")
         fn = LOSSES.get(name)
         accepted = [p for p in inspect.signature(fn).parameters if p != "inputs"]
         unknown = sorted(set(params) - set(accepted))

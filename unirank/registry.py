@@ -12,12 +12,14 @@ Example:
     >>> r.get("blue")
     Traceback (most recent call last):
     ...
-    KeyError: "unknown colour 'blue'; valid: red"
+    unirank.errors.UnknownName: unknown colour 'blue'; valid: red
 """
 
 from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
+
+from .errors import UnknownName
 
 T = TypeVar("T")
 
@@ -63,7 +65,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             valid = ", ".join(sorted(self._items)) or "(none)"
-            raise KeyError(f"unknown {self.kind} {name!r}; valid: {valid}") from None
+            raise UnknownName(f"unknown {self.kind} {name!r}; valid: {valid}") from None
 
     def names(self) -> list[str]:
         """Registered names, sorted."""

@@ -72,6 +72,7 @@ Example (tiny random model, two steps)::
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -84,15 +85,23 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from . import io as uio
-from .config import from_dict, load_config, to_dict
-from .errors import ConfigError
+from .config import check_params, from_dict, load_config, to_dict
+from .errors import ConfigError, DataError
 from .losses import LossInputs, combine
 from .models.base import DualEncoder, SharedPoolScorer
 from .models.mlm_aux import MaskedLMTrainable
 from .provenance import seed_everything, text_fingerprint, versions
 from .tasks import SplitEvaluator, get_task
 from .training.batching import build_batch_sampler
-from .training.checkpoint import latest_checkpoint, load_checkpoint, load_weights, prune_checkpoints, save_checkpoint
+from .training.checkpoint import (
+    clean_checkpoint_leftovers,
+    latest_checkpoint,
+    load_checkpoint,
+    load_weights,
+    prune_checkpoints,
+    read_trainer_state,
+    save_checkpoint,
+)
 from .training.config import RESUME_SAFE_KEYS, ModelConfig, TrainConfig
 from .training.data import Row, epoch_rows, replace_negatives
 from .training.distributed import Dist
@@ -110,7 +119,16 @@ def build_model(cfg: ModelConfig) -> Any:
     """The ranker ``cfg`` names, through :func:`unirank.models.base.load_ranker` (on the CPU; the loop moves it)."""
     from .models.base import load_ranker
 
-    return load_ranker(cfg.name, cfg.kind, device="cpu", **cfg.settings)
+    from .models.base import MODELS, import_model_kinds
+
+    import_model_kinds()
+    try:
+        cls = MODELS.get(cfg.kind)
+    except KeyError as e:
+        raise ConfigError(f"model.kind: {e.args[0]}") from None
+    settings = check_params(cls, cfg.settings, f"model.settings (kind {cfg.kind})", extra=["attn_implementation"],
+                            exclude={n for n in inspect.signature(cls).parameters if "backbone" in n})  # before the weights load
+    return load_ranker(cfg.name, cfg.kind, device="cpu", **settings)
 
 
 # --------------------------------------------------------------------------- batch -> LossInputs
@@ -424,13 +442,38 @@ def refresh_negatives(model: Any, cfg: TrainConfig, examples: list[TrainExample]
 
 
 class MetricsLog:
-    """Append-only ``metrics.jsonl``; on resume the lines after the checkpoint's step are dropped."""
+    """Append-only ``metrics.jsonl``.
 
-    def __init__(self, path: Path, keep_until_step: int | None = None) -> None:
+    On resume from a checkpoint at step ``keep_until_step`` the file is cut back to what that
+    checkpoint had seen: training lines up to its step, dev lines of the evaluations it
+    holds (``dev_rows``, the state's ``dev`` list: a run killed after an epoch's dev line but
+    before the epoch-end checkpoint evaluates again and must not log the line twice), no test
+    lines (the test evaluation runs again at the end). A line cut short by a kill is dropped.
+    """
+
+    def __init__(self, path: Path, keep_until_step: int | None = None, dev_rows: Sequence[dict] = ()) -> None:
         self.path = path
         if keep_until_step is not None and path.is_file():
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= keep_until_step]
+            done = {(d.get("step"), d.get("epoch")) for d in dev_rows}
+            lines = path.read_text(encoding="utf-8").splitlines()
+            kept = []
+            for n, line in enumerate(lines):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    if n == len(lines) - 1:  # the last line, cut short by a kill
+                        continue
+                    raise DataError("not a JSON line (was the file edited?)", path=path, line=n + 1) from None
+                keys = [k for k in row if "/" in k]
+                if any(k.startswith("test/") for k in keys):
+                    continue
+                if any(k.startswith("dev/") for k in keys):
+                    if (row.get("step"), row.get("epoch")) in done:
+                        kept.append(line)
+                elif row.get("step", 0) <= keep_until_step:
+                    kept.append(line)
             uio.write_text(path, "".join(line + "\n" for line in kept))
         elif keep_until_step is None and path.exists():
             path.unlink()
@@ -496,11 +539,19 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
     t_start = time.perf_counter()
     out = Path(cfg.out)
     ckpt_root = out / "checkpoints"
+    if main and (resume or ckpt_root.is_dir() or (out / "config.json").is_file()):
+        # what a killed run of ours left: temporary checkpoints, half-pruned folders, temp files
+        clean_checkpoint_leftovers(ckpt_root)
+        for folder in (out, out / "refresh"):
+            uio.clean_leftovers(folder)
     latest = dist.broadcast(latest_checkpoint(ckpt_root))  # rank 0 decides (the folder must be shared for resume)
     if latest is not None and not resume:
         raise ConfigError(f"{out} already holds a run (checkpoint {latest.name}); pass --resume to continue it or choose another out")
     if latest is not None:
-        _check_resume_config(cfg, json.loads((latest / "trainer_state.json").read_text(encoding="utf-8"))["config"], latest)
+        saved_config = read_trainer_state(latest).get("config")
+        if not isinstance(saved_config, dict):
+            raise ConfigError(f"{latest / 'trainer_state.json'}: holds no config; not a checkpoint of unirank train")
+        _check_resume_config(cfg, saved_config, latest)
     if main:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -550,7 +601,7 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "batches": None, "best": None, "best_step": None,
                              "negatives": None, "sampler": None, "total_steps": None, "dev": []}
     if latest is not None:
-        saved = json.loads((latest / "trainer_state.json").read_text(encoding="utf-8"))
+        saved = read_trainer_state(latest)
         state.update({k: saved[k] for k in state if k in saved})
     else:
         if main:  # e.g. TAS clusters: fitted once, shared, so that every rank builds the same global batches
@@ -573,15 +624,24 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             examples, _ = replace_negatives(examples, read_mined(state["negatives"], scores=cfg.data.teacher_scores))
         say(f"resumed from {latest} at step {state['step']}/{total_steps}")
     state["sampler"] = sampler.state_dict()
-    metrics = MetricsLog(out / "metrics.jsonl", keep_until_step=state["step"] if latest is not None else None) if main else None
+    metrics = MetricsLog(out / "metrics.jsonl", keep_until_step=state["step"] if latest is not None else None,
+                         dev_rows=state["dev"]) if main else None
     if resume and latest is None:
         say(f"--resume: no checkpoint in {ckpt_root}; starting a new run")
     if main:
         _write_provenance(out, cfg, data_info, start_fingerprint, dev_eval, test_eval, resumed_from=latest)
 
-    def checkpoint(name: str = "") -> None:
+    written = {"name": latest.name if latest is not None else None}
+
+    def checkpoint(epoch_end: bool = False) -> None:
+        # every checkpoint gets its own name - a complete one is never rewritten: step-N is the
+        # state after step N, step-N-end the state after step N and the epoch's end (dev
+        # evaluation) when that step closed an epoch
+        name = f"step-{state['step']:07d}" + ("-end" if epoch_end else "")
+        if name == written["name"]:  # already written with this very state (save_every and stop_after on one step)
+            return
+        written["name"] = name
         state["sampler"] = sampler.state_dict()
-        name = name or f"step-{state['step']:07d}"
         if main:
             save_checkpoint(ckpt_root, name, model, optimizer, scheduler, {**state, "config": to_dict(cfg), "world_size": dist.world_size})
             prune_checkpoints(ckpt_root, "step-", cfg.keep_checkpoints)
@@ -594,7 +654,9 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
                disable=True if not main else ((not progress) if progress is not None else None))
     stopped = False
     t_train = time.perf_counter()
-    while state["epoch"] < cfg.epochs and state["step"] < total_steps and not stopped:
+    # the last step done but its epoch's end not yet (a run resumed from the checkpoint of its
+    # last step): the epoch end - dev evaluation, best, checkpoint - still runs
+    while state["epoch"] < cfg.epochs and (state["step"] < total_steps or state["batches"] is not None) and not stopped:
         epoch = state["epoch"]
         rows = rows_of(epoch)
         if state["batches"] is None:
@@ -656,8 +718,9 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             if state["best"] is None or value > state["best"]:
                 state["best"], state["best_step"] = value, state["step"]
                 if main:
-                    save_checkpoint(ckpt_root, "best", model, None, None, {**state, "config": to_dict(cfg)}, update_latest=False)
-        checkpoint()
+                    save_checkpoint(ckpt_root, "best", model, None, None, {**state, "config": to_dict(cfg)}, update_latest=False,
+                                    replace=True)
+        checkpoint(epoch_end=True)
     bar.close()
     train_s = time.perf_counter() - t_train
     if cfg.gradient_checkpointing:

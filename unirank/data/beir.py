@@ -31,15 +31,14 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Container, Iterator
 
-from unirank.data.files import iter_json_objects, iter_text_lines
-from unirank.errors import DataError
-from unirank.io import file_sha256
-from unirank.types import Document, Qrels, Query, RetrievalDataset
+from ..errors import DataError
+from ..io import file_sha256
+from ..types import Document, Qrels, Query, RetrievalDataset
+from .files import iter_json_objects, iter_text_lines
 
 __all__ = [
     "iter_text_lines",

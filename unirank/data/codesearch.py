@@ -44,15 +44,15 @@ import re
 import shutil
 import sys
 import sysconfig
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from unirank.data.beir import load_beir
-from unirank.errors import DataError
-from unirank.types import RetrievalDataset
+from ..errors import DataError
+from ..io import atomic_dir
+from ..types import RetrievalDataset
+from .beir import load_beir
 
 __all__ = [
     "BUILDER_VERSION",
@@ -455,17 +455,9 @@ def codesearch_dir(cache_dir: str | os.PathLike | None = None, stdlib_root: str 
     root.mkdir(parents=True, exist_ok=True)
     if final.exists():  # an incomplete folder left by hand or by an old crash: rebuild it
         shutil.rmtree(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder_name}.", suffix=".tmp", dir=root))
-    try:
+    # another process building the same cache meanwhile: the first finished folder stays (same content)
+    with atomic_dir(final, replace=False) as tmp:
         build_codesearch(tmp, stdlib_root)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is ordinary user data
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

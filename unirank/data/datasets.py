@@ -19,11 +19,11 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from unirank.data.beir import load_beir
-from unirank.data.codesearch import load_codesearch
-from unirank.errors import DataError
-from unirank.registry import Registry
-from unirank.types import RetrievalDataset
+from ..errors import DataError
+from ..registry import Registry
+from ..types import RetrievalDataset
+from .beir import load_beir
+from .codesearch import load_codesearch
 
 __all__ = ["DATASETS", "load_dataset"]
 

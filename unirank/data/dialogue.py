@@ -73,11 +73,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from unirank.data.files import iter_json_objects, iter_text_lines, read_json_object
-from unirank.errors import ConfigError, DataError
-from unirank.io import file_sha256, write_json, write_jsonl
-from unirank.registry import Registry
-from unirank.types import DialogueExample
+from ..errors import ConfigError, DataError
+from ..io import file_sha256, write_json, write_jsonl
+from ..registry import Registry
+from ..types import DialogueExample
+from .files import iter_json_objects, iter_text_lines, read_json_object
 
 __all__ = [
     "ResponseTask",
@@ -546,7 +546,7 @@ def examples_fingerprint(examples: Iterable[DialogueExample]) -> str:
         >>> examples_fingerprint(ex) == examples_fingerprint(ex), examples_fingerprint(ex) == examples_fingerprint(ex[:0])
         (True, False)
     """
-    from unirank.provenance import text_fingerprint
+    from ..provenance import text_fingerprint
 
     return text_fingerprint(f"{d.id}\t{d.context}\t{d.candidates}\t{d.labels}" for d in examples)
 
@@ -677,7 +677,7 @@ def write_response_task(folder: str | os.PathLike, task: ResponseTask) -> None:
     Each file is written atomically; the manifest is written last, so a folder with a
     manifest always has the examples it describes.
     """
-    from unirank import __version__
+    from .. import __version__
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

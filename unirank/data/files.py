@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any, Iterator
 
-from unirank.errors import DataError
+from ..errors import DataError
 
 __all__ = ["iter_text_lines", "iter_json_objects", "parse_json_object", "read_json_object"]
 

@@ -26,10 +26,10 @@ import math
 import os
 from pathlib import Path
 
-from unirank.data.files import iter_text_lines
-from unirank.errors import DataError
-from unirank.io import atomic_open
-from unirank.types import Qrels, Run
+from ..errors import DataError
+from ..io import atomic_open
+from ..types import Qrels, Run
+from .files import iter_text_lines
 
 __all__ = ["rank_order", "read_run", "write_run", "read_qrels", "write_qrels"]
 

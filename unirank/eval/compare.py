@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +40,9 @@ from ..errors import ConfigError, DataError
 from ..types import Qrels, Run
 from . import metrics as M
 from . import significance as S
+
+#: the file every ``unirank compare`` output folder holds (an existing folder without it is never replaced)
+OUTPUT_MARKER = "comparison.json"
 
 __all__ = [
     "CompareConfig", "RetrievalSystem", "ResponseSystem", "Judgements", "load_system", "load_judgements",
@@ -122,6 +123,9 @@ class CompareConfig:
             raise ConfigError("--measures is empty", key="measures")
         if self.measures and len({m.lower() for m in self.measures}) < len(self.measures):
             raise ConfigError(f"--measures lists a measure twice: {','.join(self.measures)}", key="measures")
+        from ..config import check_out_dir
+
+        check_out_dir(self.out, marker=OUTPUT_MARKER)  # before the runs are read and resampled
 
 
 # --------------------------------------------------------------------------- loading
@@ -745,20 +749,15 @@ def per_query_tsv(cmp: Comparison) -> str:
 
 def write_comparison(out: str | Path, cmp: Comparison, changed: list[dict[str, Any]], judgements: Judgements | None,
                      info: dict[str, Any], markdown: str, html: str) -> None:
-    """Write the output folder atomically: built in a temporary sibling, then renamed over ``out``."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    """Write the output folder as a unit (:func:`unirank.io.atomic_dir`): built in a temporary
+    sibling that takes ``out``'s place at the end; a failure leaves an earlier comparison as it
+    was, and a non-empty folder without ``comparison.json`` is refused, never replaced."""
+    with uio.atomic_dir(out, marker=OUTPUT_MARKER) as tmp:
         data = {**cmp.to_json(), "qrels": judgements.source if judgements else None, **info, "changed_queries": changed}
         uio.write_json(tmp / "comparison.json", _finite(data))
         uio.write_text(tmp / "comparison.md", markdown)
         uio.write_text(tmp / "per_query.tsv", per_query_tsv(cmp))
         uio.write_text(tmp / "report.html", html)
-        uio.replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _finite(obj: Any) -> Any:

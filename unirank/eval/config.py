@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config import Seed
 from ..index.config import BM25Config, DenseConfig, RetrieverConfig, SpladeConfig
 
 __all__ = ["BM25Config", "DenseConfig", "SpladeConfig", "RetrieverConfig", "RerankConfig", "ResponseConfig", "EvalConfig", "DEFAULT_MEASURES"]
@@ -44,6 +45,9 @@ class ResponseConfig:
     backend: str = "torch"  # torch | onnx[:quantize=int8,threads=N] (unirank.runtime.backends)
 
 
+#: files every ``unirank eval`` output folder holds (an existing folder without them is never replaced)
+OUTPUT_MARKER = ("config.json", "metrics.json")
+
 DEFAULT_MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "p@10", "auc"]
 
 
@@ -51,24 +55,25 @@ DEFAULT_MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "
 class EvalConfig:
     data: str = "stdlib-codesearch"
     split: str = "test"
-    task: str = "retrieval"  # retrieval (first stage, optional rerank) | response (response selection)
+    task: str = "retrieval"  # retrieval (first stage, optional rerank) | response (response selection) | budget (retriever.cur)
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
     k: int = 100
     measures: list[str] = field(default_factory=lambda: list(DEFAULT_MEASURES))
     limit_queries: int | None = None  # first N judged queries of the split
     max_docs: int | None = None  # judged docs + a stable sample of others (quick runs)
     out: str | None = None
-    seed: int = 0
+    seed: Seed = 0
     rerank: RerankConfig = field(default_factory=RerankConfig)
     response: ResponseConfig = field(default_factory=ResponseConfig)
 
     def validate(self) -> None:
         """Generic checks (ranges, the output folder) before any work (ConfigError); the task's own
         checks are :meth:`unirank.tasks.base.Task.check_eval` (:func:`unirank.tasks.run_eval_task` runs both)."""
-        from ..config import check_out_dir, check_positive
+        from ..config import check_out_dir, check_positive, check_ranges
 
+        check_ranges(self)
         check_positive({"k": self.k, "limit_queries": self.limit_queries, "max_docs": self.max_docs,
                         "rerank.depth": self.rerank.depth, "rerank.chunk_size": self.rerank.chunk_size,
                         "rerank.batch_size": self.rerank.batch_size, "response.batch_size": self.response.batch_size,
                         "response.chunk_size": self.response.chunk_size, "retriever.dense.batch_size": self.retriever.dense.batch_size})
-        check_out_dir(self.out)
+        check_out_dir(self.out, marker=OUTPUT_MARKER)

@@ -6,6 +6,7 @@ usable on its own (``retrieve``, ``score_run``, ``write_eval_outputs``).
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,9 @@ from ..index.retrievers import make_retriever
 from ..provenance import versions
 from ..types import Qrels, RetrievalDataset, Run
 from . import metrics as M
-from .config import EvalConfig
+from .config import OUTPUT_MARKER, EvalConfig
 from .report import html_report, metrics_table
+
 
 
 @dataclass
@@ -56,8 +58,13 @@ def subsample_corpus(ds: RetrievalDataset, max_docs: int | None) -> RetrievalDat
 
 
 def retrieve(ds: RetrievalDataset, retriever: Any, k: int, query_ids: Sequence[str] | None = None) -> tuple[Run, dict[str, float]]:
-    """Index the whole corpus (title + text), search the split's queries; returns (run, timings)."""
+    """Index the whole corpus (title + text), search the split's queries; returns (run, timings).
+
+    ``k`` is capped at the corpus size: the result buffers grow with the data, never with a
+    ``k`` typed with too many zeros (see :func:`note_k`).
+    """
     doc_ids = list(ds.corpus)
+    k = min(k, len(doc_ids))
     t0 = time.perf_counter()
     retriever.build(doc_ids, [ds.corpus[d].full_text for d in doc_ids])
     t1 = time.perf_counter()
@@ -65,6 +72,17 @@ def retrieve(ds: RetrievalDataset, retriever: Any, k: int, query_ids: Sequence[s
     scores, idx = retriever.search([ds.queries[q].text for q in qids], k)
     t2 = time.perf_counter()
     return hits_to_run(qids, retriever.doc_ids, scores, idx), {"index_s": t1 - t0, "search_s": t2 - t1}
+
+
+def note_k(k: int, ds: RetrievalDataset, what: str = "k") -> str | None:
+    """The note printed when ``k`` exceeds the corpus (retrieval then returns every document).
+
+    Example:
+        >>> note_k(10**12, RetrievalDataset("toy", {"d": None}, {}, {}))
+        'note: k=1000000000000 is more than the 1 documents of toy; every document is retrieved'
+    """
+    n = len(ds.corpus)
+    return f"note: {what}={k} is more than the {n} documents of {ds.name}; every document is retrieved" if k > n else None
 
 
 def score_run(qrels: Qrels, run: Run, measures: Sequence[str]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
@@ -91,7 +109,11 @@ def _explain(retriever: Any, ds: RetrievalDataset, run: Run, n_queries: int = 5,
 def write_eval_outputs(out: str | Path, result: EvalResult, ds: RetrievalDataset, cfg_dict: dict, title: str,
                        extra_html: Any = None) -> None:
     """run.trec, metrics.json, per_query.json, config.json and report.html, each written atomically
-    (and ``explain.md`` / ``explain.json`` when ``extra_html`` is an explain view ``(html, items)``)."""
+    (and ``explain.md`` / ``explain.json`` when ``extra_html`` is an explain view ``(html, items)``).
+
+    Callers write the whole folder as a unit: ``with uio.atomic_dir(out, OUTPUT_MARKER) as tmp:
+    write_eval_outputs(tmp, ...)`` (a reranked run writes its ``first_stage/`` in the same block).
+    """
     from ..data.trec import write_run
 
     out = Path(out)
@@ -122,6 +144,8 @@ def run_eval(cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever
     ds = dataset if dataset is not None else load_dataset(cfg.data, split=cfg.split)
     ds = subsample_corpus(limit_split(ds, cfg.limit_queries), cfg.max_docs)
     retriever = retriever if retriever is not None else make_retriever(cfg.retriever)
+    if not quiet and note_k(cfg.k, ds):
+        print(note_k(cfg.k, ds), file=sys.stderr)
     t0 = time.perf_counter()
     run, timings = retrieve(ds, retriever, cfg.k)
     means, per_q = score_run(ds.qrels, run, cfg.measures)
@@ -131,6 +155,8 @@ def run_eval(cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever
         "timings_s": {**{k: round(v, 3) for k, v in timings.items()}, "total_s": round(time.perf_counter() - t0, 3)},
         "versions": versions(),
     }
+    if getattr(retriever, "stats", None):  # e.g. the cross-encoder calls of retriever "cur"
+        info["retriever_stats"] = retriever.stats
     encoder = getattr(retriever, "encoder", None) or getattr(getattr(retriever, "dense", None), "encoder", None)
     if encoder is not None:
         info["model"] = {"source": encoder.backbone.source, "fingerprint": encoder.backbone.fingerprint()}
@@ -139,8 +165,9 @@ def run_eval(cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever
     result = EvalResult(means, per_q, run, info)
     explained = _explain(retriever, ds, run) if cfg.out else None
     if cfg.out:
-        write_eval_outputs(cfg.out, result, ds, to_dict(cfg), f"unirank eval: {cfg.retriever.name} on {ds.name}/{ds.split}",
-                           extra_html=explained)
+        with uio.atomic_dir(cfg.out, OUTPUT_MARKER) as tmp:
+            write_eval_outputs(tmp, result, ds, to_dict(cfg), f"unirank eval: {cfg.retriever.name} on {ds.name}/{ds.split}",
+                               extra_html=explained)
     if not quiet:
         print(metrics_table(means, title=f"{cfg.retriever.name} on {ds.name}/{ds.split} ({len(ds.qrels)} queries)"))
     return result

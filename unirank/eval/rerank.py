@@ -20,6 +20,7 @@ independent of ``chunk_size``.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,7 @@ def rerank_eval(
     from ..data.datasets import load_dataset
     from ..index.retrievers import make_retriever
     from ..provenance import versions
-    from .evaluate import EvalResult, limit_split, retrieve, score_run, subsample_corpus, write_eval_outputs
+    from .evaluate import EvalResult, limit_split, note_k, retrieve, score_run, subsample_corpus, write_eval_outputs
     from .report import comparison_markdown
 
     ds = dataset if dataset is not None else load_dataset(cfg.data, split=cfg.split)
@@ -180,6 +181,8 @@ def rerank_eval(
     t0 = time.perf_counter()
     if first_stage is None:
         retriever = retriever if retriever is not None else make_retriever(cfg.retriever)
+        if not quiet and note_k(max(cfg.k, depth), ds, "max(k, rerank depth)"):
+            print(note_k(max(cfg.k, depth), ds, "max(k, rerank depth)"), file=sys.stderr)
         run, timings = retrieve(ds, retriever, max(cfg.k, depth))
         first_name = cfg.retriever.name
     else:
@@ -221,9 +224,13 @@ def rerank_eval(
     }
     result = EvalResult(means, per_q, full, rr_info)
     if cfg.out:
+        from .. import io as uio
+        from .config import OUTPUT_MARKER
+
         cfg_dict = {**to_dict(cfg), "rerank": {"kind": ranker.kind, **settings}}
-        write_eval_outputs(Path(cfg.out) / "first_stage", first, ds, to_dict(cfg), f"unirank eval: {first_name} on {ds.name}/{ds.split}")
-        write_eval_outputs(cfg.out, result, ds, cfg_dict, f"unirank eval: {first_name} + {ranker.kind} rerank@{depth} on {ds.name}/{ds.split}")
+        with uio.atomic_dir(cfg.out, OUTPUT_MARKER) as tmp:  # both runs or neither
+            write_eval_outputs(tmp / "first_stage", first, ds, to_dict(cfg), f"unirank eval: {first_name} on {ds.name}/{ds.split}")
+            write_eval_outputs(tmp, result, ds, cfg_dict, f"unirank eval: {first_name} + {ranker.kind} rerank@{depth} on {ds.name}/{ds.split}")
     if not quiet:
         measures = [m for m in means]
         print(comparison_markdown({first_name: first_means, f"+ {ranker.kind} rerank@{depth}": means}, measures))

@@ -193,7 +193,8 @@ def write_response_outputs(
     config: dict[str, Any],
     info: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``scores.jsonl``, ``metrics.json`` and ``config.json`` into ``out``, each atomically.
+    """Write ``scores.jsonl``, ``metrics.json`` and ``config.json`` into ``out``, the folder as
+    a unit (:func:`unirank.io.atomic_dir`: a failure leaves an earlier ``out`` as it was).
 
     ``scores.jsonl`` has one ``{"id", "scores", "labels", "rank"}`` per example, ``rank``
     being the (pessimistic) rank of its best correct candidate, ``null`` if it has none.
@@ -209,8 +210,7 @@ def write_response_outputs(
     """
     if len(examples) != len(scores):
         raise ValueError(f"{len(examples)} examples but {len(scores)} score lists")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from .config import OUTPUT_MARKER
 
     def rows():
         for ex, s in zip(examples, scores):
@@ -218,9 +218,10 @@ def write_response_outputs(
             rank = int(_correct_ranks([s], [ex.labels])[0]) if has_pos else None
             yield {"id": ex.id, "scores": [float(x) for x in s], "labels": list(ex.labels), "rank": rank}
 
-    uio.write_jsonl(out / "scores.jsonl", rows())
-    uio.write_json(out / "metrics.json", metrics)
-    uio.write_json(out / "config.json", {"config": config, **(info or {})})
+    with uio.atomic_dir(out, OUTPUT_MARKER) as tmp:
+        uio.write_jsonl(tmp / "scores.jsonl", rows())
+        uio.write_json(tmp / "metrics.json", metrics)
+        uio.write_json(tmp / "config.json", {"config": config, **(info or {})})
 
 
 # --------------------------------------------------------------------------- loading + the whole run

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..io import read_json
+
 
 def _faiss():
     from ..optional import optional_import
@@ -99,7 +101,7 @@ class DenseIndex:
     def load(cls, folder: str | os.PathLike) -> "DenseIndex":
         faiss = _faiss()
         folder = Path(folder)
-        meta = json.loads((folder / "unirank_index.json").read_text())
+        meta = read_json(folder / "unirank_index.json")
         ix = cls(kind=meta["kind"], nlist=meta["nlist"], nprobe=meta["nprobe"], seed=meta["seed"])
         ix._index = faiss.read_index(str(folder / "faiss.index"))
         if meta["kind"] == "ivf":

@@ -16,6 +16,7 @@ from .dense import DenseIndex
 from .shards import PrebuiltRetriever
 from .sparse import BM25Index  # noqa: F401  (registers "bm25")
 from . import splade_retriever  # noqa: F401,E402  (registers "splade" and "fusion")
+from .cur_retriever import CURRetriever  # noqa: F401  (registers "cur")
 
 #: search a store written by ``unirank encode`` (optionally through ``unirank index``'s FAISS indexes)
 RETRIEVERS.register("prebuilt")(PrebuiltRetriever)
@@ -83,7 +84,7 @@ class HybridRetriever:
         self.dense.build(doc_ids, texts)
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        d = max(k, self.depth)
+        d = min(max(k, self.depth), len(self.doc_ids))  # never more hits than documents
         return rrf_fuse([self.bm25.search(queries, d), self.dense.search(queries, d)], len(self.doc_ids), k, self.k_rrf)
 
 

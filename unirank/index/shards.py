@@ -17,6 +17,15 @@ chunk file is written to a temporary name and renamed, so a killed encoding leav
 whole chunks and ``resume=True`` skips them (checking their ids): the result is
 byte-identical to an uninterrupted run.
 
+**Atomicity.** The store cannot be replaced as one folder - many processes write it, and
+resuming means keeping what is there - so its units are smaller: ``store.json`` is written
+once, atomically; a shard is complete only once ``done.json`` is written, after its last
+chunk (readers refuse a store with an unfinished shard); a chunk is whole or absent. With
+``resume=False`` a shard is re-encoded into a temporary folder that replaces the old shard
+only when complete (:func:`unirank.io.atomic_dir`), so a failed re-encoding leaves the old
+shard as it was. Temporary chunk files of a killed writer are removed when the shard is
+resumed, and a non-empty ``out_dir`` that is not a store is refused before any work.
+
 **Indexes.** :func:`build_index_from_shards` streams the chunks into a FAISS index of a
 kind from :data:`SHARD_INDEX_KINDS` (``flat`` exact, ``ivfpq`` compressed, ``hnsw`` graph),
 trained on a seeded sample. :class:`ShardedIndex` searches shard by shard - exact search
@@ -52,12 +61,13 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..io import write_json
+from ..io import atomic_dir, check_writable_dir, clean_leftovers, read_json, tmp_prefix, write_json
 from ..registry import Registry
 from .base import topk_merge
 from .dense import search_in_chunks
 
 __all__ = [
+    "check_store_dir",
     "parse_shard",
     "shard_range",
     "encode_corpus_shard",
@@ -74,6 +84,8 @@ __all__ = [
 ]
 
 STORE = "store.json"
+#: what every folder of per-shard indexes (``unirank index --out``) holds
+INDEX_MARKER = "shard-00000/unirank_index.json"
 
 
 # --------------------------------------------------------------------------- shards
@@ -128,8 +140,26 @@ def _corpus_items(corpus: Any) -> list[tuple[str, Any]]:
     return [(str(i), t) for i, t in corpus]
 
 
+def check_store_dir(out_dir: str | os.PathLike, key: str = "--out") -> None:
+    """Before any work: ``out_dir`` is an embedding store, an empty folder or no folder yet,
+    and can be written (:class:`ConfigError` naming ``key`` otherwise).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = (d / "notes.txt").write_text("mine")
+        >>> check_store_dir(d)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: --out: ... is a non-empty folder but no embedding store (no store.json); choose a new folder
+    """
+    root = Path(out_dir)
+    if root.is_dir() and any(root.iterdir()) and not (root / STORE).is_file():
+        raise ConfigError(f"{key}: {root} is a non-empty folder but no embedding store (no {STORE}); choose a new folder")
+    check_writable_dir(root, key, inside=True)
+
+
 def _atomic_save(path: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -191,6 +221,10 @@ def encode_corpus_shard(
         raise ConfigError(f"shard {i}/{n}: expected 0 <= i < n")
     if dtype not in ("float32", "float16"):
         raise ConfigError(f"dtype {dtype!r}: expected float32 or float16")
+    for key, value in (("chunk_size", chunk_size), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key}: expected an integer >= 1, got {value!r}")
+    check_store_dir(out_dir, "out_dir")
     items = _corpus_items(corpus)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -200,7 +234,7 @@ def encode_corpus_shard(
             "model_fingerprint": backbone.fingerprint() if backbone is not None and hasattr(backbone, "fingerprint") else None}
     store = root / STORE
     if store.is_file():
-        old = json.loads(store.read_text(encoding="utf-8"))
+        old = read_json(store)
         diff = sorted(k for k in meta if old.get(k) != meta[k])
         if diff:
             raise ConfigError(f"{store}: the store was written with other {', '.join(diff)}; use a new out_dir")
@@ -210,31 +244,40 @@ def encode_corpus_shard(
         except FileExistsError:  # pragma: no cover - another shard wrote it first
             pass
     folder = _shard_dir(root, i, n)
-    folder.mkdir(exist_ok=True)
     start, stop = shard_range(len(items), i, n)
     mine = items[start:stop]
     n_chunks = (len(mine) + chunk_size - 1) // chunk_size
-    dim = None
-    for c in range(n_chunks):
-        part = mine[c * chunk_size : (c + 1) * chunk_size]
-        ids = [d for d, _ in part]
-        ids_path, vec_path = folder / f"chunk-{c:06d}.ids.json", folder / f"chunk-{c:06d}.npy"
-        if resume and vec_path.is_file() and ids_path.is_file() and json.loads(ids_path.read_text(encoding="utf-8")) == ids:
-            if dim is None:
-                dim = int(np.load(vec_path, mmap_mode="r").shape[1])
-            continue
-        kw: dict[str, Any] = {"batch_size": batch_size, "show_progress": False}
-        if device is not None:
-            kw["device"] = device
-        vecs = np.ascontiguousarray(model.encode_docs([t for _, t in part], **kw), dtype=dtype)
-        if vecs.shape[0] != len(part):
-            raise ValueError(f"encode_docs returned {vecs.shape[0]} vectors for {len(part)} texts")
-        dim = int(vecs.shape[1])
-        _atomic_save(ids_path, lambda p: Path(p).write_text(json.dumps(ids), encoding="utf-8"))
-        _atomic_save(vec_path, lambda p: np.save(open(p, "wb"), vecs))
-        if on_chunk is not None:
-            on_chunk(c, n_chunks)
-    write_json(folder / "done.json", {"shard": i, "of": n, "docs": len(mine), "chunks": n_chunks, "start": start, "dim": dim})
+
+    def write_chunks(into: Path) -> None:
+        dim = None
+        for c in range(n_chunks):
+            part = mine[c * chunk_size : (c + 1) * chunk_size]
+            ids = [d for d, _ in part]
+            ids_path, vec_path = into / f"chunk-{c:06d}.ids.json", into / f"chunk-{c:06d}.npy"
+            if resume and vec_path.is_file() and ids_path.is_file() and json.loads(ids_path.read_text(encoding="utf-8")) == ids:
+                if dim is None:
+                    dim = int(np.load(vec_path, mmap_mode="r").shape[1])
+                continue
+            kw: dict[str, Any] = {"batch_size": batch_size, "show_progress": False}
+            if device is not None:
+                kw["device"] = device
+            vecs = np.ascontiguousarray(model.encode_docs([t for _, t in part], **kw), dtype=dtype)
+            if vecs.shape[0] != len(part):
+                raise ValueError(f"encode_docs returned {vecs.shape[0]} vectors for {len(part)} texts")
+            dim = int(vecs.shape[1])
+            _atomic_save(ids_path, lambda p: Path(p).write_text(json.dumps(ids), encoding="utf-8"))
+            _atomic_save(vec_path, lambda p: np.save(open(p, "wb"), vecs))
+            if on_chunk is not None:
+                on_chunk(c, n_chunks)
+        write_json(into / "done.json", {"shard": i, "of": n, "docs": len(mine), "chunks": n_chunks, "start": start, "dim": dim})
+
+    if resume:  # in place, chunk by chunk: what a killed run wrote is kept
+        folder.mkdir(exist_ok=True)
+        clean_leftovers(folder)
+        write_chunks(folder)
+    else:  # re-encoded from scratch: the old shard stays whole until the new one is
+        with atomic_dir(folder) as tmp:
+            write_chunks(tmp)
     return folder
 
 
@@ -246,7 +289,7 @@ def _shards(root: Path) -> list[Path]:
     store = root / STORE
     if not store.is_file():
         raise FileNotFoundError(f"{store}: not an embedding store (write one with `unirank encode`)")
-    n = json.loads(store.read_text(encoding="utf-8"))["shards"]
+    n = read_json(store)["shards"]
     folders = [_shard_dir(root, i, n) for i in range(n)]
     missing = [f.name for f in folders if not (f / "done.json").is_file()]
     if missing:
@@ -255,13 +298,13 @@ def _shards(root: Path) -> list[Path]:
 
 
 def _chunk_paths(folder: Path) -> list[tuple[Path, Path]]:
-    n = json.loads((folder / "done.json").read_text(encoding="utf-8"))["chunks"]
+    n = read_json(folder / "done.json")["chunks"]
     return [(folder / f"chunk-{c:06d}.ids.json", folder / f"chunk-{c:06d}.npy") for c in range(n)]
 
 
 def read_shard_ids(root: str | os.PathLike) -> list[list[str]]:
     """The document ids of every shard, in store order."""
-    return [[d for ids, _ in _chunk_paths(f) for d in json.loads(ids.read_text(encoding="utf-8"))] for f in _shards(Path(root))]
+    return [[d for ids, _ in _chunk_paths(f) for d in read_json(ids)] for f in _shards(Path(root))]
 
 
 def chunk_arrays(root: str | os.PathLike) -> list[np.ndarray]:
@@ -398,7 +441,7 @@ class FaissIndex:
     def load(cls, folder: str | os.PathLike) -> "FaissIndex":
         faiss = _faiss()
         folder = Path(folder)
-        meta = json.loads((folder / "unirank_index.json").read_text(encoding="utf-8"))
+        meta = read_json(folder / "unirank_index.json")
         return cls(faiss.read_index(str(folder / "faiss.index")), list(meta["doc_ids"]), meta["kind"])
 
 
@@ -507,8 +550,10 @@ class ShardedIndex:
     def build(cls, root: str | os.PathLike, index_dir: str | os.PathLike, kind: str = "ivfpq", **kw: Any) -> "ShardedIndex":
         """Build and save one FAISS index per shard (each trained on a sample of its shard)."""
         root, index_dir = Path(root), Path(index_dir)
-        for s in range(len(read_shard_ids(root))):
-            build_index_from_shards(root, kind, shard=s, **kw).save(index_dir / f"shard-{s:05d}")
+        n = len(read_shard_ids(root))
+        with atomic_dir(index_dir, marker=INDEX_MARKER) as tmp:  # every shard's index or none
+            for s in range(n):
+                build_index_from_shards(root, kind, shard=s, **kw).save(tmp / f"shard-{s:05d}")
         return cls(root, index_dir)
 
     def _shard_index(self, s: int) -> FaissIndex:

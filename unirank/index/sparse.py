@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..io import read_json
 from .base import RETRIEVERS
 
 
@@ -137,7 +138,7 @@ class BM25Index:
         import bm25s
 
         folder = Path(folder)
-        meta = json.loads((folder / "unirank_index.json").read_text())
+        meta = read_json(folder / "unirank_index.json")
         ix = cls(**meta["settings"])
         ix.doc_ids = meta["doc_ids"]
         ix._bm25 = bm25s.BM25.load(str(folder), show_progress=False)

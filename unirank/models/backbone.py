@@ -14,13 +14,16 @@ eager and the SDPA attention kernels.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
+
+from ..errors import ConfigError, DataError, UnirankError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_ALIASES = {None, "", "minilm", "all-MiniLM-L6-v2", DEFAULT_MODEL}
@@ -49,12 +52,49 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
         return str(packaged_model_dir())
     p = Path(name_or_path).expanduser()
     if p.is_dir():
+        if not any((p / f).is_file() for f in MODEL_FOLDER_FILES):
+            raise ConfigError(f"model folder {p} holds no model (none of {', '.join(MODEL_FOLDER_FILES)}); expected a unirank, "
+                              "sentence-transformers or transformers model folder")
         return str(p.resolve())
     if p.exists():
-        raise ValueError(f"model path {p} is a file; expected a model folder")
+        raise ConfigError(f"model path {p} is a file; expected a model folder")
     if str(name_or_path).startswith((".", "/", "~")):
         raise FileNotFoundError(f"model folder {p} does not exist")
     return str(name_or_path)
+
+
+#: a folder holding one of these is a model folder (transformers / sentence-transformers, unirank)
+MODEL_FOLDER_FILES = ("config.json", "unirank_model.json")
+
+
+@contextlib.contextmanager
+def model_load_errors(source: str) -> Iterator[None]:
+    """Turn the ways loading the model ``source`` fails for a user's reason into one-line
+    errors that name it: a damaged weights file (:class:`DataError`), a folder that is no
+    model, a hub name that cannot be fetched (offline, or no such model) (:class:`ConfigError`).
+    Anything else - a bug - propagates unchanged."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except UnirankError:
+        raise
+    except SafetensorError as e:
+        weights = Path(source) / "model.safetensors"
+        where = weights if weights.is_file() else source
+        from ..io import os_error_from
+
+        if os_error_from(e, where) is not None:  # unreadable, not damaged
+            raise os_error_from(e, where) from None
+        raise DataError(f"damaged weights file ({' '.join(str(e).split())}); save or download the model again", path=where) from None
+    except (OSError, ValueError) as e:
+        if isinstance(e, OSError) and e.errno is not None:
+            raise  # a file-system error (permission, full disk): the CLI names its file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        local = Path(source).is_dir()
+        what = "the model folder cannot be loaded" if local else ("not a local folder, and the Hugging Face hub does not give it "
+                                                                 "(offline, or no such model)")
+        raise ConfigError(f"model {source!r}: {what}: {first}") from None
 
 
 @dataclass
@@ -103,17 +143,20 @@ def load_backbone(name_or_path: str | os.PathLike | None = None, attn_implementa
 
     src = resolve_model_path(name_or_path)
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    if getattr(AutoConfig.from_pretrained(src), "model_type", "") in _POOLER_MODELS:
-        kwargs["add_pooling_layer"] = False  # unused by every paradigm; skips a random init + load warning
+    with model_load_errors(src):
+        if getattr(AutoConfig.from_pretrained(src), "model_type", "") in _POOLER_MODELS:
+            kwargs["add_pooling_layer"] = False  # unused by every paradigm; skips a random init + load warning
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the skipped pooler would print a load report on every load
     try:
-        model = AutoModel.from_pretrained(src, **kwargs)
+        with model_load_errors(src):
+            model = AutoModel.from_pretrained(src, **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
-    tokenizer = AutoTokenizer.from_pretrained(src)
+    with model_load_errors(src):
+        tokenizer = AutoTokenizer.from_pretrained(src)
     model.eval()
     return Backbone(model=model, tokenizer=tokenizer, source=src)
 
@@ -200,7 +243,8 @@ def load_pair_classifier(
     from ..errors import ConfigError
 
     src = resolve_model_path(name_or_path)
-    cfg = AutoConfig.from_pretrained(src)
+    with model_load_errors(src):
+        cfg = AutoConfig.from_pretrained(src)
     archs = [a for a in (getattr(cfg, "architectures", None) or []) if a.endswith("ForSequenceClassification")]
     if not archs:
         return None
@@ -211,7 +255,8 @@ def load_pair_classifier(
     if int(getattr(cfg, "num_labels", 1)) != 1:
         raise ConfigError(f"{src}: a {archs[0]} with {cfg.num_labels} labels; a cross-encoder checkpoint has one (a relevance logit)")
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    model = AutoModelForSequenceClassification.from_pretrained(src, **kwargs)
+    with model_load_errors(src):
+        model = AutoModelForSequenceClassification.from_pretrained(src, **kwargs)
     base = getattr(model, model.base_model_prefix)
     if cfg.model_type in _BERT_CLASSIFIER_TYPES:
         if getattr(base, "pooler", None) is None:
@@ -224,7 +269,26 @@ def load_pair_classifier(
     head = {"dense.weight": dense.weight.detach().clone(), "dense.bias": dense.bias.detach().clone(),
             "out.weight": out.weight.detach().clone(), "out.bias": out.bias.detach().clone()}
     base.eval()
-    return Backbone(model=base, tokenizer=AutoTokenizer.from_pretrained(src), source=src), head, layout
+    with model_load_errors(src):
+        tokenizer = AutoTokenizer.from_pretrained(src)
+    return Backbone(model=base, tokenizer=tokenizer, source=src), head, layout
+
+
+def save_tokenizer(tokenizer: Any, folder: str | os.PathLike) -> None:
+    """``tokenizer.save_pretrained(folder)`` with the fast tokenizer's truncation and padding
+    cleared first.
+
+    A fast tokenizer keeps the truncation / padding of its *last call* in its backend and
+    writes them into ``tokenizer.json``, so the saved file would depend on what ran before
+    the save (a dev evaluation, a resumed run that did not encode anything yet). Every
+    caller passes its own truncation and padding, so clearing them changes no encoding and
+    makes the saved folder a function of the weights and vocabulary only.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()
+    tokenizer.save_pretrained(str(folder))
 
 
 def tiny_backbone(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, max_positions: int = 512) -> Backbone:

@@ -30,11 +30,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -46,11 +43,20 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..errors import ConfigError
-from ..io import replace_dir, write_json
+from ..io import atomic_dir, read_json, write_json
 from ..registry import Registry
 from ..scoring import SIMILARITIES
 from ..types import Document
-from .backbone import Backbone, add_pooler, encode_tokens, load_backbone, mean_pool, pick_device, resolve_model_path
+from .backbone import (
+    Backbone,
+    add_pooler,
+    encode_tokens,
+    load_backbone,
+    mean_pool,
+    pick_device,
+    resolve_model_path,
+    save_tokenizer,
+)
 from .base import MODELS, Context, DualEncoder
 
 #: file in a saved folder that records the unirank model kind and its settings
@@ -169,7 +175,7 @@ class BiEncoder(DualEncoder):
             settings.update(_sentence_transformers_settings(folder))
             cfg_path = folder / UNIRANK_CONFIG
             if cfg_path.is_file():
-                cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+                cfg = read_json(cfg_path)
                 if cfg.get("kind") != cls.kind:
                     raise ConfigError(f"{cfg_path}: kind is {cfg.get('kind')!r}; BiEncoder loads kind {cls.kind!r}")
                 settings.update(cfg.get("settings", {}))
@@ -483,19 +489,13 @@ class BiEncoder(DualEncoder):
                 raise FileExistsError(f"{path} is a file; expected a model folder")
             if any(path.iterdir()) and not (path / UNIRANK_CONFIG).is_file():
                 raise FileExistsError(f"{path} is a non-empty folder without {UNIRANK_CONFIG}; refusing to replace it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
+        with atomic_dir(path, marker=UNIRANK_CONFIG) as tmp:
             self._write_folder(tmp)
-            replace_dir(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def _write_folder(self, folder: Path) -> None:
         self.model.save_pretrained(str(folder))
         add_pooler(folder, self.backbone)  # else SentenceTransformer(folder) reports a randomly initialised pooler
-        self.tokenizer.save_pretrained(str(folder))
+        save_tokenizer(self.tokenizer, folder)
         modules = [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
@@ -547,7 +547,7 @@ def _version(package: str) -> str:
 
 
 def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 #: sentence-transformers pooling config -> our pooling name

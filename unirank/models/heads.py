@@ -22,8 +22,6 @@ save never leaves a half-written model under the final name; no pickle is involv
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,9 +29,9 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, DataError
-from ..io import replace_dir, write_json
+from ..io import atomic_dir, write_json
 from ..registry import Registry
-from .backbone import Backbone, encode_tokens, load_backbone, mean_pool
+from .backbone import Backbone, encode_tokens, load_backbone, mean_pool, model_load_errors, save_tokenizer
 from .base import FORMAT_VERSION, MODEL_FILE, Ranker, read_model_meta
 from .inputs import PackedBatch, TextPacker
 from .masks import build_mask
@@ -115,11 +113,10 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move the finished folder ``tmp`` to ``target``, replacing an earlier saved model."""
+def _check_target(target: Path) -> None:
+    """``target`` may take a saved model: absent, empty, or an earlier saved model."""
     if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / MODEL_FILE).is_file())):
         raise ConfigError(f"{target} exists and is not a unirank model folder; refusing to overwrite it")
-    replace_dir(tmp, target)
 
 
 class BackboneRanker(Ranker, MaskedLMTrainable):
@@ -236,14 +233,13 @@ class BackboneRanker(Ranker, MaskedLMTrainable):
         from safetensors.torch import save_file
 
         target = Path(path).expanduser()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
+        _check_target(target)
+        with atomic_dir(target, marker=MODEL_FILE) as tmp:
             folders = {}
             for arg, bb in self._backbones().items():
                 folder = self._backbone_folders[arg]
                 bb.model.save_pretrained(tmp / folder)
-                bb.tokenizer.save_pretrained(tmp / folder)
+                save_tokenizer(bb.tokenizer, tmp / folder)
                 folders[arg] = folder
             save_file(self.head_state(), str(tmp / HEAD_FILE), metadata={"kind": self.kind})
             meta = {
@@ -256,10 +252,6 @@ class BackboneRanker(Ranker, MaskedLMTrainable):
                 **({"mlm_head": self.mlm_head_settings()} if self.mlm_head is not None else {}),
             }
             write_json(tmp / MODEL_FILE, meta)
-            _replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(
@@ -279,7 +271,8 @@ class BackboneRanker(Ranker, MaskedLMTrainable):
         model = cls(**backbones, **{**meta.get("settings", {}), **overrides})
         if meta.get("mlm_head") is not None:  # trained with the MLM auxiliary loss: its head comes back too
             model.add_mlm_head(**meta["mlm_head"])
-        head = load_file(str(root / HEAD_FILE))
+        with model_load_errors(str(root / HEAD_FILE)):
+            head = load_file(str(root / HEAD_FILE))
         result = model.load_state_dict(head, strict=False)
         missing = [k for k in result.missing_keys if not model._is_backbone_key(k) and k not in TIED_KEYS]
         if missing or result.unexpected_keys:

@@ -50,9 +50,7 @@ import contextlib
 import importlib.util
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -62,7 +60,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import ConfigError
-from ..io import replace_dir, write_json
+from ..io import atomic_dir, write_json
 from ..types import Document
 from .backbone import Backbone, encode_tokens, load_backbone, pick_device, resolve_model_path
 from .base import MODELS, Context, DualEncoder
@@ -594,14 +592,8 @@ class Splade(DualEncoder):
                 raise FileExistsError(f"{path} is a file; expected a model folder")
             if any(path.iterdir()) and not (path / UNIRANK_CONFIG).is_file():
                 raise FileExistsError(f"{path} is a non-empty folder without {UNIRANK_CONFIG}; refusing to replace it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
+        with atomic_dir(path, marker=UNIRANK_CONFIG) as tmp:
             self._write_folder(tmp)
-            replace_dir(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def masked_lm(self) -> Any:
         """This model as a transformers ``*ForMaskedLM`` (a copy of the weights)."""

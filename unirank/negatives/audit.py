@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from unirank.io import write_jsonl, write_text
+from ..io import write_jsonl, write_text
 
 __all__ = ["AuditCollector", "AuditEntry", "relative_margin", "svg_histogram", "write_audit"]
 

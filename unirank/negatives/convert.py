@@ -32,16 +32,17 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from unirank.data.files import iter_json_objects
-from unirank.errors import ConfigError, DataError
-from unirank.io import atomic_open
-from unirank.registry import Registry
-from unirank.types import Candidate, TrainExample
+from ..data.files import iter_json_objects
+from ..errors import ConfigError, DataError
+from ..io import atomic_open
+from ..registry import Registry
+from ..types import Candidate, TrainExample
 
 __all__ = ["CONVERTERS", "SCORE_SOURCES", "convert_file", "iter_mined", "read_mined", "read_rows"]
 
@@ -67,6 +68,12 @@ def _check_row(row: Any, path: str | None, line: int | None) -> dict:
         for n, c in enumerate(row[key]):
             if not isinstance(c, dict) or not isinstance(c.get("id"), str) or not isinstance(c.get("text"), str):
                 raise bad(f"{key}[{n}] must be an object with string 'id' and 'text'")
+            for field in ("score", "teacher"):
+                v = c.get(field)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                    raise bad(f"{key}[{n}].{field} must be a finite number or null, got {v!r}")
+            if c.get("rank") is not None and (isinstance(c["rank"], bool) or not isinstance(c["rank"], int)):
+                raise bad(f"{key}[{n}].rank must be an integer or null, got {c['rank']!r}")
     return row
 
 

@@ -38,7 +38,6 @@ Example:
 from __future__ import annotations
 
 import functools
-
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,9 +45,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from unirank.config import construct
-from unirank.errors import ConfigError
-from unirank.registry import Registry
+from ..config import construct
+from ..errors import ConfigError
+from ..registry import Registry
 
 __all__ = [
     "FILTERS",

@@ -48,11 +48,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from unirank.errors import ConfigError
-from unirank.index.base import stable_topk, topk_merge
-from unirank.index.retrievers import rrf_fuse
-from unirank.index.sparse import BM25Index
-from unirank.registry import Registry
+from ..errors import ConfigError
+from ..index.base import stable_topk, topk_merge
+from ..index.retrievers import rrf_fuse
+from ..index.sparse import BM25Index
+from ..registry import Registry
 
 __all__ = [
     "MINERS",
@@ -306,7 +306,7 @@ class DenseMiner(Miner):
         """Build from a MineConfig (``cfg.miner.dense``, ``cfg.dense_search``, chunk sizes)."""
         d = cfg.miner.dense
         if encoder is None:
-            from unirank.models.base import load_ranker
+            from ..models.base import load_ranker
 
             encoder = load_ranker(d.model, "bi", device="cpu", backend=d.backend)
         return cls(
@@ -342,7 +342,7 @@ class DenseMiner(Miner):
         self.doc_vectors = vectors
         self._faiss = None
         if self.search_kind == "faiss":
-            from unirank.index.dense import DenseIndex
+            from ..index.dense import DenseIndex
 
             self._faiss = DenseIndex(kind=self.index_kind, nprobe=self.nprobe)
             # IVF is trained on the first batch added, so it gets all vectors at once
@@ -446,14 +446,14 @@ class PrebuiltMiner(DenseMiner):
         """From a MineConfig: ``miner.dense.store`` / ``index_dir`` / ``model`` / encoding settings."""
         d = cfg.miner.dense
         if encoder is None:
-            from unirank.models.base import load_ranker
+            from ..models.base import load_ranker
 
             encoder = load_ranker(d.model, "bi", device="cpu", backend=d.backend)
         return cls(encoder, d.store, d.index_dir, {"batch_size": d.batch_size, "device": d.device, "dtype": d.dtype}, d.refine)
 
     def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
         """Open the store and check it holds ``doc_ids`` in this order; nothing is encoded."""
-        from unirank.index.shards import ShardedIndex
+        from ..index.shards import ShardedIndex
 
         if getattr(self.encoder, "similarity", None) == "cosine" and not getattr(self.encoder, "normalize", True):
             raise ConfigError("miner prebuilt: the store holds the encoder's raw vectors, but this encoder scores by cosine "
@@ -521,7 +521,7 @@ class HybridMiner(Miner):
         return _HybridState(self.bm25.prepare(queries), self.dense.prepare(queries))
 
     def _sides(self, state: _HybridState, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        d = max(k, self.depth)
+        d = min(max(k, self.depth), len(self.doc_ids))
         if state.sides is None or state.sides[0][1].shape[1] < d:
             b, n = self.bm25.search(state.bm25, d), self.dense.search(state.dense, d)
             state.sides = [(b.scores, b.indices), (n.scores, n.indices)]
@@ -579,7 +579,7 @@ class SpladeMiner(Miner):
         """From a MineConfig: ``miner.splade.model`` (default the packaged SPLADE-tiny) and its settings."""
         s = cfg.miner.splade
         if encoder is None:
-            from unirank.models.splade import Splade
+            from ..models.splade import Splade
 
             encoder = Splade.from_pretrained(s.model, **s.settings)
         return cls(encoder, {"batch_size": s.batch_size, "device": s.device, "dtype": s.dtype})
@@ -589,13 +589,13 @@ class SpladeMiner(Miner):
         return [] if self._index is None else self._index.doc_ids
 
     def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
-        from unirank.index.learned_sparse import SparseExactIndex
+        from ..index.learned_sparse import SparseExactIndex
 
         self._index = SparseExactIndex(vocab_fingerprint=self.encoder.vocab_fingerprint())
         self._index.add(self.encoder.encode_docs(list(texts), **self.encode_kw), list(doc_ids))
 
     def prepare(self, queries: Sequence[str]) -> Any:
-        from unirank.index.learned_sparse import warn_empty_queries
+        from ..index.learned_sparse import warn_empty_queries
 
         q = self.encoder.encode_queries(list(queries), **self.encode_kw)
         warn_empty_queries(q, "miner splade")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -39,18 +40,18 @@ from typing import Any
 import numpy as np
 import yaml
 
-from unirank.config import to_dict
-from unirank.errors import ConfigError, DataError
-from unirank.index.config import RetrieverConfig
-from unirank.io import atomic_open, file_sha256, write_json
-from unirank.models.base import import_model_kinds
-from unirank.negatives.audit import AuditCollector, write_audit
-from unirank.negatives.convert import CONVERTERS, convert_file
-from unirank.negatives.filters import CandidatePool, Filter, apply_filters, build_filters
-from unirank.negatives.miners import DENSE_SEARCHES, Miner, TeacherScorer, build_miner
-from unirank.negatives.samplers import SampleContext, Sampler, build_sampler
-from unirank.provenance import text_fingerprint, versions
-from unirank.types import RetrievalDataset
+from ..config import Seed, to_dict
+from ..errors import ConfigError, DataError
+from ..index.config import RetrieverConfig
+from ..io import atomic_dir, atomic_open, file_sha256, write_json
+from ..models.base import import_model_kinds
+from ..provenance import text_fingerprint, versions
+from ..types import RetrievalDataset
+from .audit import AuditCollector, write_audit
+from .convert import CONVERTERS, convert_file
+from .filters import CandidatePool, Filter, apply_filters, build_filters
+from .miners import DENSE_SEARCHES, Miner, TeacherScorer, build_miner
+from .samplers import SampleContext, Sampler, build_sampler
 
 __all__ = ["MineConfig", "MineStats", "TeacherConfig", "build_mine_config", "load_teacher", "mine_rows", "parse_spec", "query_rng", "run_mine"]
 
@@ -127,15 +128,17 @@ class MineConfig:
     negatives: int = 7
     keep_incomplete: bool = True
     limit_queries: int | None = None
-    seed: int = 0
+    seed: Seed = 0
     audit_top: int = 50
     format: str = FORMATS_NATIVE
     out: str | None = None
 
     def validate(self) -> None:
         """Check names and ranges before any work (ConfigError lists the valid choices)."""
-        from unirank.config import check_devices, check_out_dir, check_positive
-        from unirank.negatives.miners import MINERS
+        from ..config import check_devices, check_out_dir, check_positive, check_ranges
+        from .miners import MINERS
+
+        check_ranges(self)
 
         if self.miner.name not in MINERS:
             raise ConfigError(f"miner.name: unknown miner {self.miner.name!r}; valid: {', '.join(MINERS.names())}")
@@ -151,9 +154,9 @@ class MineConfig:
                         "teacher.chunk_size": self.teacher.chunk_size, "miner.dense.batch_size": self.miner.dense.batch_size})
         check_devices({"miner.dense.device": self.miner.dense.device,
                        "teacher.device": self.teacher.device if self.teacher.kind is not None else None})
-        check_out_dir(self.out)
+        check_out_dir(self.out, marker=OUTPUT_MARKER)
         if self.teacher.kind is not None:
-            from unirank.models.base import MODELS, DualEncoder
+            from ..models.base import MODELS, DualEncoder
 
             import_model_kinds()
             if self.teacher.kind not in MODELS:
@@ -212,7 +215,7 @@ def build_mine_config(
         >>> cfg.miner.name, cfg.negatives, cfg.filters, cfg.sampler
         ('dense', 3, [{'name': 'relative_margin', 'p': 0.1}], {'name': 'top', 'range_min': 3})
     """
-    from unirank.config import load_config
+    from ..config import load_config
 
     cfg = load_config(MineConfig, config, list(overrides))
     if filters is not None:
@@ -313,7 +316,7 @@ def mine_rows(
         stop = min(start + cfg.query_chunk, n_q)
         qids, qtexts, prow = task.query_ids[start:stop], task.query_texts[start:stop], task.positives[start:stop]
         state = miner.prepare(qtexts)
-        hits = miner.search(state, cfg.depth, prow)
+        hits = miner.search(state, min(cfg.depth, len(doc_ids)), prow)  # buffers grow with the corpus, not a typo'd depth
         for j, qid in enumerate(qids):
             stats.queries_mined += 1
             valid = hits.indices[j] >= 0
@@ -413,9 +416,13 @@ def load_teacher(cfg: TeacherConfig) -> TeacherScorer | None:
     """The teacher ``cfg`` names (through :func:`unirank.models.base.load_ranker`), or None."""
     if cfg.kind is None:
         return None
-    from unirank.models.base import load_ranker
+    from ..models.base import load_ranker
 
     return TeacherScorer(load_ranker(cfg.model, cfg.kind, device=cfg.device, backend=cfg.backend), depth=cfg.depth, chunk_size=cfg.chunk_size)
+
+
+#: the file every ``unirank mine`` output folder holds (an existing folder without it is never replaced)
+OUTPUT_MARKER = "mine.json"
 
 
 def run_mine(
@@ -444,7 +451,7 @@ def run_mine(
         ConfigError: unknown miner / filter / sampler / format / teacher name, bad value.
         DataError: unreadable data.
     """
-    from unirank.data.datasets import load_dataset
+    from ..data.datasets import load_dataset
 
     if not cfg.out:
         raise ConfigError("out: an output folder is required")
@@ -470,44 +477,47 @@ def run_mine(
         raise ConfigError("the given miner was built on another corpus (doc ids differ)")
     teacher = teacher if teacher is not None else load_teacher(cfg.teacher)
     timings["index_s"] = time.perf_counter() - t
+    if cfg.depth > len(doc_ids):
+        print(f"note: depth={cfg.depth} is more than the {len(doc_ids)} documents of {ds.name}; every document is a candidate",
+              file=sys.stderr)
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    audit = AuditCollector(top=cfg.audit_top)
-    t = time.perf_counter()
-    with atomic_open(out / "train.jsonl", "w") as f:
-        for row in mine_rows(task, miner, doc_texts, filters, sampler, cfg, stats, audit, teacher, say):
-            f.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
-    timings["mine_s"] = time.perf_counter() - t
+    # the folder is the unit: a failed run leaves an earlier one as it was, never old and new files side by side
+    with atomic_dir(cfg.out, marker=OUTPUT_MARKER) as out:
+        audit = AuditCollector(top=cfg.audit_top)
+        t = time.perf_counter()
+        with atomic_open(out / "train.jsonl", "w") as f:
+            for row in mine_rows(task, miner, doc_texts, filters, sampler, cfg, stats, audit, teacher, say):
+                f.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+        timings["mine_s"] = time.perf_counter() - t
 
-    outputs = {"train.jsonl": file_sha256(out / "train.jsonl")}
-    if cfg.format != FORMATS_NATIVE:
-        name = f"train.{cfg.format}.jsonl"
-        convert_file(out / "train.jsonl", out / name, cfg.format)
-        outputs[name] = file_sha256(out / name)
-    resolved = to_dict(cfg)
-    resolved.pop("out")  # where the manifest lies; left out so that identical runs give identical files
-    manifest = {
-        "config": resolved,
-        "seed": cfg.seed,
-        "data": {
-            "name": ds.name,
-            "split": ds.split,
-            "fingerprint": ds.fingerprint,
-            "corpus_fingerprint": _corpus_fingerprint(doc_ids, doc_texts),
-            "qrels_fingerprint": _qrels_fingerprint(ds),
-            "documents": len(doc_ids),
-        },
-        "miner": miner.describe(),
-        "teacher": teacher.describe() if teacher is not None else None,
-        "counts": stats.to_json(),
-        "outputs": outputs,
-        "versions": versions(),
-    }
-    summary = {"data": f"{ds.name} / {ds.split}", "miner": manifest["miner"]["index"], "filters": cfg.filters,
-               "sampler": cfg.sampler, "negatives": cfg.negatives, "seed": cfg.seed, "counts": manifest["counts"]}
-    write_audit(out, audit, f"unirank mine audit: {cfg.miner.name} on {ds.name}/{ds.split}", summary)
-    write_json(out / "mine.json", manifest)
-    timings["total_s"] = time.perf_counter() - t0
-    write_json(out / "timings.json", {k: round(v, 3) for k, v in timings.items()})
-    return manifest
+        outputs = {"train.jsonl": file_sha256(out / "train.jsonl")}
+        if cfg.format != FORMATS_NATIVE:
+            name = f"train.{cfg.format}.jsonl"
+            convert_file(out / "train.jsonl", out / name, cfg.format)
+            outputs[name] = file_sha256(out / name)
+        resolved = to_dict(cfg)
+        resolved.pop("out")  # where the manifest lies; left out so that identical runs give identical files
+        manifest = {
+            "config": resolved,
+            "seed": cfg.seed,
+            "data": {
+                "name": ds.name,
+                "split": ds.split,
+                "fingerprint": ds.fingerprint,
+                "corpus_fingerprint": _corpus_fingerprint(doc_ids, doc_texts),
+                "qrels_fingerprint": _qrels_fingerprint(ds),
+                "documents": len(doc_ids),
+            },
+            "miner": miner.describe(),
+            "teacher": teacher.describe() if teacher is not None else None,
+            "counts": stats.to_json(),
+            "outputs": outputs,
+            "versions": versions(),
+        }
+        summary = {"data": f"{ds.name} / {ds.split}", "miner": manifest["miner"]["index"], "filters": cfg.filters,
+                   "sampler": cfg.sampler, "negatives": cfg.negatives, "seed": cfg.seed, "counts": manifest["counts"]}
+        write_audit(out, audit, f"unirank mine audit: {cfg.miner.name} on {ds.name}/{ds.split}", summary)
+        write_json(out / "mine.json", manifest)
+        timings["total_s"] = time.perf_counter() - t0
+        write_json(out / "timings.json", {k: round(v, 3) for k, v in timings.items()})
+        return manifest

@@ -35,10 +35,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from unirank.config import construct
-from unirank.errors import ConfigError
-from unirank.negatives.filters import CandidatePool
-from unirank.registry import Registry
+from ..config import construct
+from ..errors import ConfigError
+from ..registry import Registry
+from .filters import CandidatePool
 
 __all__ = [
     "SAMPLERS",

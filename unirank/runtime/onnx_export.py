@@ -38,8 +38,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +47,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, DataError, MissingDependency
-from ..io import replace_dir, write_json
+from ..io import atomic_dir, write_json
 from ..models.base import ONNX_MODEL_FILE as ONNX_FILE
 from ..optional import optional_import
 from ..registry import Registry
@@ -253,9 +251,7 @@ def export_onnx(model: Any, out: str | os.PathLike, quantize: str | None = None,
         raise ConfigError(f"{target} exists and is not an ONNX export folder; refusing to replace it")
     cfg = _backbone_config(model)
     fuse = optimize and getattr(cfg, "model_type", "") in ("bert",)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    with atomic_dir(target, marker=ONNX_FILE) as tmp:  # the whole export or the earlier one
         model.to("cpu")
         graphs: dict[str, dict[str, Any]] = {}
         with _export_mode(model), torch.no_grad(), warnings.catch_warnings():
@@ -290,10 +286,6 @@ def export_onnx(model: Any, out: str | os.PathLike, quantize: str | None = None,
             "versions": _versions(),
         }
         write_json(tmp / ONNX_FILE, meta)
-        replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

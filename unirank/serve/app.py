@@ -20,13 +20,23 @@ Behaviour:
   all sharing one model thread: the event loop never runs a model, and concurrent requests
   are scored together (``ServeSettings.batching=False`` sends each request alone).
 * Client errors are 4xx with a JSON ``detail``: 401 (API key), 404 (route needs a part
-  the server was started without), 413 (body over ``max_body_bytes``), 422 (malformed
-  JSON, wrong types, unknown fields, over a :class:`~unirank.serve.protocol.Limits` limit;
-  ``detail[*].loc`` names the field). 503 means loading, overloaded or shutting down.
+  the server was started without), 408 (the body did not arrive within
+  ``body_timeout_s``), 413 (body over ``max_body_bytes``), 422 (malformed JSON - also a
+  body that is not UTF-8 -, wrong types, unknown fields, over a
+  :class:`~unirank.serve.protocol.Limits` limit; ``detail[*].loc`` names the field). 503
+  means loading, overloaded or shutting down. In ``/metrics`` a request whose client went
+  away before its answer counts as status 499 (never as a 5xx).
 * With ``api_key`` set, every route except ``/healthz`` and ``/readyz`` needs
-  ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` (constant-time comparison).
+  ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` (constant-time comparison); a
+  request carrying more than one key (several headers) is refused; ``/readyz`` without a
+  valid key says only whether the server is ready (no paths, no error text). An empty key
+  is refused, never taken as "no authentication".
+* A model or index that fails to load stops the process with a non-zero status (a
+  supervisor restarts it); ``/readyz`` answers 503 meanwhile.
 * Shutdown (SIGINT / SIGTERM under uvicorn): uvicorn stops accepting connections and waits
-  for in-flight requests; then the lifespan handler lets every batcher finish its queue.
+  for in-flight requests; a request still sending its body is answered 503 at once (it
+  neither holds the exit for the grace period nor ends as a 500); then the lifespan handler
+  lets every batcher finish its queue.
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import math
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +99,8 @@ class ServeSettings:
             that queue up while the model is busy join the next batch whatever this is, so
             even 0 batches under load; 1 ms measured best on an H100 (bench/RESULTS.md).
         max_queue: most requests waiting per route; beyond it 503 + Retry-After.
+        body_timeout_s: a request body must arrive within this many seconds (408 after),
+            so half-sent bodies are not held forever.
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -95,10 +109,22 @@ class ServeSettings:
     max_batch_size: int = 32
     max_wait_ms: float = 1.0
     max_queue: int = 1024
+    body_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.api_key is not None and not self.api_key:
-            raise ConfigError("api_key must be non-empty when given")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ConfigError("api_key (--api-key / UNIRANK_API_KEY) is empty: that would turn authentication off; "
+                              "give a key, or unset it to serve without one")
+        if self.api_key is not None and self.api_key != self.api_key.strip():
+            raise ConfigError("api_key (--api-key / UNIRANK_API_KEY) starts or ends with white space; no request could send it")
+        for name, low in (("max_batch_size", 1), ("max_queue", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be an integer >= {low}, got {value!r}")
+        for name in ("max_wait_ms", "body_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be a finite number >= 0, got {value!r}")
 
 
 def _fastapi():
@@ -122,6 +148,15 @@ class _State:
         self.executor: ThreadPoolExecutor | None = None
         self.load_future: asyncio.Future | None = None
         self.in_flight = 0  # requests being served (also exported as a gauge)
+        self.on_load_failed: Callable[[BaseException], None] | None = None  # serve_main stops the server
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.shutting_down: asyncio.Event | None = None
+
+    def begin_shutdown(self) -> None:
+        """The server is stopping (called from the signal handler): requests still waiting for
+        their body are answered 503 at once. Safe to call from any thread."""
+        if self.loop is not None and self.shutting_down is not None:
+            self.loop.call_soon_threadsafe(self.shutting_down.set)
 
     def _run(self, method: str) -> Callable[[list], list]:
         def call(items: list) -> list:
@@ -132,6 +167,7 @@ class _State:
 
     async def start(self) -> None:
         s = self.settings
+        self.loop, self.shutting_down = asyncio.get_running_loop(), asyncio.Event()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unirank-model")
         size, wait = (s.max_batch_size, s.max_wait_ms) if s.batching else (1, 0.0)
         for name, method in (("rank", "rank_batch"), ("search", "search_batch"), ("encode", "encode_batch")):
@@ -159,8 +195,14 @@ class _State:
                 log.info("ready: %s", backend.describe() if backend else {})
                 fut.set_result(None)
             else:
+                from ..errors import user_error
+
                 self.status = f"failed: {type(error).__name__}: {error}"
-                log.error("loading failed: %s", self.status, exc_info=error)
+                if self.on_load_failed is not None:  # serve_main: one line here, then the process exits non-zero
+                    log.error("loading failed: %s; stopping", user_error(error) or self.status.removeprefix("failed: "))
+                    self.on_load_failed(error)
+                else:
+                    log.error("loading failed: %s", self.status, exc_info=error)
                 fut.set_result(None)
 
         def work() -> None:
@@ -185,18 +227,25 @@ class _State:
             self.executor = None
 
 
-def _authorized(headers: list[tuple[bytes, bytes]], key: bytes) -> bool:
-    """True when ``X-API-Key`` or ``Authorization: Bearer`` carries ``key`` (constant time)."""
-    ok = False
+def _credentials(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """Every API key a request carries (``X-API-Key`` headers, ``Authorization`` headers)."""
+    out = []
     for name, value in headers:
         name = name.lower()
         if name == b"x-api-key":
-            ok |= hmac.compare_digest(value.strip(), key)
+            out.append(value.strip())
         elif name == b"authorization":
             scheme, _, token = value.strip().partition(b" ")
-            if scheme.lower() == b"bearer":
-                ok |= hmac.compare_digest(token.strip(), key)
-    return ok
+            out.append(token.strip() if scheme.lower() == b"bearer" else b"")
+    return out
+
+
+def _authorized(headers: list[tuple[bytes, bytes]], key: bytes) -> bool:
+    """True when the request carries exactly one key, in ``X-API-Key`` or ``Authorization:
+    Bearer``, and it is ``key`` (constant-time comparison). Several keys are refused even if
+    one matches: a proxy that adds its own header must not let a guessed one through."""
+    given = _credentials(headers)
+    return len(given) == 1 and hmac.compare_digest(given[0], key)
 
 
 class _Guard:
@@ -225,26 +274,53 @@ class _Guard:
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         route = path if path in self.routes else "other"
-        status = {"code": 500}
+        status = {"code": 500, "started": False, "gone": False}
         t0 = time.perf_counter()
         m = self.state.metrics
 
         async def send_(message: dict) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status["code"], status["started"] = message["status"], True
             await send(message)
+
+        async def receive_() -> dict:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                status["gone"] = True
+            return message
 
         m.in_flight.inc()
         self.state.in_flight += 1
         try:
-            await self._handle(scope, receive, send_, path)
+            await self._handle(scope, receive_, send_, path)
         finally:
+            if status["gone"] and not status["started"]:
+                status["code"] = 499  # the client went away before its answer: not a server error
             self.state.in_flight -= 1
             m.in_flight.dec()
             m.observe_request(route, scope.get("method", "?"), status["code"], time.perf_counter() - t0)
 
+    async def _receive_body_message(self, receive: Callable, deadline: float) -> dict | None:
+        """The next request message, ``None`` when the body deadline passes or the server
+        begins shutting down first."""
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return None
+        get = asyncio.ensure_future(receive())
+        waits = {get}
+        stop = self.state.shutting_down
+        if stop is not None:
+            waits.add(asyncio.ensure_future(stop.wait()))
+        done, pending = await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
+        return get.result() if get in done else None
+
     async def _handle(self, scope: dict, receive: Callable, send: Callable, path: str) -> None:
         if self.key is not None and path not in OPEN_PATHS and not _authorized(scope.get("headers", []), self.key):
+            if len(_credentials(scope.get("headers", []))) > 1:
+                return await self._reply(send, 401, "send one API key (one X-API-Key or Authorization: Bearer header), not several",
+                                         [(b"www-authenticate", b"Bearer")])
             return await self._reply(send, 401, "missing or wrong API key (send X-API-Key or Authorization: Bearer)", [(b"www-authenticate", b"Bearer")])
         if scope.get("method") not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
@@ -259,8 +335,15 @@ class _Guard:
                     return await self._reply(send, 413, f"request body over {limit} bytes")
         chunks: list[bytes] = []
         size = 0
+        deadline = time.perf_counter() + self.state.settings.body_timeout_s
         while True:
-            message = await receive()
+            message = await self._receive_body_message(receive, deadline)
+            if message is None:  # a half-sent body: never held past the deadline or into the shutdown
+                stopping = self.state.shutting_down is not None and self.state.shutting_down.is_set()
+                if stopping:
+                    return await self._reply(send, 503, "server is shutting down", [(b"connection", b"close"), (b"retry-after", b"5")])
+                return await self._reply(send, 408, f"request body not received within {self.state.settings.body_timeout_s:g} s",
+                                         [(b"connection", b"close")])
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
@@ -271,6 +354,17 @@ class _Guard:
             if not message.get("more_body", False):
                 break
         body, sent = b"".join(chunks), False
+        if body and _is_json(scope.get("headers", [])):
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as e:  # FastAPI would answer 400; malformed JSON is 422 everywhere else
+                import json
+
+                detail = [{"loc": ["body", e.start], "msg": f"JSON decode error: the body is not UTF-8 (byte {e.start})", "type": "json_invalid"}]
+                payload = json.dumps({"detail": detail}).encode()
+                await send({"type": "http.response.start", "status": 422,
+                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+                return await send({"type": "http.response.body", "body": payload})
 
         async def replay() -> dict:
             nonlocal sent
@@ -280,6 +374,15 @@ class _Guard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    """The request declares a JSON body (or no content type, which FastAPI reads as JSON)."""
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            media = value.split(b";")[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return True
 
 
 def _clean_errors(errors: Any) -> list[dict]:
@@ -413,12 +516,18 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
         """Liveness: the process answers."""
         return HealthResponse()
 
-    @app.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
-    async def readyz():
-        """Readiness: 200 once model and index are loaded, 503 while loading or after a failure."""
+    async def readyz(request):  # annotated below: Request is imported here, not at module level
+        """Readiness: 200 once model and index are loaded, 503 while loading or after a failure.
+        With an API key set, a request without it sees only ``ready`` and the status word."""
         info = state.backend.describe() if state.backend is not None else {}
         body = ReadyResponse(ready=state.backend is not None, status=state.status, **{k: v for k, v in info.items() if k in ReadyResponse.model_fields})
+        key = settings.api_key
+        if key is not None and not _authorized(request.scope.get("headers", []), key.encode("utf-8")):
+            body = ReadyResponse(ready=body.ready, status=body.status.split(":")[0])  # no paths, no error text
         return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+    readyz.__annotations__["request"] = Request
+    app.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})(readyz)
 
     @app.get("/metrics", response_class=Response)
     async def metrics():
@@ -476,7 +585,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_LOAD_KEYS = ("retriever", "dense_model", "max_docs", "device", "rerank_depth", "backend")
+_LOAD_KEYS = ("retriever", "dense_model", "max_docs", "device", "rerank_depth", "backend", "retriever_set")
 
 
 def serve_main(
@@ -502,7 +611,7 @@ def serve_main(
             ``max_encode_texts``, ``text_policy``), any :class:`ServeSettings` field
             (``batching``, ``max_batch_size``, ``max_wait_ms``, ``max_queue``), any
             :func:`~unirank.serve.backend.load_backend` setting (``retriever``,
-            ``dense_model``, ``max_docs``, ``device``, ``rerank_depth``, ``backend``), and
+            ``dense_model``, ``max_docs``, ``device``, ``rerank_depth``, ``backend``, ``retriever_set``), and
             ``log_level`` / ``graceful_timeout`` (seconds to wait for in-flight requests).
             ``None`` values mean "default".
     """
@@ -520,16 +629,71 @@ def serve_main(
         raise TypeError(f"serve_main: unknown option(s) {', '.join(sorted(unknown))}")
     if model is None and index is None:
         raise ConfigError("nothing to serve: give a model (--model) and/or an index (--index)")
+    if api_key is None and "UNIRANK_API_KEY" in os.environ:  # set but empty: typer reads it as unset
+        api_key = os.environ["UNIRANK_API_KEY"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"--port: expected a port number 0-65535, got {port!r}")
+    if not 0 <= graceful < math.inf:
+        raise ConfigError(f"--graceful-timeout: expected a number of seconds >= 0, got {graceful!r}")
     settings = ServeSettings(
         limits=Limits(**{k: v for k, v in options.items() if k in limit_keys}),
-        api_key=api_key or None,
+        api_key=api_key,  # an empty key is refused, never read as "no authentication"
         **{k: v for k, v in options.items() if k in setting_keys},
     )
     load_kw = {k: v for k, v in options.items() if k in _LOAD_KEYS}
     check_backend_args(model, kind, index, load_kw.get("retriever", "bm25"))  # bad names fail before the server starts
+    if load_kw.get("retriever_set"):  # so do bad --set keys and values
+        from .backend import retriever_config
+
+        retriever_config(load_kw.get("retriever", "bm25"), load_kw["retriever_set"])
     check_devices({"--device": load_kw.get("device")})
     logging.basicConfig(level=getattr(logging, str(log_level).upper(), logging.INFO), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not _is_loopback(host) and settings.api_key is None:
         log.warning("listening on %s without an API key: anyone who can reach it can use it (set --api-key)", host)
+    _check_listen(host, port)  # a taken or foreign address fails here, in one line, not after the model loaded
     app = build_app(lambda: load_backend(model=model, kind=kind, index=index, **load_kw), settings)
-    uvicorn.run(app, host=host, port=port, log_level=str(log_level).lower(), timeout_graceful_shutdown=graceful, access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level=str(log_level).lower(), timeout_graceful_shutdown=graceful,
+                            access_log=False)
+    server = _make_server(config, app.state.unirank)
+    failed: list[BaseException] = []
+
+    def load_failed(error: BaseException) -> None:  # on the event loop: stop serving, exit non-zero below
+        failed.append(error)
+        server.should_exit = True
+
+    app.state.unirank.on_load_failed = load_failed
+    server.run()
+    if failed:  # a user's error (bad model path, damaged weights): one line, exit 2; a bug: its traceback
+        raise failed[0]
+    if not server.started:  # uvicorn could not start (it logged why)
+        raise SystemExit(3)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """``host:port`` can be listened on (not taken, an address of this machine)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host}: not an address of this machine ({e.strerror})") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(addr)
+        except OSError as e:
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there: {e.strerror}") from None
+
+
+def _make_server(config: Any, state: _State) -> Any:
+    """A uvicorn server that also tells the app when a shutdown signal arrives, so requests
+    still waiting for their body are answered (503) instead of holding the exit."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            state.begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    return Server(config)

@@ -39,7 +39,8 @@ from ..errors import ConfigError, DataError
 from ..models.base import Context, DualEncoder, Ranker
 from ..types import Document
 
-__all__ = ["Backend", "SearchItem", "Hit", "NotAvailable", "check_backend_args", "load_backend", "load_corpus_for_index"]
+__all__ = ["Backend", "SearchItem", "Hit", "NotAvailable", "check_backend_args", "load_backend", "load_corpus_for_index",
+           "retriever_config"]
 
 
 class NotAvailable(Exception):
@@ -264,6 +265,20 @@ def check_backend_args(model: str | None, kind: str | None, index: str | None, r
             raise DataError(f"not a built-in data set (valid: {', '.join(DATASETS.names())}) nor a folder holding corpus.jsonl", path=index)
 
 
+def retriever_config(retriever: str, retriever_set: Sequence[str] = ()) -> Any:
+    """The :class:`~unirank.index.config.RetrieverConfig` of ``--retriever`` with ``--set key=value``
+    overrides (``retriever.`` prefix optional); ConfigError on an unknown key or a bad value.
+
+    Example:
+        >>> retriever_config("cur", ["cur.budget=50", "retriever.cur.method=anncur"]).cur.budget
+        50
+    """
+    from ..config import from_dict
+    from ..index.config import RetrieverConfig
+
+    return from_dict(RetrieverConfig, {"name": retriever}, [o.removeprefix("retriever.") for o in retriever_set])
+
+
 def load_backend(
     model: str | None = None,
     kind: str | None = None,
@@ -274,6 +289,7 @@ def load_backend(
     device: str | None = None,
     rerank_depth: int = 20,
     backend: str = "torch",
+    retriever_set: Sequence[str] = (),
 ) -> Backend:
     """Build a :class:`Backend` from names (the server runs this in a background thread).
 
@@ -284,7 +300,7 @@ def load_backend(
         kind: model kind, a :data:`~unirank.models.base.MODELS` name (bi, cross, poly, uni);
             ``None``: the kind saved in the ``model`` folder, else ``bi``.
         index: ``stdlib-codesearch`` or a BEIR folder to index for ``/search`` (None: no search).
-        retriever: a :data:`~unirank.index.base.RETRIEVERS` name (bm25, dense, hybrid, splade, fusion).
+        retriever: a :data:`~unirank.index.base.RETRIEVERS` name (bm25, dense, hybrid, splade, fusion, cur).
         dense_model: bi-encoder of a dense / hybrid index when the ranker is not a bi-encoder
             (None: packaged all-MiniLM-L6-v2); with ``splade``, the SPLADE model (None: the
             ranker when it is of kind splade, else the packaged SPLADE-tiny).
@@ -293,6 +309,9 @@ def load_backend(
         rerank_depth: documents reranked per ``/search`` with ``rerank``.
         backend: ``torch`` or ``onnx[:quantize=int8,threads=N]`` for the model and a dense
             index's encoder (:mod:`unirank.runtime.backends`).
+        retriever_set: ``key=value`` overrides of the retriever's config (a
+            :class:`~unirank.index.config.RetrieverConfig`; ``retriever.`` prefix optional),
+            e.g. ``cur.index=IX`` for ``retriever="cur"``.
     """
     from ..models.base import load_ranker, saved_kind
 
@@ -303,13 +322,14 @@ def load_backend(
     built = None
     corpus = None
     if index is not None:
-        from ..index.config import RetrieverConfig
         from ..index.base import RETRIEVERS
         from ..index.retrievers import DenseRetriever, make_retriever, retriever_for
 
-        cfg = RetrieverConfig(name=retriever)
-        cfg.dense.model, cfg.dense.device = dense_model, device
-        cfg.splade.device = device
+        cfg = retriever_config(retriever, retriever_set)
+        cfg.dense.model = dense_model if dense_model is not None else cfg.dense.model
+        cfg.dense.device = device if device is not None else cfg.dense.device
+        cfg.cur.device = device if device is not None else cfg.cur.device
+        cfg.splade.device = device if device is not None else cfg.splade.device
         if dense_model is not None:  # --dense-model also names the SPLADE model of --retriever splade
             cfg.splade.model = dense_model
         RETRIEVERS.get(retriever)  # unknown names raise, listing the valid ones

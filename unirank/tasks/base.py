@@ -9,6 +9,8 @@ benchmark registry). Built-in tasks, one file each:
   (BEIR folders); a dual encoder searches the corpus, any other ranker reranks a first stage.
 * ``response`` (:mod:`unirank.tasks.response`) - response selection: each dialogue context
   ranks its own candidate replies (R_n@k, MRR).
+* ``budget`` (:mod:`unirank.tasks.budget`) - evaluation only: cross-encoder-only search
+  (ANNCUR, adaCUR) against retrieve-and-rerank at each cross-encoder budget.
 
 A new task is one file with a :class:`Task` subclass registered by ``@register_task("name")``
 and its module name added to ``_TASK_MODULES``.
@@ -19,7 +21,7 @@ Example:
     >>> get_task("chat", key="data.task")
     Traceback (most recent call last):
     ...
-    unirank.errors.ConfigError: data.task: unknown task 'chat'; valid: response, retrieval
+    unirank.errors.ConfigError: data.task: unknown task 'chat'; valid: budget, response, retrieval
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ __all__ = ["Task", "SplitEvaluator", "TASKS", "register_task", "get_task", "run_
 #: task name -> the task (an instance; tasks hold no state)
 TASKS: Registry["Task"] = Registry("task")
 
-_TASK_MODULES = ("retrieval", "response")
+_TASK_MODULES = ("retrieval", "response", "budget")
 
 
 def register_task(name: str) -> Callable[[type["Task"]], type["Task"]]:

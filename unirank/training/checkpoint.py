@@ -11,10 +11,17 @@ A checkpoint is a folder::
     rng.json                Python ``random`` and NumPy global generator states
     trainer_state.json      step, epoch, position in the epoch, best metric, sampler state ...
 
-It is written into a temporary folder beside its final name and renamed into place, and
-``latest.json`` (the pointer ``--resume`` follows) is replaced atomically afterwards, so a
-run killed at any moment leaves either the previous or the new checkpoint, never half of
-one. Nothing here calls ``torch.load``; loading uses ``safetensors.torch.load_file``.
+It is written into a temporary folder beside its final name and renamed into place
+(``trainer_state.json`` last: a folder under a checkpoint's name that holds it is
+complete), and ``latest.json`` (the pointer ``--resume`` follows) is replaced atomically
+afterwards. A complete checkpoint is never rewritten (the loop gives every checkpoint its
+own name; :func:`save_checkpoint` refuses to replace one unless told to, as for ``best``)
+and a pruned one is renamed away before it is deleted, so a run killed at any moment leaves
+every complete checkpoint it had and at most a temporary leftover, which
+:func:`clean_checkpoint_leftovers` removes on the next start. :func:`latest_checkpoint`
+returns the newest complete checkpoint even when the pointer is missing or stale. Nothing
+here calls ``torch.load``; loading uses ``safetensors.torch.load_file``, and a damaged file
+raises :class:`~unirank.errors.DataError` naming it.
 
 Example:
     >>> import tempfile, torch
@@ -35,18 +42,21 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..io import normal_permissions, replace_dir, write_json
+from ..errors import DataError
+from ..io import atomic_dir, clean_leftovers, normal_permissions, os_error_from, tmp_prefix, write_json
 
 __all__ = [
     "save_checkpoint",
@@ -57,6 +67,9 @@ __all__ = [
     "rng_state",
     "set_rng_state",
     "prune_checkpoints",
+    "clean_checkpoint_leftovers",
+    "is_complete",
+    "read_trainer_state",
     "LATEST",
 ]
 
@@ -72,7 +85,7 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
     from safetensors.torch import save_model
 
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         save_model(model, tmp)
@@ -173,15 +186,19 @@ def save_checkpoint(
     scheduler: Any,
     trainer_state: dict[str, Any],
     update_latest: bool = True,
+    replace: bool = False,
 ) -> Path:
     """Write checkpoint ``root/name`` atomically and (optionally) point ``latest.json`` at it.
 
     Args:
         root: checkpoint folder (created).
-        name: sub-folder name, e.g. ``step-000100``; an existing one is replaced.
+        name: sub-folder name, e.g. ``step-000100``.
         model, optimizer, scheduler: what to save (optimizer / scheduler may be ``None``).
         trainer_state: JSON-serialisable loop state.
         update_latest: rewrite ``latest.json`` to name this checkpoint.
+        replace: replace a complete checkpoint of the same name (``best``); without it an
+            existing complete checkpoint is never touched (``FileExistsError``). An
+            incomplete folder under the name is always replaced.
 
     Returns:
         The checkpoint folder.
@@ -191,8 +208,9 @@ def save_checkpoint(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
-    try:
+    if not replace and is_complete(final):
+        raise FileExistsError(f"{final}: a complete checkpoint is never rewritten; give the new one another name")
+    with atomic_dir(final) as tmp:
         save_weights(model, tmp / "model.safetensors")
         if optimizer is not None:
             tensors, meta = _split_optimizer(optimizer.state_dict())
@@ -203,23 +221,90 @@ def save_checkpoint(
         rng_t, rng_m = rng_state()
         save_file(rng_t, str(tmp / "rng.safetensors"))
         write_json(tmp / "rng.json", rng_m)
-        write_json(tmp / "trainer_state.json", trainer_state)
-        replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(tmp / "trainer_state.json", trainer_state)  # last: its presence marks a complete checkpoint
     if update_latest:
         write_json(root / LATEST, {"checkpoint": name, "step": trainer_state.get("step")})
     return final
 
 
+#: the loop's checkpoint names start with this; their name order is their age order
+STEP_PREFIX = "step-"
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """True for a checkpoint folder that was written to the end (it holds ``trainer_state.json``)."""
+    return (Path(path) / "trainer_state.json").is_file()
+
+
 def latest_checkpoint(root: str | os.PathLike) -> Path | None:
-    """The folder ``latest.json`` names, or ``None`` when there is no complete checkpoint."""
-    pointer = Path(root) / LATEST
-    if not pointer.is_file():
-        return None
-    path = Path(root) / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
-    return path if (path / "trainer_state.json").is_file() else None
+    """The newest complete checkpoint, or ``None`` when there is none.
+
+    ``latest.json`` names it; when the pointer is missing, unreadable, names a folder that
+    is gone or incomplete, or is older than a complete ``step-*`` checkpoint (a run killed
+    between writing a checkpoint and moving the pointer), the newest complete ``step-*``
+    folder is taken instead.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for n in ("step-0000002", "step-0000004", "step-0000006"):
+        ...     (root / n).mkdir(); _ = (root / n / "trainer_state.json").write_text("{}")
+        >>> (root / "step-0000006" / "trainer_state.json").unlink()  # killed while being written
+        >>> _ = (root / LATEST).write_text('{"checkpoint": "step-0000009"}')  # names a folder that is gone
+        >>> latest_checkpoint(root).name
+        'step-0000004'
+    """
+    root = Path(root)
+    named = None
+    try:
+        pointer = json.loads((root / LATEST).read_text(encoding="utf-8"))
+        named = root / str(pointer["checkpoint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if named is not None and not is_complete(named):
+        named = None
+    steps = sorted(p for p in root.glob(f"{STEP_PREFIX}*") if p.is_dir() and is_complete(p)) if root.is_dir() else []
+    newest = steps[-1] if steps else None
+    if named is None or (newest is not None and named.name.startswith(STEP_PREFIX) and newest.name > named.name):
+        return newest
+    return named
+
+
+def clean_checkpoint_leftovers(root: str | os.PathLike) -> list[str]:
+    """Remove what killed checkpoint writes left in ``root`` (``.step-*.tmp`` folders that can
+    each hold a whole checkpoint, ``.*.old-*`` folders, which are put back when their
+    checkpoint is missing, half-deleted pruned folders, temporary files inside checkpoints).
+
+    Returns:
+        The names removed or restored.
+    """
+    root = Path(root)
+    done = clean_leftovers(root)
+    if root.is_dir():
+        for p in sorted(root.iterdir()):
+            if p.is_dir() and not p.name.startswith("."):
+                done += [f"{p.name}/{n}" for n in clean_leftovers(p)]
+    return done
+
+
+def read_trainer_state(path: str | os.PathLike) -> dict[str, Any]:
+    """``trainer_state.json`` of checkpoint ``path`` (:class:`DataError` naming it when damaged)."""
+    return _read(Path(path) / "trainer_state.json", lambda f: json.loads(f.read_text(encoding="utf-8")))
+
+
+def _read(path: Path, reader: Any) -> Any:
+    """``reader(path)``; a missing, truncated or garbled file is a :class:`DataError` naming it."""
+    from safetensors import SafetensorError
+
+    try:
+        return reader(path)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
+        os_error = e if isinstance(e, OSError) else os_error_from(e, path)
+        if os_error is not None and os_error.errno not in (None, errno.ENOENT):
+            raise os_error from None  # unreadable (permissions, I/O), not damaged: the CLI names the file
+        detail = " ".join(str(e).split()) or type(e).__name__
+        raise DataError(f"damaged checkpoint ({detail}); delete {path.parent} to resume from the checkpoint before it",
+                        path=path) from None
 
 
 def load_checkpoint(
@@ -229,21 +314,33 @@ def load_checkpoint(
     scheduler: Any = None,
     restore_rng: bool = True,
 ) -> dict[str, Any]:
-    """Load a checkpoint into ``model`` / ``optimizer`` / ``scheduler``; returns the trainer state."""
+    """Load a checkpoint into ``model`` / ``optimizer`` / ``scheduler``; returns the trainer state.
+
+    Raises:
+        DataError: a file of the checkpoint is missing, damaged or does not fit the model.
+    """
     from safetensors.torch import load_file
 
     path = Path(path)
-    load_weights(model, path / "model.safetensors")
+
+    def text(name: str) -> Any:
+        return _read(path / name, lambda f: json.loads(f.read_text(encoding="utf-8")))
+
+    state = read_trainer_state(path)
+    _read(path / "model.safetensors", lambda f: load_weights(model, f))
     if optimizer is not None:
-        meta = json.loads((path / "optimizer.json").read_text(encoding="utf-8"))
-        optimizer.load_state_dict(_join_optimizer(load_file(str(path / "optimizer.safetensors")), meta))
+        meta = text("optimizer.json")
+        tensors = _read(path / "optimizer.safetensors", lambda f: load_file(str(f)))
+        _read(path / "optimizer.json", lambda f: optimizer.load_state_dict(_join_optimizer(tensors, meta)))
     if scheduler is not None:
-        state = json.loads((path / "scheduler.json").read_text(encoding="utf-8"))
-        if state is not None:
-            scheduler.load_state_dict(state)
+        sched = text("scheduler.json")
+        if sched is not None:
+            _read(path / "scheduler.json", lambda f: scheduler.load_state_dict(sched))
     if restore_rng:
-        set_rng_state(load_file(str(path / "rng.safetensors")), json.loads((path / "rng.json").read_text(encoding="utf-8")))
-    return json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        rng_t = _read(path / "rng.safetensors", lambda f: load_file(str(f)))
+        rng_m = text("rng.json")
+        _read(path / "rng.json", lambda f: set_rng_state(rng_t, rng_m))
+    return state
 
 
 def prune_checkpoints(root: str | os.PathLike, prefix: str, keep: int) -> list[str]:
@@ -260,6 +357,10 @@ def prune_checkpoints(root: str | os.PathLike, prefix: str, keep: int) -> list[s
     for n in doomed:
         if latest is not None and latest.name == n:
             continue
-        shutil.rmtree(root / n, ignore_errors=True)
+        # renamed away first: a kill during the deletion leaves a leftover, never a
+        # half-deleted folder under a checkpoint's name
+        gone = root / f"{tmp_prefix(n)}{uuid.uuid4().hex[:8]}.tmp"
+        os.replace(root / n, gone)
+        shutil.rmtree(gone, ignore_errors=True)
         out.append(n)
     return out

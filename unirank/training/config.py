@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..config import NonNegative, Positive, Seed
 from ..errors import ConfigError
 
 __all__ = ["ModelConfig", "DataConfig", "BatchingConfig", "EvalSplitConfig", "RefreshConfig", "MLMConfig", "TrainConfig",
@@ -135,11 +136,11 @@ class EvalSplitConfig:
     split: str | None = None
     metric: str | None = None
     measures: list[str] = field(default_factory=lambda: ["ndcg@10", "recall@100", "mrr@10", "auc"])
-    limit_queries: int | None = None
-    max_docs: int | None = None
-    batch_size: int = 64
+    limit_queries: Positive | None = None
+    max_docs: Positive | None = None
+    batch_size: Positive = 64
     first_stage: str = "bm25"
-    rerank_depth: int = 100
+    rerank_depth: Positive = 100
 
 
 @dataclass
@@ -152,7 +153,7 @@ class RefreshConfig:
     the training data, the miner to ``dense``). Bi-encoders only.
     """
 
-    every_steps: int = 0
+    every_steps: NonNegative = 0
     mine: dict[str, Any] = field(default_factory=dict)
 
 
@@ -260,23 +261,25 @@ class TrainConfig:
     device: str | None = None
     threads: int | None = None
     dtype: Literal["bf16"] | None = None
-    seed: int = 42
+    seed: Seed = 42
     dev: EvalSplitConfig = field(default_factory=lambda: EvalSplitConfig(split="dev"))
     test: EvalSplitConfig = field(default_factory=EvalSplitConfig)
     refresh: RefreshConfig = field(default_factory=RefreshConfig)
     log_every: int = 10
-    save_every: int = 0
-    keep_checkpoints: int = 1
+    save_every: NonNegative = 0
+    keep_checkpoints: Positive = 1
     stop_after: int | None = None
     export: Literal["best", "last"] = "best"
     out: str | None = None
 
     def validate(self) -> None:
         """Check names and ranges before any work; raises :class:`ConfigError` naming the key."""
-        from ..config import check_devices, check_out_dir, check_positive
+        from ..config import check_devices, check_out_dir, check_positive, check_ranges
         from ..losses import resolve_loss_weights
         from .batching import BATCH_SAMPLERS
         from .schedules import SCHEDULES
+
+        check_ranges(self)
 
         resolve_loss_weights(self.losses)
         from ..models.base import MODELS, import_model_kinds
@@ -324,7 +327,7 @@ class TrainConfig:
         if self.refresh.every_steps < 0:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
         check_devices({"device": self.device})
-        check_out_dir(self.out)
+        check_out_dir(self.out, inside=True)
 
 
 #: top-level keys that may differ between a checkpoint's config and the config given to

@@ -17,12 +17,11 @@ Both write into a temporary folder beside the target and rename it into place.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..io import replace_dir
+from ..io import atomic_dir
+from ..models.backbone import add_pooler, save_tokenizer
 from ..registry import Registry
 
 __all__ = ["EXPORT_FORMATS", "export_ranker", "export_transformers", "export_all"]
@@ -45,18 +44,10 @@ def export_transformers(model: Any, path: str | os.PathLike) -> Path:
     if backbone is None:
         raise TypeError(f"{type(model).__name__} has no backbone to export")
     path = Path(path).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    with atomic_dir(path, marker="config.json") as tmp:
         backbone.model.save_pretrained(str(tmp))  # safetensors (the transformers default)
-        from ..models.backbone import add_pooler
-
         add_pooler(tmp, backbone)  # AutoModel.from_pretrained then finds every weight (no random pooler)
-        backbone.tokenizer.save_pretrained(str(tmp))
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        save_tokenizer(backbone.tokenizer, tmp)
     return path
 
 
