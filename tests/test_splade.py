@@ -417,3 +417,16 @@ def test_splade_retriever_with_seismic_index(tiny, tiny_beir):
     assert approx.metrics["ndcg@10"] == pytest.approx(exact.metrics["ndcg@10"], abs=1e-6)
     with pytest.raises(ConfigError, match="retriever.splade.index"):
         SpladeRetriever(tiny, index="faiss")
+
+
+def test_training_config_accepts_the_tied_head_load_options_and_refuses_a_typo():
+    # model.settings of kind splade may carry from_pretrained's load options (the MiniLM-SPLADE
+    # recipe: tied_head, head_init, head_bias); a misspelt one is still one clear error
+    from unirank.train import build_model
+    from unirank.training.config import ModelConfig
+
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) tied_haed;.*tied_head"):
+        build_model(ModelConfig(kind="splade", name="minilm", settings={"tied_haed": True}))
+    m = build_model(ModelConfig(kind="splade", name="minilm",
+                                settings={"tied_head": True, "head_init": "identity", "head_bias": -4.0, "max_length": 32}))
+    assert m.max_length == 32 and float(m.head.bias.mean()) == pytest.approx(-4.0)

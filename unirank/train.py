@@ -117,16 +117,14 @@ __all__ = ["TrainConfig", "train", "train_main", "build_model", "batch_inputs", 
 
 def build_model(cfg: ModelConfig) -> Any:
     """The ranker ``cfg`` names, through :func:`unirank.models.base.load_ranker` (on the CPU; the loop moves it)."""
-    from .models.base import load_ranker
-
-    from .models.base import MODELS, import_model_kinds
+    from .models.base import MODELS, import_model_kinds, load_ranker
 
     import_model_kinds()
     try:
         cls = MODELS.get(cfg.kind)
     except KeyError as e:
         raise ConfigError(f"model.kind: {e.args[0]}") from None
-    settings = check_params(cls, cfg.settings, f"model.settings (kind {cfg.kind})", extra=["attn_implementation"],
+    settings = check_params(cls, cfg.settings, f"model.settings (kind {cfg.kind})", extra=cls.load_options,
                             exclude={n for n in inspect.signature(cls).parameters if "backbone" in n})  # before the weights load
     return load_ranker(cfg.name, cfg.kind, device="cpu", **settings)
 

@@ -76,6 +76,9 @@ class Ranker(nn.Module):
     """
 
     kind: str = "?"
+    #: keyword options of ``from_pretrained`` that are not constructor settings but may be given
+    #: in ``model.settings`` (checked by the training config like the settings)
+    load_options: tuple[str, ...] = ("attn_implementation",)
 
     def score(self, contexts: Sequence[Context], candidates: Sequence[Sequence[str]]) -> torch.Tensor:
         """Scores for each context's candidates.

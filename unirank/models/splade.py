@@ -181,6 +181,7 @@ class Splade(DualEncoder):
     """
 
     kind = "splade"
+    load_options = ("attn_implementation", "tied_head", "head_init", "head_bias")
     retriever_name = "splade"
     default_model = "splade-tiny"
     sparse_vectors = True
