@@ -51,7 +51,9 @@ def _close(a: torch.Tensor, b: torch.Tensor, tol: float) -> None:
 @pytest.mark.parametrize("name", list(MODELS))
 def test_fp32_scores_match_pytorch(name, tmp_path):
     model = MODELS[name]()
+    attn = model.backbone.model.config._attn_implementation
     folder = export_onnx(model, tmp_path / name)
+    assert model.backbone.model.config._attn_implementation == attn  # traced with eager attention, then restored
     ort_model = load_onnx_ranker(folder, threads=1)
     assert ort_model.kind == model.kind and ort_model.backend == "onnx" and ort_model.precision == "fp32"
     with torch.no_grad():

@@ -157,11 +157,11 @@ def onnx_cache_dir() -> Path:
 
 def _cached_export(model: Any, quantize: str | None, optimize: bool) -> Path:
     """The cached export of ``model`` with these options (made now when absent)."""
-    from .onnx_export import ONNX_FILE, _fingerprint, _settings, _versions, export_onnx
+    from .onnx_export import GRAPH_REVISION, ONNX_FILE, _fingerprint, _settings, _versions, export_onnx
 
     v = _versions()
     key_src = json.dumps({"kind": model.kind, "weights": _fingerprint(model), "settings": _settings(model), "quantize": quantize,
-                          "optimize": optimize, "unirank": v["unirank"], "onnxruntime": v["onnxruntime"], "torch": v["torch"]},
+                          "optimize": optimize, "graph": GRAPH_REVISION, "unirank": v["unirank"], "onnxruntime": v["onnxruntime"], "torch": v["torch"]},
                          sort_keys=True, default=str)
     folder = onnx_cache_dir() / f"{model.kind}-{quantize or 'fp32'}-{hashlib.sha256(key_src.encode()).hexdigest()[:16]}"
     if not (folder / ONNX_FILE).is_file():
