@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import lively_backbone
 from unirank.config import from_dict
 from unirank.errors import ConfigError
 from unirank.models.backbone import tiny_backbone
@@ -24,6 +23,8 @@ from unirank.train import TrainConfig, batch_backward, pool_layout, shuffle_colu
 from unirank.training.data import Row, epoch_rows, examples_from_dialogues
 from unirank.training.schedules import SCHEDULES
 from unirank.types import Candidate, DialogueExample
+
+from .conftest import lively_backbone
 
 QUIET = {"progress": False, "log": lambda m: None}
 SPEAKERS = ["[unused1]", "[unused2]"]
