@@ -19,9 +19,26 @@ what it finished. At the end ``unirank compare`` tests every pair of kinds on th
 contexts (t-test + randomization test, Holm) into ``<out>/<suite>/compare``; the report marks
 the significant differences.
 
+Rows (``--rows``, issue 17): a row is a model kind plus what it changes in the suite's
+shared config (:data:`ROWS`). ``bi``, ``poly``, ``cross``, ``uni`` are the kinds as above
+(``--kinds`` runs exactly those); ``uni_recipe`` is the Uni-Encoder as its paper trains it
+(in-batch candidates in a seeded order, MLM auxiliary loss weight 1 at 15%, speaker tokens
+``[unused1]``/``[unused2]``, Noam schedule with AdamW betas 0.9/0.98); ``uni_recipe-no_X``
+switches one of the four off (``no_inbatch``, ``no_mlm``, ``no_speakers``, ``no_noam``);
+``poly_inbatch`` is ParlAI's recipe: the poly-encoder on in-batch candidates. Every row
+keeps the suite's lr, batch size (= in-batch candidate count), steps, token limits and
+test set.
+
+Budgets (``--budget``): ``full`` (the suites as above, GPU-sized) or ``cpu`` (:data:`BUDGETS`:
+what two shared CPU cores allow - 128-token contexts / 32-token replies, 8 contexts per
+batch, 150 steps, lr 5e-5, DailyDialog evaluated on its first 500 test contexts, MuTual on all 886
+dev contexts; the same for every
+row). ``--skip-done`` keeps the rows already in ``results.json``, so a killed chain resumes
+where it stopped (a row cut off mid-way restarts from its last checkpoint).
+
 Usage:
-    python bench/train_rankers.py --suite mutual --model DIR [--kinds bi,poly,cross,uni] [--out DIR]
-        [--device cuda] [--max-steps N] [--set key=value ...]
+    python bench/train_rankers.py --suite mutual --model DIR [--kinds bi,poly,cross,uni | --rows ROW,...] [--out DIR]
+        [--budget full|cpu] [--device cuda] [--max-steps N] [--set key=value ...] [--skip-done]
     python bench/train_rankers.py --report bench/out/train_rankers/results.json [--record]
 """
 
@@ -75,6 +92,79 @@ COMMON = {"in_batch_negatives": False, "losses": {"ce": 1.0}, "batching": {"name
           "export": "last", "log_every": 20}
 
 
+#: the in-batch candidates of the Uni-Encoder paper / ParlAI: every context against the gold
+#: replies of its batch (no own negatives), in a seeded order; batches without repeated texts,
+#: so that a reply such as "Thank you ." is never the wrong answer of a context it answers
+IN_BATCH = {"in_batch_negatives": True, "shuffle_pool": True, "data": {"negatives": 0}, "batching": {"name": "no_duplicates"}}
+MLM = {"mlm": {"weight": 1.0, "prob": 0.15}}
+NOAM = {"schedule": "noam", "adam_betas": [0.9, 0.98]}
+SPEAKERS = {"speaker_tokens": ["[unused1]", "[unused2]"]}
+
+
+def _merge(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Nested dicts merged left to right (later values win).
+
+    Example:
+        >>> _merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}})
+        {'a': {'x': 1, 'y': 3}, 'b': 1}
+    """
+    out: dict[str, Any] = {}
+    for part in parts:
+        for k, v in part.items():
+            out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else json.loads(json.dumps(v))
+    return out
+
+
+#: row name -> (model kind, extra model settings, config changes); what each row changes in the suite's config
+ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "bi": ("bi", {}, {}),
+    "poly": ("poly", {}, {}),
+    "cross": ("cross", {}, {}),
+    "uni": ("uni", {}, {}),
+    "poly_inbatch": ("poly", {}, IN_BATCH),
+    "uni_recipe": ("uni", SPEAKERS, _merge(IN_BATCH, MLM, NOAM)),
+    "uni_recipe-no_inbatch": ("uni", SPEAKERS, _merge(MLM, NOAM)),
+    "uni_recipe-no_mlm": ("uni", SPEAKERS, _merge(IN_BATCH, NOAM)),
+    "uni_recipe-no_speakers": ("uni", {}, _merge(IN_BATCH, MLM, NOAM)),
+    "uni_recipe-no_noam": ("uni", SPEAKERS, _merge(IN_BATCH, MLM)),
+    # the MLM loss at a tenth of the paper's weight: on the CPU budget a freshly initialised
+    # MLM head at weight 1 outweighs the ranking loss (bench/RESULTS.md, issue 17)
+    "uni_recipe-mlm_0.1": ("uni", SPEAKERS, _merge(IN_BATCH, {"mlm": {"weight": 0.1, "prob": 0.15}}, NOAM)),
+}
+
+#: budget -> suite -> {lengths, config changes}; ``cpu`` is one equal reduced budget for every row
+BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
+    "full": {},
+    "cpu": {
+        "mutual": {"lengths": {"context": 128, "candidate": 32},
+                   "config": {"epochs": 1, "max_steps": 150, "batch_size": 8, "lr": 5.0e-5, "threads": 2, "save_every": 50}},
+        "dailydialog": {"lengths": {"context": 128, "candidate": 32},
+                        "config": {"epochs": 1, "max_steps": 150, "batch_size": 8, "lr": 5.0e-5, "threads": 2, "save_every": 50,
+                                   "test": {"limit_queries": 500}}},
+    },
+}
+
+
+def row_config(suite: str, row: str, budget: str = "full") -> dict[str, Any]:
+    """The config of one row of a suite (``model.name``, ``device`` and ``out`` are set by the caller).
+
+    Example:
+        >>> cfg = row_config("mutual", "uni_recipe", "cpu")
+        >>> cfg["model"]["settings"]["speaker_tokens"], cfg["data"]["negatives"], cfg["batch_size"], cfg["schedule"]
+        (['[unused1]', '[unused2]'], 0, 8, 'noam')
+        >>> row_config("mutual", "uni_recipe-no_inbatch", "cpu")["in_batch_negatives"]
+        False
+    """
+    if row not in ROWS:
+        raise SystemExit(f"unknown row {row!r}; valid: {', '.join(ROWS)}")
+    spec = SUITES[suite]
+    plan = BUDGETS[budget].get(suite, {})
+    kind, settings, changes = ROWS[row]
+    cfg = _merge(COMMON, spec["config"], plan.get("config", {}), changes)
+    cfg["model"] = {"kind": kind, "settings": {**model_settings(kind, plan.get("lengths", spec["lengths"])), **settings}}
+    return cfg
+
+
 def model_settings(kind: str, lengths: dict[str, int]) -> dict[str, Any]:
     """Token limits per kind, chosen so every kind reads the same tokens of context and candidate."""
     c, r = lengths["context"], lengths["candidate"]
@@ -96,7 +186,7 @@ def _machine() -> dict:
 
 
 def run_suite(suite: str, kinds: list[str], model: str | None, out: Path, device: str | None, data_root: str | None,
-              mined: str | None, overrides: list[str], max_steps: int | None) -> dict:
+              mined: str | None, overrides: list[str], max_steps: int | None, budget: str = "full", skip_done: bool = False) -> dict:
     from unirank.config import from_dict, to_dict
     from unirank.data.dialogue import default_data_root
     from unirank.train import TrainConfig, train
@@ -104,10 +194,13 @@ def run_suite(suite: str, kinds: list[str], model: str | None, out: Path, device
     spec = SUITES[suite]
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"runs": {}}
-    results.update({"suite": suite, "machine": _machine(), "command": " ".join(sys.argv), "metrics": spec["metrics"]})
-    for kind in kinds:
-        cfg_dict = json.loads(json.dumps({**COMMON, **spec["config"]}))
-        cfg_dict["model"] = {"kind": kind, "name": model, "settings": model_settings(kind, spec["lengths"])}
+    results.update({"suite": suite, "machine": _machine(), "command": " ".join(sys.argv), "metrics": spec["metrics"], "budget": budget})
+    for kind in kinds:  # a row name (a kind is a row)
+        if skip_done and kind in results["runs"]:
+            print(f"{kind}: done, skipped (--skip-done)", flush=True)
+            continue
+        cfg_dict = row_config(suite, kind, budget)
+        cfg_dict["model"]["name"] = model
         cfg_dict["device"] = device
         cfg_dict["out"] = str(out / f"{suite}-{kind}")
         if max_steps:
@@ -118,11 +211,13 @@ def run_suite(suite: str, kinds: list[str], model: str | None, out: Path, device
             cfg_dict["data"]["mined"] = mined
         cfg = from_dict(TrainConfig, cfg_dict, overrides)
         t = time.perf_counter()
-        summary = train(cfg, progress=False)
+        summary = train(cfg, progress=False, resume=skip_done)  # --skip-done: a row cut off mid-way continues from its checkpoint
         logged = [json.loads(x) for x in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
         losses = [r["loss"] for r in logged if "loss" in r]
         results["runs"][kind] = {"test": summary.get("test"), "loss_first_last": [losses[0], losses[-1]] if losses else None, "steps": summary["steps"], "train_s": summary["train_s"],
                                  "wall_s": round(time.perf_counter() - t, 1), "settings": cfg_dict["model"]["settings"],
+                                 "kind": cfg_dict["model"]["kind"], "changes": ROWS[kind][2] if kind in ROWS else {},
+                                 "mlm_first_last": [m[0], m[-1]] if (m := [r["mlm"] for r in logged if "mlm" in r]) else None,
                                  "config": {k: v for k, v in to_dict(cfg).items() if k not in ("model", "out")}}
         results["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         results_path.write_text(json.dumps(results, indent=1))
@@ -132,25 +227,47 @@ def run_suite(suite: str, kinds: list[str], model: str | None, out: Path, device
 
     qrels = str(Path(data_root or default_data_root()) / "scifact") if suite == "scifact" else None
     results["comparison"] = compare_runs({k: out / f"{suite}-{k}" / "test" for k in results["runs"]}, out / "compare", qrels=qrels,
-                                         measures=spec["metrics"])
+                                         measures=[spec["metrics"][0], "mrr"] if suite != "scifact" else spec["metrics"])
     results_path.write_text(json.dumps(results, indent=1))
     return results
 
 
+def _changes(r: dict) -> str:
+    """What a row changes in the suite's config, in words, for the table."""
+    c, said = r.get("changes") or {}, []
+    if c.get("in_batch_negatives"):
+        said.append("in-batch candidates")
+    if c.get("mlm", {}).get("weight"):
+        said.append(f"MLM x{c['mlm']['weight']:g}")
+    if r.get("settings", {}).get("speaker_tokens"):
+        said.append("speaker tokens")
+    if c.get("schedule") == "noam":
+        said.append(f"Noam, betas {tuple(c.get('adam_betas', ()))}")
+    return ", ".join(said) or "-"
+
+
 def report(results: dict) -> str:
     m = results["metrics"]
-    first = next(iter(results["runs"].values()))["config"]
+    base = next((r for r in results["runs"].values() if not r.get("changes")), next(iter(results["runs"].values())))
+    first = base["config"]
+    test = first.get("test") or {}
     lines = [f"Suite `{results['suite']}` ({results['date']}; {results['machine'].get('gpu', 'CPU')}, torch {results['machine']['torch']})",
              f"Command: `{results['command']}`",
-             f"Budget (all kinds): {first.get('epochs')} epoch(s), max_steps {first.get('max_steps')}, batch {first['batch_size']},"
-             f" lr {first['lr']}, losses {first['losses']}, in-batch negatives {first['in_batch_negatives']}",
-             "", "| kind | " + " | ".join(m) + " | steps | train s | token limits |", "|---" * (len(m) + 4) + "|"]
-    for kind, r in results["runs"].items():
+             f"Budget (all rows, `--budget {results.get('budget', 'full')}`): {first.get('epochs')} epoch(s), max_steps {first.get('max_steps')},"
+             f" batch {first['batch_size']} contexts, lr {first['lr']}, losses {first['losses']}, schedule {first['schedule']} (warmup ratio"
+             f" {first['warmup_ratio']}), token limits {base['settings']}; test {test.get('data')} {test.get('split')}"
+             + (f", first {test['limit_queries']} contexts" if test.get("limit_queries") else "")
+             + ". Rows without changes: each context's own candidate list, random batches.",
+             "", "| row | kind | changes | " + " | ".join(m) + " | steps | train s | loss first -> last | MLM first -> last |",
+             "|---" * (len(m) + 7) + "|"]
+    for name, r in results["runs"].items():
         vals = " | ".join(f"{r['test'][k]:.4f}" if r.get("test") and k in r["test"] else "-" for k in m)
-        lines.append(f"| {kind} | {vals} | {r['steps']} | {r['train_s']:.0f} | {r['settings']} |")
+        loss = "{:.3f} -> {:.3f}".format(*r["loss_first_last"]) if r.get("loss_first_last") else "-"
+        mlm = "{:.3f} -> {:.3f}".format(*r["mlm_first_last"]) if r.get("mlm_first_last") else "-"
+        lines.append(f"| {name} | {r.get('kind', name)} | {_changes(r)} | {vals} | {r['steps']} | {r['train_s']:.0f} | {loss} | {mlm} |")
     from _compare import markdown_block
 
-    lines += markdown_block(results.get("comparison"), "Significance, all pairs of kinds")
+    lines += markdown_block(results.get("comparison"), "Significance, all pairs of rows")
     return "\n".join(lines)
 
 
@@ -158,6 +275,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", choices=sorted(SUITES))
     ap.add_argument("--kinds", default="bi,poly,cross,uni")
+    ap.add_argument("--rows", default=None, help=f"rows to run instead of --kinds (valid: {', '.join(ROWS)})")
+    ap.add_argument("--budget", choices=sorted(BUDGETS), default="full")
+    ap.add_argument("--skip-done", action="store_true", help="keep the rows already in results.json; resume a cut-off row")
     ap.add_argument("--model", default=None, help="backbone folder (default: packaged all-MiniLM-L6-v2)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "train_rankers"))
     ap.add_argument("--device", default=None)
@@ -172,8 +292,9 @@ def main() -> None:
         text = report(json.loads(Path(a.report).read_text()))
         print(text)
         if a.record:
-            with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as f:
-                f.write("\n" + text + "\n")
+            from _record import append
+
+            append("\n" + text + "\n")
         return
     if not a.suite:
         ap.error("--suite or --report is required")
@@ -181,7 +302,13 @@ def main() -> None:
         ap.error("--mined is required for the scifact suite (bench/train_scifact.py or unirank mine writes it)")
     out = Path(a.out) / a.suite
     out.mkdir(parents=True, exist_ok=True)
-    res = run_suite(a.suite, a.kinds.split(","), a.model, out, a.device, a.data_root, a.mined, a.set, a.max_steps)
+    rows = (a.rows or a.kinds).split(",")
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        ap.error(f"unknown row(s) {', '.join(unknown)}; valid: {', '.join(ROWS)}")
+    if a.budget != "full" and a.suite not in BUDGETS[a.budget]:
+        ap.error(f"budget {a.budget!r} has no plan for suite {a.suite!r}")
+    res = run_suite(a.suite, rows, a.model, out, a.device, a.data_root, a.mined, a.set, a.max_steps, a.budget, a.skip_done)
     print(report(res))
 
 

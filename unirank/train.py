@@ -22,6 +22,14 @@
   query against the whole pool through ``Ranker.score``.
 * without in-batch negatives each row is scored against its own ``[positive, negatives]``
   list (``Ranker.score``), the listwise layout of cross-encoders and Uni-Encoders.
+* ``shuffle_pool: true`` puts the pool's columns in a seeded order (:func:`shuffle_columns`).
+  With ``data.negatives: 0`` the pool is the batch's gold replies: the *in-batch candidates*
+  the Uni-Encoder paper (and ParlAI's poly-encoder) trains with.
+
+**Auxiliary MLM loss** (``mlm.weight > 0``; cross, poly, uni): the batch is scored inside
+``model.masked_lm(...)`` (:mod:`unirank.models.mlm_aux`), which corrupts every packed input
+BERT-style with a generator seeded per batch; ``weight x`` its masked-LM loss joins the
+ranking loss and is logged as ``mlm``.
 
 **Accumulation and GradCache.** ``accumulate: k`` averages the gradients of ``k`` batches
 per optimizer step; each batch keeps its own pool of ``batch_size`` rows, exactly as a
@@ -81,6 +89,7 @@ from .config import check_params, from_dict, load_config, to_dict
 from .errors import ConfigError, DataError
 from .losses import LossInputs, combine
 from .models.base import DualEncoder, SharedPoolScorer
+from .models.mlm_aux import MaskedLMTrainable
 from .provenance import seed_everything, text_fingerprint, versions
 from .tasks import SplitEvaluator, get_task
 from .training.batching import build_batch_sampler
@@ -217,6 +226,41 @@ def list_layout(rows: Sequence[Row]) -> Layout:
     return Layout([r.query for r in rows], [t for c in cands for t in c], cands, pos, valid, teacher if has_teacher else None, hard)
 
 
+def shuffle_columns(layout: Layout, order: Sequence[int]) -> Layout:
+    """The pool ``layout`` with its columns (documents and every mask) in ``order``.
+
+    Example:
+        >>> from unirank.types import Candidate
+        >>> r = [Row("q1", "Q1", Candidate("a", "A"), (), frozenset({"a"})), Row("q2", "Q2", Candidate("b", "B"), (), frozenset({"b"}))]
+        >>> lay = shuffle_columns(pool_layout(r), [1, 0])
+        >>> lay.docs, lay.positive_mask.tolist()
+        (['B', 'A'], [[False, True], [True, False]])
+    """
+    if layout.candidates is not None:
+        raise ValueError("shuffle_columns orders a shared pool; this layout has per-row candidate lists")
+    idx = torch.as_tensor(list(order), dtype=torch.long)
+    if sorted(idx.tolist()) != list(range(len(layout.docs))):
+        raise ValueError(f"order must be a permutation of the {len(layout.docs)} columns")
+    return Layout(layout.queries, [layout.docs[i] for i in idx.tolist()], None, layout.positive_mask[:, idx], layout.valid_mask[:, idx],
+                  None if layout.teacher is None else layout.teacher[:, idx], layout.hard_mask[:, idx])
+
+
+def batch_seed(seed: int, step: int | None, rows: Sequence[Row], salt: int) -> int:
+    """A seed for one batch's random choices (pool order, MLM masks): a function of the run's
+    seed, the step, the batch's rows and ``salt`` only, so a resumed run draws the same ones.
+
+    Example:
+        >>> from unirank.types import Candidate
+        >>> r = [Row("q1", "Q1", Candidate("a", "A"), (), frozenset({"a"}))]
+        >>> batch_seed(0, 3, r, 1) == batch_seed(0, 3, r, 1) != batch_seed(0, 4, r, 1)
+        True
+    """
+    import hashlib
+
+    key = "\t".join([str(seed), str(step), str(salt), *(f"{r.query_id}|{r.positive.id}" for r in rows)])
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "little") >> 1
+
+
 def pool_scores(model: Any, layout: Layout, dist: Dist = Dist(), reps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Differentiable ``(B, N)`` scores of the layout's queries against its documents.
 
@@ -275,6 +319,9 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
     if not rows:  # a short last batch with fewer rows than ranks: nothing here, but join the loss sum
         return _global_parts({}, 0.0, dist)
     layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
+    if cfg.shuffle_pool:
+        order = torch.randperm(len(layout.docs), generator=torch.Generator().manual_seed(batch_seed(cfg.seed, step, rows, 1)))
+        layout = shuffle_columns(layout, order.tolist())
     if cfg.grad_cache and layout.candidates is None and isinstance(model, DualEncoder):
         # tagged items so one embed function serves both groups: queries / dialogue contexts go
         # through embed_contexts (prefix, most recent tokens kept), documents through embed
@@ -297,7 +344,14 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
         _, (total, parts) = grad_cache_step(embed_items, [dist.share(q_items), dist.share(d_items)], loss_fn, cfg.chunk_size)
     else:
         reps: dict[str, torch.Tensor] = {}
-        total, parts = combine(cfg.losses, batch_inputs(pool_scores(model, layout, dist, reps), layout, reps, step))
+        mlm_gen = torch.Generator().manual_seed(batch_seed(cfg.seed, step, rows, 2)) if cfg.mlm.weight > 0 else None
+        with model.masked_lm(cfg.mlm.prob, mlm_gen) if mlm_gen is not None else contextlib.nullcontext() as mlm:
+            scores = pool_scores(model, layout, dist, reps)
+        total, parts = combine(cfg.losses, batch_inputs(scores, layout, reps, step))
+        if mlm is not None:
+            mlm_loss = mlm.loss()
+            total = total + cfg.mlm.weight * mlm_loss
+            parts["mlm"] = mlm_loss.detach()
         if isinstance(model, DualEncoder) and model.sparse_vectors:
             parts.update(_sparsity(reps))
         if total.requires_grad:  # False only for a rank whose share of a short batch is empty
@@ -505,6 +559,10 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
     seed_everything(cfg.seed)
     device = dist.device(cfg.device)
     model = model if model is not None else build_model(cfg.model)
+    if cfg.mlm.weight > 0:
+        if not isinstance(model, MaskedLMTrainable):
+            raise ConfigError(f"mlm.weight: the MLM auxiliary loss needs a packed-input ranker (cross, poly, uni); got {type(model).__name__}")
+        model.add_mlm_head(seed=cfg.seed)  # tied to the word embeddings; kept if the model has one
     model.to(device)
     start_fingerprint = _model_fingerprint(model)
     if cfg.gradient_checkpointing:
@@ -537,7 +595,7 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
         return epoch_rows(examples, epoch, cfg.seed, cfg.data.negatives, cfg.data.negative_choice)
 
     # ---- optimizer, schedule, loop state
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.adam_betas))
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "batches": None, "best": None, "best_step": None,
                              "negatives": None, "sampler": None, "total_steps": None, "dev": []}
     if latest is not None:

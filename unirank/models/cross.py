@@ -54,6 +54,8 @@ class CrossEncoder(BackboneRanker):
             ``candidate_cls=True``).
         chunk_size: most pairs per forward pass (``None``: all at once).
         turn_separator: between dialogue turns (see :class:`~unirank.models.inputs.TextPacker`).
+        speaker_tokens: tokens marking the context's turns, e.g. ``["[unused1]", "[unused2]"]``
+            (see :class:`~unirank.models.inputs.TextPacker`).
         candidate_cls: start the candidate with its own ``[CLS]`` (the Uni-Encoder layout).
         candidate_token_type: token type id of candidate tokens.
         head_activation: ``tanh`` puts a hidden ``H x H`` layer and tanh before the linear
@@ -82,6 +84,7 @@ class CrossEncoder(BackboneRanker):
         max_candidate_length: int = 256,
         chunk_size: int | None = 64,
         turn_separator: str | None = None,
+        speaker_tokens: Sequence[str] | None = None,
         candidate_cls: bool = False,
         candidate_token_type: int = 1,
         head_activation: str | None = None,
@@ -99,6 +102,7 @@ class CrossEncoder(BackboneRanker):
             max_context_length=max_context_length,
             max_candidate_length=max_candidate_length,
             turn_separator=turn_separator,
+            speaker_tokens=speaker_tokens,
             candidate_cls=candidate_cls,
             candidate_token_type=candidate_token_type,
             candidate_sep=candidate_sep,

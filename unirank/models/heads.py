@@ -11,7 +11,9 @@ A saved model folder holds::
                             "backbones": {constructor argument: sub-folder}, "versions": {...}}
                            (the same keys as :mod:`unirank.models.bi` writes)
     backbone/              the encoder (safetensors, via save_pretrained) and its tokenizer
-    head.safetensors       every parameter that is not part of a backbone (linear head, codes)
+    head.safetensors       every parameter that is not part of a backbone (linear head, codes;
+                           an MLM head's transform and bias, its decoder being the tied
+                           word embeddings - then unirank_model.json has "mlm_head": {act, eps})
 
 It is written to a temporary folder beside the target and renamed into place, so a failed
 save never leaves a half-written model under the final name; no pickle is involved.
@@ -33,6 +35,7 @@ from .backbone import Backbone, encode_tokens, load_backbone, mean_pool, model_l
 from .base import FORMAT_VERSION, MODEL_FILE, Ranker, read_model_meta
 from .inputs import PackedBatch, TextPacker
 from .masks import build_mask
+from .mlm_aux import TIED_KEYS, MaskedLMTrainable
 
 HEAD_FILE = "head.safetensors"
 
@@ -116,11 +119,12 @@ def _check_target(target: Path) -> None:
         raise ConfigError(f"{target} exists and is not a unirank model folder; refusing to overwrite it")
 
 
-class BackboneRanker(Ranker):
+class BackboneRanker(Ranker, MaskedLMTrainable):
     """A ranker built on one backbone (plus, for poly, an optional candidate backbone).
 
     Subclasses set ``kind``, build their head in ``__init__`` and implement
-    :meth:`settings` (the JSON-able constructor keywords) and ``score``.
+    :meth:`settings` (the JSON-able constructor keywords) and ``score``. Every such ranker
+    can train with the MLM auxiliary loss (:class:`~unirank.models.mlm_aux.MaskedLMTrainable`).
     """
 
     #: constructor argument name -> sub-folder, for every backbone the model owns
@@ -130,6 +134,7 @@ class BackboneRanker(Ranker):
         super().__init__()
         self.backbone = backbone
         self.encoder = backbone.model  # registered submodule: its parameters train with the head
+        self.mlm_head = None  # MLMHead once add_mlm_head() is called (MLM auxiliary loss)
 
     @property
     def tokenizer(self) -> Any:
@@ -168,6 +173,7 @@ class BackboneRanker(Ranker):
             "candidate_cls": p.candidate_cls,
             "candidate_token_type": p.candidate_token_type,
             **({"candidate_sep": True} if p.candidate_sep else {}),  # only the cross-encoder takes it
+            **({"speaker_tokens": list(p.speaker_tokens)} if p.speaker_tokens else {}),
         }
 
     def _check_positions(self, longest: int) -> None:
@@ -197,14 +203,17 @@ class BackboneRanker(Ranker):
             -> (B, L, H) last hidden states.
         """
         packed = packed.to(self.device)
+        packed, mlm_labels = self._mlm_corrupt(packed, encoder)  # masked input inside masked_lm() only
         attn = packed.attention_mask if mask is None else build_mask(packed.segment_ids, mask)
-        return encode_tokens(
+        hidden = encode_tokens(
             self.encoder if encoder is None else encoder,
             packed.input_ids,
             attn,
             token_type_ids=packed.token_type_ids,
             position_ids=packed.position_ids,
         )
+        self._mlm_observe(hidden, mlm_labels)
+        return hidden
 
     # ---- persistence -------------------------------------------------------------------
 
@@ -216,7 +225,8 @@ class BackboneRanker(Ranker):
 
     def head_state(self) -> dict[str, torch.Tensor]:
         """Parameters and buffers that belong to no backbone (the head)."""
-        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not self._is_backbone_key(k)}
+        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()
+                if not self._is_backbone_key(k) and k not in TIED_KEYS}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model folder atomically (see the module docstring)."""
@@ -239,6 +249,7 @@ class BackboneRanker(Ranker):
                 "backbones": folders,
                 "backbone_source": self.backbone.source,
                 "versions": _versions(),
+                **({"mlm_head": self.mlm_head_settings()} if self.mlm_head is not None else {}),
             }
             write_json(tmp / MODEL_FILE, meta)
 
@@ -258,10 +269,12 @@ class BackboneRanker(Ranker):
             for arg, folder in meta.get("backbones", {"backbone": "backbone"}).items()
         }
         model = cls(**backbones, **{**meta.get("settings", {}), **overrides})
+        if meta.get("mlm_head") is not None:  # trained with the MLM auxiliary loss: its head comes back too
+            model.add_mlm_head(**meta["mlm_head"])
         with model_load_errors(str(root / HEAD_FILE)):
             head = load_file(str(root / HEAD_FILE))
         result = model.load_state_dict(head, strict=False)
-        missing = [k for k in result.missing_keys if not model._is_backbone_key(k)]
+        missing = [k for k in result.missing_keys if not model._is_backbone_key(k) and k not in TIED_KEYS]
         if missing or result.unexpected_keys:
             raise DataError(
                 f"head weights do not fit the model: missing {missing}, unexpected {result.unexpected_keys}",

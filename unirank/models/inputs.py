@@ -19,8 +19,9 @@ Contexts are a string or a list of turns, oldest first. Turns are joined with a
 separator (default: the tokenizer's ``[SEP]`` token; see :class:`TextPacker`) and
 truncated **from the left**: the most recent whole turns that fit are kept; only when the
 newest turn alone is too long is it cut at token level, keeping its last tokens.
-(The official code prefixes speaker tokens ``[unused1]/[unused2]`` instead of a
-separator and also drops whole turns from the left.) Candidates keep their *first*
+The official code prefixes speaker tokens ``[unused1]/[unused2]`` instead of a
+separator and also drops whole turns from the left: ``speaker_tokens`` does the same here
+(:func:`mark_speakers`; the separator then defaults to nothing). Candidates keep their *first*
 tokens, the usual convention for documents and for Hugging Face truncation (the official
 code keeps a response's last 254 tokens).
 
@@ -119,6 +120,32 @@ def join_turns(turns: Sequence[Sequence[int]], separator: Sequence[int], budget:
             out.extend(separator)
         out.extend(turn)
     return out
+
+
+def mark_speakers(turns: Sequence[Sequence[int]], speaker_ids: Sequence[int]) -> list[list[int]]:
+    """Prefix every turn with a speaker token, cycling *backwards from the newest turn*, which
+    gets the last one: with ``[A, B]`` the turns read ``... A B A B`` (the official
+    Uni-Encoder layout with ``[unused1]``, ``[unused2]``: the turn before the reply to choose
+    is always ``[unused2]``, whatever the number of turns). Counting from the newest turn
+    keeps each turn's token when older turns are truncated away.
+
+    Args:
+        turns: token ids per turn, oldest first.
+        speaker_ids: one token id per speaker (>= 1).
+
+    Returns:
+        The turns, each with its speaker id in front.
+
+    Example:
+        >>> mark_speakers([[5], [6, 6], [7]], [1, 2])
+        [[2, 5], [1, 6, 6], [2, 7]]
+        >>> mark_speakers([[6, 6], [7]], [1, 2])
+        [[1, 6, 6], [2, 7]]
+    """
+    if not speaker_ids:
+        raise ValueError("speaker_ids must not be empty")
+    n, s = len(turns), len(speaker_ids)
+    return [[int(speaker_ids[(s - 1 - (n - 1 - k)) % s]), *t] for k, t in enumerate(turns)]
 
 
 def pack_segments(
@@ -235,8 +262,13 @@ class TextPacker:
         max_candidate_length: most tokens of one candidate segment, its special tokens
             included.
         turn_separator: placed between dialogue turns. ``None`` (default) = the
-            tokenizer's sep token; a string that is one vocabulary token (e.g.
-            ``"[unused1]"``) = that token; ``""`` = nothing; any other string is tokenised.
+            tokenizer's sep token (nothing when ``speaker_tokens`` mark the turns); a string
+            that is one vocabulary token (e.g. ``"[unused1]"``) = that token; ``""`` =
+            nothing; any other string is tokenised.
+        speaker_tokens: vocabulary tokens put in front of every context turn, cycling back
+            from the newest turn, which gets the last (:func:`mark_speakers`; the Uni-Encoder
+            paper's ``["[unused1]", "[unused2]"]``). ``None``: no speaker tokens. Candidates
+            get none.
         candidate_cls: candidate segments start with ``[CLS]`` (Uni-Encoder) or not
             (standard pair encoding).
         candidate_token_type: token type id of candidate tokens (needs a model with
@@ -260,8 +292,16 @@ class TextPacker:
     candidate_cls: bool = True
     candidate_token_type: int = 1
     candidate_sep: bool = False
+    speaker_tokens: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.speaker_tokens is not None:
+            object.__setattr__(self, "speaker_tokens", tuple(self.speaker_tokens))
+            unk = self.tokenizer.unk_token_id
+            bad = [t for t in self.speaker_tokens if not isinstance(t, str) or self.tokenizer.convert_tokens_to_ids(t) in (None, unk)]
+            if bad or not self.speaker_tokens:
+                raise ConfigError(f"speaker_tokens: {bad or 'an empty list'} is not a list of vocabulary tokens "
+                                  f"(e.g. [\"[unused1]\", \"[unused2]\"] for a BERT vocabulary)")
         if self.candidate_cls and self.candidate_sep:
             raise ConfigError("candidate_cls and candidate_sep exclude each other")
         if self.max_context_length < 2:
@@ -283,13 +323,28 @@ class TextPacker:
         """Token ids placed between turns (see ``turn_separator``)."""
         sep = self.turn_separator
         if sep is None:
-            return [int(self.tokenizer.sep_token_id)]
+            return [] if self.speaker_tokens else [int(self.tokenizer.sep_token_id)]
         if sep == "":
             return []
         tid = self.tokenizer.convert_tokens_to_ids(sep)
         if tid is not None and (tid != self.tokenizer.unk_token_id or sep == self.tokenizer.unk_token):
             return [int(tid)]
         return list(self.tokenizer(sep, add_special_tokens=False)["input_ids"])
+
+    @cached_property
+    def speaker_ids(self) -> list[int]:
+        """Token ids of ``speaker_tokens`` (empty without them)."""
+        return [int(self.tokenizer.convert_tokens_to_ids(t)) for t in self.speaker_tokens or ()]
+
+    @cached_property
+    def structure_ids(self) -> frozenset[int]:
+        """Ids of the tokens that give a packed row its structure, never text: the tokenizer's
+        special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``, ...), the speaker tokens and a
+        one-token turn separator. The MLM auxiliary loss never masks them."""
+        ids = set(int(i) for i in self.tokenizer.all_special_ids) | set(self.speaker_ids)
+        if len(self.separator_ids) == 1:
+            ids |= set(self.separator_ids)
+        return frozenset(ids)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, no special tokens, no truncation (one batched call)."""
@@ -303,7 +358,10 @@ class TextPacker:
         ids = self.tokenize([t for ts in turns for t in ts])
         out, i = [], 0
         for ts in turns:
-            out.append(join_turns(ids[i : i + len(ts)], self.separator_ids, self.max_context_length - 2))
+            turn_ids = ids[i : i + len(ts)]
+            if self.speaker_tokens:
+                turn_ids = mark_speakers(turn_ids, self.speaker_ids)
+            out.append(join_turns(turn_ids, self.separator_ids, self.max_context_length - 2))
             i += len(ts)
         return out
 

@@ -90,6 +90,8 @@ class PolyEncoder(BackboneRanker, SharedPoolScorer):
         max_context_length: tokens of ``[CLS] context [SEP]`` (most recent turns kept).
         max_candidate_length: tokens of ``[CLS] candidate [SEP]``.
         turn_separator: between dialogue turns (see :class:`~unirank.models.inputs.TextPacker`).
+        speaker_tokens: tokens marking the context's turns, e.g. ``["[unused1]", "[unused2]"]``
+            (see :class:`~unirank.models.inputs.TextPacker`).
         chunk_size: candidates encoded per forward pass in :meth:`embed_candidates`.
 
     Shapes:
@@ -122,6 +124,7 @@ class PolyEncoder(BackboneRanker, SharedPoolScorer):
         max_candidate_length: int = 128,
         turn_separator: str | None = None,
         chunk_size: int = 256,
+        speaker_tokens: Sequence[str] | None = None,
     ) -> None:
         super().__init__(backbone)
         ATTENTION_SCALES.get(codes_attention)
@@ -149,6 +152,7 @@ class PolyEncoder(BackboneRanker, SharedPoolScorer):
             max_candidate_length=max_candidate_length,
             turn_separator=turn_separator,
             candidate_token_type=0,
+            speaker_tokens=speaker_tokens,
         )
         for length in (max_context_length, max_candidate_length):
             self._check_positions(length)
@@ -167,6 +171,7 @@ class PolyEncoder(BackboneRanker, SharedPoolScorer):
             "max_candidate_length": p.max_candidate_length,
             "turn_separator": p.turn_separator,
             "chunk_size": self.chunk_size,
+            **({"speaker_tokens": list(p.speaker_tokens)} if p.speaker_tokens else {}),
         }
 
     def _backbones(self) -> dict[str, Backbone]:

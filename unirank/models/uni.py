@@ -105,6 +105,8 @@ class UniEncoder(BackboneRanker):
         max_candidate_length: tokens of one candidate segment, its specials included.
         chunk_size: most candidates per context in one forward pass (``None``: no limit).
         turn_separator: between dialogue turns (see :class:`~unirank.models.inputs.TextPacker`).
+        speaker_tokens: tokens marking the context's turns, e.g. ``["[unused1]", "[unused2]"]``
+            (see :class:`~unirank.models.inputs.TextPacker`).
         candidate_cls: candidates are ``[CLS] cand [SEP]`` (paper) or ``cand [SEP]``.
         candidate_token_type: token type id of candidate tokens (1; 0 for models with one
             token type).
@@ -137,6 +139,7 @@ class UniEncoder(BackboneRanker):
         max_candidate_length: int = 128,
         chunk_size: int | None = 32,
         turn_separator: str | None = None,
+        speaker_tokens: Sequence[str] | None = None,
         candidate_cls: bool = True,
         candidate_token_type: int = 1,
         segmented: bool | str = "auto",
@@ -152,6 +155,7 @@ class UniEncoder(BackboneRanker):
             max_context_length=max_context_length,
             max_candidate_length=max_candidate_length,
             turn_separator=turn_separator,
+            speaker_tokens=speaker_tokens,
             candidate_cls=candidate_cls,
             candidate_token_type=candidate_token_type,
         )
@@ -168,8 +172,9 @@ class UniEncoder(BackboneRanker):
         return self.segmented is not False and self.mask in ("arrow", "arrow_strict") and supports_segmented(self.encoder)
 
     def takes_segmented_pass(self, packed: PackedBatch) -> bool:
-        """Whether this batch goes through the segmented pass (see ``segmented``)."""
-        if not self.uses_segmented_pass:
+        """Whether this batch goes through the segmented pass (see ``segmented``); never while
+        training with the MLM loss (:meth:`masked_lm`: the loss needs every token's hidden state)."""
+        if not self.uses_segmented_pass or self._mlm_pass is not None:
             return False
         if self.segmented is True:
             return True

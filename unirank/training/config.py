@@ -34,7 +34,8 @@ from typing import Any, Literal
 from ..config import NonNegative, Positive, Seed
 from ..errors import ConfigError
 
-__all__ = ["ModelConfig", "DataConfig", "BatchingConfig", "EvalSplitConfig", "RefreshConfig", "TrainConfig", "RESUME_SAFE_KEYS"]
+__all__ = ["ModelConfig", "DataConfig", "BatchingConfig", "EvalSplitConfig", "RefreshConfig", "MLMConfig", "TrainConfig",
+           "RESUME_SAFE_KEYS"]
 
 
 @dataclass
@@ -157,6 +158,26 @@ class RefreshConfig:
 
 
 @dataclass
+class MLMConfig:
+    """The masked-language-model auxiliary loss (:mod:`unirank.models.mlm_aux`; cross, poly, uni).
+
+    With ``weight > 0`` every training batch is corrupted BERT-style (``prob`` of the real
+    text tokens selected: 80% ``[MASK]``, 10% random, 10% kept; never special, speaker or
+    separator tokens), the candidate scores come from the corrupted input and
+    ``weight * MLM loss`` is added to the ranking loss - the Uni-Encoder paper's recipe
+    (``weight: 1``, ``prob: 0.15``). A model without an MLM head gets one tied to its word
+    embeddings; it is saved with the model and never used to score.
+
+    Attributes:
+        weight: weight of the MLM loss (0: off).
+        prob: share of the maskable tokens selected.
+    """
+
+    weight: float = 0.0
+    prob: float = 0.15
+
+
+@dataclass
 class TrainConfig:
     """Everything ``unirank train`` needs.
 
@@ -166,7 +187,15 @@ class TrainConfig:
             :func:`unirank.losses.combine`), e.g. ``{infonce: 1.0, mw: 0.5}``.
         in_batch_negatives: score every query against the documents of the whole batch
             (``False``: only against its own positive and mined negatives, as a listwise
-            reranker is trained).
+            reranker is trained). With ``data.negatives: 0`` and ``shuffle_pool: true`` this
+            is the Uni-Encoder's (and ParlAI's poly-encoder's) *in-batch candidates*: every
+            context is scored against the gold replies of every context of its batch (batch
+            size = candidate count), label = its own reply; evaluation keeps the data's own
+            candidate lists.
+        shuffle_pool: put the columns of the in-batch pool in a seeded order (per batch, from
+            ``seed``, the step and the batch's rows) instead of positives first, so a model
+            that could see where a candidate sits learns nothing from it.
+        mlm: the MLM auxiliary loss (:class:`MLMConfig`).
         batch_size: rows (queries) per batch; with in-batch negatives this is the pool
             every query is contrasted with.
         accumulate: batches per optimizer step. Each batch keeps its own in-batch pool of
@@ -186,8 +215,10 @@ class TrainConfig:
             time, cross 4.8 -> 2.1 GB at +42%. Training only; evaluation and export are unchanged.
         epochs, max_steps: training length (``max_steps`` caps the total optimizer steps).
         lr, weight_decay, warmup_ratio, warmup_steps, schedule, max_grad_norm: AdamW with a
-            warmup then ``linear`` / ``cosine`` / ``constant`` schedule; bias and LayerNorm
-            weights get no weight decay; ``max_grad_norm`` <= 0 disables clipping.
+            warmup then ``linear`` / ``cosine`` / ``constant`` / ``noam`` (inverse square
+            root) schedule; bias and LayerNorm weights get no weight decay;
+            ``max_grad_norm`` <= 0 disables clipping.
+        adam_betas: AdamW's ``(beta1, beta2)``; the Uni-Encoder code uses ``[0.9, 0.98]``.
         train_max_length: token limit of every text during training only (evaluation and
             export keep the model's own ``max_length``); ``None``: the model's.
         device: ``cpu`` / ``cuda`` (``None``: CUDA when present).
@@ -209,6 +240,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     losses: dict[str, Any] = field(default_factory=lambda: {"infonce": 1.0})
     in_batch_negatives: bool = True
+    shuffle_pool: bool = False
+    mlm: MLMConfig = field(default_factory=MLMConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     batch_size: int = 32
     accumulate: int = 1
@@ -222,6 +255,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     warmup_steps: int | None = None
     schedule: str = "linear"
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     max_grad_norm: float = 1.0
     train_max_length: int | None = None
     device: str | None = None
@@ -270,6 +304,17 @@ class TrainConfig:
             raise ConfigError(f"data.negatives must be >= 0, got {self.data.negatives}")
         if not self.in_batch_negatives and self.data.negatives == 0:
             raise ConfigError("in_batch_negatives is false and data.negatives is 0: the rows would have no negatives")
+        if self.shuffle_pool and not self.in_batch_negatives:
+            raise ConfigError("shuffle_pool orders the in-batch pool; it needs in_batch_negatives: true")
+        betas = self.adam_betas
+        if not (isinstance(betas, (list, tuple)) and len(betas) == 2
+                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+            raise ConfigError(f"adam_betas must be two numbers in [0, 1), e.g. [0.9, 0.98]; got {betas!r}")
+        if not self.mlm.weight >= 0:
+            raise ConfigError(f"mlm.weight must be >= 0, got {self.mlm.weight}")
+        if not 0 < self.mlm.prob <= 1:
+            raise ConfigError(f"mlm.prob must be in (0, 1], got {self.mlm.prob}")
+
         from ..tasks import get_task
 
         get_task(self.data.task, key="data.task").check_train(self)

@@ -5,7 +5,9 @@ rate *before* optimizer step ``step`` (0-based), as ``torch.optim.lr_scheduler.L
 uses it. Warmup is linear from 0; ``linear`` and ``cosine`` reach 0 at ``total``. These are
 the formulas of transformers' ``get_linear_schedule_with_warmup`` /
 ``get_cosine_schedule_with_warmup`` / ``get_constant_schedule_with_warmup``, so a run
-compares step for step with a Hugging Face / sentence-transformers trainer.
+compares step for step with a Hugging Face / sentence-transformers trainer. ``noam`` is the
+Transformer schedule (Vaswani et al. 2017) as the Uni-Encoder code trains with it: linear
+warmup, then the inverse square root of the step, normalised to peak at the base rate.
 
 Example:
     >>> [round(SCHEDULES.get("linear")(s, 2, 6), 2) for s in range(7)]
@@ -14,6 +16,8 @@ Example:
     [1.0, 0.85, 0.5, 0.15, 0.0]
     >>> [SCHEDULES.get("constant")(s, 2, 6) for s in (0, 1, 5)]
     [0.0, 0.5, 1.0]
+    >>> [round(SCHEDULES.get("noam")(s, 4, 100), 3) for s in (0, 3, 4, 15)]
+    [0.25, 1.0, 0.894, 0.5]
 """
 
 from __future__ import annotations
@@ -55,6 +59,21 @@ def constant(step: int, warmup: int, total: int) -> float:
     """Linear warmup, then 1."""
     w = _warm(step, warmup)
     return w if w is not None else 1.0
+
+
+@SCHEDULES.register("noam")
+def noam(step: int, warmup: int, total: int) -> float:
+    """``min(n / warmup, sqrt(warmup / n))`` with ``n = step + 1``: up to 1 at ``n = warmup``,
+    then ``1 / sqrt(n)`` decay that never reaches 0 (``total`` is not used).
+
+    The official Uni-Encoder code (dll-wu/Uni-Encoder, ``train_dist.py``) multiplies the rate
+    by ``d**-0.5 * min(n**-0.5, n * warmup**-1.5)`` for 1-based steps ``n`` after dividing the
+    base rate by ``d**-0.5 * warmup**-0.5``; ``d`` cancels, leaving this function. Unlike
+    the other schedules it does not start at 0: the first step uses ``1 / warmup`` of the rate.
+    """
+    n = step + 1
+    w = max(1, warmup)
+    return min(n / w, math.sqrt(w / n))
 
 
 def warmup_steps_for(total: int, ratio: float, steps: int | None) -> int:
