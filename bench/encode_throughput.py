@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = p.parse_args(argv)
 
-    import numpy as np
     from importlib.metadata import version
 
+    import numpy as np
     from sentence_transformers import SentenceTransformer
 
     from unirank.io import write_text

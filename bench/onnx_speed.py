@@ -72,7 +72,8 @@ def encode_worker(job: dict) -> dict:
             model = BiEncoder.from_pretrained(None, max_length=L)
         else:
             model = load_onnx_ranker(job["onnx"][system.rsplit("-", 1)[1]], threads=job["threads"], max_length=L)
-        run = lambda t: model.encode(t, batch_size=bs, show_progress=False)
+        def run(t):
+            return model.encode(t, batch_size=bs, show_progress=False)
     else:
         from sentence_transformers import SentenceTransformer
 
@@ -82,7 +83,8 @@ def encode_worker(job: dict) -> dict:
             kw = {"file_name": job["st_int8_file"]} if system == "st-onnx-int8" else {}
             model = SentenceTransformer(job["st_onnx_dir"], device="cpu", backend="onnx", model_kwargs=kw)
         model.max_seq_length = L
-        run = lambda t: model.encode(t, batch_size=bs, show_progress_bar=False)
+        def run(t):
+            return model.encode(t, batch_size=bs, show_progress_bar=False)
     run(texts[:bs])  # warm-up
     t0 = time.perf_counter()
     out = np.asarray(run(texts), dtype=np.float32)

@@ -115,7 +115,12 @@ def st_run(model: str | None, triplets: Path, out: Path, batch_size: int, epochs
     """sentence-transformers' own trainer + MultipleNegativesRankingLoss on the same triplets."""
     import pyarrow as pa
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        losses,
+    )
     from sentence_transformers.training_args import BatchSamplers
 
     from unirank.models.backbone import resolve_model_path

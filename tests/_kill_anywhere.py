@@ -47,18 +47,18 @@ def _preload() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
     import faiss  # noqa: F401
+    import matplotlib.pyplot  # noqa: F401
     import pydantic  # noqa: F401
     import transformers  # noqa: F401
-    from transformers import AutoTokenizer, BertModel  # noqa: F401
     import transformers.models.bert.tokenization_bert  # noqa: F401
+    from transformers import AutoTokenizer, BertModel  # noqa: F401
 
     import unirank.cli  # noqa: F401
+    import unirank.data.datasets  # noqa: F401
     import unirank.eval.evaluate  # noqa: F401
     import unirank.eval.report  # noqa: F401
     import unirank.index.retrievers  # noqa: F401
-    import unirank.data.datasets  # noqa: F401
     import unirank.models.base  # noqa: F401
     import unirank.models.bi  # noqa: F401
 

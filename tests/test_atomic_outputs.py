@@ -9,15 +9,16 @@ import json
 
 import pytest
 
-from .conftest import OverlapRanker
-from .test_mine import cfg_for, corpus_folder
-from .test_shards import HashEncoder, _docs, _files
 from unirank.config import from_dict
 from unirank.errors import ConfigError
 from unirank.eval.config import EvalConfig
 from unirank.eval.evaluate import run_eval
 from unirank.index.shards import ShardedIndex, encode_corpus_shard
 from unirank.negatives.pipeline import run_mine
+
+from .conftest import OverlapRanker
+from .test_mine import cfg_for, corpus_folder
+from .test_shards import HashEncoder, _docs, _files
 
 
 def _disk_full(*a, **k):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
-from unirank.models.base import MODELS
+from unirank.models.base import MODELS, load_ranker
 from unirank.models.cross import CrossEncoder
-from unirank.models.base import load_ranker
 from unirank.models.uni import UniEncoder
 
 from .conftest import lively_backbone, own_copy

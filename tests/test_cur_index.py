@@ -16,8 +16,16 @@ from unirank.errors import ConfigError
 from unirank.eval.config import EvalConfig
 from unirank.eval.evaluate import run_eval
 from unirank.eval.response import score_lists
-from unirank.index.cur import MatrixSpace, adacur_search, anncur_search, choose_anchors, cur_item_embeddings, matrix_oracle, result_hits
 from unirank.index.config import CURConfig
+from unirank.index.cur import (
+    MatrixSpace,
+    adacur_search,
+    anncur_search,
+    choose_anchors,
+    cur_item_embeddings,
+    matrix_oracle,
+    result_hits,
+)
 from unirank.index.cur_retriever import CURRetriever, check_cur_config
 from unirank.index.cur_store import CURIndex, build_cur_index, ranker_fingerprint, read_anchor_queries
 from unirank.models.cross import CrossEncoder

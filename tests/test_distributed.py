@@ -91,7 +91,8 @@ def _weights(out: Path) -> dict[str, torch.Tensor]:
 
 
 def _losses(out: Path) -> list[float]:
-    return [json.loads(l)["loss"] for l in (out / "metrics.jsonl").read_text().splitlines() if "loss" in json.loads(l)]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if "loss" in r]
 
 
 class _WrongSlotDist(Dist):

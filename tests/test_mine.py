@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import write_beir
 from unirank.config import from_dict
 from unirank.errors import ConfigError, DataError
 from unirank.negatives.convert import CONVERTERS, convert_file, read_mined
 from unirank.negatives.pipeline import MineConfig, parse_spec, query_rng, run_mine
+
+from .conftest import write_beir
 from .test_miners import BagOfWords
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"  # ../shared beside the repository

@@ -12,12 +12,12 @@ pytest.importorskip("onnxruntime")
 
 from unirank.cli import app
 from unirank.errors import ConfigError
+from unirank.models.base import load_ranker
 from unirank.models.bi import BiEncoder
 from unirank.models.cross import CrossEncoder
 from unirank.models.poly import PolyEncoder
 from unirank.models.uni import UniEncoder
 from unirank.runtime import onnx_export
-from unirank.models.base import load_ranker
 from unirank.runtime.backends import parse_backend
 from unirank.runtime.onnx_export import ONNX_FILE, export_onnx
 from unirank.runtime.onnx_models import OnnxUniEncoder, load_onnx_ranker

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from unirank.errors import ConfigError
-from unirank.models.base import MODELS
-from unirank.models.base import load_ranker
+from unirank.models.base import MODELS, load_ranker
 from unirank.models.poly import PolyEncoder, poly_attention
 
 from .conftest import lively_backbone, own_copy

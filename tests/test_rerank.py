@@ -3,8 +3,6 @@
 import json
 
 import pytest
-
-from unirank.eval.metrics import rank_docs
 import torch
 
 from unirank.config import from_dict
@@ -13,14 +11,13 @@ from unirank.data.trec import write_run
 from unirank.errors import DataError
 from unirank.eval.config import EvalConfig
 from unirank.eval.evaluate import score_run
+from unirank.eval.metrics import rank_docs
 from unirank.eval.rerank import rerank_eval, rerank_run
 from unirank.models.backbone import tiny_backbone
 from unirank.models.cross import CrossEncoder
 from unirank.types import Document, Query, RetrievalDataset
 
 from .conftest import OverlapRanker
-
-
 
 
 def toy_dataset():

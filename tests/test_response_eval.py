@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from unirank.data.dialogue import write_response_jsonl
-from unirank.errors import ConfigError
 from unirank.eval.metrics import response_metrics
 from unirank.eval.response import (
     evaluate_response,

@@ -8,13 +8,14 @@ import math
 
 import pytest
 
-from .conftest import write_beir
 from unirank.config import from_dict, load_config
 from unirank.errors import ConfigError
 from unirank.eval.config import EvalConfig
 from unirank.eval.evaluate import run_eval
 from unirank.negatives.pipeline import MineConfig, run_mine
 from unirank.train import TrainConfig
+
+from .conftest import write_beir
 
 
 @pytest.mark.parametrize("line, expect", [
@@ -67,10 +68,10 @@ def test_k_larger_than_the_corpus_is_capped_not_allocated(tiny_beir, tmp_path, c
         cfg = from_dict(EvalConfig, {"data": str(tiny_beir), "k": huge, "retriever": {"name": retriever, "bm25": {"stemmer": None},
                                      "dense": {"model": None}}, "measures": ["ndcg@10", "recall@100"]})
         if retriever == "hybrid":
-            from unirank.models.backbone import tiny_backbone
-            from unirank.models.bi import BiEncoder
             from unirank.index.retrievers import DenseRetriever, HybridRetriever
             from unirank.index.sparse import BM25Index
+            from unirank.models.backbone import tiny_backbone
+            from unirank.models.bi import BiEncoder
 
             r = HybridRetriever(BM25Index(stemmer=None), DenseRetriever(model=BiEncoder(tiny_backbone(hidden=16), max_length=16),
                                                                          show_progress=False), depth=huge)

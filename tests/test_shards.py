@@ -190,8 +190,8 @@ def test_refine_rescores_compressed_hits_exactly_from_the_store(store, tmp_path:
 
 def test_prebuilt_retriever_in_run_eval(store) -> None:
     """Evaluation through a ShardedIndex gives the run of an exact DenseIndex over the same vectors."""
-    from unirank.eval.evaluate import run_eval
     from unirank.eval.config import EvalConfig, RetrieverConfig
+    from unirank.eval.evaluate import run_eval
     from unirank.index.shards import PrebuiltRetriever
     from unirank.types import Document, Query, RetrievalDataset
 

@@ -2,7 +2,6 @@
 sentence-transformers' SparseEncoder, and the learned-sparse indexes and retrievers."""
 
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import scipy.sparse as sp
 import torch
 
 from unirank.errors import ConfigError
-from unirank.models.backbone import packaged_model_dir, tiny_backbone
+from unirank.models.backbone import packaged_model_dir
 from unirank.models.base import model_class
 from unirank.models.mlm_head import MLMHead, mask_tokens
 from unirank.models.splade import Splade, packaged_splade_dir, sparse_rows
@@ -21,8 +20,15 @@ TEXTS = ["a", "The quick brown fox jumps over the lazy dog.", "", "Short one.",
 
 def _tiny_mlm(model_type="bert", seed=0):
     """A random tiny ``*ForMaskedLM`` (vocabulary of the packaged MiniLM tokenizer)."""
-    from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertForMaskedLM,
-                              RobertaConfig, RobertaForMaskedLM)
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertForMaskedLM,
+        DistilBertConfig,
+        DistilBertForMaskedLM,
+        RobertaConfig,
+        RobertaForMaskedLM,
+    )
 
     tok = AutoTokenizer.from_pretrained(str(packaged_model_dir()))
     torch.manual_seed(seed)
@@ -358,8 +364,8 @@ def test_sparse_store_shards_resume_and_sharded_search(tmp_path, tiny):
 def test_splade_and_fusion_retrievers_on_a_tiny_corpus(tiny, tiny_beir, tmp_path):
     from unirank.eval.config import EvalConfig, RetrieverConfig
     from unirank.eval.evaluate import run_eval
-    from unirank.index.splade_retriever import FusionRetriever, SpladeRetriever
     from unirank.index.sparse import BM25Index
+    from unirank.index.splade_retriever import FusionRetriever, SpladeRetriever
 
     r = SpladeRetriever(tiny)
     cfg = EvalConfig(data=str(tiny_beir), split="test", retriever=RetrieverConfig(name="splade"), k=5, out=str(tmp_path / "out"))
@@ -378,9 +384,9 @@ def test_splade_and_fusion_retrievers_on_a_tiny_corpus(tiny, tiny_beir, tmp_path
 def test_sparse_gradient_path_equals_the_full_logit_matrix(tiny):
     """Training's max pooling (argmax found without autograd, active entries recomputed) gives the
     values and gradients of the max over the full (tokens, V) logit matrix."""
-    import unirank.models.splade as S
-
     import copy
+
+    import unirank.models.splade as S
 
     tiny = copy.deepcopy(tiny).double()  # float64: the full path sums 30k-wide gradients, float32 rounding would show
     texts = ["a query about cats", "dogs bark at the postman every morning", "x"]

@@ -14,11 +14,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from .conftest import write_beir
 from unirank.cli import app
 from unirank.config import from_dict
 from unirank.models.backbone import tiny_backbone
 from unirank.train import TrainConfig, train
+
+from .conftest import write_beir
 
 QUIET = {"progress": False, "log": lambda m: None}
 TOPICS = ["cats purr softly", "dogs bark loudly", "fish swim in bowls", "birds sing at dawn", "cars need fuel",

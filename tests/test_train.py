@@ -10,7 +10,6 @@ import pytest
 import torch
 import yaml
 
-from .conftest import write_beir
 from unirank.config import from_dict
 from unirank.errors import ConfigError
 from unirank.losses import combine
@@ -20,6 +19,8 @@ from unirank.train import TrainConfig, batch_backward, batch_inputs, pool_layout
 from unirank.training.data import Row, epoch_rows
 from unirank.training.gradcache import RandContext, embed_no_grad
 from unirank.types import Candidate, TrainExample
+
+from .conftest import write_beir
 
 QUIET = {"progress": False, "log": lambda m: None}
 
@@ -305,8 +306,7 @@ def _listwise_loss(model, examples, in_batch: bool) -> float:
 @pytest.mark.parametrize("kind,in_batch", [("cross", False), ("uni", False), ("poly", True)])
 def test_other_model_kinds_train_with_the_same_loop(tmp_path, kind, in_batch):
     """Rerankers go through Ranker.score (listwise) and the poly-encoder through score_shared (in-batch)."""
-    from unirank.models.base import MODELS
-    from unirank.models.base import import_model_kinds
+    from unirank.models.base import MODELS, import_model_kinds
 
     import_model_kinds()
 
@@ -453,8 +453,8 @@ def test_response_selection_data_trains_every_kind(tmp_path, kind):
 
 def test_response_training_learns(tmp_path):
     """Listwise CE over each context's own candidates lifts MRR (a wrong positive index would sink it)."""
-    from unirank.eval.response import evaluate_response
     from unirank.data.dialogue import read_response_jsonl
+    from unirank.eval.response import evaluate_response
     from unirank.models.cross import CrossEncoder
 
     rows = [{"id": f"c{i}", "context": ["hi", f"about {t}?"], "labels": [0, 0, 1, 0][-(i % 4):] + [0, 0, 1, 0][:-(i % 4)] if i % 4 else [0, 0, 1, 0],
@@ -493,11 +493,11 @@ def test_response_config_errors(tmp_path):
 
 def test_rerankers_are_evaluated_by_reranking_bm25(tmp_path):
     """A cross-encoder's dev/test evaluation reranks the BM25 top-k of the split (one first stage for all epochs)."""
+    from unirank.data.beir import load_beir
+    from unirank.eval.config import RetrieverConfig
     from unirank.eval.evaluate import retrieve, score_run
     from unirank.eval.rerank import rerank_run
-    from unirank.data.beir import load_beir
     from unirank.index.retrievers import make_retriever
-    from unirank.eval.config import RetrieverConfig
     from unirank.models.cross import CrossEncoder
 
     folder = _beir(tmp_path)
@@ -564,8 +564,8 @@ def test_grad_cache_with_dialogue_contexts_equals_the_plain_batch(tmp_path):
 
 
 def test_resume_accepts_a_checkpoint_written_before_new_config_fields(tmp_path):
-    from unirank.train import _check_resume_config
     from unirank.config import to_dict
+    from unirank.train import _check_resume_config
 
     cfg = _cfg(tmp_path)
     saved = to_dict(cfg)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
 from unirank.errors import ConfigError, DataError
-from unirank.models.base import MODELS
-from unirank.models.base import load_ranker
+from unirank.models.base import MODELS, load_ranker
 from unirank.models.inputs import TextPacker, join_turns, pack_segments
 from unirank.models.masks import MASKS
 from unirank.models.uni import UniEncoder

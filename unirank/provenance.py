@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import importlib.metadata as md
+import os
 import platform
 import random
 import sys

@@ -23,7 +23,6 @@ from .config import OUTPUT_MARKER, EvalConfig
 from .report import html_report, metrics_table
 
 
-
 @dataclass
 class EvalResult:
     metrics: dict[str, float]

@@ -11,12 +11,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import splade_retriever  # noqa: F401,E402  (registers "splade" and "fusion")
 from .base import RETRIEVERS, rrf_fuse  # noqa: F401  (rrf_fuse: also imported from here)
+from .cur_retriever import CURRetriever  # noqa: F401  (registers "cur")
 from .dense import DenseIndex
 from .shards import PrebuiltRetriever
 from .sparse import BM25Index  # noqa: F401  (registers "bm25")
-from . import splade_retriever  # noqa: F401,E402  (registers "splade" and "fusion")
-from .cur_retriever import CURRetriever  # noqa: F401  (registers "cur")
 
 #: search a store written by ``unirank encode`` (optionally through ``unirank index``'s FAISS indexes)
 RETRIEVERS.register("prebuilt")(PrebuiltRetriever)
@@ -34,8 +34,8 @@ class DenseRetriever:
     """
 
     def __init__(self, model: Any = None, index_kind: str = "flat", batch_size: int = 64, device: str | None = None, dtype: str | None = None, nprobe: int = 16, show_progress: bool | None = None, backend: str = "torch") -> None:
-        from ..models.bi import BiEncoder
         from ..models.base import load_ranker
+        from ..models.bi import BiEncoder
 
         self.encoder = model if isinstance(model, BiEncoder) else load_ranker(model, "bi", device="cpu", backend=backend)
         self.index = DenseIndex(kind=index_kind, nprobe=nprobe)

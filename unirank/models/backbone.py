@@ -137,9 +137,7 @@ def load_backbone(name_or_path: str | os.PathLike | None = None, attn_implementa
         name_or_path: see the module docstring.
         attn_implementation: "sdpa" (default) or "eager".
     """
-    from transformers import AutoModel, AutoTokenizer
-
-    from transformers import AutoConfig
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     src = resolve_model_path(name_or_path)
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}

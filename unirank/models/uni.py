@@ -34,7 +34,6 @@ from .inputs import PackedBatch
 from .masks import MASKS
 from .segmented import segmented_candidate_states, supports_segmented
 
-
 #: ``segmented="auto"``: the shortest longest-candidate segment (tokens, ``[CLS]``/``[SEP]``
 #: included) from which the segmented pass is taken, per (device type, half precision).
 #: Measured with bench/uni_pass_sweep.py (bench/RESULTS.md, 10 equal-length candidates,

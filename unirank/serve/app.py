@@ -494,7 +494,7 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
     async def rank(req: RankRequest) -> RankResponse:
         """Score candidates for a query or dialogue context; best first (ties keep request order)."""
         req, n_cut = prepare(req)
-        be = ready("ranker", "ranker model (start it with --model)")
+        ready("ranker", "ranker model (start it with --model)")
         scores = await submit("rank", (req.context, list(req.candidates))) if req.candidates else []
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         if req.top_k is not None:
@@ -505,7 +505,7 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
     async def encode(req: EncodeRequest) -> EncodeResponse:
         """Embed texts with the server's bi-encoder (as queries or as documents)."""
         req, n_cut = prepare(req)
-        be = ready("encoder", "bi-encoder (start it with --model DIR --kind bi, or with a dense --retriever)")
+        ready("encoder", "bi-encoder (start it with --model DIR --kind bi, or with a dense --retriever)")
         if not req.texts:
             return EncodeResponse(embeddings=[], dim=0, truncated=n_cut)
         vecs = await submit("encode", (list(req.texts), req.kind))

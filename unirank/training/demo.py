@@ -38,8 +38,8 @@ DEMO_TRAIN: dict[str, Any] = {
 
 def _eval(model: Any, ds: Any, limit_queries: int, max_docs: int, out: Path | None) -> dict[str, float]:
     from ..eval.config import EvalConfig
-    from ..index.config import RetrieverConfig
     from ..eval.evaluate import run_eval
+    from ..index.config import RetrieverConfig
     from ..index.retrievers import DenseRetriever
 
     cfg = EvalConfig(data="stdlib-codesearch", split="test", retriever=RetrieverConfig(name="dense"), measures=list(MEASURES),

@@ -59,7 +59,6 @@ from typing import Any, Sequence
 import torch
 
 from ..provenance import env_world
-
 from .batching import BatchSampler, local_part
 
 __all__ = ["Dist", "init_from_env", "all_gather_with_grad", "DistributedBatchSampler", "env_world"]
