@@ -21,8 +21,14 @@ def run_folder(path: str | Path) -> bool:
     return (p / "run.trec").is_file() or (p / "scores.jsonl").is_file()
 
 
-def compare_runs(runs: Mapping[str, str | Path], out: str | Path, qrels: str | None = None,
-                 measures: Sequence[str] | None = None, all_pairs: bool = True, **settings: Any) -> dict[str, Any] | None:
+def compare_runs(
+    runs: Mapping[str, str | Path],
+    out: str | Path,
+    qrels: str | None = None,
+    measures: Sequence[str] | None = None,
+    all_pairs: bool = True,
+    **settings: Any,
+) -> dict[str, Any] | None:
     """Compare the run folders of ``runs`` (name -> folder) that exist; ``None`` when fewer than two do.
 
     The first name is the baseline; ``all_pairs`` (default) tests every pair. ``settings``
@@ -40,15 +46,25 @@ def compare_runs(runs: Mapping[str, str | Path], out: str | Path, qrels: str | N
         print(f"compare: no run folder for {', '.join(missing)}; comparing the others", flush=True)
     if len(found) < 2:
         return None
-    cfg = CompareConfig(runs=list(found.values()), names=list(found), qrels=qrels, measures=list(measures) if measures else None,
-                        all_pairs=all_pairs, out=str(out), **settings)
+    cfg = CompareConfig(
+        runs=list(found.values()),
+        names=list(found),
+        qrels=qrels,
+        measures=list(measures) if measures else None,
+        all_pairs=all_pairs,
+        out=str(out),
+        **settings,
+    )
     cmp = run_compare(cfg, quiet=True)
     return {
         "command": shlex.join(cli_args(cfg)),
         "markdown": comparison_markdown(cmp),
         "out": str(out),
-        "significant": [[r.a, r.b, r.measure, round(r.diff, 6), r.p_t_adj if cfg.test == "t" else r.p_fisher_adj]
-                        for r in cmp.pairs if r.significant],
+        "significant": [
+            [r.a, r.b, r.measure, round(r.diff, 6), r.p_t_adj if cfg.test == "t" else r.p_fisher_adj]
+            for r in cmp.pairs
+            if r.significant
+        ],
     }
 
 
@@ -56,4 +72,9 @@ def markdown_block(result: dict[str, Any] | None, title: str = "Significance") -
     """Lines for RESULTS.md: the command, then the comparison's markdown (nothing if ``None``)."""
     if not result:
         return []
-    return ["", f"**{title}** (`{result['command']}`; report: `{result['out']}/report.html`):", "", result["markdown"].rstrip()]
+    return [
+        "",
+        f"**{title}** (`{result['command']}`; report: `{result['out']}/report.html`):",
+        "",
+        result["markdown"].rstrip(),
+    ]

@@ -16,12 +16,15 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 def section(title: str, script: str, machine: str, body: list[str]) -> str:
     """``## title (UTC time)``, the command (this process's arguments), the machine, then ``body``."""
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join([
-        f"\n## {title} ({when})\n",
-        f"Command: `{shlex.join(['.venv/bin/python', f'bench/{script}'] + sys.argv[1:])}`  ",
-        f"Machine: {machine}\n",
-        *body, "",
-    ])
+    return "\n".join(
+        [
+            f"\n## {title} ({when})\n",
+            f"Command: `{shlex.join(['.venv/bin/python', f'bench/{script}'] + sys.argv[1:])}`  ",
+            f"Machine: {machine}\n",
+            *body,
+            "",
+        ]
+    )
 
 
 def append(text: str) -> None:

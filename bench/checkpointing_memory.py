@@ -37,7 +37,9 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def one(kind: str, checkpointing: bool, batch: int, steps: int, mined: str, data_root: str | None, segmented: bool = False) -> dict:
+def one(
+    kind: str, checkpointing: bool, batch: int, steps: int, mined: str, data_root: str | None, segmented: bool = False
+) -> dict:
     """Run ``steps`` forward + backward passes in this process; return the measurements.
 
     ``segmented``: the Uni-Encoder's segment-factorised pass instead of one masked pass."""
@@ -68,9 +70,16 @@ def one(kind: str, checkpointing: bool, batch: int, steps: int, mined: str, data
         loss.backward()
         model.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - t)
-    return {"kind": kind + (" segmented" if segmented else ""), "checkpointing": checkpointing, "batch": batch, "candidates": len(candidates[0]),
-            "load_mib": round(load), "peak_mib": round(peak_mib()), "step_s": round(statistics.median(times[1:] or times), 2),
-            "threads": torch.get_num_threads()}
+    return {
+        "kind": kind + (" segmented" if segmented else ""),
+        "checkpointing": checkpointing,
+        "batch": batch,
+        "candidates": len(candidates[0]),
+        "load_mib": round(load),
+        "peak_mib": round(peak_mib()),
+        "step_s": round(statistics.median(times[1:] or times), 2),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -78,7 +87,11 @@ def main() -> None:
     ap.add_argument("--mined", required=True, help="mined SciFact train.jsonl (bench/mine_scifact.py writes it)")
     ap.add_argument("--data-root", default=os.environ.get("UNIRANK_DATA"))
     ap.add_argument("--kinds", default="uni,cross")
-    ap.add_argument("--modes", default="off,on", help="off | on (gradient checkpointing) | seg (uni: segmented pass, no checkpointing)")
+    ap.add_argument(
+        "--modes",
+        default="off,on",
+        help="off | on (gradient checkpointing) | seg (uni: segmented pass, no checkpointing)",
+    )
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # "kind,on|off": the subprocess
@@ -86,38 +99,72 @@ def main() -> None:
     a = ap.parse_args()
     if a.one:
         kind, mode = a.one.split(",")
-        print(json.dumps(one(kind, mode == "on", a.batch, a.steps, a.mined, a.data_root, segmented=mode == "seg")), flush=True)
+        print(
+            json.dumps(one(kind, mode == "on", a.batch, a.steps, a.mined, a.data_root, segmented=mode == "seg")),
+            flush=True,
+        )
         return
     rows = []
     for kind in a.kinds.split(","):
         for mode in a.modes.split(","):
             if mode == "seg" and kind != "uni":
                 continue
-            cmd = [sys.executable, __file__, "--one", f"{kind},{mode}", "--mined", a.mined, "--batch", str(a.batch), "--steps", str(a.steps)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                f"{kind},{mode}",
+                "--mined",
+                a.mined,
+                "--batch",
+                str(a.batch),
+                "--steps",
+                str(a.steps),
+            ]
             if a.data_root:
                 cmd += ["--data-root", a.data_root]
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:
                 why = "killed (out of memory?)" if p.returncode in (-9, 137) else p.stderr.strip().splitlines()[-1:]
-                rows.append({"kind": kind, "checkpointing": mode == "on", "batch": a.batch, "error": f"exit {p.returncode}: {why}"})
+                rows.append(
+                    {
+                        "kind": kind,
+                        "checkpointing": mode == "on",
+                        "batch": a.batch,
+                        "error": f"exit {p.returncode}: {why}",
+                    }
+                )
             else:
                 rows.append(json.loads(p.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
-    table = ["| kind | checkpointing | rows x candidates | peak RSS after load (MiB) | peak RSS after steps (MiB) | step s (fwd+bwd) |",
-             "|---|---|---|---:|---:|---:|"]
+    table = [
+        "| kind | checkpointing | rows x candidates | peak RSS after load (MiB) | peak RSS after steps (MiB) | step s (fwd+bwd) |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     for r in rows:
         if "error" in r:
-            table.append(f"| {r['kind']} | {'on' if r['checkpointing'] else 'off'} | {r['batch']} x 8 | - | {r['error']} | - |")
+            table.append(
+                f"| {r['kind']} | {'on' if r['checkpointing'] else 'off'} | {r['batch']} x 8 | - | {r['error']} | - |"
+            )
         else:
-            table.append(f"| {r['kind']} | {'on' if r['checkpointing'] else 'off'} | {r['batch']} x {r['candidates']} | {r['load_mib']} | "
-                         f"{r['peak_mib']} | {r['step_s']} |")
+            table.append(
+                f"| {r['kind']} | {'on' if r['checkpointing'] else 'off'} | {r['batch']} x {r['candidates']} | {r['load_mib']} | "
+                f"{r['peak_mib']} | {r['step_s']} |"
+            )
     print("\n".join(table))
     if a.no_record:
         return
     from _record import append, host, section
 
     machine = f"{host('cpu', rows[0].get('threads', '?'))}, all-MiniLM-L6-v2, float32; query 64 / document 256 tokens."
-    append(section("Gradient checkpointing: memory and time of one reranker training step", "checkpointing_memory.py", machine, table))
+    append(
+        section(
+            "Gradient checkpointing: memory and time of one reranker training step",
+            "checkpointing_memory.py",
+            machine,
+            table,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -70,14 +70,32 @@ def ranx_check(cmp, runs: dict[str, str], qrels: dict, permutations: int) -> tup
         bound = 4 * math.sqrt(2) * math.sqrt(max(pf * (1 - pf), 1e-4) / permutations) + 2 / permutations
         worst_t = max(worst_t, abs(r.p_t - pt))
         fisher_ok &= abs(r.p_fisher - pf) <= bound
-        rows.append([f"{r.a} vs {r.b}", r.measure, f"{r.p_t:.6g}", f"{pt:.6g}", f"{abs(r.p_t - pt):.1e}",
-                     f"{r.p_fisher:.4f}", f"{pf:.4f}", f"{abs(r.p_fisher - pf):.4f}", f"{bound:.4f}"])
-    return rows, {"per_query_mismatch": {f"{n}/{m}": v for (n, m), v in same.items()}, "max_abs_dp_t": worst_t,
-                  "fisher_within_mc_error": fisher_ok, "ranx_s": round(ranx_s, 1), "ranx": version("ranx")}
+        rows.append(
+            [
+                f"{r.a} vs {r.b}",
+                r.measure,
+                f"{r.p_t:.6g}",
+                f"{pt:.6g}",
+                f"{abs(r.p_t - pt):.1e}",
+                f"{r.p_fisher:.4f}",
+                f"{pf:.4f}",
+                f"{abs(r.p_fisher - pf):.4f}",
+                f"{bound:.4f}",
+            ]
+        )
+    return rows, {
+        "per_query_mismatch": {f"{n}/{m}": v for (n, m), v in same.items()},
+        "max_abs_dp_t": worst_t,
+        "fisher_within_mc_error": fisher_ok,
+        "ranx_s": round(ranx_s, 1),
+        "ranx": version("ranx"),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--run", action="append", default=None, help="NAME=FOLDER, repeatable, the first is the baseline")
     ap.add_argument("--qrels", default="../shared/data/scifact", help="BEIR folder (or qrels file)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "compare_scifact"))
@@ -90,8 +108,15 @@ def main(argv: list[str] | None = None) -> None:
     from unirank.eval.compare_report import comparison_markdown
 
     runs = dict(x.split("=", 1) for x in (a.run or DEFAULT_RUNS))
-    cfg = CompareConfig(runs=list(runs.values()), names=list(runs), qrels=a.qrels, measures=MEASURES, all_pairs=True,
-                        permutations=a.permutations, out=a.out)
+    cfg = CompareConfig(
+        runs=list(runs.values()),
+        names=list(runs),
+        qrels=a.qrels,
+        measures=MEASURES,
+        all_pairs=True,
+        permutations=a.permutations,
+        out=a.out,
+    )
     t0 = time.perf_counter()
     cmp = run_compare(cfg)
     secs = time.perf_counter() - t0
@@ -108,24 +133,42 @@ def main(argv: list[str] | None = None) -> None:
 
     from _record import host, record, section
 
-    body = [f"Equivalent CLI: `{shlex.join(cli_args(cfg))}` ({secs:.1f} s for 3 systems x 3 measures, all pairs, "
-            f"{a.permutations} permutations and 10,000 bootstrap resamples per pair; report: `{Path(a.out).relative_to(ROOT) if Path(a.out).is_relative_to(ROOT) else a.out}/report.html`)",
-            "", "Runs (all on SciFact test, 300 queries; commands in the script's docstring and the README): "
-            + "; ".join(f"{n} `{p}`" for n, p in runs.items()), "", md.rstrip()]
+    body = [
+        f"Equivalent CLI: `{shlex.join(cli_args(cfg))}` ({secs:.1f} s for 3 systems x 3 measures, all pairs, "
+        f"{a.permutations} permutations and 10,000 bootstrap resamples per pair; report: `{Path(a.out).relative_to(ROOT) if Path(a.out).is_relative_to(ROOT) else a.out}/report.html`)",
+        "",
+        "Runs (all on SciFact test, 300 queries; commands in the script's docstring and the README): "
+        + "; ".join(f"{n} `{p}`" for n, p in runs.items()),
+        "",
+        md.rstrip(),
+    ]
     if rows:
         mism = {k: v for k, v in summary["per_query_mismatch"].items() if v[0]}
-        body += ["", f"**Agreement with ranx {summary['ranx']}** (`ranx.compare` on the same run files and qrels; "
-                 f"`stat_test=\"student\"` and `\"fisher\"` with {a.permutations} permutations, its seed 42 vs our seed 0). "
-                 + ("ranx's per-query values equal ours on every run and measure (|difference| <= 1e-6). " if not mism else
-                    f"Per-query values that differ from ranx's (count, max |diff|): {mism}. ")
-                 + f"Largest |p(t) ours - p(t) ranx| = {summary['max_abs_dp_t']:.1e}; randomization p-values "
-                 + ("all within" if summary["fisher_within_mc_error"] else "NOT all within")
-                 + " the Monte-Carlo bound 4 sqrt(2) sqrt(p(1-p)/N) + 2/N.", "",
-                 "| pair | measure | p t (unirank) | p t (ranx) | abs diff | p Fisher (unirank) | p Fisher (ranx) | abs diff | MC bound |",
-                 "|---|---|---|---|---|---|---|---|---|"]
+        body += [
+            "",
+            f"**Agreement with ranx {summary['ranx']}** (`ranx.compare` on the same run files and qrels; "
+            f'`stat_test="student"` and `"fisher"` with {a.permutations} permutations, its seed 42 vs our seed 0). '
+            + (
+                "ranx's per-query values equal ours on every run and measure (|difference| <= 1e-6). "
+                if not mism
+                else f"Per-query values that differ from ranx's (count, max |diff|): {mism}. "
+            )
+            + f"Largest |p(t) ours - p(t) ranx| = {summary['max_abs_dp_t']:.1e}; randomization p-values "
+            + ("all within" if summary["fisher_within_mc_error"] else "NOT all within")
+            + " the Monte-Carlo bound 4 sqrt(2) sqrt(p(1-p)/N) + 2/N.",
+            "",
+            "| pair | measure | p t (unirank) | p t (ranx) | abs diff | p Fisher (unirank) | p Fisher (ranx) | abs diff | MC bound |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         body += ["| " + " | ".join(r) + " |" for r in rows]
-    record(section("`unirank compare` on SciFact test: BM25 vs zero-shot vs fine-tuned, checked against ranx (issue 19)",
-                   "compare_scifact.py", host(), body))
+    record(
+        section(
+            "`unirank compare` on SciFact test: BM25 vs zero-shot vs fine-tuned, checked against ranx (issue 19)",
+            "compare_scifact.py",
+            host(),
+            body,
+        )
+    )
 
 
 if __name__ == "__main__":

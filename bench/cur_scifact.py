@@ -48,7 +48,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def make_subset(data: str, out: Path, test_queries: int, anchor_queries: int, docs: int, seed: int, source: str | None = None) -> dict:
+def make_subset(
+    data: str, out: Path, test_queries: int, anchor_queries: int, docs: int, seed: int, source: str | None = None
+) -> dict:
     """Write the subset BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) and anchors.tsv."""
     import numpy as np
 
@@ -71,8 +73,15 @@ def make_subset(data: str, out: Path, test_queries: int, anchor_queries: int, do
     write_text(out / "qrels" / "test.tsv", "\n".join(rows) + "\n")
     # the anchor queries as a query file (their judged documents are mostly outside the subset)
     write_text(out / "anchors.tsv", "".join(f"{q}\t{train.queries[q].text}\n" for q in aq))
-    manifest = {"source": source or data, "test_queries": len(tq), "anchor_queries": len(aq), "documents": len(corpus),
-                "judged_documents": len(judged), "distractors": len(corpus) - len(judged), "seed": seed}
+    manifest = {
+        "source": source or data,
+        "test_queries": len(tq),
+        "anchor_queries": len(aq),
+        "documents": len(corpus),
+        "judged_documents": len(judged),
+        "distractors": len(corpus) - len(judged),
+        "seed": seed,
+    }
     write_json(out / "subset.json", manifest)
     return manifest
 
@@ -84,7 +93,9 @@ def run(cmd: list[str], log: Path) -> float:
     with open(log, "a", encoding="utf-8") as f:
         f.write(f"\n$ unirank {shlex.join(cmd)}\n")
         f.flush()
-        p = subprocess.run([sys.executable, "-m", "unirank", *cmd], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+        p = subprocess.run(
+            [sys.executable, "-m", "unirank", *cmd], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT
+        )
     if p.returncode:
         sys.exit(f"failed ({p.returncode}): unirank {shlex.join(cmd)}; see {log}")
     return time.perf_counter() - t
@@ -100,8 +111,12 @@ def same_run(a: Path, b: Path, depth: int) -> float:
 
 
 #: systems of the significance step: (name, run file stem at budget B)
-COMPARED = (("adacur", "adacur_at_{B}"), ("dense_rerank", "dense_plus_CE_rerank_at_{B}"),
-            ("bm25_rerank", "bm25_plus_CE_rerank_at_{B}"), ("anncur", "anncur_at_{B}"))
+COMPARED = (
+    ("adacur", "adacur_at_{B}"),
+    ("dense_rerank", "dense_plus_CE_rerank_at_{B}"),
+    ("bm25_rerank", "bm25_plus_CE_rerank_at_{B}"),
+    ("anncur", "anncur_at_{B}"),
+)
 
 
 def compare_step(out: Path, budgets: list[int], log: Path, cmds: dict, seed: int) -> None:
@@ -119,8 +134,20 @@ def compare_step(out: Path, budgets: list[int], log: Path, cmds: dict, seed: int
         files = [str(runs / f"{stem.format(B=B)}.trec") for _, stem in COMPARED]
         names = ",".join(n for n, _ in COMPARED)
         for tag, qrels, measures in (("top10", top10, "recall@10"), ("qrels", out / "data", "ndcg@10,recall@100")):
-            cmd = ["compare", *files, "--names", names, "--qrels", str(qrels), "--measures", measures, "--seed", str(seed),
-                   "--out", str(out / "compare" / f"{tag}_at_{B}")]
+            cmd = [
+                "compare",
+                *files,
+                "--names",
+                names,
+                "--qrels",
+                str(qrels),
+                "--measures",
+                measures,
+                "--seed",
+                str(seed),
+                "--out",
+                str(out / "compare" / f"{tag}_at_{B}"),
+            ]
             cmds[f"compare {tag} B={B}"] = cmd
             print(f"running compare {tag} at B={B}", flush=True)
             run(cmd, log)
@@ -159,8 +186,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--report-only", action="store_true", help="only format (and record) the finished run in --out")
-    ap.add_argument("--skip", default="", help="comma list of steps (index, budget, live) already finished in --out: "
-                    "their outputs are reused, not run again (e.g. to finish a run stopped after the budget step)")
+    ap.add_argument(
+        "--skip",
+        default="",
+        help="comma list of steps (index, budget, live) already finished in --out: "
+        "their outputs are reused, not run again (e.g. to finish a run stopped after the budget step)",
+    )
     ap.add_argument("--markdown", help="write the section to this file instead of bench/RESULTS.md")
     args = ap.parse_args(argv)
     import torch
@@ -177,18 +208,57 @@ def main(argv: list[str] | None = None) -> None:
         return report(args, out, st["manifest"], st["cmds"], st["wall"], st["live"])
     log = out / "commands.log"
     data = out / "data"
-    manifest = make_subset(str(ROOT / args.data) if not Path(args.data).is_absolute() else args.data, data,
-                           args.test_queries, args.anchor_queries, args.docs, args.seed, source=args.data)
+    manifest = make_subset(
+        str(ROOT / args.data) if not Path(args.data).is_absolute() else args.data,
+        data,
+        args.test_queries,
+        args.anchor_queries,
+        args.docs,
+        args.seed,
+        source=args.data,
+    )
     print("subset:", manifest, flush=True)
 
     budgets = f"[{args.budgets}]"
     cmds: dict[str, list[str]] = {
-        "index": ["index", "--kind", "cur", "--data", str(data), "--reranker-model", args.cross_encoder,
-                  "--anchor-queries", str(data / "anchors.tsv"), "--out", str(out / "index"), "--batch-size", "16"],
-        "budget": ["eval", "--task", "budget", "--data", str(data), "--split", "test", "--k", "100", "--out", str(out / "budget"),
-                   "--set", f"retriever.cur.index={out / 'index'}", "--set", f"retriever.cur.budgets={budgets}",
-                   "--set", f"retriever.cur.rounds={args.rounds}", "--set", f"retriever.cur.seed={args.seed}",
-                   "--set", f"retriever.cur.exhaustive={out / 'exhaustive'}"],
+        "index": [
+            "index",
+            "--kind",
+            "cur",
+            "--data",
+            str(data),
+            "--reranker-model",
+            args.cross_encoder,
+            "--anchor-queries",
+            str(data / "anchors.tsv"),
+            "--out",
+            str(out / "index"),
+            "--batch-size",
+            "16",
+        ],
+        "budget": [
+            "eval",
+            "--task",
+            "budget",
+            "--data",
+            str(data),
+            "--split",
+            "test",
+            "--k",
+            "100",
+            "--out",
+            str(out / "budget"),
+            "--set",
+            f"retriever.cur.index={out / 'index'}",
+            "--set",
+            f"retriever.cur.budgets={budgets}",
+            "--set",
+            f"retriever.cur.rounds={args.rounds}",
+            "--set",
+            f"retriever.cur.seed={args.seed}",
+            "--set",
+            f"retriever.cur.exhaustive={out / 'exhaustive'}",
+        ],
     }
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if skip - {"index", "budget", "live"}:
@@ -205,32 +275,88 @@ def main(argv: list[str] | None = None) -> None:
     live = state.get("live", {}) if "live" in skip else {}
     if args.live_budget and "live" not in skip:
         for m in ("anncur", "adacur"):
-            cmd = ["eval", "--data", str(data), "--split", "test", "--retriever", "cur", "--k", "100", "--out", str(out / f"live_{m}"),
-                   "--set", f"retriever.cur.index={out / 'index'}", "--set", f"retriever.cur.budget={args.live_budget}",
-                   "--set", f"retriever.cur.method={m}", "--set", f"retriever.cur.rounds={args.rounds}",
-                   "--set", f"retriever.cur.seed={args.seed}"]
+            cmd = [
+                "eval",
+                "--data",
+                str(data),
+                "--split",
+                "test",
+                "--retriever",
+                "cur",
+                "--k",
+                "100",
+                "--out",
+                str(out / f"live_{m}"),
+                "--set",
+                f"retriever.cur.index={out / 'index'}",
+                "--set",
+                f"retriever.cur.budget={args.live_budget}",
+                "--set",
+                f"retriever.cur.method={m}",
+                "--set",
+                f"retriever.cur.rounds={args.rounds}",
+                "--set",
+                f"retriever.cur.seed={args.seed}",
+            ]
             cmds[f"live {m}"] = cmd
             print(f"running live {m}", flush=True)
             secs = run(cmd, log)
             cfg = json.loads((out / f"live_{m}" / "config.json").read_text())
             sim = out / "budget" / "runs" / f"{m}_at_{args.live_budget}.trec"
-            live[m] = {"wall_s": secs, "search_s": cfg["retriever_stats"]["search_s"],
-                       "calls": cfg["retriever_stats"]["ce_calls_per_query"],
-                       "same_top10": same_run(sim, out / f"live_{m}" / "run.trec", 10) if sim.is_file() else None,
-                       "same_top100": same_run(sim, out / f"live_{m}" / "run.trec", 100) if sim.is_file() else None}
+            live[m] = {
+                "wall_s": secs,
+                "search_s": cfg["retriever_stats"]["search_s"],
+                "calls": cfg["retriever_stats"]["ce_calls_per_query"],
+                "same_top10": same_run(sim, out / f"live_{m}" / "run.trec", 10) if sim.is_file() else None,
+                "same_top100": same_run(sim, out / f"live_{m}" / "run.trec", 100) if sim.is_file() else None,
+            }
     # ablations (cheap: the exhaustive scores are reused, only the CUR search runs): adaCUR rounds,
     # and round 1 from a first stage instead of random items
     min_b = min(int(b) for b in args.budgets.split(","))
-    ablations = {f"adacur rounds={r}": ["--set", f"retriever.cur.rounds={r}", "--set", "retriever.cur.methods=[adacur]"]
-                 for r in (2, 10) if r != args.rounds and r <= min_b}
-    ablations.update({f"anncur/adacur, anchors from {fs}": ["--set", f"retriever.cur.rounds={args.rounds}", "--set",
-                      f"retriever.cur.first_stage={fs}", "--set", "retriever.cur.methods=[anncur,adacur]"] for fs in ("bm25", "dense")})
+    ablations = {
+        f"adacur rounds={r}": ["--set", f"retriever.cur.rounds={r}", "--set", "retriever.cur.methods=[adacur]"]
+        for r in (2, 10)
+        if r != args.rounds and r <= min_b
+    }
+    ablations.update(
+        {
+            f"anncur/adacur, anchors from {fs}": [
+                "--set",
+                f"retriever.cur.rounds={args.rounds}",
+                "--set",
+                f"retriever.cur.first_stage={fs}",
+                "--set",
+                "retriever.cur.methods=[anncur,adacur]",
+            ]
+            for fs in ("bm25", "dense")
+        }
+    )
     for name, extra in ablations.items():
         tag = name.replace(" ", "_").replace("/", "_").replace(",", "").replace("=", "")
-        cmd = ["eval", "--task", "budget", "--data", str(data), "--split", "test", "--k", "100", "--out", str(out / "ablations" / tag),
-               "--set", f"retriever.cur.index={out / 'index'}", "--set", f"retriever.cur.budgets={budgets}",
-               "--set", f"retriever.cur.seed={args.seed}", "--set", f"retriever.cur.exhaustive={out / 'exhaustive'}",
-               "--set", "retriever.cur.baselines=[]", *extra]
+        cmd = [
+            "eval",
+            "--task",
+            "budget",
+            "--data",
+            str(data),
+            "--split",
+            "test",
+            "--k",
+            "100",
+            "--out",
+            str(out / "ablations" / tag),
+            "--set",
+            f"retriever.cur.index={out / 'index'}",
+            "--set",
+            f"retriever.cur.budgets={budgets}",
+            "--set",
+            f"retriever.cur.seed={args.seed}",
+            "--set",
+            f"retriever.cur.exhaustive={out / 'exhaustive'}",
+            "--set",
+            "retriever.cur.baselines=[]",
+            *extra,
+        ]
         cmds[f"ablation {name}"] = cmd
         print(f"running ablation {name}", flush=True)
         wall[f"ablation {tag}"] = run(cmd, log)
@@ -258,14 +384,28 @@ def report(args, out: Path, manifest: dict, cmds: dict, wall: dict, live: dict) 
         base = {m: by[(m, B)]["top10_recall"] for m in ("bm25 + CE rerank", "dense + CE rerank") if (m, B) in by}
         if ada is not None and base:
             best = max(base, key=base.get)
-            verdict.append(f"B={B}: adaCUR {ada:.3f} vs best baseline {best} {base[best]:.3f} -> "
-                           f"{'adaCUR ahead' if ada > base[best] else 'baseline ahead' if ada < base[best] else 'tie'}")
-    ce = json.loads((Path(args.cross_encoder) / "unirank_model.json").read_text()) if (Path(args.cross_encoder) / "unirank_model.json").is_file() else {}
+            verdict.append(
+                f"B={B}: adaCUR {ada:.3f} vs best baseline {best} {base[best]:.3f} -> "
+                f"{'adaCUR ahead' if ada > base[best] else 'baseline ahead' if ada < base[best] else 'tie'}"
+            )
+    ce = (
+        json.loads((Path(args.cross_encoder) / "unirank_model.json").read_text())
+        if (Path(args.cross_encoder) / "unirank_model.json").is_file()
+        else {}
+    )
     st = ce.get("settings", {})
     body = [
-        "Subset: " + ", ".join(f"{k} {v}" for k, v in manifest.items()) + ". Cross-encoder: " + f"`{args.cross_encoder}`"
-        + (f" ({ce.get('kind')}, {Path(str(ce.get('backbone_source', '?'))).name} backbone, queries cut to "
-           f"{st.get('max_context_length')} tokens, documents to {st.get('max_candidate_length')})" if ce else "") + ".",
+        "Subset: "
+        + ", ".join(f"{k} {v}" for k, v in manifest.items())
+        + ". Cross-encoder: "
+        + f"`{args.cross_encoder}`"
+        + (
+            f" ({ce.get('kind')}, {Path(str(ce.get('backbone_source', '?'))).name} backbone, queries cut to "
+            f"{st.get('max_context_length')} tokens, documents to {st.get('max_candidate_length')})"
+            if ce
+            else ""
+        )
+        + ".",
         "",
         "Commands (run by the script in this order; `OUT` = " + f"`{args.out}`):",
         "",
@@ -286,24 +426,40 @@ def report(args, out: Path, manifest: dict, cmds: dict, wall: dict, live: dict) 
         "",
         f"Index cost: {ix_cost['pairs']:,} cross-encoder calls ({b['index']['anchor_queries']} anchor queries x "
         f"{manifest['documents']} documents) in {ix_cost['seconds']:.0f} s wall = {pps:.0f} pairs/s"
-        + (f" (`unirank index` took {wall['index']:.0f} s with loading)" if "index" in wall else " (as timed by `unirank index`)")
+        + (
+            f" (`unirank index` took {wall['index']:.0f} s with loading)"
+            if "index" in wall
+            else " (as timed by `unirank index`)"
+        )
         + ". Exhaustive scores of the test queries (the reference, not needed in use): "
         f"{ex_cost.get('pairs', 0):,} calls in {ex_cost.get('seconds', 0):.0f} s."
         + (f" `--task budget` in all: {wall['budget']:.0f} s." if "budget" in wall else ""),
     ]
     if live:
-        body += ["", f"Live `unirank eval --retriever cur` at B={args.live_budget} ({manifest['test_queries']} queries, the cross-encoder "
-                 "called for real):", "", "| method | CE calls / query | search s (all queries) | s / query | same top-10 as simulated | same top-100 |",
-                 "|---|---|---|---|---|---|"]
+        body += [
+            "",
+            f"Live `unirank eval --retriever cur` at B={args.live_budget} ({manifest['test_queries']} queries, the cross-encoder "
+            "called for real):",
+            "",
+            "| method | CE calls / query | search s (all queries) | s / query | same top-10 as simulated | same top-100 |",
+            "|---|---|---|---|---|---|",
+        ]
         for m, v in live.items():
-            body.append(f"| {m} | {v['calls']:.1f} | {v['search_s']:.1f} | {v['search_s'] / manifest['test_queries']:.2f} | "
-                        f"{v['same_top10']:.2f} | {v['same_top100']:.2f} |")
+            body.append(
+                f"| {m} | {v['calls']:.1f} | {v['search_s']:.1f} | {v['search_s'] / manifest['test_queries']:.2f} | "
+                f"{v['same_top10']:.2f} | {v['same_top100']:.2f} |"
+            )
     abl = sorted((out / "ablations").glob("*/budget.json")) if (out / "ablations").is_dir() else []
     if abl:
-        body += ["", "Ablations (same subset and exhaustive scores; Top-10-Recall / Top-100-Recall vs the exhaustive "
-                 "cross-encoder, nDCG@10; `rounds` changes adaCUR only, `first_stage` makes round 1 (adaCUR) or the anchors "
-                 "(ANNCUR, then solved per query) the first stage's top items instead of seeded random ones):", "",
-                 "| variant | " + " | ".join(f"B={B}" for B in budgets) + " |", "|---|" + "---|" * len(budgets)]
+        body += [
+            "",
+            "Ablations (same subset and exhaustive scores; Top-10-Recall / Top-100-Recall vs the exhaustive "
+            "cross-encoder, nDCG@10; `rounds` changes adaCUR only, `first_stage` makes round 1 (adaCUR) or the anchors "
+            "(ANNCUR, then solved per query) the first stage's top items instead of seeded random ones):",
+            "",
+            "| variant | " + " | ".join(f"B={B}" for B in budgets) + " |",
+            "|---|" + "---|" * len(budgets),
+        ]
         for f in abl:
             ab = json.loads(f.read_text())
             cfg = json.loads((f.parent / "config.json").read_text())["config"]["retriever"]["cur"]
@@ -314,14 +470,22 @@ def report(args, out: Path, manifest: dict, cmds: dict, wall: dict, live: dict) 
                 cells = []
                 for B in budgets:
                     r = next((r for r in ab["rows"] if r["method"] == m and r["budget"] == B), None)
-                    cells.append(f"{r['top10_recall']:.3f} / {r.get('top100_recall', float('nan')):.3f} / {r['ndcg@10']:.3f}" if r else "-")
+                    cells.append(
+                        f"{r['top10_recall']:.3f} / {r.get('top100_recall', float('nan')):.3f} / {r['ndcg@10']:.3f}"
+                        if r
+                        else "-"
+                    )
                 body.append(f"| {label} | " + " | ".join(cells) + " |")
     body += significance(out, budgets, by)
     body += diagnose(out, budgets)
     # the Command line shows what reruns the whole benchmark (not --report-only / --skip)
     sys.argv = [sys.argv[0], *reproduce_argv(sys.argv[1:])]
-    text = section("Cross-encoder-only k-NN search on a SciFact subset: ANNCUR and adaCUR vs reranked BM25 / dense (issue 16)",
-                   "cur_scifact.py", f"{host('cpu')}, 2 shared CPU cores", body)
+    text = section(
+        "Cross-encoder-only k-NN search on a SciFact subset: ANNCUR and adaCUR vs reranked BM25 / dense (issue 16)",
+        "cur_scifact.py",
+        f"{host('cpu')}, 2 shared CPU cores",
+        body,
+    )
     print(text)
     if not args.no_record:
         record(text, args.markdown)
@@ -332,7 +496,12 @@ def significance(out: Path, budgets: list[int], by: dict) -> list[str]:
     paired t-test p-values; checks that recall@10 on the exhaustive-top-10 judgements equals
     the budget task's Top-10-Recall."""
     rows, mismatch = [], []
-    names = {"dense_rerank": "dense + CE rerank", "bm25_rerank": "bm25 + CE rerank", "anncur": "anncur", "adacur": "adacur"}
+    names = {
+        "dense_rerank": "dense + CE rerank",
+        "bm25_rerank": "bm25 + CE rerank",
+        "anncur": "anncur",
+        "adacur": "adacur",
+    }
     for B in budgets:
         for tag, measure in (("top10", "recall@10"), ("qrels", "ndcg@10")):
             f = out / "compare" / f"{tag}_at_{B}" / "comparison.json"
@@ -353,12 +522,19 @@ def significance(out: Path, budgets: list[int], by: dict) -> list[str]:
             rows.append(f"| {B} | {label} | {cmp['means']['adacur'][measure]:.3f} | " + " | ".join(cells) + " |")
     if not rows:
         return []
-    return ["", "Significance (`unirank compare`, adaCUR as the baseline, paired t-test, Holm-adjusted over the three pairs "
-            "of each budget and measure, alpha 0.05; Top-10-Recall is recall@10 on judgements made of each query's exhaustive "
-            "cross-encoder top 10, which equals the table's Top-10-Recall"
-            + (f" - except {', '.join(mismatch)}!" if mismatch else ", checked for every system and budget") + "). "
-            "Cells: adaCUR minus the system, (adjusted p):", "",
-            "| B | measure | adaCUR | vs | vs | vs |", "|---|---|---|---|---|---|", *rows]
+    return [
+        "",
+        "Significance (`unirank compare`, adaCUR as the baseline, paired t-test, Holm-adjusted over the three pairs "
+        "of each budget and measure, alpha 0.05; Top-10-Recall is recall@10 on judgements made of each query's exhaustive "
+        "cross-encoder top 10, which equals the table's Top-10-Recall"
+        + (f" - except {', '.join(mismatch)}!" if mismatch else ", checked for every system and budget")
+        + "). "
+        "Cells: adaCUR minus the system, (adjusted p):",
+        "",
+        "| B | measure | adaCUR | vs | vs | vs |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def diagnose(out: Path, budgets: list[int]) -> list[str]:
@@ -375,9 +551,14 @@ def diagnose(out: Path, budgets: list[int]) -> list[str]:
     qrels = load_qrels(out / "data" / "qrels" / "test.tsv")
     ex = read_run(runs / "exhaustive_cross-encoder_at_None.trec")
     rel = {q: {d for d, g in j.items() if g > 0} for q, j in qrels.items()}
-    lines = ["", "Where the judged relevant document goes (queries out of " + f"{len(qrels)}; adaCUR's top B = the documents it scored):",
-             "", "| B | relevant in top 10: exhaustive CE | adaCUR | dense + CE rerank | in exhaustive top 10, never scored by adaCUR |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "",
+        "Where the judged relevant document goes (queries out of "
+        + f"{len(qrels)}; adaCUR's top B = the documents it scored):",
+        "",
+        "| B | relevant in top 10: exhaustive CE | adaCUR | dense + CE rerank | in exhaustive top 10, never scored by adaCUR |",
+        "|---|---|---|---|---|",
+    ]
     for B in budgets:
         ad, de = read_run(runs / f"adacur_at_{B}.trec"), read_run(runs / f"dense_plus_CE_rerank_at_{B}.trec")
         n = Counter()
@@ -389,8 +570,11 @@ def diagnose(out: Path, budgets: list[int]) -> list[str]:
             n["lost"] += bool(r & e10) and not (r & set(rank_docs(ad.get(q, {}), B)))
         lines.append(f"| {B} | {n['ex']} | {n['ad']} | {n['de']} | {n['lost']} |")
     c = Counter(d for q in ex for d in rank_docs(ex[q], 10))
-    lines += ["", f"The exhaustive cross-encoder's top 10s hold {len(c)} distinct documents in {10 * len(ex)} places; the most "
-              f"frequent is in the top 10 of {c.most_common(1)[0][1]} of the {len(ex)} queries."]
+    lines += [
+        "",
+        f"The exhaustive cross-encoder's top 10s hold {len(c)} distinct documents in {10 * len(ex)} places; the most "
+        f"frequent is in the top 10 of {c.most_common(1)[0][1]} of the {len(ex)} queries.",
+    ]
     return lines
 
 

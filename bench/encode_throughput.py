@@ -22,7 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-SCIFACT = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact/corpus.jsonl")  # ../shared beside the repository
+SCIFACT = str(
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact/corpus.jsonl"
+)  # ../shared beside the repository
 
 
 def read_texts(path: str, n: int) -> list[str]:

@@ -18,7 +18,9 @@ import json
 from pathlib import Path
 
 
-def fuse(runs: list[dict[str, dict[str, float]]], depth: int = 100, k: int = 100, k_rrf: float = 60.0) -> dict[str, dict[str, float]]:
+def fuse(
+    runs: list[dict[str, dict[str, float]]], depth: int = 100, k: int = 100, k_rrf: float = 60.0
+) -> dict[str, dict[str, float]]:
     """RRF of several runs (query id -> doc id -> score) into one run of the top ``k`` per query."""
     import numpy as np
 

@@ -91,7 +91,9 @@ def free_port() -> int:
 
 def start_server(kwargs: dict, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "w")
-    return subprocess.Popen([sys.executable, "-c", SERVER_CODE, json.dumps(kwargs)], stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-c", SERVER_CODE, json.dumps(kwargs)], stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def wait_ready(base: str, proc: subprocess.Popen, timeout: float) -> float:
@@ -113,7 +115,9 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout: float) -> float:
     raise TimeoutError(f"server not ready after {timeout} s")
 
 
-async def closed_loop(base: str, route: str, bodies: list[dict], concurrency: int, duration: float, max_requests: int, stats: RunStats) -> None:
+async def closed_loop(
+    base: str, route: str, bodies: list[dict], concurrency: int, duration: float, max_requests: int, stats: RunStats
+) -> None:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -149,23 +153,42 @@ def make_bodies(index: str, n_candidates: int, candidate_chars: int, seed: int =
     rng = random.Random(seed)
     queries = [q.text for q in ds.split_queries().values()][:500]
     docs = list(ds.corpus.values())
-    rank = [{"context": q, "candidates": [d.full_text[:candidate_chars] for d in rng.sample(docs, n_candidates)]} for q in queries[:200]]
+    rank = [
+        {"context": q, "candidates": [d.full_text[:candidate_chars] for d in rng.sample(docs, n_candidates)]}
+        for q in queries[:200]
+    ]
     search = [{"query": q, "k": 10, "return_text": False} for q in queries]
     return {"/rank": rank, "/search": search}
 
 
-def run_mode(mode: str, args: argparse.Namespace, bodies: dict[str, list[dict]], out_dir: Path, backend: str = "torch") -> tuple[list[RunStats], float, str]:
+def run_mode(
+    mode: str, args: argparse.Namespace, bodies: dict[str, list[dict]], out_dir: Path, backend: str = "torch"
+) -> tuple[list[RunStats], float, str]:
     import httpx
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     kwargs = dict(
-        model=args.rank_model, kind=args.rank_kind, index=args.index, host="127.0.0.1", port=port,
-        retriever=args.retriever, batching=(mode == "batched"), max_batch_size=args.max_batch_size,
-        max_wait_ms=args.max_wait_ms, max_docs=args.max_docs, log_level="info", max_queue=4096, device=args.device,
+        model=args.rank_model,
+        kind=args.rank_kind,
+        index=args.index,
+        host="127.0.0.1",
+        port=port,
+        retriever=args.retriever,
+        batching=(mode == "batched"),
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+        max_docs=args.max_docs,
+        log_level="info",
+        max_queue=4096,
+        device=args.device,
         backend=backend,
     )
-    log_name = f"server-{mode}.log" if backend == "torch" else f"server-{mode}-{backend.replace(':', '_').replace(',', '_')}.log"
+    log_name = (
+        f"server-{mode}.log"
+        if backend == "torch"
+        else f"server-{mode}-{backend.replace(':', '_').replace(',', '_')}.log"
+    )
     proc = start_server(kwargs, out_dir / log_name)
     results: list[RunStats] = []
     try:
@@ -229,26 +252,40 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=60.0, help="seconds per route, mode and concurrency")
-    p.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[32], help="clients, e.g. 32 or 1,32")
-    p.add_argument("--routes", type=lambda s: [r if r.startswith("/") else "/" + r for r in s.split(",")], default=["/rank", "/search"])
+    p.add_argument(
+        "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[32], help="clients, e.g. 32 or 1,32"
+    )
+    p.add_argument(
+        "--routes",
+        type=lambda s: [r if r.startswith("/") else "/" + r for r in s.split(",")],
+        default=["/rank", "/search"],
+    )
     p.add_argument("--modes", type=lambda s: s.split(","), default=["batched", "unbatched"])
     p.add_argument("--candidates", type=int, default=10, help="candidates per /rank request")
     p.add_argument("--candidate-chars", type=int, default=300, help="characters kept of each candidate document")
     p.add_argument("--rank-model", default="minilm", help="ranker weights (default: packaged MiniLM backbone)")
     p.add_argument("--rank-kind", default="cross", help="bi | cross | poly | uni")
     p.add_argument("--index", default="stdlib-codesearch", help="built-in data set name or BEIR folder")
-    p.add_argument("--retriever", default="dense", help="bm25 | dense | hybrid (dense uses the packaged MiniLM bi-encoder)")
+    p.add_argument(
+        "--retriever", default="dense", help="bm25 | dense | hybrid (dense uses the packaged MiniLM bi-encoder)"
+    )
     p.add_argument("--max-docs", type=int, default=None, help="index only the first N documents")
     p.add_argument("--device", default=None, help="server device: cpu | cuda (default: cuda when present)")
-    p.add_argument("--backends", type=lambda s: s.split(";"), default=["torch"],
-                   help="inference backends run in turn, ';'-separated, e.g. 'torch;onnx:threads=2'")
+    p.add_argument(
+        "--backends",
+        type=lambda s: s.split(";"),
+        default=["torch"],
+        help="inference backends run in turn, ';'-separated, e.g. 'torch;onnx:threads=2'",
+    )
     p.add_argument("--max-batch-size", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=1.0)
     p.add_argument("--max-requests", type=int, default=1_000_000, help="hard cap on requests per run")
     p.add_argument("--ready-timeout", type=float, default=900.0)
     p.add_argument("--out", type=Path, default=Path("bench/out/load_test"), help="server logs and results.json")
     p.add_argument("--markdown", type=Path, default=None, help="also write the results table here")
-    p.add_argument("--record", action="store_true", help="also append a dated section to bench/RESULTS.md (bench/_record.py)")
+    p.add_argument(
+        "--record", action="store_true", help="also append a dated section to bench/RESULTS.md (bench/_record.py)"
+    )
     args = p.parse_args(argv)
     if args.duration <= 0 or args.duration > 3600 or any(c < 1 or c > 256 for c in args.concurrency):
         p.error("--duration must be in (0, 3600] and --concurrency in 1..256")
@@ -256,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
 
     bodies = make_bodies(args.index, args.candidates, args.candidate_chars)
     all_stats: list[RunStats] = []
-    meta: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    meta: dict = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     for backend in args.backends:
         for mode in args.modes:
             stats, ready_s, code = run_mode(mode, args, bodies, args.out, backend)
@@ -266,11 +307,28 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join([HEADER, *(s.row() for s in all_stats)])
     print("\n" + table)
     print(json.dumps(meta, indent=2))
-    results = {"meta": meta, "args": {k: str(v) for k, v in vars(args).items()}, "runs": [
-        {"backend": s.backend, "route": s.route, "mode": s.mode, "concurrency": s.concurrency, "seconds": s.seconds, "ok": s.ok,
-         "rps": s.ok / s.seconds, "p50_ms": s.pct(50), "p99_ms": s.pct(99), "statuses": s.statuses,
-         "five_xx": s.five_xx, "transport_errors": s.transport_errors, "mean_batch": s.mean_batch}
-        for s in all_stats]}
+    results = {
+        "meta": meta,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "runs": [
+            {
+                "backend": s.backend,
+                "route": s.route,
+                "mode": s.mode,
+                "concurrency": s.concurrency,
+                "seconds": s.seconds,
+                "ok": s.ok,
+                "rps": s.ok / s.seconds,
+                "p50_ms": s.pct(50),
+                "p99_ms": s.pct(99),
+                "statuses": s.statuses,
+                "five_xx": s.five_xx,
+                "transport_errors": s.transport_errors,
+                "mean_batch": s.mean_batch,
+            }
+            for s in all_stats
+        ],
+    }
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     if args.markdown:
         args.markdown.write_text(table + "\n")
@@ -279,9 +337,21 @@ def main(argv: list[str] | None = None) -> int:
         from _record import append, section
 
         notes = [f"{k}: {v}" for k, v in meta.items() if k not in ("command", "machine", "date")]
-        append(section("Serving load test: `unirank serve` (bench/load_test.py)", "load_test.py", f"2 shared CPU cores; {meta['machine']}",
-                       [f"{args.duration:g} s per route, batching mode and client count; /rank: {args.candidates} candidates of "
-                        f"{args.candidate_chars} characters, ranker `{args.rank_model}` ({args.rank_kind}).", "", table, "", "; ".join(notes)]))
+        append(
+            section(
+                "Serving load test: `unirank serve` (bench/load_test.py)",
+                "load_test.py",
+                f"2 shared CPU cores; {meta['machine']}",
+                [
+                    f"{args.duration:g} s per route, batching mode and client count; /rank: {args.candidates} candidates of "
+                    f"{args.candidate_chars} characters, ranker `{args.rank_model}` ({args.rank_kind}).",
+                    "",
+                    table,
+                    "",
+                    "; ".join(notes),
+                ],
+            )
+        )
     return 1 if any(s.five_xx or s.transport_errors for s in all_stats) else 0
 
 

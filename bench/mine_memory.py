@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> dict:
             "out": str(out),
         },
     )
-    miner = DenseMiner(LookupEncoder(queries), search=args.search, query_chunk=args.query_chunk, doc_chunk=args.doc_chunk)
+    miner = DenseMiner(
+        LookupEncoder(queries), search=args.search, query_chunk=args.query_chunk, doc_chunk=args.doc_chunk
+    )
     miner.build_from_vectors(doc_ids, docs)
     rss_index = rss_mb()
     t1 = time.perf_counter()
@@ -148,29 +150,29 @@ def record(r: dict, argv: list[str]) -> None:
     c = r["counts"]
     cmd = ".venv/bin/python bench/mine_memory.py " + " ".join(shlex.quote(a) for a in argv)
     text = f"""
-## Mining memory: {r['queries']:,} queries x {r['docs']:,} documents, dim {r['dim']}, search={r['search']} ({dt.date.today().isoformat()})
+## Mining memory: {r["queries"]:,} queries x {r["docs"]:,} documents, dim {r["dim"]}, search={r["search"]} ({dt.date.today().isoformat()})
 
 Command: `{cmd.strip()}`
 Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared), {platform.platform()}, Python {platform.python_version()}, numpy {np.__version__}
 
 The full `run_mine` pipeline (dense miner, depth 100 -> duplicates + relative_margin p=0.05 ->
 top sampler skipping 3 ranks, 7 negatives -> train.jsonl + mine.json + audit) on synthetic
-unit vectors (each query = its positive + noise). Blocks of {r['query_chunk']} queries x
-{r['doc_chunk']} documents; no queries x corpus matrix.
+unit vectors (each query = its positive + noise). Blocks of {r["query_chunk"]} queries x
+{r["doc_chunk"]} documents; no queries x corpus matrix.
 
 | | value |
 |---|---|
-| document matrix (float32) | {r['doc_matrix_mib']} MiB |
-| RSS after imports | {r['rss_after_imports_mib']} MiB |
-| RSS after building the synthetic data set | {r['rss_after_data_mib']} MiB |
-| RSS after building the index | {r['rss_after_index_mib']} MiB |
-| **peak RSS (ru_maxrss)** | **{r['peak_rss_mib']} MiB** |
-| mining wall time | {r['mine_s']} s (setup {r['setup_s']} s) |
-| queries mined / written | {c['queries_mined']} / {c['queries_written']} |
-| candidates seen / kept | {c['candidates_seen']} / {c['candidates_kept']} |
-| dropped | {c['dropped']} |
-| positives retrieved in top 100 | {c['positives_retrieved']} / {c['positives']} |
-| negatives written | {c['negatives_written']} |
+| document matrix (float32) | {r["doc_matrix_mib"]} MiB |
+| RSS after imports | {r["rss_after_imports_mib"]} MiB |
+| RSS after building the synthetic data set | {r["rss_after_data_mib"]} MiB |
+| RSS after building the index | {r["rss_after_index_mib"]} MiB |
+| **peak RSS (ru_maxrss)** | **{r["peak_rss_mib"]} MiB** |
+| mining wall time | {r["mine_s"]} s (setup {r["setup_s"]} s) |
+| queries mined / written | {c["queries_mined"]} / {c["queries_written"]} |
+| candidates seen / kept | {c["candidates_seen"]} / {c["candidates_kept"]} |
+| dropped | {c["dropped"]} |
+| positives retrieved in top 100 | {c["positives_retrieved"]} / {c["positives"]} |
+| negatives written | {c["negatives_written"]} |
 """
     with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as f:
         f.write(text)

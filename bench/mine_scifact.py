@@ -96,7 +96,8 @@ def record(manifest: dict, timings: dict, out: str, argv: list[str], audit_rows:
         f"Command: `{cmd.strip()}`",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared), {platform.platform()}, Python {platform.python_version()}",
         f"Data: {manifest['data']['name']} / train, {manifest['data']['documents']} documents, fingerprint {manifest['data']['fingerprint']}",
-        f"Miner: {miner['index']}" + (f", model {model.get('source')}, fingerprint {model.get('fingerprint')}" if model else ""),
+        f"Miner: {miner['index']}"
+        + (f", model {model.get('source')}, fingerprint {model.get('fingerprint')}" if model else ""),
         "Settings: depth 100; filters duplicates + relative_margin p=0.05; sampler top, range_min=3; 7 negatives; seed 0",
         f"Outputs: `{rel}/` (train.jsonl, train.flag.jsonl, mine.json, audit.html, audit.jsonl); "
         f"wall time {timings.get('total_s')} s (index {timings.get('index_s')} s, mining {timings.get('mine_s')} s)",

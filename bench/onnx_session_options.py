@@ -37,8 +37,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-DEFAULT_VARIANTS = ("fp32/2/1/all,fp32/2/0/all,fp32/0/1/all,fp32/2/1/basic,fp32-fused/2/1/all,fp32-eager/2/1/all,"
-                    "int8/2/1/all,int8/2/0/all,int8-fused/2/1/all,int8-eager/2/1/all,int8-allmm/2/1/all,int8-eager-allmm/2/1/all")
+DEFAULT_VARIANTS = (
+    "fp32/2/1/all,fp32/2/0/all,fp32/0/1/all,fp32/2/1/basic,fp32-fused/2/1/all,fp32-eager/2/1/all,"
+    "int8/2/1/all,int8/2/0/all,int8-fused/2/1/all,int8-eager/2/1/all,int8-allmm/2/1/all,int8-eager-allmm/2/1/all"
+)
 
 
 def worker(job: dict) -> dict:
@@ -58,16 +60,20 @@ def worker(job: dict) -> dict:
     if int(threads):
         so.intra_op_num_threads = int(threads)
     so.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    so.graph_optimization_level = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                                   "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                                   "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[opt]
+    so.graph_optimization_level = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[opt]
     g.session = ort.InferenceSession(str(g.path), so, providers=["CPUExecutionProvider"])
     bs = job["batch_size"]
     model.encode(texts[:bs], batch_size=bs, show_progress=False)
     t0 = time.perf_counter()
     out = model.encode(texts, batch_size=bs, show_progress=False)
     sec = time.perf_counter() - t0
-    np.save(Path(job["work"]) / "emb" / f"opt-{job['variant'].replace('/', '_')}.npy", np.asarray(out, dtype=np.float32))
+    np.save(
+        Path(job["work"]) / "emb" / f"opt-{job['variant'].replace('/', '_')}.npy", np.asarray(out, dtype=np.float32)
+    )
     return {"rate": len(texts) / sec, "seconds": sec, "ort": ort.__version__}
 
 
@@ -91,8 +97,13 @@ def export_variant(graph: str, work: Path, max_length: int) -> Path:
     folder = export_onnx(model, out, optimize="fused" in flags)
     path = folder / "encoder.onnx"
     tmp = path.with_name("encoder.int8.onnx")
-    quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": TensorProto.FLOAT, "MatMulConstBOnly": False})
+    quantize_dynamic(
+        str(path),
+        str(tmp),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options={"DefaultTensorType": TensorProto.FLOAT, "MatMulConstBOnly": False},
+    )
     os.replace(tmp, path)
     return folder
 
@@ -119,14 +130,34 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(args.work).resolve()
     (work / "emb").mkdir(parents=True, exist_ok=True)
     variants = args.variants.split(",")
-    folders = {graph: str(export_variant(graph, work, args.max_length)) for graph in sorted({v.split("/")[0] for v in variants})}
-    job = {"data": args.data, "n": args.n, "batch_size": args.batch_size, "max_length": args.max_length, "folders": folders, "work": str(work)}
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])),
-           "TOKENIZERS_PARALLELISM": "false"}
+    folders = {
+        graph: str(export_variant(graph, work, args.max_length))
+        for graph in sorted({v.split("/")[0] for v in variants})
+    }
+    job = {
+        "data": args.data,
+        "n": args.n,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "folders": folders,
+        "work": str(work),
+    }
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
+        ),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     res: dict[str, list[dict]] = {v: [] for v in variants}
     for r in range(args.rounds):
         for v in variants if r % 2 == 0 else list(reversed(variants)):
-            pr = subprocess.run([sys.executable, __file__, "--worker", json.dumps({**job, "variant": v})], capture_output=True, text=True, env=env)
+            pr = subprocess.run(
+                [sys.executable, __file__, "--worker", json.dumps({**job, "variant": v})],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             lines = [x for x in pr.stdout.splitlines() if x.startswith("RESULT ")]
             if pr.returncode != 0 or not lines:
                 raise RuntimeError(f"variant {v} failed ({pr.returncode}):\n{pr.stderr[-3000:]}")
@@ -135,20 +166,34 @@ def main(argv: list[str] | None = None) -> None:
     base = statistics.median(x["rate"] for x in res[variants[0]])
     torch_ref = work / "emb" / "unirank-torch.npy"
     ref_emb = np.load(torch_ref) if torch_ref.is_file() else None
-    body = [f"Encoding {args.n} SciFact abstracts, batch {args.batch_size}, {args.max_length} tokens, all-MiniLM-L6-v2 exported by unirank; "
-            f"variant = graph / intra-op threads (0: ONNX Runtime's default) / allow_spinning / graph optimisation level; "
-            f"{args.rounds} rounds alternating order, one process per variant; onnxruntime {res[variants[0]][0]['ort']}.", "",
-            f"| variant | texts/s per round | median | x {variants[0]} | max abs diff to unirank PyTorch |", "|---|---|---|---|---|"]
+    body = [
+        f"Encoding {args.n} SciFact abstracts, batch {args.batch_size}, {args.max_length} tokens, all-MiniLM-L6-v2 exported by unirank; "
+        f"variant = graph / intra-op threads (0: ONNX Runtime's default) / allow_spinning / graph optimisation level; "
+        f"{args.rounds} rounds alternating order, one process per variant; onnxruntime {res[variants[0]][0]['ort']}.",
+        "",
+        f"| variant | texts/s per round | median | x {variants[0]} | max abs diff to unirank PyTorch |",
+        "|---|---|---|---|---|",
+    ]
     for v in variants:
         rates = [x["rate"] for x in res[v]]
         diff = "-"
         if ref_emb is not None:
-            diff = f"{float(np.abs(np.load(work / 'emb' / f'opt-{v.replace(chr(47), chr(95))}.npy') - ref_emb).max()):.1e}"
-        body.append(f"| {v} | {' / '.join(f'{x:.1f}' for x in rates)} | {statistics.median(rates):.1f} | {statistics.median(rates) / base:.2f} | {diff} |")
+            diff = (
+                f"{float(np.abs(np.load(work / 'emb' / f'opt-{v.replace(chr(47), chr(95))}.npy') - ref_emb).max()):.1e}"
+            )
+        body.append(
+            f"| {v} | {' / '.join(f'{x:.1f}' for x in rates)} | {statistics.median(rates):.1f} | {statistics.median(rates) / base:.2f} | {diff} |"
+        )
     body.append("")
-    body.append(f"1-minute load average at the end: {os.getloadavg()[0]:.2f} (2 CPU cores shared with other jobs; heavy jobs serialised by a lock).")
-    text = section("ONNX Runtime session settings for corpus encoding (bench/onnx_session_options.py)", "onnx_session_options.py",
-                   "2 shared CPU cores; " + host("cpu", "each variant's"), body)
+    body.append(
+        f"1-minute load average at the end: {os.getloadavg()[0]:.2f} (2 CPU cores shared with other jobs; heavy jobs serialised by a lock)."
+    )
+    text = section(
+        "ONNX Runtime session settings for corpus encoding (bench/onnx_session_options.py)",
+        "onnx_session_options.py",
+        "2 shared CPU cores; " + host("cpu", "each variant's"),
+        body,
+    )
     print(text)
     record(text, args.markdown)
 

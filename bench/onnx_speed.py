@@ -72,6 +72,7 @@ def encode_worker(job: dict) -> dict:
             model = BiEncoder.from_pretrained(None, max_length=L)
         else:
             model = load_onnx_ranker(job["onnx"][system.rsplit("-", 1)[1]], threads=job["threads"], max_length=L)
+
         def run(t):
             return model.encode(t, batch_size=bs, show_progress=False)
     else:
@@ -83,8 +84,10 @@ def encode_worker(job: dict) -> dict:
             kw = {"file_name": job["st_int8_file"]} if system == "st-onnx-int8" else {}
             model = SentenceTransformer(job["st_onnx_dir"], device="cpu", backend="onnx", model_kwargs=kw)
         model.max_seq_length = L
+
         def run(t):
             return model.encode(t, batch_size=bs, show_progress_bar=False)
+
     run(texts[:bs])  # warm-up
     t0 = time.perf_counter()
     out = np.asarray(run(texts), dtype=np.float32)
@@ -93,8 +96,12 @@ def encode_worker(job: dict) -> dict:
     import sentence_transformers
     import transformers
 
-    return {"seconds": sec, "rate": len(texts) / sec, "versions": f"transformers {transformers.__version__}, "
-            f"sentence-transformers {sentence_transformers.__version__}"}
+    return {
+        "seconds": sec,
+        "rate": len(texts) / sec,
+        "versions": f"transformers {transformers.__version__}, "
+        f"sentence-transformers {sentence_transformers.__version__}",
+    }
 
 
 def _ranker(job: dict, kind: str, folder: str) -> object:
@@ -113,9 +120,22 @@ def rerank_worker(job: dict) -> dict:
     ranker = _ranker(job, "cross", job["model"])
     cfg = EvalConfig(data=job["data"], split="test", k=job["depth"], limit_queries=job["queries"], measures=["ndcg@10"])
     ranker.score(["warm-up query"], [["a warm-up document"] * 8])
-    _, res = rerank_eval(cfg, ranker, depth=job["depth"], chunk_size=job["chunk_size"], first_stage=job["run"], quiet=True, progress=False)
+    _, res = rerank_eval(
+        cfg,
+        ranker,
+        depth=job["depth"],
+        chunk_size=job["chunk_size"],
+        first_stage=job["run"],
+        quiet=True,
+        progress=False,
+    )
     t = res.info["timings_s"]
-    return {"seconds": t["rerank_s"], "pairs": t["reranked_docs"], "rate": t["reranked_docs"] / t["rerank_s"], "ndcg@10": res.metrics["ndcg@10"]}
+    return {
+        "seconds": t["rerank_s"],
+        "pairs": t["reranked_docs"],
+        "rate": t["reranked_docs"] / t["rerank_s"],
+        "ndcg@10": res.metrics["ndcg@10"],
+    }
 
 
 def response_worker(job: dict) -> dict:
@@ -175,15 +195,22 @@ def prepare_st_onnx(args: argparse.Namespace, work: Path) -> tuple[str, str]:
         from unirank.models.backbone import packaged_model_dir
 
         env = {**os.environ, "PYTHONPATH": args.st_onnx_path}
-        subprocess.run([sys.executable, "-c", code, str(packaged_model_dir()), str(out), args.st_qconfig], check=True, env=env,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", code, str(packaged_model_dir()), str(out), args.st_qconfig],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
     return str(out), f"onnx/model_qint8_{args.st_qconfig}.onnx"
 
 
 def export_both(model, work: Path, name: str) -> dict[str, str]:
     from unirank.runtime.onnx_export import export_onnx
 
-    return {"fp32": str(export_onnx(model, work / f"{name}-onnx-fp32")), "int8": str(export_onnx(model, work / f"{name}-onnx-int8", quantize="int8"))}
+    return {
+        "fp32": str(export_onnx(model, work / f"{name}-onnx-fp32")),
+        "int8": str(export_onnx(model, work / f"{name}-onnx-int8", quantize="int8")),
+    }
 
 
 def seeded(kind: str, work: Path, **settings) -> str:
@@ -207,13 +234,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=500, help="encode: texts")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--st-onnx-path", default=None, help="folder with sentence-transformers + optimum-onnx importable (see above)")
-    p.add_argument("--st-qconfig", default="avx512_vnni", help="sentence-transformers int8 config: arm64 | avx2 | avx512 | avx512_vnni")
-    p.add_argument("--cross-model", default=None, help="rerank: saved cross-encoder (default: MiniLM + seeded random head)")
+    p.add_argument(
+        "--st-onnx-path", default=None, help="folder with sentence-transformers + optimum-onnx importable (see above)"
+    )
+    p.add_argument(
+        "--st-qconfig",
+        default="avx512_vnni",
+        help="sentence-transformers int8 config: arm64 | avx2 | avx512 | avx512_vnni",
+    )
+    p.add_argument(
+        "--cross-model", default=None, help="rerank: saved cross-encoder (default: MiniLM + seeded random head)"
+    )
     p.add_argument("--queries", type=int, default=20, help="rerank: first N SciFact test queries")
     p.add_argument("--depth", type=int, default=100)
     p.add_argument("--chunk-size", type=int, default=50, help="rerank: pairs per forward pass")
-    p.add_argument("--uni-model", default=None, help="response: saved Uni-Encoder (default: MiniLM + seeded random head)")
+    p.add_argument(
+        "--uni-model", default=None, help="response: saved Uni-Encoder (default: MiniLM + seeded random head)"
+    )
     p.add_argument("--contexts", type=int, default=200, help="response: first N MuTual dev contexts")
     p.add_argument("--data", default=SCIFACT)
     p.add_argument("--mutual", default=MUTUAL)
@@ -240,26 +277,47 @@ def main(argv: list[str] | None = None) -> None:
 
         onnx = export_both(BiEncoder.from_pretrained(None, max_length=args.max_length), work, "bi")
         systems = ENCODE_SYSTEMS[:4]
-        job = {**base, "part": "encode", "data": args.data, "n": args.n, "batch_size": args.batch_size, "max_length": args.max_length,
-               "onnx": onnx, "model_dir": str(packaged_model_dir()), "tmp": str(work / "emb")}
+        job = {
+            **base,
+            "part": "encode",
+            "data": args.data,
+            "n": args.n,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "onnx": onnx,
+            "model_dir": str(packaged_model_dir()),
+            "tmp": str(work / "emb"),
+        }
         if args.st_onnx_path:
             job["st_onnx_dir"], job["st_int8_file"] = prepare_st_onnx(args, work)
             systems = ENCODE_SYSTEMS
-        res = rounds(systems, args.rounds,
-                     lambda s: spawn({**job, "system": s}, args.st_onnx_path if s.startswith("st-onnx") else None))
+        res = rounds(
+            systems,
+            args.rounds,
+            lambda s: spawn({**job, "system": s}, args.st_onnx_path if s.startswith("st-onnx") else None),
+        )
         ref = np.load(work / "emb" / "unirank-torch.npy")
         torch_rate = statistics.median(r["rate"] for r in res["unirank-torch"])
-        body += [f"### Corpus encoding: {args.n} SciFact abstracts, batch {args.batch_size}, {args.max_length} tokens, all-MiniLM-L6-v2, "
-                 f"{args.threads} threads, {args.rounds} rounds alternating order", "",
-                 "| system | texts/s per round | median | x unirank PyTorch | max abs diff to unirank PyTorch | libraries |", "|---|---|---|---|---|---|"]
+        body += [
+            f"### Corpus encoding: {args.n} SciFact abstracts, batch {args.batch_size}, {args.max_length} tokens, all-MiniLM-L6-v2, "
+            f"{args.threads} threads, {args.rounds} rounds alternating order",
+            "",
+            "| system | texts/s per round | median | x unirank PyTorch | max abs diff to unirank PyTorch | libraries |",
+            "|---|---|---|---|---|---|",
+        ]
         for s in systems:
             rates = [r["rate"] for r in res[s]]
             diff = float(np.abs(np.load(work / "emb" / f"{s}.npy") - ref).max())
-            body.append(f"| {s} | {' / '.join(f'{x:.1f}' for x in rates)} | {statistics.median(rates):.1f} | "
-                        f"{statistics.median(rates) / torch_rate:.2f} | {diff:.1e} | {res[s][0]['versions']} |")
+            body.append(
+                f"| {s} | {' / '.join(f'{x:.1f}' for x in rates)} | {statistics.median(rates):.1f} | "
+                f"{statistics.median(rates) / torch_rate:.2f} | {diff:.1e} | {res[s][0]['versions']} |"
+            )
         body.append("")
 
-    for part, kind, model_arg, ctx in (("rerank", "cross", args.cross_model, None), ("response", "uni", args.uni_model, None)):
+    for part, kind, model_arg, ctx in (
+        ("rerank", "cross", args.cross_model, None),
+        ("response", "uni", args.uni_model, None),
+    ):
         if part not in parts:
             continue
         folder = model_arg or seeded(kind, work, **({"max_candidate_length": 128} if kind == "cross" else {}))
@@ -274,29 +332,46 @@ def main(argv: list[str] | None = None) -> None:
                 from unirank.eval.config import EvalConfig
                 from unirank.eval.evaluate import run_eval
 
-                r = run_eval(EvalConfig(data=args.data, split="test", k=args.depth, limit_queries=args.queries, measures=["ndcg@10"]), quiet=True)
+                r = run_eval(
+                    EvalConfig(
+                        data=args.data, split="test", k=args.depth, limit_queries=args.queries, measures=["ndcg@10"]
+                    ),
+                    quiet=True,
+                )
                 write_run(r.run, run_file)
-            job.update(data=args.data, depth=args.depth, queries=args.queries, chunk_size=args.chunk_size, run=str(run_file))
+            job.update(
+                data=args.data, depth=args.depth, queries=args.queries, chunk_size=args.chunk_size, run=str(run_file)
+            )
             unit, quality = "pairs/s", "ndcg@10"
-            title = (f"### Cross-encoder reranking: BM25 top-{args.depth} of the first {args.queries} SciFact test queries, "
-                     f"{args.chunk_size} pairs per pass, model `{model_arg or 'MiniLM + seeded random head (speed only)'}`")
+            title = (
+                f"### Cross-encoder reranking: BM25 top-{args.depth} of the first {args.queries} SciFact test queries, "
+                f"{args.chunk_size} pairs per pass, model `{model_arg or 'MiniLM + seeded random head (speed only)'}`"
+            )
         else:
             job.update(data=args.mutual, contexts=args.contexts, batch_size=16)
             unit, quality = "candidates/s", "r@1"
-            title = (f"### Uni-Encoder response scoring: first {args.contexts} MuTual dev contexts (4 candidates each), "
-                     f"model `{model_arg or 'MiniLM + seeded random head (speed only; R@1 at chance)'}`")
+            title = (
+                f"### Uni-Encoder response scoring: first {args.contexts} MuTual dev contexts (4 candidates each), "
+                f"model `{model_arg or 'MiniLM + seeded random head (speed only; R@1 at chance)'}`"
+            )
         res = rounds(RANK_SYSTEMS, args.rounds, lambda s: spawn({**job, "system": s}))
         torch_rate = statistics.median(r["rate"] for r in res["torch"])
         body += [title, "", f"| backend | {unit} per round | median | x PyTorch | {quality} |", "|---|---|---|---|---|"]
         for s in RANK_SYSTEMS:
             rates = [r["rate"] for r in res[s]]
-            body.append(f"| {s} | {' / '.join(f'{x:.1f}' for x in rates)} | {statistics.median(rates):.1f} | "
-                        f"{statistics.median(rates) / torch_rate:.2f} | {res[s][0][quality]:.4f} |")
+            body.append(
+                f"| {s} | {' / '.join(f'{x:.1f}' for x in rates)} | {statistics.median(rates):.1f} | "
+                f"{statistics.median(rates) / torch_rate:.2f} | {res[s][0][quality]:.4f} |"
+            )
         body.append("")
 
     load = os.getloadavg()
-    body.append(f"1-minute load average at the end: {load[0]:.2f} (2 CPU cores shared with other jobs; heavy jobs serialised by a lock).")
-    text = section("PyTorch vs ONNX Runtime on the CPU (bench/onnx_speed.py)", "onnx_speed.py", host("cpu", args.threads), body)
+    body.append(
+        f"1-minute load average at the end: {load[0]:.2f} (2 CPU cores shared with other jobs; heavy jobs serialised by a lock)."
+    )
+    text = section(
+        "PyTorch vs ONNX Runtime on the CPU (bench/onnx_speed.py)", "onnx_speed.py", host("cpu", args.threads), body
+    )
     print(text)
     record(text, args.markdown)
 

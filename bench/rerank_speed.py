@@ -35,7 +35,9 @@ def main() -> None:
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--model", default=None, help="backbone folder (default: the packaged all-MiniLM-L6-v2)")
     ap.add_argument("--no-record", action="store_true")
-    ap.add_argument("--markdown", default=None, help="write the RESULTS.md section to this file instead of appending it")
+    ap.add_argument(
+        "--markdown", default=None, help="write the RESULTS.md section to this file instead of appending it"
+    )
     a = ap.parse_args()
 
     import torch
@@ -61,8 +63,12 @@ def main() -> None:
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[a.dtype]
     systems = {
         "cross (64 pairs / pass)": CrossEncoder(backbone, chunk_size=64, **lengths),
-        f"uni masked ({a.uni_chunk} docs / pass)": UniEncoder(backbone, chunk_size=a.uni_chunk, segmented=False, **lengths),
-        f"uni segmented ({a.uni_chunk} docs / pass)": UniEncoder(backbone, chunk_size=a.uni_chunk, segmented=True, **lengths),
+        f"uni masked ({a.uni_chunk} docs / pass)": UniEncoder(
+            backbone, chunk_size=a.uni_chunk, segmented=False, **lengths
+        ),
+        f"uni segmented ({a.uni_chunk} docs / pass)": UniEncoder(
+            backbone, chunk_size=a.uni_chunk, segmented=True, **lengths
+        ),
     }
     masked = list(systems.values())[1]
     for m in list(systems.values())[2:]:
@@ -73,12 +79,13 @@ def main() -> None:
     def sync() -> None:
         if a.device.startswith("cuda"):
             torch.cuda.synchronize()
+
     times: dict[str, list[float]] = {name: [] for name in systems}
     scores = {}
     with torch.inference_mode():
         names = list(systems)
         for rep in range(a.repeats + 1):
-            for name in names[rep % len(names):] + names[: rep % len(names)]:  # rotate who runs first
+            for name in names[rep % len(names) :] + names[: rep % len(names)]:  # rotate who runs first
                 m = systems[name]
                 sync()
                 t = time.perf_counter()
@@ -99,10 +106,20 @@ def main() -> None:
         return
     from _record import host, record, section
 
-    machine = (f"{host(a.device)}, all-MiniLM-L6-v2 {a.dtype}; {len(qids)} SciFact test queries x their BM25 top {a.depth} "
-               f"({n_docs} documents), query 64 / document 256 tokens; median of {a.repeats} passes after a warm-up.")
-    record(section("Reranking speed on SciFact passages: cross vs the Uni-Encoder passes", "rerank_speed.py", machine,
-                   [*table, "", f"Max |score - masked score| of the other Uni-Encoder passes (segmented): {diff_text}."]), a.markdown)
+    machine = (
+        f"{host(a.device)}, all-MiniLM-L6-v2 {a.dtype}; {len(qids)} SciFact test queries x their BM25 top {a.depth} "
+        f"({n_docs} documents), query 64 / document 256 tokens; median of {a.repeats} passes after a warm-up."
+    )
+    record(
+        section(
+            "Reranking speed on SciFact passages: cross vs the Uni-Encoder passes",
+            "rerank_speed.py",
+            machine,
+            [*table, "", f"Max |score - masked score| of the other Uni-Encoder passes (segmented): {diff_text}."],
+        ),
+        a.markdown,
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -52,22 +52,37 @@ def main(argv: list[str] | None = None) -> None:
     ds = load_dataset(args.data, split="test")
     rows = []
     for name in args.retrievers.split(","):
-        cfg = from_dict(EvalConfig, {
-            "data": args.data, "split": "test", "out": f"{args.out}/{name}",
-            "retriever": {"name": name, "dense": {"device": args.device, "dtype": args.dtype, "batch_size": args.batch_size}},
-        })
+        cfg = from_dict(
+            EvalConfig,
+            {
+                "data": args.data,
+                "split": "test",
+                "out": f"{args.out}/{name}",
+                "retriever": {
+                    "name": name,
+                    "dense": {"device": args.device, "dtype": args.dtype, "batch_size": args.batch_size},
+                },
+            },
+        )
         t = time.perf_counter()
         res = run_eval(cfg, dataset=ds, quiet=True)
         secs = time.perf_counter() - t
         m = res.metrics
         rows.append((name, m["ndcg@10"], m["recall@100"], m["auc_global"], secs))
-        print(f"{name:6s} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  AUC(global) {m['auc_global']:.4f}  {secs:.1f} s", flush=True)
+        print(
+            f"{name:6s} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  AUC(global) {m['auc_global']:.4f}  {secs:.1f} s",
+            flush=True,
+        )
 
     # paired tests between the retrievers whose run folders are under --out (this call's and earlier ones')
     from _compare import compare_runs, markdown_block
 
-    cmp = compare_runs({n: f"{args.out}/{n}" for n in ("bm25", "dense", "hybrid")}, f"{args.out}/compare", qrels=args.data,
-                       measures=["ndcg@10", "recall@100", "mrr@10"])
+    cmp = compare_runs(
+        {n: f"{args.out}/{n}" for n in ("bm25", "dense", "hybrid")},
+        f"{args.out}/compare",
+        qrels=args.data,
+        measures=["ndcg@10", "recall@100", "mrr@10"],
+    )
     if cmp:
         print(cmp["markdown"], flush=True)
 

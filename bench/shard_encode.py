@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-SCIFACT = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact/corpus.jsonl")  # ../shared beside the repository
+SCIFACT = str(
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact/corpus.jsonl"
+)  # ../shared beside the repository
 
 
 def read_docs(path: str, n: int) -> list[tuple[str, str]]:
@@ -46,12 +48,32 @@ def encode(args: argparse.Namespace) -> None:
     docs = read_docs(args.corpus, args.docs)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     t0 = time.perf_counter()
-    folder = encode_corpus_shard(model, docs, shard=None, out_dir=args.out, batch_size=args.batch_size,
-                                 chunk_size=args.chunk_size, resume=False, device="cpu")
+    folder = encode_corpus_shard(
+        model,
+        docs,
+        shard=None,
+        out_dir=args.out,
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        resume=False,
+        device="cpu",
+    )
     dt = time.perf_counter() - t0
     n = json.loads((folder / "done.json").read_text())["docs"]
-    print(json.dumps({"rank": rank, "world": world, "docs": n, "seconds": round(dt, 2), "docs_per_s": round(n / dt, 2),
-                      "threads": args.threads, "start_unix": round(time.time() - dt, 2)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "rank": rank,
+                "world": world,
+                "docs": n,
+                "seconds": round(dt, 2),
+                "docs_per_s": round(n / dt, 2),
+                "threads": args.threads,
+                "start_unix": round(time.time() - dt, 2),
+            }
+        ),
+        flush=True,
+    )
 
 
 def recall(args: argparse.Namespace) -> None:
@@ -63,14 +85,18 @@ def recall(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     if args.store:
         root = args.store
-        x = np.concatenate([c for _, c in __import__("unirank.index.shards", fromlist=["iter_chunks"]).iter_chunks(root)])
+        x = np.concatenate(
+            [c for _, c in __import__("unirank.index.shards", fromlist=["iter_chunks"]).iter_chunks(root)]
+        )
         if args.query_vectors:  # real query embeddings (e.g. SciFact test claims) instead of sampled documents
             q = np.ascontiguousarray(np.load(args.query_vectors), dtype=np.float32)
         else:
             q = x[rng.choice(len(x), min(args.queries, len(x)), replace=False)]
     else:  # clustered unit vectors: retrieval-like neighbourhoods
         centers = rng.standard_normal((args.synthetic // 50, args.dim))
-        x = centers[rng.integers(0, len(centers), args.synthetic)] + 0.7 * rng.standard_normal((args.synthetic, args.dim))
+        x = centers[rng.integers(0, len(centers), args.synthetic)] + 0.7 * rng.standard_normal(
+            (args.synthetic, args.dim)
+        )
         x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
         table = {str(i): v for i, v in enumerate(x)}
 
@@ -80,17 +106,30 @@ def recall(args: argparse.Namespace) -> None:
 
         root = tempfile.mkdtemp()
         for s in range(args.shards):
-            encode_corpus_shard(Lookup(), [(k, k) for k in table], shard=(s, args.shards), out_dir=root, chunk_size=8192)
+            encode_corpus_shard(
+                Lookup(), [(k, k) for k in table], shard=(s, args.shards), out_dir=root, chunk_size=8192
+            )
         qi = rng.choice(len(x), args.queries, replace=False)
         q = x[qi] + 0.3 * rng.standard_normal((args.queries, args.dim)).astype(np.float32)
         q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
     t = time.perf_counter()
     _, exact = ShardedIndex(root).search(q, 100)
-    rows = [{"index": "flat (ShardedIndex exact scan)", "build_s": 0.0, "search_s": round(time.perf_counter() - t, 2), "recall@100": 1.0,
-             "bytes/vector": 4 * x.shape[1]}]
+    rows = [
+        {
+            "index": "flat (ShardedIndex exact scan)",
+            "build_s": 0.0,
+            "search_s": round(time.perf_counter() - t, 2),
+            "recall@100": 1.0,
+            "bytes/vector": 4 * x.shape[1],
+        }
+    ]
     n, d = x.shape
-    for kind, params, search in (("ivfpq", {"m": d // 8}, {"nprobe": 16}), ("ivfpq", {"m": d // 8}, {"nprobe": 64}),
-                                 ("hnsw", {"M": 32}, {"efSearch": 128}), ("hnsw", {"M": 32}, {"efSearch": 512})):
+    for kind, params, search in (
+        ("ivfpq", {"m": d // 8}, {"nprobe": 16}),
+        ("ivfpq", {"m": d // 8}, {"nprobe": 64}),
+        ("hnsw", {"M": 32}, {"efSearch": 128}),
+        ("hnsw", {"M": 32}, {"efSearch": 512}),
+    ):
         t = time.perf_counter()
         ix = build_index_from_shards(root, kind, train_sample=args.train_sample, **params)
         build = time.perf_counter() - t
@@ -98,9 +137,15 @@ def recall(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         _, got = ix.search(q, 100)
         bpv = (d // 8 + 8) if kind == "ivfpq" else (4 * d + 8 * params["M"])
-        rows.append({"index": f"{kind} {params} {search} nlist={faiss.extract_index_ivf(ix.index).nlist if kind == 'ivfpq' else '-'}",
-                     "build_s": round(build, 2), "search_s": round(time.perf_counter() - t, 2),
-                     "recall@100": round(recall_at_k(exact, got, 100), 4), "bytes/vector": bpv})
+        rows.append(
+            {
+                "index": f"{kind} {params} {search} nlist={faiss.extract_index_ivf(ix.index).nlist if kind == 'ivfpq' else '-'}",
+                "build_s": round(build, 2),
+                "search_s": round(time.perf_counter() - t, 2),
+                "recall@100": round(recall_at_k(exact, got, 100), 4),
+                "bytes/vector": bpv,
+            }
+        )
     # IVF-PQ per shard + exact re-scoring of refine x 100 candidates from the memory-mapped store
     ix_dir = tempfile.mkdtemp()
     t = time.perf_counter()
@@ -111,9 +156,15 @@ def recall(args: argparse.Namespace) -> None:
         sh.set_search_params(nprobe=64)
         t = time.perf_counter()
         _, got = sh.search(q, 100)
-        rows.append({"index": f"ShardedIndex ivfpq m={d // 8} nprobe=64 refine={refine} (exact re-score from the store)",
-                     "build_s": round(build, 2), "search_s": round(time.perf_counter() - t, 2),
-                     "recall@100": round(recall_at_k(exact, got, 100), 4), "bytes/vector": d // 8 + 8})
+        rows.append(
+            {
+                "index": f"ShardedIndex ivfpq m={d // 8} nprobe=64 refine={refine} (exact re-score from the store)",
+                "build_s": round(build, 2),
+                "search_s": round(time.perf_counter() - t, 2),
+                "recall@100": round(recall_at_k(exact, got, 100), 4),
+                "bytes/vector": d // 8 + 8,
+            }
+        )
     print(json.dumps({"n": n, "dim": d, "queries": len(q), "train_sample": args.train_sample, "rows": rows}, indent=1))
 
 

@@ -52,9 +52,18 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY = "soak-key"
 #: the status every request kind must get (besides 503 where noted)
 EXPECTED = {
-    "search": {200, 503}, "rank": {200, 503}, "encode": {200, 503}, "slow_ok": {200, 503},
-    "bad_json": {422}, "not_utf8": {422}, "wrong_type": {422}, "unknown_field": {422}, "too_big": {413},
-    "no_key": {401}, "two_keys": {401}, "slow_stall": {408, 503},
+    "search": {200, 503},
+    "rank": {200, 503},
+    "encode": {200, 503},
+    "slow_ok": {200, 503},
+    "bad_json": {422},
+    "not_utf8": {422},
+    "wrong_type": {422},
+    "unknown_field": {422},
+    "too_big": {413},
+    "no_key": {401},
+    "two_keys": {401},
+    "slow_stall": {408, 503},
 }
 DISCONNECTS = ("drop_mid_body", "drop_before_answer")
 
@@ -65,11 +74,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def request_bytes(path: str, body: bytes, headers: dict[str, str] | None = None, length: int | None = None,
-                  keys: list[str] | None = None) -> tuple[bytes, bytes]:
+def request_bytes(
+    path: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    length: int | None = None,
+    keys: list[str] | None = None,
+) -> tuple[bytes, bytes]:
     """(head, body) of an HTTP/1.1 POST."""
-    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", "Content-Type: application/json",
-             f"Content-Length: {len(body) if length is None else length}"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Connection: close",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body) if length is None else length}",
+    ]
     lines += [f"X-API-Key: {k}" for k in (keys if keys is not None else [KEY])]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode(), body
@@ -82,7 +101,15 @@ class Soak:
         self.outcomes: list[dict] = []
         self.sigterm_at: float | None = None
         self.stop = False
-        kinds = ["search"] * 6 + ["bad_json", "not_utf8", "wrong_type", "unknown_field", "too_big", "no_key", "two_keys"]
+        kinds = ["search"] * 6 + [
+            "bad_json",
+            "not_utf8",
+            "wrong_type",
+            "unknown_field",
+            "too_big",
+            "no_key",
+            "two_keys",
+        ]
         kinds += ["slow_ok", "slow_stall", *DISCONNECTS]
         if args.model:
             kinds += ["rank"] * 4
@@ -160,7 +187,9 @@ class Soak:
                 out["error"] = "no answer" if not data else "garbled answer"
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
             out["error"] = type(e).__name__
-            if not out["sent"] and isinstance(e, OSError):  # refused while still sending (e.g. 503 at shutdown): read the answer
+            if not out["sent"] and isinstance(
+                e, OSError
+            ):  # refused while still sending (e.g. 503 at shutdown): read the answer
                 try:
                     data = await asyncio.wait_for(reader.read(), timeout=5)
                     if data.startswith(b"HTTP/1.1 "):
@@ -217,7 +246,9 @@ def main() -> int:
     ap.add_argument("--index", default="stdlib-codesearch", help="what /search serves (BM25)")
     ap.add_argument("--model", default=None, help="a ranker for /rank (and /encode with --kind bi), e.g. minilm")
     ap.add_argument("--kind", default="bi")
-    ap.add_argument("--duration", type=float, default=60.0, help="seconds of load in all; SIGTERM after --sigterm-after")
+    ap.add_argument(
+        "--duration", type=float, default=60.0, help="seconds of load in all; SIGTERM after --sigterm-after"
+    )
     ap.add_argument("--sigterm-after", type=float, default=None, help="default: 2/3 of --duration")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--body-timeout", type=float, default=2.0)
@@ -232,13 +263,36 @@ def main() -> int:
     queries, texts = load_texts(args.index, 200)
     port = free_port()
     log_path = Path(args.log or f"/tmp/unirank-soak-{port}.log")
-    cmd = [sys.executable, "-m", "unirank", "serve", "--index", args.index, "--retriever", "bm25", "--port", str(port),
-           "--api-key", KEY, "--body-timeout", str(args.body_timeout), "--max-queue", str(args.max_queue),
-           "--graceful-timeout", "30", "--log-level", "info"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "unirank",
+        "serve",
+        "--index",
+        args.index,
+        "--retriever",
+        "bm25",
+        "--port",
+        str(port),
+        "--api-key",
+        KEY,
+        "--body-timeout",
+        str(args.body_timeout),
+        "--max-queue",
+        str(args.max_queue),
+        "--graceful-timeout",
+        "30",
+        "--log-level",
+        "info",
+    ]
     if args.model:
         cmd += ["--model", args.model, "--kind", args.kind]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     env.pop("UNIRANK_API_KEY", None)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
     import httpx
@@ -285,20 +339,30 @@ def main() -> int:
         elif r["status"] == 503 and not re.search(r"overloaded|shutting down|not ready", r["detail"]):
             problems.append(f"{r['kind']}: undocumented 503 {r['detail'][:100]}")
         elif r["status"] not in EXPECTED[r["kind"]]:
-            problems.append(f"{r['kind']}: status {r['status']}, expected {sorted(EXPECTED[r['kind']])}: {r['detail'][:100]}")
+            problems.append(
+                f"{r['kind']}: status {r['status']}, expected {sorted(EXPECTED[r['kind']])}: {r['detail'][:100]}"
+            )
     tracebacks = len(re.findall(r"Traceback|Exception in ASGI", log))
     if tracebacks:
         problems.append(f"{tracebacks} traceback(s) in the server log")
     if soak.exit_seconds is None:
         problems.append("the server did not exit within --duration after SIGTERM")
-    fives = sum(n for line in soak.metrics_before.splitlines() if line.startswith("unirank_requests_total")
-                for n in [float(line.rsplit(" ", 1)[1])] if re.search(r'status="5\d\d"', line) and 'status="503"' not in line)
+    fives = sum(
+        n
+        for line in soak.metrics_before.splitlines()
+        if line.startswith("unirank_requests_total")
+        for n in [float(line.rsplit(" ", 1)[1])]
+        if re.search(r'status="5\d\d"', line) and 'status="503"' not in line
+    )
     answered = sum(1 for r in soak.outcomes if r["status"] is not None)
     statuses = collections.Counter(r["status"] for r in soak.outcomes if r["status"] is not None)
     rows = ["| request kind | sent | answers by status (or outcome) |", "|---|---|---|"]
     for kind in sorted(by_kind):
-        rows.append(f"| {kind} | {sum(by_kind[kind].values())} | "
-                    + ", ".join(f"{k}: {v}" for k, v in sorted(by_kind[kind].items(), key=lambda kv: str(kv[0]))) + " |")
+        rows.append(
+            f"| {kind} | {sum(by_kind[kind].values())} | "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(by_kind[kind].items(), key=lambda kv: str(kv[0])))
+            + " |"
+        )
     summary = [
         f"- requests: {len(soak.outcomes)} ({answered} answered); statuses: "
         + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())),
@@ -326,10 +390,19 @@ def main() -> int:
             f"client workers, one connection per request, {args.duration:g} s of load, SIGTERM at {args.sigterm_after:g} s "
             "while the clients keep going. Request kinds are drawn at random (seed "
             f"{args.seed}); see `bench/soak_serve.py` for what each sends and must get.",
-            "", *rows, "", *summary,
+            "",
+            *rows,
+            "",
+            *summary,
         ]
-        record(section("unirank serve soak: hostile clients, then SIGTERM under load", "soak_serve.py",
-                       host("cpu", args.threads) + ", 2 shared CPU cores, client and server on the same machine", body))
+        record(
+            section(
+                "unirank serve soak: hostile clients, then SIGTERM under load",
+                "soak_serve.py",
+                host("cpu", args.threads) + ", 2 shared CPU cores, client and server on the same machine",
+                body,
+            )
+        )
     return 1 if problems else 0
 
 

@@ -175,7 +175,9 @@ def dailydialog_inputs(tokenizer: Any, n_examples: int, data_root: Path, seed: i
     pick = np.random.default_rng(seed).choice(len(task.examples), size=n_examples, replace=False)
     exs = [task.examples[i] for i in sorted(pick.tolist())]
     packer = TextPacker(tokenizer, max_context_length=MAX_CONTEXT, max_candidate_length=MAX_CANDIDATE)
-    c_all, r_all = segment_lengths(packer, [e.context for e in task.examples], [c for e in task.examples for c in e.candidates])
+    c_all, r_all = segment_lengths(
+        packer, [e.context for e in task.examples], [c for e in task.examples for c in e.candidates]
+    )
     return {
         "contexts": [e.context for e in exs],
         "candidates": [e.candidates for e in exs],
@@ -214,18 +216,44 @@ def build_systems(random_weights: str | None, device: Any, dtype: Any, only: lis
     from unirank.models.base import model_class
 
     settings = {
-        "cross": ("cross", {"max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": None}),
+        "cross": (
+            "cross",
+            {"max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": None},
+        ),
         "cross 2-D mask": (
             "cross-plain",
             {"max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": None},
         ),
-        "uni arrow": ("uni", {"mask": "arrow", "segmented": False, "max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": None}),
+        "uni arrow": (
+            "uni",
+            {
+                "mask": "arrow",
+                "segmented": False,
+                "max_context_length": MAX_CONTEXT,
+                "max_candidate_length": MAX_CANDIDATE,
+                "chunk_size": None,
+            },
+        ),
         "uni arrow_strict": (
             "uni",
-            {"mask": "arrow_strict", "segmented": False, "max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": None},
+            {
+                "mask": "arrow_strict",
+                "segmented": False,
+                "max_context_length": MAX_CONTEXT,
+                "max_candidate_length": MAX_CANDIDATE,
+                "chunk_size": None,
+            },
         ),
         "bi": ("bi", {"max_length": MAX_CONTEXT}),
-        "poly": ("poly", {"n_codes": 16, "max_context_length": MAX_CONTEXT, "max_candidate_length": MAX_CANDIDATE, "chunk_size": 1 << 16}),
+        "poly": (
+            "poly",
+            {
+                "n_codes": 16,
+                "max_context_length": MAX_CONTEXT,
+                "max_candidate_length": MAX_CANDIDATE,
+                "chunk_size": 1 << 16,
+            },
+        ),
     }
     base = None
     if random_weights:
@@ -236,7 +264,9 @@ def build_systems(random_weights: str | None, device: Any, dtype: Any, only: lis
         torch.manual_seed(0)
         cfg = AutoConfig.from_pretrained(random_weights)
         model = AutoModel.from_config(cfg, attn_implementation="sdpa")
-        base = Backbone(model.eval(), AutoTokenizer.from_pretrained(random_weights), f"random-init:{Path(random_weights).name}")
+        base = Backbone(
+            model.eval(), AutoTokenizer.from_pretrained(random_weights), f"random-init:{Path(random_weights).name}"
+        )
     out = {}
     for name, (kind, kw) in settings.items():
         if only and name not in only:
@@ -320,7 +350,9 @@ def time_pass(fns: list[Callable[[], Any]], device: Any) -> float:
     return time.perf_counter() - t
 
 
-def bench_setting(systems: dict[str, Any], contexts: list, candidates: list, batch: int, device: Any, warmup: int, repeats: int) -> list[dict[str, Any]]:
+def bench_setting(
+    systems: dict[str, Any], contexts: list, candidates: list, batch: int, device: Any, warmup: int, repeats: int
+) -> list[dict[str, Any]]:
     """Time every system end-to-end and forward-only over the same batches.
 
     Systems are interleaved (each repeat times every system once, in a rotating order), so
@@ -372,7 +404,10 @@ def bench_setting(systems: dict[str, Any], contexts: list, candidates: list, bat
         if name in peak:
             row["peak_mem_mib"] = peak[name]
         rows.append(row)
-        print(f"  {name:18s} e2e {row['e2e_cands_per_s']:9.1f} cand/s   fwd {row['fwd_cands_per_s']:9.1f} cand/s", flush=True)
+        print(
+            f"  {name:18s} e2e {row['e2e_cands_per_s']:9.1f} cand/s   fwd {row['fwd_cands_per_s']:9.1f} cand/s",
+            flush=True,
+        )
     cross = next(r for r in rows if r["system"] == "cross")
     crosses = [r for r in rows if r["system"].startswith("cross")]
     best_e2e = max(r["e2e_cands_per_s"] for r in crosses)
@@ -392,9 +427,12 @@ def render(results: list[dict[str, Any]]) -> str:
     out = []
     for res in results:
         load = res.get("load_average_before_after")
-        out.append(f"**{res['device_label']}** — {res['machine']}; {res['date']}; {res['weights']}; dtype {res['dtype']}; "
-                   f"warm-up {res['warmup']}, median of {res['repeats']} interleaved passes"
-                   + (f"; 1-min load average before/after: {load[0]}/{load[1]}" if load else "") + "\n")
+        out.append(
+            f"**{res['device_label']}** — {res['machine']}; {res['date']}; {res['weights']}; dtype {res['dtype']}; "
+            f"warm-up {res['warmup']}, median of {res['repeats']} interleaved passes"
+            + (f"; 1-min load average before/after: {load[0]}/{load[1]}" if load else "")
+            + "\n"
+        )
         for s in res["settings"]:
             out.append(
                 f"*{s['name']}*: N = {N_CANDIDATES}, c = {s['c']:.1f}, r = {s['r']:.1f} tokens "
@@ -403,11 +441,15 @@ def render(results: list[dict[str, Any]]) -> str:
             )
             if "whole_task" in s:
                 w = s["whole_task"]
-                out.append(f"(whole DailyDialog R10 test task: c = {w['c']:.1f}, r = {w['r']:.1f}, ideal ratio "
-                           f"{w['ideal_ratio']:.2f}; {w['counts']['examples']} contexts)\n")
+                out.append(
+                    f"(whole DailyDialog R10 test task: c = {w['c']:.1f}, r = {w['r']:.1f}, ideal ratio "
+                    f"{w['ideal_ratio']:.2f}; {w['counts']['examples']} contexts)\n"
+                )
             mem = any("peak_mem_mib" in r for r in s["results"])
-            out.append("| system | end-to-end cand/s | × cross | × best cross | forward-only cand/s | × cross | × best cross "
-                       "| tokenise+pack share |" + (" peak MiB |" if mem else ""))
+            out.append(
+                "| system | end-to-end cand/s | × cross | × best cross | forward-only cand/s | × cross | × best cross "
+                "| tokenise+pack share |" + (" peak MiB |" if mem else "")
+            )
             out.append("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if mem else ""))
             for r in s["results"]:
                 share = max(0.0, 1 - r["fwd_s"] / r["e2e_s"])
@@ -449,11 +491,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="folder holding dailydialog/")
-    ap.add_argument("--random-weights", default=None, help="folder with config.json + tokenizer files: random-init backbone")
+    ap.add_argument(
+        "--random-weights", default=None, help="folder with config.json + tokenizer files: random-init backbone"
+    )
     ap.add_argument("--inputs", default=None, help="read inputs saved by --save-inputs instead of building them")
     ap.add_argument("--save-inputs", default=None, help="build the inputs, write them to this JSON file and stop")
     ap.add_argument("--only", default=None, help="comma-separated settings: ubuntu_like,dailydialog")
-    ap.add_argument("--systems", default=None, help=f"comma-separated subset of: {', '.join(SYSTEMS)} (cross is always run)")
+    ap.add_argument(
+        "--systems", default=None, help=f"comma-separated subset of: {', '.join(SYSTEMS)} (cross is always run)"
+    )
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--label", default=None, help="name of this run in the report (default: the device)")
     ap.add_argument("--render", nargs="+", default=None, help="render result JSON files as markdown")
@@ -488,8 +534,10 @@ def main(argv: list[str] | None = None) -> None:
             from transformers import AutoTokenizer
 
             tok = AutoTokenizer.from_pretrained(args.random_weights)
-        inputs = {"ubuntu_like": ubuntu_like_inputs(tok, n_examples, data_root, args.seed),
-                  "dailydialog": dailydialog_inputs(tok, n_examples, data_root, args.seed)}
+        inputs = {
+            "ubuntu_like": ubuntu_like_inputs(tok, n_examples, data_root, args.seed),
+            "dailydialog": dailydialog_inputs(tok, n_examples, data_root, args.seed),
+        }
     if args.save_inputs:
         Path(args.save_inputs).parent.mkdir(parents=True, exist_ok=True)
         Path(args.save_inputs).write_text(json.dumps(inputs, ensure_ascii=False))
@@ -519,14 +567,26 @@ def main(argv: list[str] | None = None) -> None:
         name = "Ubuntu-like lengths" if key == "ubuntu_like" else "DailyDialog R10 test (real lengths, seeded sample)"
         print(f"{name}: c={c:.1f} r={r:.1f} ideal ratio {ideal_ratio(c, r):.2f}", flush=True)
         rows = bench_setting(systems, contexts, candidates, batch, device, args.warmup, args.repeats)
-        settings.append({"name": name, "key": key, "c": c, "r": r, "ideal_ratio": ideal_ratio(c, r), "batch": batch,
-                         "n_contexts": len(contexts), "results": rows, **info})
+        settings.append(
+            {
+                "name": name,
+                "key": key,
+                "c": c,
+                "r": r,
+                "ideal_ratio": ideal_ratio(c, r),
+                "batch": batch,
+                "n_contexts": len(contexts),
+                "results": rows,
+                **info,
+            }
+        )
     result = {
         "device_label": args.label or (f"GPU ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else "CPU"),
         "machine": machine(str(device)),
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python bench/speed_paradigms.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "command": "python bench/speed_paradigms.py "
+        + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
         "dtype": args.dtype,
         "warmup": args.warmup,
         "repeats": args.repeats,

@@ -61,9 +61,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="splade-tiny", help="SPLADE folder / name for Splade.from_pretrained")
     ap.add_argument("--name", required=True, help="row label")
     ap.add_argument("--settings", default="{}", help="JSON of Splade.from_pretrained settings")
-    ap.add_argument("--st", action="store_true", help="also time sentence-transformers' SparseEncoder on the same folder")
-    ap.add_argument("--fuse-dense", default=None, help="RRF with this bi-encoder's exact dense search (folder, or minilm)")
-    ap.add_argument("--seismic", default='{"n_postings": 1000, "query_cut": 20, "heap_factor": 0.8}', help="JSON Seismic parameters")
+    ap.add_argument(
+        "--st", action="store_true", help="also time sentence-transformers' SparseEncoder on the same folder"
+    )
+    ap.add_argument(
+        "--fuse-dense", default=None, help="RRF with this bi-encoder's exact dense search (folder, or minilm)"
+    )
+    ap.add_argument(
+        "--seismic", default='{"n_postings": 1000, "query_cut": 20, "heap_factor": 0.8}', help="JSON Seismic parameters"
+    )
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--markdown", default=None)
@@ -86,7 +92,13 @@ def main(argv: list[str] | None = None) -> None:
     qids = list(ds.qrels)
     queries = [ds.queries[q].text for q in qids]
     model = Splade.from_pretrained(args.model, **json.loads(args.settings))
-    out: dict = {"name": args.name, "model": args.model, "settings": model.settings, "docs": len(doc_ids), "queries": len(qids)}
+    out: dict = {
+        "name": args.name,
+        "model": args.model,
+        "settings": model.settings,
+        "docs": len(doc_ids),
+        "queries": len(qids),
+    }
 
     t = time.perf_counter()
     docs = model.encode_docs(texts, batch_size=args.batch_size)
@@ -146,9 +158,13 @@ def main(argv: list[str] | None = None) -> None:
         st_ix = SparseExactIndex()
         st_ix.add(sd, doc_ids)
         s2, i2 = st_ix.search(sq, 100)
-        out["sentence_transformers"] = {**_metrics(ds, qids, doc_ids, s2, i2), "encode_corpus_s": st_corpus,
-                                        "query_nnz": _nnz(sq), "doc_nnz": _nnz(sd),
-                                        "max_abs_diff_docs": float(abs(sd - docs).max()) if sd.shape == docs.shape else None}
+        out["sentence_transformers"] = {
+            **_metrics(ds, qids, doc_ids, s2, i2),
+            "encode_corpus_s": st_corpus,
+            "query_nnz": _nnz(sq),
+            "doc_nnz": _nnz(sd),
+            "max_abs_diff_docs": float(abs(sd - docs).max()) if sd.shape == docs.shape else None,
+        }
 
     if args.fuse_dense:
         from unirank.index.retrievers import DenseRetriever, rrf_fuse
@@ -161,7 +177,11 @@ def main(argv: list[str] | None = None) -> None:
         fs, fi = rrf_fuse([(es, ei), (ds_, di)], len(doc_ids), 100, 60.0)
         _write(runs, "dense", qids, doc_ids, ds_, di)
         _write(runs, "fused", qids, doc_ids, fs, fi)
-        out["dense"] = {**_metrics(ds, qids, doc_ids, ds_, di), "model": args.fuse_dense, "encode_and_search_s": dense_s}
+        out["dense"] = {
+            **_metrics(ds, qids, doc_ids, ds_, di),
+            "model": args.fuse_dense,
+            "encode_and_search_s": dense_s,
+        }
         out["fused_with_dense"] = _metrics(ds, qids, doc_ids, fs, fi)
 
     folder = HERE / "out" / "splade"
@@ -169,27 +189,45 @@ def main(argv: list[str] | None = None) -> None:
     (folder / f"{slug}.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=2))
 
-    body = [f"SciFact test ({len(qids)} queries, {len(doc_ids)} documents), model `{args.model}`, settings "
-            f"`{json.dumps(model.settings)}`, encoding batch {args.batch_size}.", "",
-            "| system | nDCG@10 | R@100 | nnz/query | nnz/doc | index MB | corpus encode s | query enc ms | exact ms/q | seismic ms/q | seismic R@100 vs exact | seismic nDCG@10 |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
-            f"| unirank {args.name} | {out['ndcg@10']:.4f} | {out['recall@100']:.4f} | {out['query_nnz']} | {out['doc_nnz']} | "
-            f"{out['exact_index_mb']} (seismic {out['seismic_index_mb']}) | {out['encode_corpus_s']} | {out['encode_query_ms']} | "
-            f"{out['exact_search_ms']} | {out['seismic_search_ms']} | {out['seismic_recall@100_vs_exact']} | {out['seismic']['ndcg@10']:.4f} |"]
+    body = [
+        f"SciFact test ({len(qids)} queries, {len(doc_ids)} documents), model `{args.model}`, settings "
+        f"`{json.dumps(model.settings)}`, encoding batch {args.batch_size}.",
+        "",
+        "| system | nDCG@10 | R@100 | nnz/query | nnz/doc | index MB | corpus encode s | query enc ms | exact ms/q | seismic ms/q | seismic R@100 vs exact | seismic nDCG@10 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| unirank {args.name} | {out['ndcg@10']:.4f} | {out['recall@100']:.4f} | {out['query_nnz']} | {out['doc_nnz']} | "
+        f"{out['exact_index_mb']} (seismic {out['seismic_index_mb']}) | {out['encode_corpus_s']} | {out['encode_query_ms']} | "
+        f"{out['exact_search_ms']} | {out['seismic_search_ms']} | {out['seismic_recall@100_vs_exact']} | {out['seismic']['ndcg@10']:.4f} |",
+    ]
     if "sentence_transformers" in out:
         s = out["sentence_transformers"]
-        body.append(f"| sentence-transformers SparseEncoder, same folder | {s['ndcg@10']:.4f} | {s['recall@100']:.4f} | {s['query_nnz']} | "
-                    f"{s['doc_nnz']} | - | {s['encode_corpus_s']} | - | - | - | - | - |")
+        body.append(
+            f"| sentence-transformers SparseEncoder, same folder | {s['ndcg@10']:.4f} | {s['recall@100']:.4f} | {s['query_nnz']} | "
+            f"{s['doc_nnz']} | - | {s['encode_corpus_s']} | - | - | - | - | - |"
+        )
     if "fused_with_dense" in out:
-        body.append(f"| dense `{args.fuse_dense}` alone | {out['dense']['ndcg@10']:.4f} | {out['dense']['recall@100']:.4f} | - | - | - | - | - | - | - | - | - |")
-        body.append(f"| RRF(unirank {args.name}, dense) | {out['fused_with_dense']['ndcg@10']:.4f} | {out['fused_with_dense']['recall@100']:.4f} "
-                    "| - | - | - | - | - | - | - | - | - |")
+        body.append(
+            f"| dense `{args.fuse_dense}` alone | {out['dense']['ndcg@10']:.4f} | {out['dense']['recall@100']:.4f} | - | - | - | - | - | - | - | - | - |"
+        )
+        body.append(
+            f"| RRF(unirank {args.name}, dense) | {out['fused_with_dense']['ndcg@10']:.4f} | {out['fused_with_dense']['recall@100']:.4f} "
+            "| - | - | - | - | - | - | - | - | - |"
+        )
     body.append(f"\nSeismic parameters: `{json.dumps(out['seismic']['params'])}`, build {out['seismic_build_s']} s.")
     if "sentence_transformers" in out:
-        body.append(f"Largest absolute difference between the two document matrices: {out['sentence_transformers']['max_abs_diff_docs']:.2e}. "
-                    "unirank encoded first, then sentence-transformers, in one process.")
-    record(section(f"SPLADE on SciFact: {args.name}", "splade_scifact.py", f"2 shared CPU cores; {host(threads=args.threads)}", body),
-           args.markdown)
+        body.append(
+            f"Largest absolute difference between the two document matrices: {out['sentence_transformers']['max_abs_diff_docs']:.2e}. "
+            "unirank encoded first, then sentence-transformers, in one process."
+        )
+    record(
+        section(
+            f"SPLADE on SciFact: {args.name}",
+            "splade_scifact.py",
+            f"2 shared CPU cores; {host(threads=args.threads)}",
+            body,
+        ),
+        args.markdown,
+    )
 
 
 if __name__ == "__main__":

@@ -31,14 +31,30 @@ def main(argv=None) -> dict:
     res = {"machine": _machine(), "argv": argv if argv is not None else sys.argv[1:]}
     res["zero_shot"] = evaluate(args.model, "stdlib-codesearch", args.device)
     print("zero-shot", res["zero_shot"], flush=True)
-    cfg = from_dict(TrainConfig, {"model": {"kind": "bi", "name": args.model}, "data": {"train": "stdlib-codesearch", "negatives": 0},
-                                  "losses": {"infonce": 1.0}, "batch_size": 64, "epochs": 1, "lr": 5e-5, "device": args.device,
-                                  "dev": {"split": "dev", "measures": ["ndcg@10", "recall@100", "auc"]},
-                                  "test": {"split": "test", "measures": ["ndcg@10", "recall@100", "mrr@10", "auc"]},
-                                  "out": str(out / "run")}, normalize_overrides(args.set))
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "model": {"kind": "bi", "name": args.model},
+            "data": {"train": "stdlib-codesearch", "negatives": 0},
+            "losses": {"infonce": 1.0},
+            "batch_size": 64,
+            "epochs": 1,
+            "lr": 5e-5,
+            "device": args.device,
+            "dev": {"split": "dev", "measures": ["ndcg@10", "recall@100", "auc"]},
+            "test": {"split": "test", "measures": ["ndcg@10", "recall@100", "mrr@10", "auc"]},
+            "out": str(out / "run"),
+        },
+        normalize_overrides(args.set),
+    )
     t = time.perf_counter()
     summary = train(cfg, progress=False)
-    res["fine_tuned"] = {**summary.get("test", {}), "steps": summary["steps"], "train_s": summary["train_s"], "wall_s": round(time.perf_counter() - t, 1)}
+    res["fine_tuned"] = {
+        **summary.get("test", {}),
+        "steps": summary["steps"],
+        "train_s": summary["train_s"],
+        "wall_s": round(time.perf_counter() - t, 1),
+    }
     print("fine-tuned", res["fine_tuned"], flush=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=2))

@@ -60,19 +60,34 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITES: dict[str, dict[str, Any]] = {
     "mutual": {
         "config": {
-            "data": {"task": "response", "train": "mutual", "split": "train", "negatives": 3, "negative_choice": "first"},
+            "data": {
+                "task": "response",
+                "train": "mutual",
+                "split": "train",
+                "negatives": 3,
+                "negative_choice": "first",
+            },
             "test": {"data": "mutual", "split": "dev"},
-            "epochs": 3, "batch_size": 16,
+            "epochs": 3,
+            "batch_size": 16,
         },
         "lengths": {"context": 256, "candidate": 64},
         "metrics": ["R4@1", "R4@2", "mrr"],
     },
     "dailydialog": {
         "config": {
-            "data": {"task": "response", "train": "dailydialog", "split": "train", "negatives": 9, "negative_choice": "first",
-                     "options": {"n": 10, "seed": 0}},
+            "data": {
+                "task": "response",
+                "train": "dailydialog",
+                "split": "train",
+                "negatives": 9,
+                "negative_choice": "first",
+                "options": {"n": 10, "seed": 0},
+            },
             "test": {"data": "dailydialog", "split": "test"},
-            "epochs": 1, "batch_size": 32, "max_steps": 600,
+            "epochs": 1,
+            "batch_size": 32,
+            "max_steps": 600,
         },
         "lengths": {"context": 256, "candidate": 64},
         "metrics": ["R10@1", "R10@2", "R10@5", "mrr"],
@@ -80,22 +95,43 @@ SUITES: dict[str, dict[str, Any]] = {
     "scifact": {
         "config": {
             "data": {"train": "scifact", "split": "train", "negatives": 7, "negative_choice": "random"},
-            "test": {"data": "scifact", "split": "test", "rerank_depth": 100, "measures": ["ndcg@10", "recall@100", "mrr@10"]},
-            "epochs": 3, "batch_size": 16,
+            "test": {
+                "data": "scifact",
+                "split": "test",
+                "rerank_depth": 100,
+                "measures": ["ndcg@10", "recall@100", "mrr@10"],
+            },
+            "epochs": 3,
+            "batch_size": 16,
         },
         "lengths": {"context": 64, "candidate": 256},
         "metrics": ["ndcg@10", "mrr@10"],
     },
 }
-COMMON = {"in_batch_negatives": False, "losses": {"ce": 1.0}, "batching": {"name": "random"}, "lr": 3.0e-5,
-          "warmup_ratio": 0.1, "weight_decay": 0.01, "max_grad_norm": 1.0, "seed": 42, "dev": {"split": None},
-          "export": "last", "log_every": 20}
+COMMON = {
+    "in_batch_negatives": False,
+    "losses": {"ce": 1.0},
+    "batching": {"name": "random"},
+    "lr": 3.0e-5,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "max_grad_norm": 1.0,
+    "seed": 42,
+    "dev": {"split": None},
+    "export": "last",
+    "log_every": 20,
+}
 
 
 #: the in-batch candidates of the Uni-Encoder paper / ParlAI: every context against the gold
 #: replies of its batch (no own negatives), in a seeded order; batches without repeated texts,
 #: so that a reply such as "Thank you ." is never the wrong answer of a context it answers
-IN_BATCH = {"in_batch_negatives": True, "shuffle_pool": True, "data": {"negatives": 0}, "batching": {"name": "no_duplicates"}}
+IN_BATCH = {
+    "in_batch_negatives": True,
+    "shuffle_pool": True,
+    "data": {"negatives": 0},
+    "batching": {"name": "no_duplicates"},
+}
 MLM = {"mlm": {"weight": 1.0, "prob": 0.15}}
 NOAM = {"schedule": "noam", "adam_betas": [0.9, 0.98]}
 SPEAKERS = {"speaker_tokens": ["[unused1]", "[unused2]"]}
@@ -111,7 +147,9 @@ def _merge(*parts: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for part in parts:
         for k, v in part.items():
-            out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else json.loads(json.dumps(v))
+            out[k] = (
+                _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else json.loads(json.dumps(v))
+            )
     return out
 
 
@@ -136,11 +174,22 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
     "full": {},
     "cpu": {
-        "mutual": {"lengths": {"context": 128, "candidate": 32},
-                   "config": {"epochs": 1, "max_steps": 150, "batch_size": 8, "lr": 5.0e-5, "threads": 2, "save_every": 50}},
-        "dailydialog": {"lengths": {"context": 128, "candidate": 32},
-                        "config": {"epochs": 1, "max_steps": 150, "batch_size": 8, "lr": 5.0e-5, "threads": 2, "save_every": 50,
-                                   "test": {"limit_queries": 500}}},
+        "mutual": {
+            "lengths": {"context": 128, "candidate": 32},
+            "config": {"epochs": 1, "max_steps": 150, "batch_size": 8, "lr": 5.0e-5, "threads": 2, "save_every": 50},
+        },
+        "dailydialog": {
+            "lengths": {"context": 128, "candidate": 32},
+            "config": {
+                "epochs": 1,
+                "max_steps": 150,
+                "batch_size": 8,
+                "lr": 5.0e-5,
+                "threads": 2,
+                "save_every": 50,
+                "test": {"limit_queries": 500},
+            },
+        },
     },
 }
 
@@ -161,7 +210,10 @@ def row_config(suite: str, row: str, budget: str = "full") -> dict[str, Any]:
     plan = BUDGETS[budget].get(suite, {})
     kind, settings, changes = ROWS[row]
     cfg = _merge(COMMON, spec["config"], plan.get("config", {}), changes)
-    cfg["model"] = {"kind": kind, "settings": {**model_settings(kind, plan.get("lengths", spec["lengths"])), **settings}}
+    cfg["model"] = {
+        "kind": kind,
+        "settings": {**model_settings(kind, plan.get("lengths", spec["lengths"])), **settings},
+    }
     return cfg
 
 
@@ -179,14 +231,30 @@ def model_settings(kind: str, lengths: dict[str, int]) -> dict[str, Any]:
 def _machine() -> dict:
     import torch
 
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(), "torch": torch.__version__}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
-def run_suite(suite: str, kinds: list[str], model: str | None, out: Path, device: str | None, data_root: str | None,
-              mined: str | None, overrides: list[str], max_steps: int | None, budget: str = "full", skip_done: bool = False) -> dict:
+def run_suite(
+    suite: str,
+    kinds: list[str],
+    model: str | None,
+    out: Path,
+    device: str | None,
+    data_root: str | None,
+    mined: str | None,
+    overrides: list[str],
+    max_steps: int | None,
+    budget: str = "full",
+    skip_done: bool = False,
+) -> dict:
     from unirank.config import from_dict, to_dict
     from unirank.data.dialogue import default_data_root
     from unirank.train import TrainConfig, train
@@ -194,7 +262,15 @@ def run_suite(suite: str, kinds: list[str], model: str | None, out: Path, device
     spec = SUITES[suite]
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"runs": {}}
-    results.update({"suite": suite, "machine": _machine(), "command": " ".join(sys.argv), "metrics": spec["metrics"], "budget": budget})
+    results.update(
+        {
+            "suite": suite,
+            "machine": _machine(),
+            "command": " ".join(sys.argv),
+            "metrics": spec["metrics"],
+            "budget": budget,
+        }
+    )
     for kind in kinds:  # a row name (a kind is a row)
         if skip_done and kind in results["runs"]:
             print(f"{kind}: done, skipped (--skip-done)", flush=True)
@@ -211,14 +287,23 @@ def run_suite(suite: str, kinds: list[str], model: str | None, out: Path, device
             cfg_dict["data"]["mined"] = mined
         cfg = from_dict(TrainConfig, cfg_dict, overrides)
         t = time.perf_counter()
-        summary = train(cfg, progress=False, resume=skip_done)  # --skip-done: a row cut off mid-way continues from its checkpoint
+        summary = train(
+            cfg, progress=False, resume=skip_done
+        )  # --skip-done: a row cut off mid-way continues from its checkpoint
         logged = [json.loads(x) for x in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
         losses = [r["loss"] for r in logged if "loss" in r]
-        results["runs"][kind] = {"test": summary.get("test"), "loss_first_last": [losses[0], losses[-1]] if losses else None, "steps": summary["steps"], "train_s": summary["train_s"],
-                                 "wall_s": round(time.perf_counter() - t, 1), "settings": cfg_dict["model"]["settings"],
-                                 "kind": cfg_dict["model"]["kind"], "changes": ROWS[kind][2] if kind in ROWS else {},
-                                 "mlm_first_last": [m[0], m[-1]] if (m := [r["mlm"] for r in logged if "mlm" in r]) else None,
-                                 "config": {k: v for k, v in to_dict(cfg).items() if k not in ("model", "out")}}
+        results["runs"][kind] = {
+            "test": summary.get("test"),
+            "loss_first_last": [losses[0], losses[-1]] if losses else None,
+            "steps": summary["steps"],
+            "train_s": summary["train_s"],
+            "wall_s": round(time.perf_counter() - t, 1),
+            "settings": cfg_dict["model"]["settings"],
+            "kind": cfg_dict["model"]["kind"],
+            "changes": ROWS[kind][2] if kind in ROWS else {},
+            "mlm_first_last": [m[0], m[-1]] if (m := [r["mlm"] for r in logged if "mlm" in r]) else None,
+            "config": {k: v for k, v in to_dict(cfg).items() if k not in ("model", "out")},
+        }
         results["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         results_path.write_text(json.dumps(results, indent=1))
         print(json.dumps({kind: results["runs"][kind]["test"], "train_s": summary["train_s"]}), flush=True)
@@ -226,8 +311,12 @@ def run_suite(suite: str, kinds: list[str], model: str | None, out: Path, device
     from _compare import compare_runs
 
     qrels = str(Path(data_root or default_data_root()) / "scifact") if suite == "scifact" else None
-    results["comparison"] = compare_runs({k: out / f"{suite}-{k}" / "test" for k in results["runs"]}, out / "compare", qrels=qrels,
-                                         measures=[spec["metrics"][0], "mrr"] if suite != "scifact" else spec["metrics"])
+    results["comparison"] = compare_runs(
+        {k: out / f"{suite}-{k}" / "test" for k in results["runs"]},
+        out / "compare",
+        qrels=qrels,
+        measures=[spec["metrics"][0], "mrr"] if suite != "scifact" else spec["metrics"],
+    )
     results_path.write_text(json.dumps(results, indent=1))
     return results
 
@@ -251,20 +340,25 @@ def report(results: dict) -> str:
     base = next((r for r in results["runs"].values() if not r.get("changes")), next(iter(results["runs"].values())))
     first = base["config"]
     test = first.get("test") or {}
-    lines = [f"Suite `{results['suite']}` ({results['date']}; {results['machine'].get('gpu', 'CPU')}, torch {results['machine']['torch']})",
-             f"Command: `{results['command']}`",
-             f"Budget (all rows, `--budget {results.get('budget', 'full')}`): {first.get('epochs')} epoch(s), max_steps {first.get('max_steps')},"
-             f" batch {first['batch_size']} contexts, lr {first['lr']}, losses {first['losses']}, schedule {first['schedule']} (warmup ratio"
-             f" {first['warmup_ratio']}), token limits {base['settings']}; test {test.get('data')} {test.get('split')}"
-             + (f", first {test['limit_queries']} contexts" if test.get("limit_queries") else "")
-             + ". Rows without changes: each context's own candidate list, random batches.",
-             "", "| row | kind | changes | " + " | ".join(m) + " | steps | train s | loss first -> last | MLM first -> last |",
-             "|---" * (len(m) + 7) + "|"]
+    lines = [
+        f"Suite `{results['suite']}` ({results['date']}; {results['machine'].get('gpu', 'CPU')}, torch {results['machine']['torch']})",
+        f"Command: `{results['command']}`",
+        f"Budget (all rows, `--budget {results.get('budget', 'full')}`): {first.get('epochs')} epoch(s), max_steps {first.get('max_steps')},"
+        f" batch {first['batch_size']} contexts, lr {first['lr']}, losses {first['losses']}, schedule {first['schedule']} (warmup ratio"
+        f" {first['warmup_ratio']}), token limits {base['settings']}; test {test.get('data')} {test.get('split')}"
+        + (f", first {test['limit_queries']} contexts" if test.get("limit_queries") else "")
+        + ". Rows without changes: each context's own candidate list, random batches.",
+        "",
+        "| row | kind | changes | " + " | ".join(m) + " | steps | train s | loss first -> last | MLM first -> last |",
+        "|---" * (len(m) + 7) + "|",
+    ]
     for name, r in results["runs"].items():
         vals = " | ".join(f"{r['test'][k]:.4f}" if r.get("test") and k in r["test"] else "-" for k in m)
         loss = "{:.3f} -> {:.3f}".format(*r["loss_first_last"]) if r.get("loss_first_last") else "-"
         mlm = "{:.3f} -> {:.3f}".format(*r["mlm_first_last"]) if r.get("mlm_first_last") else "-"
-        lines.append(f"| {name} | {r.get('kind', name)} | {_changes(r)} | {vals} | {r['steps']} | {r['train_s']:.0f} | {loss} | {mlm} |")
+        lines.append(
+            f"| {name} | {r.get('kind', name)} | {_changes(r)} | {vals} | {r['steps']} | {r['train_s']:.0f} | {loss} | {mlm} |"
+        )
     from _compare import markdown_block
 
     lines += markdown_block(results.get("comparison"), "Significance, all pairs of rows")
@@ -277,11 +371,15 @@ def main() -> None:
     ap.add_argument("--kinds", default="bi,poly,cross,uni")
     ap.add_argument("--rows", default=None, help=f"rows to run instead of --kinds (valid: {', '.join(ROWS)})")
     ap.add_argument("--budget", choices=sorted(BUDGETS), default="full")
-    ap.add_argument("--skip-done", action="store_true", help="keep the rows already in results.json; resume a cut-off row")
+    ap.add_argument(
+        "--skip-done", action="store_true", help="keep the rows already in results.json; resume a cut-off row"
+    )
     ap.add_argument("--model", default=None, help="backbone folder (default: packaged all-MiniLM-L6-v2)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "train_rankers"))
     ap.add_argument("--device", default=None)
-    ap.add_argument("--data-root", default=os.environ.get("UNIRANK_DATA"), help="folder holding scifact/ (scifact suite)")
+    ap.add_argument(
+        "--data-root", default=os.environ.get("UNIRANK_DATA"), help="folder holding scifact/ (scifact suite)"
+    )
     ap.add_argument("--mined", default=None, help="mined SciFact train.jsonl (scifact suite)")
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--set", action="append", default=[], help="config override key=value (all runs)")
@@ -308,7 +406,9 @@ def main() -> None:
         ap.error(f"unknown row(s) {', '.join(unknown)}; valid: {', '.join(ROWS)}")
     if a.budget != "full" and a.suite not in BUDGETS[a.budget]:
         ap.error(f"budget {a.budget!r} has no plan for suite {a.suite!r}")
-    res = run_suite(a.suite, rows, a.model, out, a.device, a.data_root, a.mined, a.set, a.max_steps, a.budget, a.skip_done)
+    res = run_suite(
+        a.suite, rows, a.model, out, a.device, a.data_root, a.mined, a.set, a.max_steps, a.budget, a.skip_done
+    )
     print(report(res))
 
 

@@ -48,13 +48,20 @@ MEASURES = ["ndcg@10", "recall@100", "mrr@10", "auc"]
 def _machine() -> dict:
     import torch
 
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(), "torch": torch.__version__}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
-def evaluate(model_or_path, data: str, device: str | None, limit_queries=None, max_docs=None, out: str | None = None) -> dict:
+def evaluate(
+    model_or_path, data: str, device: str | None, limit_queries=None, max_docs=None, out: str | None = None
+) -> dict:
     from unirank.config import from_dict
     from unirank.eval.config import EvalConfig
     from unirank.eval.evaluate import run_eval
@@ -62,8 +69,18 @@ def evaluate(model_or_path, data: str, device: str | None, limit_queries=None, m
     from unirank.models.bi import BiEncoder
 
     model = model_or_path if isinstance(model_or_path, BiEncoder) else BiEncoder.from_pretrained(model_or_path)
-    cfg = from_dict(EvalConfig, {"data": data, "split": "test", "retriever": {"name": "dense"}, "measures": MEASURES,
-                                 "limit_queries": limit_queries, "max_docs": max_docs, "out": out})
+    cfg = from_dict(
+        EvalConfig,
+        {
+            "data": data,
+            "split": "test",
+            "retriever": {"name": "dense"},
+            "measures": MEASURES,
+            "limit_queries": limit_queries,
+            "max_docs": max_docs,
+            "out": out,
+        },
+    )
     t = time.perf_counter()
     res = run_eval(cfg, retriever=DenseRetriever(model=model, device=device, show_progress=False), quiet=True)
     return {**{k: round(v, 4) for k, v in res.metrics.items()}, "eval_s": round(time.perf_counter() - t, 1)}
@@ -74,10 +91,21 @@ def mine(model: str | None, data: str, out: Path) -> str:
     from unirank.models.bi import BiEncoder
     from unirank.negatives.pipeline import MineConfig, run_mine
 
-    cfg = from_dict(MineConfig, {
-        "data": data, "split": "train", "miner": {"name": "dense"}, "dense_search": "scan", "depth": 100,
-        "filters": [{"name": "duplicates"}, {"name": "relative_margin", "p": 0.05}],
-        "sampler": {"name": "top", "range_min": 3}, "negatives": 7, "seed": 0, "out": str(out)})
+    cfg = from_dict(
+        MineConfig,
+        {
+            "data": data,
+            "split": "train",
+            "miner": {"name": "dense"},
+            "dense_search": "scan",
+            "depth": 100,
+            "filters": [{"name": "duplicates"}, {"name": "relative_margin", "p": 0.05}],
+            "sampler": {"name": "top", "range_min": 3},
+            "negatives": 7,
+            "seed": 0,
+            "out": str(out),
+        },
+    )
     t = time.perf_counter()
     manifest = run_mine(cfg, encoder=BiEncoder.from_pretrained(model))
     print(f"mined in {time.perf_counter() - t:.1f} s: {json.dumps(manifest['counts'])}", flush=True)
@@ -94,9 +122,15 @@ def unirank_run(config: Path, overrides: list[str]) -> dict:
     shutil.rmtree(cfg.out, ignore_errors=True)  # a fresh run each time
     t = time.perf_counter()
     summary = train(cfg, progress=False)
-    return {"config": str(config.relative_to(ROOT)) if config.is_relative_to(ROOT) else str(config), "overrides": overrides,
-            "test": summary.get("test"), "steps": summary["steps"], "train_s": summary["train_s"],
-            "wall_s": round(time.perf_counter() - t, 1), "out": summary["out"]}
+    return {
+        "config": str(config.relative_to(ROOT)) if config.is_relative_to(ROOT) else str(config),
+        "overrides": overrides,
+        "test": summary.get("test"),
+        "steps": summary["steps"],
+        "train_s": summary["train_s"],
+        "wall_s": round(time.perf_counter() - t, 1),
+        "out": summary["out"],
+    }
 
 
 def write_triplets(mined: str, path: Path) -> int:
@@ -111,7 +145,9 @@ def write_triplets(mined: str, path: Path) -> int:
     return rows
 
 
-def st_run(model: str | None, triplets: Path, out: Path, batch_size: int, epochs: int, lr: float, warmup_steps: int, seed: int) -> dict:
+def st_run(
+    model: str | None, triplets: Path, out: Path, batch_size: int, epochs: int, lr: float, warmup_steps: int, seed: int
+) -> dict:
     """sentence-transformers' own trainer + MultipleNegativesRankingLoss on the same triplets."""
     import pyarrow as pa
     from datasets import Dataset
@@ -135,18 +171,38 @@ def st_run(model: str | None, triplets: Path, out: Path, batch_size: int, epochs
     t0 = time.perf_counter()
     st = SentenceTransformer(resolve_model_path(model))
     # Dataset(table, fingerprint=...) rather than from_dict: some datasets/pyarrow pairs cannot hash a new table
-    ds = Dataset(pa.table({"anchor": anchors, "positive": positives, "negative": negatives}), fingerprint="scifact-triplets")
+    ds = Dataset(
+        pa.table({"anchor": anchors, "positive": positives, "negative": negatives}), fingerprint="scifact-triplets"
+    )
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(out / "trainer"), num_train_epochs=epochs, per_device_train_batch_size=batch_size, learning_rate=lr,
-        warmup_steps=warmup_steps, weight_decay=0.01, max_grad_norm=1.0, lr_scheduler_type="linear",
-        batch_sampler=BatchSamplers.NO_DUPLICATES, seed=seed, save_strategy="no", logging_steps=10, report_to="none")
-    trainer = SentenceTransformerTrainer(model=st, args=args, train_dataset=ds, loss=losses.MultipleNegativesRankingLoss(st))
+        output_dir=str(out / "trainer"),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        warmup_steps=warmup_steps,
+        weight_decay=0.01,
+        max_grad_norm=1.0,
+        lr_scheduler_type="linear",
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        seed=seed,
+        save_strategy="no",
+        logging_steps=10,
+        report_to="none",
+    )
+    trainer = SentenceTransformerTrainer(
+        model=st, args=args, train_dataset=ds, loss=losses.MultipleNegativesRankingLoss(st)
+    )
     t1 = time.perf_counter()
     result = trainer.train()
     train_s = time.perf_counter() - t1
     st.save(str(out / "model"))
-    return {"steps": int(result.global_step), "train_s": round(train_s, 2), "wall_s": round(time.perf_counter() - t0, 1),
-            "rows": len(anchors), "model": str(out / "model")}
+    return {
+        "steps": int(result.global_step),
+        "train_s": round(train_s, 2),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "rows": len(anchors),
+        "model": str(out / "model"),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -174,15 +230,27 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = args.runs.split(",")
-    results: dict = {"date": dt.date.today().isoformat(), "machine": _machine(), "argv": argv if argv is not None else sys.argv[1:], "runs": {}}
+    results: dict = {
+        "date": dt.date.today().isoformat(),
+        "machine": _machine(),
+        "argv": argv if argv is not None else sys.argv[1:],
+        "runs": {},
+    }
     save = lambda: (out / "results.json").write_text(json.dumps(results, indent=2))  # noqa: E731
     small = {"limit_queries": args.limit_queries, "max_docs": args.max_docs}
-    common = [f"data.train={args.data}", f"test.data={args.data}", *([f"model.name={args.model}"] if args.model else []),
-              *([f"device={args.device}"] if args.device else []),
-              *([f"test.limit_queries={args.limit_queries}"] if args.limit_queries else []),
-              *([f"test.max_docs={args.max_docs}"] if args.max_docs else []), *args.set]
+    common = [
+        f"data.train={args.data}",
+        f"test.data={args.data}",
+        *([f"model.name={args.model}"] if args.model else []),
+        *([f"device={args.device}"] if args.device else []),
+        *([f"test.limit_queries={args.limit_queries}"] if args.limit_queries else []),
+        *([f"test.max_docs={args.max_docs}"] if args.max_docs else []),
+        *args.set,
+    ]
     if "zero_shot" in runs:
-        results["runs"]["zero_shot"] = {"test": evaluate(args.model, args.data, args.device, out=str(out / "zero_shot"), **small)}
+        results["runs"]["zero_shot"] = {
+            "test": evaluate(args.model, args.data, args.device, out=str(out / "zero_shot"), **small)
+        }
         print("zero-shot", results["runs"]["zero_shot"], flush=True)
         save()
     mined = args.mined or mine(args.model, args.data, out / "mined")
@@ -206,18 +274,30 @@ def main(argv: list[str] | None = None) -> dict:
         warmup = math.ceil(cfg.warmup_ratio * ours["steps"])
         st = st_run(args.model, triplets, out / "parity_st", cfg.batch_size, cfg.epochs, cfg.lr, warmup, cfg.seed)
         st["test"] = evaluate(st["model"], args.data, args.device, out=str(out / "parity_st" / "test"), **small)
-        results["runs"]["parity"] = {"rows": n_rows, "warmup_steps": warmup, "unirank": ours, "sentence_transformers": st}
+        results["runs"]["parity"] = {
+            "rows": n_rows,
+            "warmup_steps": warmup,
+            "unirank": ours,
+            "sentence_transformers": st,
+        }
         print("parity", json.dumps(results["runs"]["parity"], indent=1), flush=True)
         save()
     # paired tests over the test queries between the runs that have a run folder (this session's and earlier ones')
     from _compare import compare_runs
 
     measures = ["ndcg@10", "recall@100", "mrr@10"]
-    results["comparison"] = compare_runs({"zero_shot": out / "zero_shot", **{n: out / n / "test" for n in ("infonce", "mw", "infonce_mw")}},
-                                         out / "compare", qrels=args.data, measures=measures)
-    results["parity_comparison"] = compare_runs({"sentence_transformers": out / "parity_st" / "test",
-                                                 "unirank": out / "parity_unirank" / "test"}, out / "compare_parity",
-                                                qrels=args.data, measures=measures)
+    results["comparison"] = compare_runs(
+        {"zero_shot": out / "zero_shot", **{n: out / n / "test" for n in ("infonce", "mw", "infonce_mw")}},
+        out / "compare",
+        qrels=args.data,
+        measures=measures,
+    )
+    results["parity_comparison"] = compare_runs(
+        {"sentence_transformers": out / "parity_st" / "test", "unirank": out / "parity_unirank" / "test"},
+        out / "compare_parity",
+        qrels=args.data,
+        measures=measures,
+    )
     save()
     return results
 
@@ -229,28 +309,45 @@ def _fmt(x) -> str:
 def report(res: dict) -> str:
     runs = res["runs"]
     m = res["machine"]
-    lines = ["", f"## Training on SciFact: unirank losses vs zero-shot vs sentence-transformers ({res['date']})", "",
-             f"Command: `python bench/train_scifact.py {' '.join(res['argv'])}`",
-             f"Machine: {m.get('gpu', 'CPU')}, {m['cpus']} CPUs, {m['platform']}, Python {m['python']}, torch {m['torch']}", "",
-             "| run | steps | nDCG@10 | Recall@100 | MRR@10 | AUC (global) | train s |", "|---|---|---|---|---|---|---|"]
-    labels = {"zero_shot": "zero-shot all-MiniLM-L6-v2", "infonce": "unirank infonce", "mw": "unirank mw",
-              "infonce_mw": "unirank infonce + 0.5 mw"}
+    lines = [
+        "",
+        f"## Training on SciFact: unirank losses vs zero-shot vs sentence-transformers ({res['date']})",
+        "",
+        f"Command: `python bench/train_scifact.py {' '.join(res['argv'])}`",
+        f"Machine: {m.get('gpu', 'CPU')}, {m['cpus']} CPUs, {m['platform']}, Python {m['python']}, torch {m['torch']}",
+        "",
+        "| run | steps | nDCG@10 | Recall@100 | MRR@10 | AUC (global) | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    labels = {
+        "zero_shot": "zero-shot all-MiniLM-L6-v2",
+        "infonce": "unirank infonce",
+        "mw": "unirank mw",
+        "infonce_mw": "unirank infonce + 0.5 mw",
+    }
     for key, label in labels.items():
         r = runs.get(key)
         if not r:
             continue
         t = r.get("test") or {}
-        lines.append(f"| {label} | {r.get('steps', 0)} | {_fmt(t.get('ndcg@10'))} | {_fmt(t.get('recall@100'))} | {_fmt(t.get('mrr@10'))} "
-                     f"| {_fmt(t.get('auc_global'))} | {_fmt(r.get('train_s'))} |")
+        lines.append(
+            f"| {label} | {r.get('steps', 0)} | {_fmt(t.get('ndcg@10'))} | {_fmt(t.get('recall@100'))} | {_fmt(t.get('mrr@10'))} "
+            f"| {_fmt(t.get('auc_global'))} | {_fmt(r.get('train_s'))} |"
+        )
     p = runs.get("parity")
     if p:
         u, s = p["unirank"], p["sentence_transformers"]
-        lines += ["", f"Parity: the same {p['rows']} triplets (query, positive, first mined negative), batch 32, no-duplicates batches, "
-                      f"lr 2e-5 linear, warmup {p['warmup_steps']} steps, weight decay 0.01, clip 1.0, seed 42:", "",
-                  "| trainer | steps | nDCG@10 | Recall@100 | train s | wall s (load + train) |", "|---|---|---|---|---|---|",
-                  f"| unirank infonce | {u['steps']} | {_fmt(u['test']['ndcg@10'])} | {_fmt(u['test']['recall@100'])} | {u['train_s']} | {u['wall_s']} |",
-                  f"| sentence-transformers MNRL | {s['steps']} | {_fmt(s['test']['ndcg@10'])} | {_fmt(s['test']['recall@100'])} | {s['train_s']} | {s['wall_s']} |",
-                  f"| ratio unirank / ST | | {u['test']['ndcg@10'] / s['test']['ndcg@10']:.3f} | | {u['train_s'] / s['train_s']:.2f} | |"]
+        lines += [
+            "",
+            f"Parity: the same {p['rows']} triplets (query, positive, first mined negative), batch 32, no-duplicates batches, "
+            f"lr 2e-5 linear, warmup {p['warmup_steps']} steps, weight decay 0.01, clip 1.0, seed 42:",
+            "",
+            "| trainer | steps | nDCG@10 | Recall@100 | train s | wall s (load + train) |",
+            "|---|---|---|---|---|---|",
+            f"| unirank infonce | {u['steps']} | {_fmt(u['test']['ndcg@10'])} | {_fmt(u['test']['recall@100'])} | {u['train_s']} | {u['wall_s']} |",
+            f"| sentence-transformers MNRL | {s['steps']} | {_fmt(s['test']['ndcg@10'])} | {_fmt(s['test']['recall@100'])} | {s['train_s']} | {s['wall_s']} |",
+            f"| ratio unirank / ST | | {u['test']['ndcg@10'] / s['test']['ndcg@10']:.3f} | | {u['train_s'] / s['train_s']:.2f} | |",
+        ]
     from _compare import markdown_block
 
     lines += markdown_block(res.get("comparison"), "Significance, all pairs")

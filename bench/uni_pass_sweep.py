@@ -38,8 +38,12 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--mixed", type=int, default=None,
-                    help="one candidate of r tokens, the other N-1 of this many (one long reply among short ones)")
+    ap.add_argument(
+        "--mixed",
+        type=int,
+        default=None,
+        help="one candidate of r tokens, the other N-1 of this many (one long reply among short ones)",
+    )
     ap.add_argument("--markdown", default=None, help="write the RESULTS.md section here instead of appending it")
     a = ap.parse_args()
 
@@ -63,7 +67,11 @@ def main() -> None:
         torch.manual_seed(1)
         return cls(Backbone(model, tok, "random-init"), **limits, chunk_size=None, **kw).to(a.device, dtype).eval()
 
-    cross, masked, segmented = build(CrossEncoder), build(UniEncoder, segmented=False), build(UniEncoder, segmented=True)
+    cross, masked, segmented = (
+        build(CrossEncoder),
+        build(UniEncoder, segmented=False),
+        build(UniEncoder, segmented=True),
+    )
     segmented.load_state_dict(masked.state_dict())
     rng = torch.Generator().manual_seed(0)
 
@@ -84,14 +92,20 @@ def main() -> None:
                     ctx = [ids(c) for _ in range(a.batch)]
                     cands = [[ids(k) for k in lens] for _ in range(a.batch)]
                     uni_in = masked.packer.pack_ids(ctx, cands).to(a.device)
-                    cross_in = cross.packer.pack_ids([x for x in ctx for _ in range(a.n)], [[y] for cs in cands for y in cs]).to(a.device)
+                    cross_in = cross.packer.pack_ids(
+                        [x for x in ctx for _ in range(a.n)], [[y] for cs in cands for y in cs]
+                    ).to(a.device)
                     batches.append((uni_in, cross_in))
-                runs = {"cross": lambda b: cross(b[1]), "uni masked": lambda b: masked(b[0]), "uni segmented": lambda b: segmented(b[0])}
+                runs = {
+                    "cross": lambda b: cross(b[1]),
+                    "uni masked": lambda b: masked(b[0]),
+                    "uni segmented": lambda b: segmented(b[0]),
+                }
                 diff = max(float((masked(b[0]).float() - segmented(b[0]).float()).abs().max()) for b in batches)
                 times: dict[str, list[float]] = {k: [] for k in runs}
                 names = list(runs)
                 for rep in range(a.repeats + 1):
-                    for name in names[rep % 3:] + names[: rep % 3]:
+                    for name in names[rep % 3 :] + names[: rep % 3]:
                         sync()
                         t = time.perf_counter()
                         for b in batches:
@@ -102,20 +116,32 @@ def main() -> None:
                 n_cands = a.batch * a.batches * a.n
                 speed = {k: n_cands / statistics.median(v) for k, v in times.items()}
                 ideal = sum(c + k for k in lens) / (c + sum(lens))  # N(c+r)/(c+Nr) for equal lengths
-                rows.append(f"| {c} | {r} | {ideal:.2f} | {speed['cross']:.0f} | {speed['uni masked']:.0f} "
-                            f"({speed['uni masked'] / speed['cross']:.2f}x) | {speed['uni segmented']:.0f} "
-                            f"({speed['uni segmented'] / speed['cross']:.2f}x) | "
-                            f"{speed['uni segmented'] / speed['uni masked']:.2f} | {diff:.1e} |")
+                rows.append(
+                    f"| {c} | {r} | {ideal:.2f} | {speed['cross']:.0f} | {speed['uni masked']:.0f} "
+                    f"({speed['uni masked'] / speed['cross']:.2f}x) | {speed['uni segmented']:.0f} "
+                    f"({speed['uni segmented'] / speed['cross']:.2f}x) | "
+                    f"{speed['uni segmented'] / speed['uni masked']:.2f} | {diff:.1e} |"
+                )
                 print(rows[-1], flush=True)
-    table = ["| c | r | ideal N(c+r)/(c+Nr) | cross cand/s | uni masked cand/s (x cross) | uni segmented cand/s (x cross) "
-             "| segmented / masked | max score diff |", "|---:|---:|---:|---:|---:|---:|---:|---:|", *rows]
+    table = [
+        "| c | r | ideal N(c+r)/(c+Nr) | cross cand/s | uni masked cand/s (x cross) | uni segmented cand/s (x cross) "
+        "| segmented / masked | max score diff |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _record import host, record, section
 
-    machine = (f"{host(a.device)}; MiniLM architecture, random weights, {a.dtype}; N = {a.n}"
-               + (f" (one candidate of r tokens, {a.n - 1} of {a.mixed})" if a.mixed else "")
-               + f", {a.batches} batches of {a.batch} contexts, forward-only, median of {a.repeats} passes after a warm-up")
-    record(section("Uni-Encoder masked vs segmented pass by candidate length", "uni_pass_sweep.py", machine, table), a.markdown)
+    machine = (
+        f"{host(a.device)}; MiniLM architecture, random weights, {a.dtype}; N = {a.n}"
+        + (f" (one candidate of r tokens, {a.n - 1} of {a.mixed})" if a.mixed else "")
+        + f", {a.batches} batches of {a.batch} contexts, forward-only, median of {a.repeats} passes after a warm-up"
+    )
+    record(
+        section("Uni-Encoder masked vs segmented pass by candidate length", "uni_pass_sweep.py", machine, table),
+        a.markdown,
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -66,12 +66,32 @@ def _preload() -> None:
     import unirank.train  # noqa: F401
     import unirank.training.export  # noqa: F401
 
-TOPICS = ["cats purr softly", "dogs bark loudly", "fish swim in bowls", "birds sing at dawn", "cars need fuel",
-          "rain falls in spring", "bread is baked daily", "chess needs strategy"]
+
+TOPICS = [
+    "cats purr softly",
+    "dogs bark loudly",
+    "fish swim in bowls",
+    "birds sing at dawn",
+    "cars need fuel",
+    "rain falls in spring",
+    "bread is baked daily",
+    "chess needs strategy",
+]
 
 #: (module, attribute) pairs whose calls are counted as events
-PATCHED = [(os, "replace"), (os, "rename"), (os, "unlink"), (os, "remove"), (os, "rmdir"), (os, "mkdir"), (os, "fsync"),
-           (shutil, "rmtree"), (tempfile, "mkstemp"), (tempfile, "mkdtemp"), (uio, "_exchange")]
+PATCHED = [
+    (os, "replace"),
+    (os, "rename"),
+    (os, "unlink"),
+    (os, "remove"),
+    (os, "rmdir"),
+    (os, "mkdir"),
+    (os, "fsync"),
+    (shutil, "rmtree"),
+    (tempfile, "mkstemp"),
+    (tempfile, "mkdtemp"),
+    (uio, "_exchange"),
+]
 
 
 def _install(kill_at: int | None, events: list[str]) -> None:
@@ -142,8 +162,14 @@ def _setup(work: Path, with_test: bool = True) -> None:
     cfg = {
         "model": {"kind": "bi", "name": str(work / "tiny-model")},
         "data": {"train": str(work / "beir"), "split": "train", "negatives": 0},
-        "batch_size": 3, "epochs": 2, "lr": 1e-3, "warmup_ratio": 0.0, "threads": 1, "log_every": 1,
-        "save_every": 1, "keep_checkpoints": 1,
+        "batch_size": 3,
+        "epochs": 2,
+        "lr": 1e-3,
+        "warmup_ratio": 0.0,
+        "threads": 1,
+        "log_every": 1,
+        "save_every": 1,
+        "keep_checkpoints": 1,
         "dev": {"split": "dev", "measures": ["ndcg@10", "mrr@10"]},
         "test": {"split": "dev" if with_test else None, "measures": ["ndcg@10"]},
     }
@@ -212,8 +238,13 @@ def _metrics(run: Path) -> list[dict]:
 def _outputs(run: Path) -> dict[str, bytes]:
     out = {}
     for sub in ("model", "model-transformers", "checkpoints/best", *(["test"] if (run / "test").exists() else [])):
-        out.update({f"{sub}/{k}": v for k, v in _files(run / sub).items()  # these name the out folder:
-                    if not (k == "trainer_state.json" or (sub == "test" and k in ("config.json", "report.html")))})
+        out.update(
+            {
+                f"{sub}/{k}": v
+                for k, v in _files(run / sub).items()  # these name the out folder:
+                if not (k == "trainer_state.json" or (sub == "test" and k in ("config.json", "report.html")))
+            }
+        )
     return out
 
 
@@ -246,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("work", type=Path)
     ap.add_argument("--points", default="all", help="'all', 'fast', comma-separated event numbers, or 'stride:N'")
-    ap.add_argument("--no-test", action="store_true", help="no test evaluation at the end (its HTML report is the slowest part)")
+    ap.add_argument(
+        "--no-test", action="store_true", help="no test evaluation at the end (its HTML report is the slowest part)"
+    )
     args = ap.parse_args(argv)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -274,8 +307,14 @@ def main(argv: list[str] | None = None) -> int:
         status = _fork(lambda: _train(work, run, True, work / f"k{k:04d}.resume.log"))
         log = (work / f"k{k:04d}.resume.log").read_text()
         m = re.search(r"resumed from \S*/(step-\d+(?:-end)?) at step", log)
-        r = {"event": k, "what": events[k - 1], "killed": killed, "expected": expected,
-             "resumed_from": m.group(1) if m else None, "exit": os.waitstatus_to_exitcode(status)}
+        r = {
+            "event": k,
+            "what": events[k - 1],
+            "killed": killed,
+            "expected": expected,
+            "resumed_from": m.group(1) if m else None,
+            "exit": os.waitstatus_to_exitcode(status),
+        }
         problems = []
         if not killed:
             problems.append("the run was not killed")

@@ -56,7 +56,12 @@ def tiny_beir(tmp_path: Path) -> Path:
         "d4": ("Birds", "parrots can learn to repeat words"),
         "d5": ("Cars", "electric cars charge their batteries overnight"),
     }
-    queries = {"q1": "why do cats purr", "q2": "dog barking at postman", "q3": "how do parrots repeat words", "q4": "unrelated xyzzy"}
+    queries = {
+        "q1": "why do cats purr",
+        "q2": "dog barking at postman",
+        "q3": "how do parrots repeat words",
+        "q4": "unrelated xyzzy",
+    }
     qrels = {"q1": {"d1": 1}, "q2": {"d2": 2, "d4": 0}, "q3": {"d4": 1}, "q4": {"d5": 1}}
     return write_beir(tmp_path / "tiny", docs, queries, qrels)
 

@@ -26,7 +26,9 @@ def _disk_full(*a, **k):
 
 
 def _eval_cfg(data, out, **kw):
-    return from_dict(EvalConfig, {"data": str(data), "k": 3, "out": str(out), "retriever": {"bm25": {"stemmer": None}}, **kw})
+    return from_dict(
+        EvalConfig, {"data": str(data), "k": 3, "out": str(out), "retriever": {"bm25": {"stemmer": None}}, **kw}
+    )
 
 
 def test_a_failed_eval_leaves_the_previous_folder_as_it_was(tiny_beir, tmp_path, monkeypatch):
@@ -78,7 +80,9 @@ def test_a_failed_response_eval_leaves_the_previous_folder(tmp_path, monkeypatch
     before = _files(out)
     monkeypatch.setattr(response.uio, "write_json", _disk_full)
     with pytest.raises(OSError):
-        response.run_response_eval(_cfg(str(data), out=str(out), limit_queries=2), ranker=OverlapRanker(), quiet=True, progress=False)
+        response.run_response_eval(
+            _cfg(str(data), out=str(out), limit_queries=2), ranker=OverlapRanker(), quiet=True, progress=False
+        )
     assert _files(out) == before
 
 
@@ -121,7 +125,9 @@ def test_a_failed_re_encoding_keeps_the_old_shard_and_resume_cleans_leftovers(tm
     encode_corpus_shard(HashEncoder(), _docs(40), shard=(0, 1), out_dir=store, chunk_size=8)
     before = _files(store)
     with pytest.raises(KeyboardInterrupt):
-        encode_corpus_shard(HashEncoder(crash_after=2), _docs(40), shard=(0, 1), out_dir=store, chunk_size=8, resume=False)
+        encode_corpus_shard(
+            HashEncoder(crash_after=2), _docs(40), shard=(0, 1), out_dir=store, chunk_size=8, resume=False
+        )
     assert _files(store) == before and sorted(p.name for p in store.iterdir()) == ["shard-00000-of-00001", "store.json"]
     shard = store / "shard-00000-of-00001"
     (shard / ".chunk-000009.npy.999999999-abcdefgh.tmp").write_bytes(b"half a chunk")  # a killed writer's
@@ -133,7 +139,10 @@ def test_outputs_that_are_not_unirank_folders_are_refused_before_any_work(tiny_b
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
-    with pytest.raises(ConfigError, match=r"^out: .* non-empty folder that unirank did not write \(it has no config.json / metrics.json\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^out: .* non-empty folder that unirank did not write \(it has no config.json / metrics.json\)",
+    ):
         _eval_cfg(tiny_beir, mine).validate()
     with pytest.raises(ConfigError, match=r"non-empty folder but no embedding store"):
         encode_corpus_shard(HashEncoder(), _docs(4), out_dir=mine)

@@ -39,7 +39,9 @@ def test_no_duplicates_fills_batches_when_texts_are_distinct():
     rows = [Row(f"q{i}", f"query {i}", Candidate(f"d{i}", f"doc {i}"), (), frozenset({f"d{i}"})) for i in range(10)]
     batches = BATCH_SAMPLERS.get("no_duplicates")(batch_size=4, seed=0).batches(rows, 0)
     assert [len(b) for b in batches] == [4, 4, 2]
-    assert [len(b) for b in BATCH_SAMPLERS.get("no_duplicates")(batch_size=4, seed=0, drop_last=True).batches(rows, 0)] == [4, 4]
+    assert [
+        len(b) for b in BATCH_SAMPLERS.get("no_duplicates")(batch_size=4, seed=0, drop_last=True).batches(rows, 0)
+    ] == [4, 4]
 
 
 def test_no_duplicates_separates_rows_sharing_a_positive():
@@ -86,7 +88,9 @@ def test_tas_balanced_batches_come_from_one_cluster():
 
 
 def test_tas_balanced_fit_uses_the_encoder():
-    rows = [Row(f"q{i}", f"{'cat' if i < 4 else 'car'} {i}", Candidate(f"d{i}", f"d{i}"), (), frozenset()) for i in range(8)]
+    rows = [
+        Row(f"q{i}", f"{'cat' if i < 4 else 'car'} {i}", Candidate(f"d{i}", f"d{i}"), (), frozenset()) for i in range(8)
+    ]
     s = TASBalancedSampler(batch_size=4, seed=0, clusters=2)
     s.fit(rows, lambda texts: np.array([[1.0, 0.0] if t.startswith("cat") else [0.0, 1.0] for t in texts]))
     assert len(set(s.labels[:4])) == 1 and len(set(s.labels[4:])) == 1 and s.labels[0] != s.labels[4]
@@ -95,7 +99,9 @@ def test_tas_balanced_fit_uses_the_encoder():
 
 
 def test_build_batch_sampler_errors_name_the_key():
-    with pytest.raises(ConfigError, match="batching.name: unknown batch sampler 'nope'; valid: no_duplicates, random, tas_balanced"):
+    with pytest.raises(
+        ConfigError, match="batching.name: unknown batch sampler 'nope'; valid: no_duplicates, random, tas_balanced"
+    ):
         build_batch_sampler("nope", 2, 0)
     with pytest.raises(ConfigError, match="batching.params"):
         build_batch_sampler("random", 2, 0, params={"clusters": 3})
@@ -114,7 +120,11 @@ def test_epoch_rows_draws_are_per_row_and_seeded():
     a = TrainExample("qa", "A", [Candidate("p1", "P1"), Candidate("p2", "P2")], negs)
     b = TrainExample("qb", "B", [Candidate("p3", "P3")], negs[:2])
     rows = epoch_rows([a, b], epoch=0, seed=3, negatives=3)
-    assert [(r.query_id, r.positive.id, len(r.negatives)) for r in rows] == [("qa", "p1", 3), ("qa", "p2", 3), ("qb", "p3", 2)]
+    assert [(r.query_id, r.positive.id, len(r.negatives)) for r in rows] == [
+        ("qa", "p1", 3),
+        ("qa", "p2", 3),
+        ("qb", "p3", 2),
+    ]
     assert rows[0].positive_ids == {"p1", "p2"}
     # a row's draw does not depend on the other examples
     alone = epoch_rows([a], epoch=0, seed=3, negatives=3)

@@ -200,11 +200,26 @@ def test_gradients_flow_through_embed_and_score():
 
 
 def test_save_and_from_pretrained_round_trip(tmp_path):
-    m = BiEncoder(tiny_backbone(hidden=32, seed=4), pooling="cls", normalize=False, max_length=40,
-                  similarity="dot", query_prefix="q: ", doc_prefix="p: ")
+    m = BiEncoder(
+        tiny_backbone(hidden=32, seed=4),
+        pooling="cls",
+        normalize=False,
+        max_length=40,
+        similarity="dot",
+        query_prefix="q: ",
+        doc_prefix="p: ",
+    )
     m.save(tmp_path / "model")
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "modules.json", "sentence_bert_config.json",
-              "1_Pooling/config.json", "config_sentence_transformers.json", UNIRANK_CONFIG]:
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "1_Pooling/config.json",
+        "config_sentence_transformers.json",
+        UNIRANK_CONFIG,
+    ]:
         assert (tmp_path / "model" / f).is_file(), f
     assert not (tmp_path / "model" / "2_Normalize").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temp folder left behind
@@ -315,8 +330,14 @@ MINILM_SENTENCES = [
 
 def test_reproduces_all_minilm_l6_v2(st):
     ours = BiEncoder.from_pretrained()
-    assert ours.settings == {"pooling": "mean", "normalize": True, "max_length": 256, "similarity": "cosine",
-                             "query_prefix": "", "doc_prefix": ""}
+    assert ours.settings == {
+        "pooling": "mean",
+        "normalize": True,
+        "max_length": 256,
+        "similarity": "cosine",
+        "query_prefix": "",
+        "doc_prefix": "",
+    }
     ref = st.SentenceTransformer(str(packaged_model_dir()), device="cpu")
     expected = ref.encode(MINILM_SENTENCES, batch_size=32)
     got = ours.encode(MINILM_SENTENCES, batch_size=32)

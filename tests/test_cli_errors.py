@@ -32,15 +32,27 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
 
 
 def _run(cases: list[dict], work: Path, prefix: list[str] = (), extra: list[str] = ()) -> dict[str, dict]:
     f = work / f"cases-{len(list(work.glob('cases-*.json')))}.json"
     f.write_text(json.dumps(cases))
-    proc = subprocess.run([*prefix, sys.executable, "-m", "tests._cli_cases", str(f), *extra], cwd=ROOT, env=_env(),
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "tests._cli_cases", str(f), *extra],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {r["name"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])}
 
@@ -77,11 +89,30 @@ def world(tmp_path_factory) -> Path:
     (w / "empty").mkdir()
     (w / "afile.txt").write_text("not a model\n")
     (w / "latin1.yaml").write_bytes(b"data: beir\nsplit: test\n# caf\xe9 au lait\nk: 3\n")
-    (w / "train.yaml").write_text(json.dumps({
-        "model": {"kind": "bi", "name": str(w / "model")}, "data": {"train": str(w / "beir"), "split": "train", "negatives": 0},
-        "batch_size": 2, "epochs": 1, "dev": {"split": None}, "threads": 1, "lr": 1e-3}))
-    (w / "mined.jsonl").write_text(json.dumps({"query_id": "q1", "query": "topic 1", "negatives": [],
-                                               "positives": [{"id": "d1", "text": "document 1", "score": "high"}]}) + "\n")
+    (w / "train.yaml").write_text(
+        json.dumps(
+            {
+                "model": {"kind": "bi", "name": str(w / "model")},
+                "data": {"train": str(w / "beir"), "split": "train", "negatives": 0},
+                "batch_size": 2,
+                "epochs": 1,
+                "dev": {"split": None},
+                "threads": 1,
+                "lr": 1e-3,
+            }
+        )
+    )
+    (w / "mined.jsonl").write_text(
+        json.dumps(
+            {
+                "query_id": "q1",
+                "query": "topic 1",
+                "negatives": [],
+                "positives": [{"id": "d1", "text": "document 1", "score": "high"}],
+            }
+        )
+        + "\n"
+    )
     # a run with a checkpoint, then its weights damaged
     from unirank.config import load_config
     from unirank.train import TrainConfig, train
@@ -103,49 +134,153 @@ def test_user_errors_are_one_line_with_exit_2(world):
     taken = busy.getsockname()[1]
     table = {
         # name: (argv, what the line must say)
-        "latin-1 yaml": (["eval", "--config", f"{w}/latin1.yaml", "--data", f"{w}/beir", "--out", f"{w}/o1"],
-                         f"{w}/latin1.yaml:3: not UTF-8 text (byte 0xe9); save the file as UTF-8"),
+        "latin-1 yaml": (
+            ["eval", "--config", f"{w}/latin1.yaml", "--data", f"{w}/beir", "--out", f"{w}/o1"],
+            f"{w}/latin1.yaml:3: not UTF-8 text (byte 0xe9); save the file as UTF-8",
+        ),
         "latin-1 train yaml": (["train", f"{w}/latin1.yaml"], "latin1.yaml:3: not UTF-8 text"),
-        "--model a file": (["eval", "--data", f"{w}/beir", "--split", "test", "--retriever", "dense", "--model", f"{w}/afile.txt",
-                            "--out", f"{w}/o2"], f"model path {w}/afile.txt is a file; expected a model folder"),
-        "--model an empty folder": (["eval", "--data", f"{w}/beir", "--split", "test", "--retriever", "dense", "--model", f"{w}/empty",
-                                     "--out", f"{w}/o3"], f"model folder {w}/empty holds no model"),
-        "--model corrupt weights": (["eval", "--data", f"{w}/beir", "--split", "test", "--retriever", "dense", "--model",
-                                     f"{w}/model_bad", "--out", f"{w}/o4"], f"{w}/model_bad/model.safetensors: damaged weights file"),
-        "--model a hub name offline": (["eval", "--data", f"{w}/beir", "--split", "test", "--retriever", "dense", "--model",
-                                        "no-such-org/no-such-model", "--out", f"{w}/o5"],
-                                       "model 'no-such-org/no-such-model': not a local folder, and the Hugging Face hub does not give it"),
-        "unknown model.settings key": (["train", f"{w}/train.yaml", "--out", f"{w}/t1", "--model.settings.max_lenght", "64"],
-                                       "model.settings (kind bi): unknown parameter(s) max_lenght; valid: pooling"),
-        "seed -1": (["train", f"{w}/train.yaml", "--out", f"{w}/t2", "--seed", "-1"], "seed must be in [0, 4294967295], got -1"),
-        "mine seed -1": (["mine", "--data", f"{w}/beir", "--seed", "-1", "--out", f"{w}/m1"], "seed must be in [0, 4294967295]"),
-        "non-number score in a mined file": (["train", f"{w}/train.yaml", "--out", f"{w}/t3", "--data.mined", f"{w}/mined.jsonl"],
-                                             f"{w}/mined.jsonl:1: positives[0].score must be a finite number or null, got 'high'"),
-        "encode --chunk-size 0": (["encode", "--data", f"{w}/beir", "--out", f"{w}/st", "--model", f"{w}/model", "--chunk-size", "0"],
-                                  "--chunk-size: expected an integer >= 1, got 0"),
-        "serve --port 99999": (["serve", "--index", f"{w}/beir", "--port", "99999"], "--port: expected a port number 0-65535, got 99999"),
-        "serve --port taken": (["serve", "--index", f"{w}/beir", "--port", str(taken)], f"--port {taken}: cannot listen there"),
-        "serve --max-wait-ms -1": (["serve", "--index", f"{w}/beir", "--max-wait-ms", "-1"], "max_wait_ms (--max-wait-ms) must be a finite"),
-        "serve --max-batch-size 0": (["serve", "--index", f"{w}/beir", "--max-batch-size", "0"], "max_batch_size (--max-batch-size) must be"),
-        "serve --api-key ''": (["serve", "--index", f"{w}/beir", "--api-key", ""], "api_key (--api-key / UNIRANK_API_KEY) is empty"),
-        "serve UNIRANK_API_KEY=''": (["serve", "--index", f"{w}/beir"], "api_key (--api-key / UNIRANK_API_KEY) is empty"),
-        "damaged checkpoint on --resume": (["train", f"{w}/train.yaml", "--out", f"{w}/run", "--resume"],
-                                           "model.safetensors: damaged checkpoint"),
-        "dev.batch_size 0": (["train", f"{w}/train.yaml", "--out", f"{w}/t4", "--dev.split", "test", "--dev.batch_size", "0"],
-                             "dev.batch_size must be >= 1, got 0"),
-        "negative loss weight": (["train", f"{w}/train.yaml", "--out", f"{w}/t5", "--losses.infonce", "-1"],
-                                 "losses.infonce: weight must be >= 0"),
-        "NaN max_grad_norm": (["train", f"{w}/train.yaml", "--out", f"{w}/t6", "--max_grad_norm", ".nan"],
-                              "'max_grad_norm': expected a finite number"),
-        "--out a user's folder": (["eval", "--data", f"{w}/beir", "--split", "test", "--out", f"{w}/user-folder"],
-                                  f"out: {w}/user-folder is a non-empty folder that unirank did not write"),
-        "--out under a file": (["eval", "--data", f"{w}/beir", "--split", "test", "--out", f"{w}/afile.txt/out"],
-                               f"out: cannot create {w}/afile.txt/out: {w}/afile.txt is a file"),
-        "unknown retriever": (["eval", "--data", f"{w}/beir", "--retriever", "bm52"], "unknown retriever 'bm52'; valid:"),
+        "--model a file": (
+            [
+                "eval",
+                "--data",
+                f"{w}/beir",
+                "--split",
+                "test",
+                "--retriever",
+                "dense",
+                "--model",
+                f"{w}/afile.txt",
+                "--out",
+                f"{w}/o2",
+            ],
+            f"model path {w}/afile.txt is a file; expected a model folder",
+        ),
+        "--model an empty folder": (
+            [
+                "eval",
+                "--data",
+                f"{w}/beir",
+                "--split",
+                "test",
+                "--retriever",
+                "dense",
+                "--model",
+                f"{w}/empty",
+                "--out",
+                f"{w}/o3",
+            ],
+            f"model folder {w}/empty holds no model",
+        ),
+        "--model corrupt weights": (
+            [
+                "eval",
+                "--data",
+                f"{w}/beir",
+                "--split",
+                "test",
+                "--retriever",
+                "dense",
+                "--model",
+                f"{w}/model_bad",
+                "--out",
+                f"{w}/o4",
+            ],
+            f"{w}/model_bad/model.safetensors: damaged weights file",
+        ),
+        "--model a hub name offline": (
+            [
+                "eval",
+                "--data",
+                f"{w}/beir",
+                "--split",
+                "test",
+                "--retriever",
+                "dense",
+                "--model",
+                "no-such-org/no-such-model",
+                "--out",
+                f"{w}/o5",
+            ],
+            "model 'no-such-org/no-such-model': not a local folder, and the Hugging Face hub does not give it",
+        ),
+        "unknown model.settings key": (
+            ["train", f"{w}/train.yaml", "--out", f"{w}/t1", "--model.settings.max_lenght", "64"],
+            "model.settings (kind bi): unknown parameter(s) max_lenght; valid: pooling",
+        ),
+        "seed -1": (
+            ["train", f"{w}/train.yaml", "--out", f"{w}/t2", "--seed", "-1"],
+            "seed must be in [0, 4294967295], got -1",
+        ),
+        "mine seed -1": (
+            ["mine", "--data", f"{w}/beir", "--seed", "-1", "--out", f"{w}/m1"],
+            "seed must be in [0, 4294967295]",
+        ),
+        "non-number score in a mined file": (
+            ["train", f"{w}/train.yaml", "--out", f"{w}/t3", "--data.mined", f"{w}/mined.jsonl"],
+            f"{w}/mined.jsonl:1: positives[0].score must be a finite number or null, got 'high'",
+        ),
+        "encode --chunk-size 0": (
+            ["encode", "--data", f"{w}/beir", "--out", f"{w}/st", "--model", f"{w}/model", "--chunk-size", "0"],
+            "--chunk-size: expected an integer >= 1, got 0",
+        ),
+        "serve --port 99999": (
+            ["serve", "--index", f"{w}/beir", "--port", "99999"],
+            "--port: expected a port number 0-65535, got 99999",
+        ),
+        "serve --port taken": (
+            ["serve", "--index", f"{w}/beir", "--port", str(taken)],
+            f"--port {taken}: cannot listen there",
+        ),
+        "serve --max-wait-ms -1": (
+            ["serve", "--index", f"{w}/beir", "--max-wait-ms", "-1"],
+            "max_wait_ms (--max-wait-ms) must be a finite",
+        ),
+        "serve --max-batch-size 0": (
+            ["serve", "--index", f"{w}/beir", "--max-batch-size", "0"],
+            "max_batch_size (--max-batch-size) must be",
+        ),
+        "serve --api-key ''": (
+            ["serve", "--index", f"{w}/beir", "--api-key", ""],
+            "api_key (--api-key / UNIRANK_API_KEY) is empty",
+        ),
+        "serve UNIRANK_API_KEY=''": (
+            ["serve", "--index", f"{w}/beir"],
+            "api_key (--api-key / UNIRANK_API_KEY) is empty",
+        ),
+        "damaged checkpoint on --resume": (
+            ["train", f"{w}/train.yaml", "--out", f"{w}/run", "--resume"],
+            "model.safetensors: damaged checkpoint",
+        ),
+        "dev.batch_size 0": (
+            ["train", f"{w}/train.yaml", "--out", f"{w}/t4", "--dev.split", "test", "--dev.batch_size", "0"],
+            "dev.batch_size must be >= 1, got 0",
+        ),
+        "negative loss weight": (
+            ["train", f"{w}/train.yaml", "--out", f"{w}/t5", "--losses.infonce", "-1"],
+            "losses.infonce: weight must be >= 0",
+        ),
+        "NaN max_grad_norm": (
+            ["train", f"{w}/train.yaml", "--out", f"{w}/t6", "--max_grad_norm", ".nan"],
+            "'max_grad_norm': expected a finite number",
+        ),
+        "--out a user's folder": (
+            ["eval", "--data", f"{w}/beir", "--split", "test", "--out", f"{w}/user-folder"],
+            f"out: {w}/user-folder is a non-empty folder that unirank did not write",
+        ),
+        "--out under a file": (
+            ["eval", "--data", f"{w}/beir", "--split", "test", "--out", f"{w}/afile.txt/out"],
+            f"out: cannot create {w}/afile.txt/out: {w}/afile.txt is a file",
+        ),
+        "unknown retriever": (
+            ["eval", "--data", f"{w}/beir", "--retriever", "bm52"],
+            "unknown retriever 'bm52'; valid:",
+        ),
         "missing data": (["eval", "--data", f"{w}/nothing", "--split", "test"], f"{w}/nothing"),
         "index of no store": (["index", "--store", f"{w}/beir", "--out", f"{w}/ix"], "not an embedding store"),
-        "encode into a user's folder": (["encode", "--data", f"{w}/beir", "--out", f"{w}/user-folder"],
-                                        "is a non-empty folder but no embedding store"),
+        "encode into a user's folder": (
+            ["encode", "--data", f"{w}/beir", "--out", f"{w}/user-folder"],
+            "is a non-empty folder but no embedding store",
+        ),
     }
     try:
         env = {"serve UNIRANK_API_KEY=''": {"UNIRANK_API_KEY": ""}}  # set but empty: typer reads it as unset
@@ -199,16 +334,30 @@ def test_permission_errors_as_an_unprivileged_user(world, tmp_path):
     noread.write_text("k: 3\n")
     noread.chmod(0o000)
     table = {
-        "unreadable input": (["eval", "--data", str(locked), "--split", "test", "--out", str(tmp_path / "o")],
-                             f"{locked}/corpus.jsonl: Permission denied"),
-        "unreadable config": (["eval", "--config", str(noread), "--data", str(world / "beir")],
-                              f"Invalid value for '--config': path '{noread}' is not readable"),
-        "--out not writable": (["eval", "--data", str(world / "beir"), "--split", "test", "--out", str(ro / "out")],
-                               f"out: cannot write to {ro}: Permission denied"),
-        "train --out not writable": (["train", str(world / "train.yaml"), "--out", str(ro / "run")], "out: cannot write to"),
-        "mine --out not writable": (["mine", "--data", str(world / "beir"), "--out", str(ro / "m")], "out: cannot write to"),
-        "encode --out not writable": (["encode", "--data", str(world / "beir"), "--model", str(world / "model"), "--out", str(ro / "s")],
-                                      "--out: cannot write to"),
+        "unreadable input": (
+            ["eval", "--data", str(locked), "--split", "test", "--out", str(tmp_path / "o")],
+            f"{locked}/corpus.jsonl: Permission denied",
+        ),
+        "unreadable config": (
+            ["eval", "--config", str(noread), "--data", str(world / "beir")],
+            f"Invalid value for '--config': path '{noread}' is not readable",
+        ),
+        "--out not writable": (
+            ["eval", "--data", str(world / "beir"), "--split", "test", "--out", str(ro / "out")],
+            f"out: cannot write to {ro}: Permission denied",
+        ),
+        "train --out not writable": (
+            ["train", str(world / "train.yaml"), "--out", str(ro / "run")],
+            "out: cannot write to",
+        ),
+        "mine --out not writable": (
+            ["mine", "--data", str(world / "beir"), "--out", str(ro / "m")],
+            "out: cannot write to",
+        ),
+        "encode --out not writable": (
+            ["encode", "--data", str(world / "beir"), "--model", str(world / "model"), "--out", str(ro / "s")],
+            "--out: cannot write to",
+        ),
     }
     try:
         results = _run([{"name": n, "argv": a} for n, (a, _) in table.items()], tmp_path, prefix=prefix)
@@ -222,20 +371,28 @@ def test_permission_errors_as_an_unprivileged_user(world, tmp_path):
 def test_a_full_disk_is_one_line_and_leaves_the_previous_output(world, tmp_path):
     """ENOSPC in the middle of writing: the guard names the file; the old folder survives."""
     out = tmp_path / "full" / "eval"
-    cases = [{"name": "eval", "argv": ["eval", "--data", str(world / "beir"), "--split", "test", "--out", str(out)]},
-             {"name": "train", "argv": ["train", str(world / "train.yaml"), "--out", str(tmp_path / "full" / "run")]}]
+    cases = [
+        {"name": "eval", "argv": ["eval", "--data", str(world / "beir"), "--split", "test", "--out", str(out)]},
+        {"name": "train", "argv": ["train", str(world / "train.yaml"), "--out", str(tmp_path / "full" / "run")]},
+    ]
     if _unshare_works("-Urm"):
         how = "tmpfs"
         (tmp_path / "full").mkdir()
         f = tmp_path / "cases.json"
         f.write_text(json.dumps(cases))
         # a small tmpfs: room for the eval's outputs, not for a model checkpoint
-        script = f"mount -t tmpfs -o size=512k tmpfs {tmp_path / 'full'} && exec {sys.executable} -m tests._cli_cases {f}"
-        proc = subprocess.run(["unshare", "-Urm", "sh", "-c", script], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+        script = (
+            f"mount -t tmpfs -o size=512k tmpfs {tmp_path / 'full'} && exec {sys.executable} -m tests._cli_cases {f}"
+        )
+        proc = subprocess.run(
+            ["unshare", "-Urm", "sh", "-c", script], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         results = {r["name"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])}
         _one_line(results["train"], "No space left on device (free some space or write elsewhere)")
-        assert results["eval"]["exit"] == 0 and (out / "metrics.json").exists() is False  # fits in the tmpfs (gone with it)
+        assert (
+            results["eval"]["exit"] == 0 and (out / "metrics.json").exists() is False
+        )  # fits in the tmpfs (gone with it)
     else:
         how = "patched fsync"
         _run(cases[:1], tmp_path)  # a first, complete output

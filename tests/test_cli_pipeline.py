@@ -25,9 +25,30 @@ def _folder(tmp_path):
 
 def test_mine_then_train_then_eval(tmp_path):
     folder = _folder(tmp_path)
-    r = runner.invoke(app, ["mine", "--data", str(folder), "--split", "train", "--miner", "bm25", "--filter", "none",
-                            "--sampler", "top:range_min=1", "--negatives", "2", "--seed", "3", "--out", str(tmp_path / "mined"),
-                            "--set", "miner.bm25.stemmer=null"])
+    r = runner.invoke(
+        app,
+        [
+            "mine",
+            "--data",
+            str(folder),
+            "--split",
+            "train",
+            "--miner",
+            "bm25",
+            "--filter",
+            "none",
+            "--sampler",
+            "top:range_min=1",
+            "--negatives",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / "mined"),
+            "--set",
+            "miner.bm25.stemmer=null",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in (tmp_path / "mined" / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all(len(row["negatives"]) <= 2 for row in rows)
@@ -37,17 +58,40 @@ def test_mine_then_train_then_eval(tmp_path):
 
     model_dir = tmp_path / "tiny"
     BiEncoder(tiny_backbone(hidden=32), max_length=24).save(model_dir)
-    cfg = {"model": {"kind": "bi", "name": str(model_dir)},
-           "data": {"train": str(folder), "split": "train", "mined": str(tmp_path / "mined" / "train.jsonl"), "negatives": 2},
-           "dev": {"split": None}, "batch_size": 4, "out": str(tmp_path / "run")}
+    cfg = {
+        "model": {"kind": "bi", "name": str(model_dir)},
+        "data": {
+            "train": str(folder),
+            "split": "train",
+            "mined": str(tmp_path / "mined" / "train.jsonl"),
+            "negatives": 2,
+        },
+        "dev": {"split": None},
+        "batch_size": 4,
+        "out": str(tmp_path / "run"),
+    }
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(cfg))
     r = runner.invoke(app, ["train", str(tmp_path / "t.yaml"), "--epochs", "1"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "run" / "metrics.jsonl").exists()
 
     exported = next(p.parent for p in (tmp_path / "run").rglob("unirank_model.json"))
-    r = runner.invoke(app, ["eval", "--data", str(folder), "--split", "test", "--retriever", "dense", "--model", str(exported),
-                            "--out", str(tmp_path / "ev")])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(folder),
+            "--split",
+            "test",
+            "--retriever",
+            "dense",
+            "--model",
+            str(exported),
+            "--out",
+            str(tmp_path / "ev"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     cfg_out = json.loads((tmp_path / "ev" / "config.json").read_text())
     assert cfg_out["model"]["fingerprint"] and cfg_out["data"]["queries"] == 2
@@ -78,9 +122,26 @@ def _tiny_saved(kind, path):
 def test_eval_rerank_with_cross_encoder_through_cli(tiny_beir, tmp_path):
     model = _tiny_saved("cross", tmp_path / "cross")
     out = tmp_path / "rr"
-    r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--retriever", "bm25", "--reranker", "cross",
-                            "--reranker-model", str(model), "--rerank-depth", "2", "--out", str(out),
-                            "--set", "retriever.bm25.stemmer=null"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(tiny_beir),
+            "--retriever",
+            "bm25",
+            "--reranker",
+            "cross",
+            "--reranker-model",
+            str(model),
+            "--rerank-depth",
+            "2",
+            "--out",
+            str(out),
+            "--set",
+            "retriever.bm25.stemmer=null",
+        ],
+    )
     assert r.exit_code == 0, r.output
     run = {}
     for line in (out / "run.trec").read_text().splitlines():
@@ -100,8 +161,26 @@ def test_eval_response_task_on_real_ecd_sample(tmp_path):
         pytest.skip("shared data not present")
     model = _tiny_saved("uni", tmp_path / "uni")
     out = tmp_path / "resp"
-    r = runner.invoke(app, ["eval", "--task", "response", "--data", str(data), "--format", "tsv", "--kind", "uni",
-                            "--response-model", str(model), "--limit-queries", "4", "--out", str(out)])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--task",
+            "response",
+            "--data",
+            str(data),
+            "--format",
+            "tsv",
+            "--kind",
+            "uni",
+            "--response-model",
+            str(model),
+            "--limit-queries",
+            "4",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) >= {"R10@1", "R10@2", "R10@5", "mrr"}
@@ -119,24 +198,79 @@ def test_encode_index_then_eval_prebuilt_equals_dense(tmp_path):
     BiEncoder(tiny_backbone(hidden=32), max_length=24).save(model)
     store, ix = tmp_path / "store", tmp_path / "ix"
     for i in (0, 1):  # two shards, as two machines would run them
-        r = runner.invoke(app, ["encode", "--data", str(folder), "--model", str(model), "--shard", f"{i}/2",
-                                "--chunk-size", "5", "--out", str(store)])
+        r = runner.invoke(
+            app,
+            [
+                "encode",
+                "--data",
+                str(folder),
+                "--model",
+                str(model),
+                "--shard",
+                f"{i}/2",
+                "--chunk-size",
+                "5",
+                "--out",
+                str(store),
+            ],
+        )
         assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["index", "--store", str(store), "--out", str(ix), "--kind", "flat"])
     assert r.exit_code == 0, r.output
     runs = {}
-    for name, extra in (("dense", []), ("prebuilt", ["--set", f"retriever.dense.store={store}", "--set", f"retriever.dense.index_dir={ix}"])):
-        r = runner.invoke(app, ["eval", "--data", str(folder), "--split", "test", "--retriever", name, "--model", str(model),
-                                "--k", "5", "--out", str(tmp_path / name), *extra])
+    for name, extra in (
+        ("dense", []),
+        ("prebuilt", ["--set", f"retriever.dense.store={store}", "--set", f"retriever.dense.index_dir={ix}"]),
+    ):
+        r = runner.invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(folder),
+                "--split",
+                "test",
+                "--retriever",
+                name,
+                "--model",
+                str(model),
+                "--k",
+                "5",
+                "--out",
+                str(tmp_path / name),
+                *extra,
+            ],
+        )
         assert r.exit_code == 0, r.output
         runs[name] = (tmp_path / name / "run.trec").read_text().split()
     dense, pre = runs["dense"], runs["prebuilt"]
     assert dense[2::6] == pre[2::6]  # same documents in the same order
     assert [float(x) for x in dense[4::6]] == __import__("pytest").approx([float(x) for x in pre[4::6]], abs=1e-5)
     # mining reads the same store (no re-encoding), through the CLI
-    r = runner.invoke(app, ["mine", "--data", str(folder), "--split", "train", "--miner", "prebuilt", "--model", str(model),
-                            "--set", f"miner.dense.store={store}", "--set", f"miner.dense.index_dir={ix}", "--filter", "none",
-                            "--negatives", "2", "--out", str(tmp_path / "mined")])
+    r = runner.invoke(
+        app,
+        [
+            "mine",
+            "--data",
+            str(folder),
+            "--split",
+            "train",
+            "--miner",
+            "prebuilt",
+            "--model",
+            str(model),
+            "--set",
+            f"miner.dense.store={store}",
+            "--set",
+            f"miner.dense.index_dir={ix}",
+            "--filter",
+            "none",
+            "--negatives",
+            "2",
+            "--out",
+            str(tmp_path / "mined"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     mined = json.loads((tmp_path / "mined" / "mine.json").read_text())
     assert mined["miner"]["miner"] == "prebuilt" and mined["counts"]["negatives_written"] > 0

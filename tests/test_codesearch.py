@@ -303,7 +303,9 @@ def test_limit_queries_takes_first_by_hash(tmp_path):
     assert small.fingerprint != full.fingerprint
     big = load_codesearch("train", cache_dir=tmp_path / "c", stdlib_root=stdlib, limit_queries=10_000)
     assert big.qrels == full.qrels and big.fingerprint == full.fingerprint
-    via_registry = load_dataset("stdlib-codesearch", split="train", cache_dir=tmp_path / "c", stdlib_root=stdlib, limit_queries=5)
+    via_registry = load_dataset(
+        "stdlib-codesearch", split="train", cache_dir=tmp_path / "c", stdlib_root=stdlib, limit_queries=5
+    )
     assert via_registry.qrels == small.qrels
 
 

@@ -35,7 +35,12 @@ def _runs(n_queries: int = 30, systems: int = 3, seed: int = 0, docs: int = 15) 
     qrels = {f"q{i}": {f"d{i}_0": 1, f"d{i}_1": 2} for i in range(n_queries)}
     runs = []
     for s in range(systems):
-        runs.append({f"q{i}": {f"d{i}_{j}": float(rng.random() + 0.25 * s * (j < 2)) for j in range(docs)} for i in range(n_queries)})
+        runs.append(
+            {
+                f"q{i}": {f"d{i}_{j}": float(rng.random() + 0.25 * s * (j < 2)) for j in range(docs)}
+                for i in range(n_queries)
+            }
+        )
     return qrels, runs
 
 
@@ -105,10 +110,12 @@ def test_retrieval_values_are_trec_eval_per_query(tmp_path):
 
 def test_response_values_by_hand(tmp_path):
     # c1: correct candidate ranked 2nd; c2: tied with a wrong one -> pessimistic rank 2; c3: first; c4: no correct one
-    rows = [{"id": "c1", "scores": [0.2, 0.9, 0.1], "labels": [1, 0, 0]},
-            {"id": "c2", "scores": [0.5, 0.5, 0.1], "labels": [0, 1, 0]},
-            {"id": "c3", "scores": [0.9, 0.5, 0.1], "labels": [1, 0, 0]},
-            {"id": "c4", "scores": [0.9, 0.5, 0.1], "labels": [0, 0, 0]}]
+    rows = [
+        {"id": "c1", "scores": [0.2, 0.9, 0.1], "labels": [1, 0, 0]},
+        {"id": "c2", "scores": [0.5, 0.5, 0.1], "labels": [0, 1, 0]},
+        {"id": "c3", "scores": [0.9, 0.5, 0.1], "labels": [1, 0, 0]},
+        {"id": "c4", "scores": [0.9, 0.5, 0.1], "labels": [0, 0, 0]},
+    ]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     s = load_system(tmp_path / "a.jsonl")
     measures, values, notes = per_query_values([s, s], None)
@@ -126,21 +133,27 @@ def test_response_values_by_hand(tmp_path):
 
 
 def test_align_reports_what_it_drops():
-    values = {"a": {"m": {"q1": 1.0, "q2": 0.5, "q3": 0.0}},
-              "b": {"m": {"q1": 0.0, "q3": 1.0}},
-              "c": {"m": {"q1": 0.2, "q2": 0.1, "q3": 0.3, "q4": 0.4}}}
+    values = {
+        "a": {"m": {"q1": 1.0, "q2": 0.5, "q3": 0.0}},
+        "b": {"m": {"q1": 0.0, "q3": 1.0}},
+        "c": {"m": {"q1": 0.2, "q2": 0.1, "q3": 0.3, "q4": 0.4}},
+    }
     al = align(values, ["m"])
     assert al.qids == {"m": ["q1", "q3"]}
     assert al.dropped == {"a": ["q4"], "b": ["q2", "q4"]}
-    assert al.notes == ["2 of 4 queries dropped (the comparison uses the 2 in every run): a lacks 1 (q4); b lacks 2 (q2, q4)"]
+    assert al.notes == [
+        "2 of 4 queries dropped (the comparison uses the 2 in every run): a lacks 1 (q4); b lacks 2 (q2, q4)"
+    ]
     assert al.values["m"]["b"].tolist() == [0.0, 1.0]
     with pytest.raises(DataError, match="share no queries"):
         align({"a": {"m": {"q1": 1.0}}, "b": {"m": {"q2": 1.0}}}, ["m"])
 
 
 def test_align_per_measure_undefined_values_are_noted():
-    values = {"a": {"ndcg": {"q1": 1.0, "q2": 0.5}, "auc": {"q1": 1.0}},
-              "b": {"ndcg": {"q1": 0.0, "q2": 0.5}, "auc": {"q1": 0.5, "q2": 0.5}}}
+    values = {
+        "a": {"ndcg": {"q1": 1.0, "q2": 0.5}, "auc": {"q1": 1.0}},
+        "b": {"ndcg": {"q1": 0.0, "q2": 0.5}, "auc": {"q1": 0.5, "q2": 0.5}},
+    }
     al = align(values, ["ndcg", "auc"])
     assert al.qids == {"ndcg": ["q1", "q2"], "auc": ["q1"]}
     assert al.notes == ["auc: compared on 1 of 2 queries (undefined on the others in some run)"]
@@ -154,8 +167,12 @@ def test_compare_values_pairs_holm_and_marks():
     values = {name: M.per_query(qrels, run, ["ndcg@10", "mrr@10"]) for name, run in zip(["a", "b", "c"], runs)}
     al = align(values, ["ndcg@10", "mrr@10"])
     means, pairs = compare_values(al, ["a", "b", "c"], "a", permutations=2000, bootstrap=2000)
-    assert [(r.a, r.b, r.measure) for r in pairs] == [("b", "a", "ndcg@10"), ("c", "a", "ndcg@10"), ("b", "a", "mrr@10"),
-                                                     ("c", "a", "mrr@10")]
+    assert [(r.a, r.b, r.measure) for r in pairs] == [
+        ("b", "a", "ndcg@10"),
+        ("c", "a", "ndcg@10"),
+        ("b", "a", "mrr@10"),
+        ("c", "a", "mrr@10"),
+    ]
     for r in pairs:
         x, y = al.values[r.measure][r.a], al.values[r.measure][r.b]
         assert r.diff == pytest.approx(means[r.a][r.measure] - means[r.b][r.measure])
@@ -175,7 +192,9 @@ def test_compare_values_pairs_holm_and_marks():
 def test_fisher_as_the_deciding_test_uses_its_own_adjusted_p():
     qrels, runs = _runs(n_queries=12, systems=2, seed=2)
     values = {n: M.per_query(qrels, r, ["ndcg@10"]) for n, r in zip(["a", "b"], runs)}
-    _, (r,) = compare_values(align(values, ["ndcg@10"]), ["a", "b"], "a", test="fisher", permutations=4096, bootstrap=100)
+    _, (r,) = compare_values(
+        align(values, ["ndcg@10"]), ["a", "b"], "a", test="fisher", permutations=4096, bootstrap=100
+    )
     assert r.p_fisher == r.p_fisher_adj  # one comparison: Holm leaves it alone; 2**12 patterns, exact
     assert r.significant == (r.p_fisher <= 0.05)
 
@@ -189,8 +208,23 @@ def test_compare_end_to_end_writes_the_folder(tmp_path):
     beir = write_beir(tmp_path / "data", docs, {q: f"question {q}" for q in qrels}, qrels)
     _, paths = _write(tmp_path, qrels, runs)
     out = tmp_path / "cmp"
-    r = runner.invoke(app, ["compare", *map(str, paths), "--qrels", str(beir), "--out", str(out), "--permutations", "500",
-                            "--bootstrap", "500", "--top-queries", "3"])
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            *map(str, paths),
+            "--qrels",
+            str(beir),
+            "--out",
+            str(out),
+            "--permutations",
+            "500",
+            "--bootstrap",
+            "500",
+            "--top-queries",
+            "3",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.iterdir()) == ["comparison.json", "comparison.md", "per_query.tsv", "report.html"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cmp")]  # no temporary folder left
@@ -202,7 +236,11 @@ def test_compare_end_to_end_writes_the_folder(tmp_path):
     changed = data["changed_queries"][0]
     assert (changed["a"], changed["b"], len(changed["queries"])) == ("dense", "bm25", 3)
     q = changed["queries"][0]
-    assert q["text"] == f"question {q['qid']}" and len(q["top"]["bm25"]) == 5 and q["top"]["dense"][0]["title"].startswith("title")
+    assert (
+        q["text"] == f"question {q['qid']}"
+        and len(q["top"]["bm25"]) == 5
+        and q["top"]["dense"][0]["title"].startswith("title")
+    )
     assert abs(q["diff"]) >= abs(changed["queries"][-1]["diff"])
     html = (out / "report.html").read_text()
     assert html.count("<img") == 2 and "Queries that changed most" in html and f"question {q['qid']}" in html
@@ -221,32 +259,40 @@ def test_different_query_sets_are_compared_on_the_intersection_and_said(tmp_path
     del runs[1]["q3"], runs[1]["q7"]
     qpath, paths = _write(tmp_path, qrels, runs)
     notes = []
-    cmp = run_compare(CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), bootstrap=50), quiet=True, warn=notes.append)
+    cmp = run_compare(
+        CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), bootstrap=50), quiet=True, warn=notes.append
+    )
     assert notes == ["2 of 10 queries dropped (the comparison uses the 8 in every run): dense lacks 2 (q3, q7)"]
     assert all(r.n == 8 for r in cmp.pairs)
     r = runner.invoke(app, ["compare", *map(str, paths), "--qrels", str(qpath), "--bootstrap", "50"])
     assert r.exit_code == 0 and "note: 2 of 10 queries dropped" in r.output
     # --missing zero keeps every judged query, scoring the absent ones 0 (trec_eval -c), and says so
     notes = []
-    cmp = run_compare(CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), missing="zero", bootstrap=50), quiet=True,
-                      warn=notes.append)
+    cmp = run_compare(
+        CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), missing="zero", bootstrap=50),
+        quiet=True,
+        warn=notes.append,
+    )
     assert all(r.n == 10 for r in cmp.pairs)
     assert notes == ["dense: 2 of 10 judged queries are not in the run and score 0 (--missing zero)"]
 
 
-@pytest.mark.parametrize("case, expect", [
-    ("single", "compare needs at least 2 runs, got 1"),
-    ("duplicate", "duplicate system name 'bm25'"),
-    ("duplicate_names", "duplicate system name 'x'"),
-    ("no_qrels_queries", "none of the 30 judged queries"),
-    ("no_qrels", "--qrels is required"),
-    ("mixed", "cannot compare retrieval runs with response-selection runs"),
-    ("measure", "unknown metric 'bleu'"),
-    ("test", "--test 'z'; valid: fisher, t"),
-    ("baseline", "--baseline 'nope' is not one of the systems"),
-    ("names", "--names: 1 names for 2 runs"),
-    ("twice", "--measures lists a measure twice"),
-])
+@pytest.mark.parametrize(
+    "case, expect",
+    [
+        ("single", "compare needs at least 2 runs, got 1"),
+        ("duplicate", "duplicate system name 'bm25'"),
+        ("duplicate_names", "duplicate system name 'x'"),
+        ("no_qrels_queries", "none of the 30 judged queries"),
+        ("no_qrels", "--qrels is required"),
+        ("mixed", "cannot compare retrieval runs with response-selection runs"),
+        ("measure", "unknown metric 'bleu'"),
+        ("test", "--test 'z'; valid: fisher, t"),
+        ("baseline", "--baseline 'nope' is not one of the systems"),
+        ("names", "--names: 1 names for 2 runs"),
+        ("twice", "--measures lists a measure twice"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tmp_path, case, expect):
     qrels, runs = _runs(systems=2)
     qpath, paths = _write(tmp_path, qrels, runs)
@@ -287,7 +333,9 @@ def test_response_runs_end_to_end(tmp_path):
                 s = (rng.random(4) + lift * np.array(y)).tolist()
                 f.write(json.dumps({"id": f"c{i}", "scores": s, "labels": y, "rank": None}) + "\n")
     out = tmp_path / "out"
-    r = runner.invoke(app, ["compare", str(tmp_path / "bi"), str(tmp_path / "uni"), "--out", str(out), "--bootstrap", "200"])
+    r = runner.invoke(
+        app, ["compare", str(tmp_path / "bi"), str(tmp_path / "uni"), "--out", str(out), "--bootstrap", "200"]
+    )
     assert r.exit_code == 0, r.output
     data = json.loads((out / "comparison.json").read_text())
     assert data["task"] == "response" and data["measures"] == ["R4@1", "R4@2", "mrr"]
@@ -308,8 +356,11 @@ def test_output_folder_is_replaced_whole_or_not_at_all(tmp_path):
     qrels, runs = _runs(systems=2)
     qpath, paths = _write(tmp_path, qrels, runs)
     out = tmp_path / "out"
-    cmp = run_compare(CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), bootstrap=20, permutations=20, out=str(out)),
-                      quiet=True, warn=lambda m: None)
+    cmp = run_compare(
+        CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), bootstrap=20, permutations=20, out=str(out)),
+        quiet=True,
+        warn=lambda m: None,
+    )
     written = {p.name: p.read_bytes() for p in out.iterdir()}
     assert sorted(written) == ["comparison.json", "comparison.md", "per_query.tsv", "report.html"]
     with pytest.raises(TypeError):  # a failure half-way: markdown that is not text
@@ -327,7 +378,10 @@ def test_a_folder_compare_did_not_write_is_refused_before_any_work(tmp_path):
     mine.mkdir()
     (mine / "old.txt").write_text("old")
     cfg = CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), bootstrap=20, permutations=20, out=str(mine))
-    with pytest.raises(ConfigError, match=r"^out: .*mine is a non-empty folder that unirank did not write \(it has no comparison.json\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^out: .*mine is a non-empty folder that unirank did not write \(it has no comparison.json\)",
+    ):
         run_compare(cfg, quiet=True, warn=lambda m: None)
     assert sorted(p.name for p in mine.iterdir()) == ["old.txt"]
     r = CliRunner().invoke(app, ["compare", *map(str, paths), "--qrels", str(qpath), "--out", str(mine)])
@@ -337,18 +391,49 @@ def test_a_folder_compare_did_not_write_is_refused_before_any_work(tmp_path):
 def test_eval_run_folders_compare_directly(tiny_beir, tmp_path):
     """The folders `unirank eval` writes are what compare reads (run.trec + the BEIR qrels)."""
     for name, k in (("k1", "1"), ("k3", "3")):
-        r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--retriever", "bm25", "--k", k, "--out", str(tmp_path / name),
-                                "--set", "retriever.bm25.stemmer=null"])
+        r = runner.invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(tiny_beir),
+                "--retriever",
+                "bm25",
+                "--k",
+                k,
+                "--out",
+                str(tmp_path / name),
+                "--set",
+                "retriever.bm25.stemmer=null",
+            ],
+        )
         assert r.exit_code == 0, r.output
     # q4 retrieved nothing: run.trec cannot hold it, so (as trec_eval without -c) it is left out - and said so
     notes = []
-    cmp = run_compare(CompareConfig(runs=[str(tmp_path / "k1"), str(tmp_path / "k3")], qrels=str(tiny_beir), bootstrap=50,
-                                    measures=["ndcg@10", "recall@3"]), quiet=True, warn=notes.append)
+    cmp = run_compare(
+        CompareConfig(
+            runs=[str(tmp_path / "k1"), str(tmp_path / "k3")],
+            qrels=str(tiny_beir),
+            bootstrap=50,
+            measures=["ndcg@10", "recall@3"],
+        ),
+        quiet=True,
+        warn=notes.append,
+    )
     assert notes == ["1 of 4 judged queries are in no run and are left out (q4); --missing zero scores them 0"]
     assert all(r.n == 3 for r in cmp.pairs)
     # --missing zero gives the numbers unirank eval reported (an empty result scores 0)
-    cmp = run_compare(CompareConfig(runs=[str(tmp_path / "k1"), str(tmp_path / "k3")], qrels=str(tiny_beir), bootstrap=50,
-                                    measures=["ndcg@10", "recall@3"], missing="zero"), quiet=True, warn=lambda m: None)
+    cmp = run_compare(
+        CompareConfig(
+            runs=[str(tmp_path / "k1"), str(tmp_path / "k3")],
+            qrels=str(tiny_beir),
+            bootstrap=50,
+            measures=["ndcg@10", "recall@3"],
+            missing="zero",
+        ),
+        quiet=True,
+        warn=lambda m: None,
+    )
     for name in ("k1", "k3"):
         per_q = json.loads((tmp_path / name / "per_query.json").read_text())
         assert cmp.means[name]["ndcg@10"] == pytest.approx(np.mean(list(per_q["ndcg@10"].values())))
@@ -370,8 +455,18 @@ def test_p_values_agree_with_ranx_compare(tmp_path):
     qpath, paths = _write(tmp_path, qrels, runs, names)
     measures = ["ndcg@10", "mrr@10", "recall@10"]
     n_perm = 20_000
-    ours = run_compare(CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), measures=measures, all_pairs=True,
-                                     permutations=n_perm, bootstrap=100), quiet=True, warn=lambda m: None)
+    ours = run_compare(
+        CompareConfig(
+            runs=[str(p) for p in paths],
+            qrels=str(qpath),
+            measures=measures,
+            all_pairs=True,
+            permutations=n_perm,
+            bootstrap=100,
+        ),
+        quiet=True,
+        warn=lambda m: None,
+    )
     rq = ranx.Qrels(qrels)
     rruns = [ranx.Run(r, name=n) for r, n in zip(runs, names)]
     for run, name in zip(rruns, names):  # the same per-query values first (ranx names these measures as we do)
@@ -380,8 +475,7 @@ def test_p_values_agree_with_ranx_compare(tmp_path):
             theirs = [run.scores[m][q] for q in ours.aligned.qids[m]]
             assert np.allclose(theirs, ours.aligned.values[m][name], atol=1e-6), (name, m)
     student = ranx.compare(rq, rruns, measures, stat_test="student", rounding_digits=12)
-    fisher = ranx.compare(rq, rruns, measures, stat_test="fisher", n_permutations=n_perm,
-                          rounding_digits=12)
+    fisher = ranx.compare(rq, rruns, measures, stat_test="fisher", n_permutations=n_perm, rounding_digits=12)
     checked = 0
     for r in ours.pairs:
         key = frozenset([r.a, r.b])
@@ -398,16 +492,37 @@ def test_p_values_agree_with_ranx_compare(tmp_path):
 def test_cli_args_reproduce_the_config(tmp_path):
     qrels, runs = _runs(systems=2)
     qpath, paths = _write(tmp_path, qrels, runs)
-    cfg = CompareConfig(runs=[str(p) for p in paths], qrels=str(qpath), names=["x", "y"], measures=["ndcg@5", "map"],
-                        all_pairs=True, test="fisher", alpha=0.01, permutations=300, bootstrap=200, seed=3, top_queries=2,
-                        out=str(tmp_path / "o"))
+    cfg = CompareConfig(
+        runs=[str(p) for p in paths],
+        qrels=str(qpath),
+        names=["x", "y"],
+        measures=["ndcg@5", "map"],
+        all_pairs=True,
+        test="fisher",
+        alpha=0.01,
+        permutations=300,
+        bootstrap=200,
+        seed=3,
+        top_queries=2,
+        out=str(tmp_path / "o"),
+    )
     args = cli_args(cfg)
     assert args[:2] == ["unirank", "compare"]
     r = runner.invoke(app, args[1:])
     assert r.exit_code == 0, r.output
     settings = json.loads((tmp_path / "o" / "comparison.json").read_text())["settings"]
-    assert {k: settings[k] for k in ("names", "measures", "all_pairs", "test", "alpha", "permutations", "bootstrap", "seed",
-                                     "top_queries")} == {"names": ["x", "y"], "measures": ["ndcg@5", "map"], "all_pairs": True,
-                                                          "test": "fisher", "alpha": 0.01, "permutations": 300, "bootstrap": 200,
-                                                          "seed": 3, "top_queries": 2}
+    assert {
+        k: settings[k]
+        for k in ("names", "measures", "all_pairs", "test", "alpha", "permutations", "bootstrap", "seed", "top_queries")
+    } == {
+        "names": ["x", "y"],
+        "measures": ["ndcg@5", "map"],
+        "all_pairs": True,
+        "test": "fisher",
+        "alpha": 0.01,
+        "permutations": 300,
+        "bootstrap": 200,
+        "seed": 3,
+        "top_queries": 2,
+    }
     assert settings["command"] == args

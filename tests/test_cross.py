@@ -130,13 +130,21 @@ def _published_cross_encoder(folder, num_labels=1, model_type="bert"):
     from unirank.models.backbone import packaged_model_dir
 
     tok = tf.AutoTokenizer.from_pretrained(str(packaged_model_dir()))
-    kw = dict(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-              num_labels=num_labels)
+    kw = dict(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=num_labels,
+    )
     torch.manual_seed(11)
     model = {
         "bert": lambda: tf.BertForSequenceClassification(tf.BertConfig(**kw)),
         # RoBERTa layout with the MiniLM vocabulary: pad id 0 (positions start at 1), one token type
-        "roberta": lambda: tf.RobertaForSequenceClassification(tf.RobertaConfig(**kw, pad_token_id=0, type_vocab_size=1, max_position_embeddings=513)),
+        "roberta": lambda: tf.RobertaForSequenceClassification(
+            tf.RobertaConfig(**kw, pad_token_id=0, type_vocab_size=1, max_position_embeddings=513)
+        ),
         "electra": lambda: tf.ElectraForSequenceClassification(tf.ElectraConfig(**kw, embedding_size=32)),
     }[model_type]()
     for p in model.parameters():  # livelier than the default init, so a wrong head shows in the scores
@@ -176,9 +184,19 @@ def test_a_published_roberta_cross_encoder_scores_its_own_logits(tmp_path):
     want = []
     with torch.no_grad():
         for d in docs:
-            ids = [tok.cls_token_id, *q, tok.sep_token_id, tok.sep_token_id, *tok(d, add_special_tokens=False)["input_ids"],
-                   tok.sep_token_id]
-            want.append(ref(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)).logits[0, 0])
+            ids = [
+                tok.cls_token_id,
+                *q,
+                tok.sep_token_id,
+                tok.sep_token_id,
+                *tok(d, add_special_tokens=False)["input_ids"],
+                tok.sep_token_id,
+            ]
+            want.append(
+                ref(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)).logits[
+                    0, 0
+                ]
+            )
         got = ce.score([query], [docs])[0]
     torch.testing.assert_close(got, torch.stack(want), atol=1e-5, rtol=1e-5)
     ce.save(tmp_path / "saved")
@@ -205,15 +223,32 @@ def test_roberta_style_backbones_get_their_position_offset():
 
     tok = AutoTokenizer.from_pretrained(str(packaged_model_dir()))
     torch.manual_seed(3)
-    model = RobertaModel(RobertaConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                       intermediate_size=64, pad_token_id=0, max_position_embeddings=130,
-                                       type_vocab_size=1), add_pooling_layer=False).eval()
+    model = RobertaModel(
+        RobertaConfig(
+            vocab_size=tok.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            pad_token_id=0,
+            max_position_embeddings=130,
+            type_vocab_size=1,
+        ),
+        add_pooling_layer=False,
+    ).eval()
     assert position_offset(model) == 1
-    ce = CrossEncoder(Backbone(model, tok, "tiny-roberta"), pooling="mean", max_context_length=64, max_candidate_length=65,
-                      candidate_token_type=0).eval()
+    ce = CrossEncoder(
+        Backbone(model, tok, "tiny-roberta"),
+        pooling="mean",
+        max_context_length=64,
+        max_candidate_length=65,
+        candidate_token_type=0,
+    ).eval()
     assert ce.backbone.max_positions == 129
     enc = tok("what is the capital of france?", "paris is the capital", return_tensors="pt")
     with torch.no_grad():
-        want = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state.mean(1)  # default positions
+        want = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state.mean(
+            1
+        )  # default positions
         got = ce.score(["what is the capital of france?"], [["paris is the capital"]])[0, 0]
     torch.testing.assert_close(got, ce.head(want)[0, 0], atol=1e-5, rtol=1e-5)

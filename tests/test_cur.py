@@ -147,7 +147,9 @@ def test_anncur_equals_two_round_adacur_with_the_same_anchors():
     rng = np.random.default_rng(3)
     R, S = rng.normal(size=(15, 80)), rng.normal(size=(6, 80))
     A = choose_anchors(80, 10, seed=1)
-    a = anncur_search(matrix_oracle(S), A, MatrixSpace(cur_item_embeddings(R, A)).search, 6, budget=30, n_items=80, tail=20)
+    a = anncur_search(
+        matrix_oracle(S), A, MatrixSpace(cur_item_embeddings(R, A)).search, 6, budget=30, n_items=80, tail=20
+    )
     b = adacur_search(matrix_oracle(S), MatrixSpace(R), [A] * 6, [10, 20], tail=20)
     for q in range(6):
         np.testing.assert_array_equal(a.scored[q], b.scored[q])
@@ -160,7 +162,9 @@ def test_same_seed_same_results_other_seed_other_anchors():
     R, S = rng.normal(size=(10, 100)), rng.normal(size=(3, 100))
 
     def run(seed):
-        res = adacur_search(matrix_oracle(S), MatrixSpace(R), [choose_anchors(100, 8, seed)] * 3, round_plan(32, 4), tail=10)
+        res = adacur_search(
+            matrix_oracle(S), MatrixSpace(R), [choose_anchors(100, 8, seed)] * 3, round_plan(32, 4), tail=10
+        )
         return result_hits(res, 20)
 
     s1, i1 = run(7)
@@ -199,7 +203,9 @@ def test_anncur_does_not_pay_twice_for_an_anchor_it_retrieves_again():
 
 def test_anncur_budget_smaller_than_anchors_is_refused():
     with pytest.raises(ValueError, match="budget 3 is smaller than the 5 anchor items"):
-        anncur_search(matrix_oracle(np.zeros((1, 9))), np.arange(5), MatrixSpace(np.eye(5, 9)).search, 1, budget=3, n_items=9)
+        anncur_search(
+            matrix_oracle(np.zeros((1, 9))), np.arange(5), MatrixSpace(np.eye(5, 9)).search, 1, budget=3, n_items=9
+        )
 
 
 def test_round_plan_and_bad_plans():

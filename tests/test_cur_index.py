@@ -40,7 +40,10 @@ WORDS = "cat dog fish bird tree rock river cloud sun moon star leaf road car boa
 
 def make_docs(n: int = 24) -> dict[str, Document]:
     rng = np.random.default_rng(0)
-    return {f"d{i:02d}": Document(f"d{i:02d}", " ".join(rng.choice(WORDS, size=6)), title=WORDS[i % len(WORDS)]) for i in range(n)}
+    return {
+        f"d{i:02d}": Document(f"d{i:02d}", " ".join(rng.choice(WORDS, size=6)), title=WORDS[i % len(WORDS)])
+        for i in range(n)
+    }
 
 
 ANCHORS = [(f"a{i}", f"{WORDS[i]} and {WORDS[i + 3]}") for i in range(6)]
@@ -122,7 +125,10 @@ def test_an_index_folder_refuses_another_cross_encoder_anchor_set_or_corpus(ce, 
 
 
 def test_read_anchor_queries_from_split_and_files(tiny_beir, tmp_path):
-    assert read_anchor_queries("test", str(tiny_beir), limit=2) == [("q1", "why do cats purr"), ("q2", "dog barking at postman")]
+    assert read_anchor_queries("test", str(tiny_beir), limit=2) == [
+        ("q1", "why do cats purr"),
+        ("q2", "dog barking at postman"),
+    ]
     (tmp_path / "q.jsonl").write_text('{"_id": "x", "text": "hello"}\n')
     assert read_anchor_queries(str(tmp_path / "q.jsonl")) == [("x", "hello")]
     (tmp_path / "bad.tsv").write_text("1\thi\n2 no tab\n")
@@ -218,13 +224,35 @@ def test_retriever_errors_are_one_line(ce, built):
 def beir_and_index(ce_folder, tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("beir")
     docs = {d: (doc.title, doc.text) for d, doc in make_docs().items()}
-    data = write_beir(root / "data", docs, {f"q{i}": t for i, t in enumerate(TEST_QUERIES)},
-                      {"q0": {"d01": 1}, "q1": {"d05": 1}, "q2": {"d07": 2}, "q3": {"d11": 1}})
+    data = write_beir(
+        root / "data",
+        docs,
+        {f"q{i}": t for i, t in enumerate(TEST_QUERIES)},
+        {"q0": {"d01": 1}, "q1": {"d05": 1}, "q2": {"d07": 2}, "q3": {"d11": 1}},
+    )
     anchors = root / "anchors.tsv"
     anchors.write_text("".join(f"{q}\t{t}\n" for q, t in ANCHORS))
     ix = root / "ix"
-    r = runner.invoke(app, ["index", "--kind", "cur", "--data", str(data), "--reranker-model", str(ce_folder),
-                            "--anchor-queries", str(anchors), "--out", str(ix), "--chunk-size", "10", "--dtype", "float16"])
+    r = runner.invoke(
+        app,
+        [
+            "index",
+            "--kind",
+            "cur",
+            "--data",
+            str(data),
+            "--reranker-model",
+            str(ce_folder),
+            "--anchor-queries",
+            str(anchors),
+            "--out",
+            str(ix),
+            "--chunk-size",
+            "10",
+            "--dtype",
+            "float16",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "6 anchor queries x 24 documents" in r.output and "whole index: 144 cross-encoder calls" in r.output
     return data, ix
@@ -233,9 +261,28 @@ def beir_and_index(ce_folder, tmp_path_factory) -> tuple[Path, Path]:
 def test_cli_eval_with_the_cur_retriever(beir_and_index, tmp_path):
     data, ix = beir_and_index
     out = tmp_path / "out"
-    r = runner.invoke(app, ["eval", "--data", str(data), "--retriever", "cur", "--k", "10", "--out", str(out),
-                            "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.budget=8",
-                            "--set", "retriever.cur.method=anncur", "--set", "retriever.cur.anchors=4"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(data),
+            "--retriever",
+            "cur",
+            "--k",
+            "10",
+            "--out",
+            str(out),
+            "--set",
+            f"retriever.cur.index={ix}",
+            "--set",
+            "retriever.cur.budget=8",
+            "--set",
+            "retriever.cur.method=anncur",
+            "--set",
+            "retriever.cur.anchors=4",
+        ],
+    )
     assert r.exit_code == 0, r.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["retriever_stats"]["ce_calls_per_query"] == 8 and cfg["retriever_stats"]["method"] == "anncur"
@@ -250,8 +297,24 @@ def one_error_line(output: str) -> bool:
 
 def test_cli_errors_exit_2_with_one_line(beir_and_index, ce_folder, tmp_path):
     data, ix = beir_and_index
-    r = runner.invoke(app, ["eval", "--data", str(data), "--retriever", "cur", "--set", f"retriever.cur.index={ix}",
-                            "--set", "retriever.cur.budget=3", "--set", "retriever.cur.method=anncur", "--set", "retriever.cur.anchors=4"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(data),
+            "--retriever",
+            "cur",
+            "--set",
+            f"retriever.cur.index={ix}",
+            "--set",
+            "retriever.cur.budget=3",
+            "--set",
+            "retriever.cur.method=anncur",
+            "--set",
+            "retriever.cur.anchors=4",
+        ],
+    )
     assert r.exit_code == 2 and "budget=3 is smaller than retriever.cur.anchors=4" in r.output
     assert len(r.output.strip().splitlines()) == 1
     r = runner.invoke(app, ["eval", "--data", str(data), "--retriever", "cur"])
@@ -264,11 +327,37 @@ def test_cli_errors_exit_2_with_one_line(beir_and_index, ce_folder, tmp_path):
     assert r.exit_code == 2 and "--kind cur needs --reranker-model, --anchor-queries" in r.output
     other_ce = tmp_path / "other_ce"
     CrossEncoder(lively_backbone(seed=4), max_candidate_length=32).save(other_ce)
-    r = runner.invoke(app, ["eval", "--data", str(data), "--retriever", "cur", "--set", f"retriever.cur.index={ix}",
-                            "--set", f"retriever.cur.model={other_ce}"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(data),
+            "--retriever",
+            "cur",
+            "--set",
+            f"retriever.cur.index={ix}",
+            "--set",
+            f"retriever.cur.model={other_ce}",
+        ],
+    )
     assert r.exit_code == 2 and "built with another cross-encoder" in r.output and one_error_line(r.output)
-    r = runner.invoke(app, ["index", "--kind", "cur", "--data", str(data), "--reranker-model", str(other_ce),
-                            "--anchor-queries", "test", "--out", str(ix)])
+    r = runner.invoke(
+        app,
+        [
+            "index",
+            "--kind",
+            "cur",
+            "--data",
+            str(data),
+            "--reranker-model",
+            str(other_ce),
+            "--anchor-queries",
+            "test",
+            "--out",
+            str(ix),
+        ],
+    )
     assert r.exit_code == 2 and "another cross-encoder" in r.output and one_error_line(r.output)
     r = runner.invoke(app, ["index", "--kind", "hnsw", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--store is required for --kind hnsw" in r.output
@@ -278,7 +367,9 @@ def test_cur_retriever_behind_serve_search(beir_and_index):
     from unirank.serve.backend import SearchItem, load_backend
 
     data, ix = beir_and_index
-    be = load_backend(model=None, index=str(data), retriever="cur", retriever_set=[f"cur.index={ix}", "cur.budget=6", "cur.rounds=2"])
+    be = load_backend(
+        model=None, index=str(data), retriever="cur", retriever_set=[f"cur.index={ix}", "cur.budget=6", "cur.rounds=2"]
+    )
     hits = be.search_batch([SearchItem("moon and star", 5), SearchItem("cat on a boat", 3)])
     assert [len(h) for h in hits] == [5, 3]
     assert be.retriever.stats["ce_calls_total"] == 12
@@ -288,7 +379,11 @@ def test_cur_retriever_behind_serve_search(beir_and_index):
 
 def test_run_eval_reports_the_cross_encoder_calls(beir_and_index):
     data, ix = beir_and_index
-    cfg = from_dict(EvalConfig, {"data": str(data), "k": 5}, [ "retriever.name=cur", f"retriever.cur.index={ix}", "retriever.cur.budget=10"])
+    cfg = from_dict(
+        EvalConfig,
+        {"data": str(data), "k": 5},
+        ["retriever.name=cur", f"retriever.cur.index={ix}", "retriever.cur.budget=10"],
+    )
     res = run_eval(cfg, quiet=True)
     assert res.info["retriever_stats"]["ce_calls_per_query"] == 10 and set(res.run) == {"q0", "q1", "q2", "q3"}
 
@@ -299,15 +394,43 @@ def test_run_eval_reports_the_cross_encoder_calls(beir_and_index):
 def test_budget_task_compares_every_method_and_matches_the_live_retriever(beir_and_index, tmp_path):
     data, ix = beir_and_index
     out = tmp_path / "budget"
-    r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--k", "24", "--out", str(out),
-                            "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.budgets=[8,24]",
-                            "--set", "retriever.cur.baselines=[bm25]", "--set", "retriever.cur.rounds=2",
-                            "--set", "retriever.bm25.stemmer=null"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--task",
+            "budget",
+            "--data",
+            str(data),
+            "--k",
+            "24",
+            "--out",
+            str(out),
+            "--set",
+            f"retriever.cur.index={ix}",
+            "--set",
+            "retriever.cur.budgets=[8,24]",
+            "--set",
+            "retriever.cur.baselines=[bm25]",
+            "--set",
+            "retriever.cur.rounds=2",
+            "--set",
+            "retriever.bm25.stemmer=null",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = json.loads((out / "budget.json").read_text())["rows"]
     by = {(x["method"], x["budget"]): x for x in rows}
-    assert set(by) == {("exhaustive cross-encoder", None), ("bm25", 0), ("bm25 + CE rerank", 8), ("bm25 + CE rerank", 24),
-                       ("anncur", 8), ("adacur", 8), ("anncur", 24), ("adacur", 24)}
+    assert set(by) == {
+        ("exhaustive cross-encoder", None),
+        ("bm25", 0),
+        ("bm25 + CE rerank", 8),
+        ("bm25 + CE rerank", 24),
+        ("anncur", 8),
+        ("adacur", 8),
+        ("anncur", 24),
+        ("adacur", 24),
+    }
     assert by[("exhaustive cross-encoder", None)]["top10_recall"] == 1.0
     for m in ("anncur", "adacur"):
         assert by[(m, 8)]["ce_calls"] == 8 and by[(m, 24)]["ce_calls"] == 24
@@ -317,14 +440,51 @@ def test_budget_task_compares_every_method_and_matches_the_live_retriever(beir_a
     assert "data:image/png;base64," in (out / "report.html").read_text()
     assert "| 8 | adacur | 8.0 |" in (out / "budget.md").read_text()
     # the exhaustive scores are reused, not recomputed
-    r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--out", str(tmp_path / "again"),
-                            "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.budgets=[8]", "--set", "retriever.cur.baselines=[]",
-                            "--set", f"retriever.cur.exhaustive={out / 'exhaustive'}", "--set", "retriever.cur.rounds=2"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--task",
+            "budget",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "again"),
+            "--set",
+            f"retriever.cur.index={ix}",
+            "--set",
+            "retriever.cur.budgets=[8]",
+            "--set",
+            "retriever.cur.baselines=[]",
+            "--set",
+            f"retriever.cur.exhaustive={out / 'exhaustive'}",
+            "--set",
+            "retriever.cur.rounds=2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     # the live retriever makes the same run as the simulation read from the exhaustive matrix
     live = tmp_path / "live"
-    r = runner.invoke(app, ["eval", "--data", str(data), "--retriever", "cur", "--k", "24", "--out", str(live),
-                            "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.budget=8", "--set", "retriever.cur.rounds=2"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(data),
+            "--retriever",
+            "cur",
+            "--k",
+            "24",
+            "--out",
+            str(live),
+            "--set",
+            f"retriever.cur.index={ix}",
+            "--set",
+            "retriever.cur.budget=8",
+            "--set",
+            "retriever.cur.rounds=2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     from unirank.data.trec import read_run
 
@@ -338,11 +498,39 @@ def test_budget_task_errors(beir_and_index, tmp_path):
     data, ix = beir_and_index
     r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--set", f"retriever.cur.index={ix}"])
     assert r.exit_code == 2 and "needs retriever.cur.exhaustive" in r.output
-    r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--out", str(tmp_path / "o"),
-                            "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.baselines=[cur]"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--task",
+            "budget",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+            "--set",
+            f"retriever.cur.index={ix}",
+            "--set",
+            "retriever.cur.baselines=[cur]",
+        ],
+    )
     assert r.exit_code == 2 and "'cur' is not a first-stage retriever" in r.output
-    r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--out", str(tmp_path / "o"),
-                            "--set", f"retriever.cur.index={ix}", "--set", "retriever.cur.budgets=[3,10]"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--task",
+            "budget",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+            "--set",
+            f"retriever.cur.index={ix}",
+            "--set",
+            "retriever.cur.budgets=[3,10]",
+        ],
+    )
     assert r.exit_code == 2 and "budget=3 is smaller than retriever.cur.rounds=5" in r.output
 
 
@@ -356,8 +544,11 @@ def test_budget_is_a_registered_evaluation_task_checked_before_any_work(tmp_path
     with pytest.raises(ConfigError, match="data.task: budget is an evaluation task"):
         load_config(TrainConfig, None, ["data.task=budget"]).validate()
     # bad settings stop before the (missing) data or index is read
-    cfg = from_dict(EvalConfig, {"data": str(tmp_path / "no-such-data"), "task": "budget", "out": str(tmp_path / "o")},
-                    [f"retriever.cur.index={tmp_path / 'no-such-index'}", "retriever.cur.methods=[anncur,cure]"])
+    cfg = from_dict(
+        EvalConfig,
+        {"data": str(tmp_path / "no-such-data"), "task": "budget", "out": str(tmp_path / "o")},
+        [f"retriever.cur.index={tmp_path / 'no-such-index'}", "retriever.cur.methods=[anncur,cure]"],
+    )
     with pytest.raises(ConfigError, match="retriever.cur.methods: unknown CUR method 'cure'"):
         run_eval_task(cfg)
     cfg.retriever.cur.methods = ["adacur"]

@@ -29,7 +29,9 @@ def write_jsonl(path: Path, rows: list, eol: str = "\n") -> Path:
     return path
 
 
-def make_beir(root: Path, qrels: bytes = b"query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\n", split: str = "test") -> Path:
+def make_beir(
+    root: Path, qrels: bytes = b"query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\n", split: str = "test"
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     write_jsonl(root / "corpus.jsonl", CORPUS)
     write_jsonl(root / "queries.jsonl", QUERIES)
@@ -132,7 +134,11 @@ def test_load_dataset_accepts_folder_and_rejects_unknown_names(tmp_path):
         (['{"_id": "d1", "text": "a", "title": ["x"]}'], 1, ["'title' must be a string", "list"]),
         (['{"_id": null, "text": "a"}'], 1, ["'_id' must be a non-empty string"]),
         (['["d1", "a"]'], 1, ["expected a JSON object", "list"]),
-        (['{"_id": "d1", "text": "a"}', '{"_id": "d2", "text": "b"}', '{"_id": "d1", "text": "c"}'], 3, ["duplicate id 'd1'", "line 1"]),
+        (
+            ['{"_id": "d1", "text": "a"}', '{"_id": "d2", "text": "b"}', '{"_id": "d1", "text": "c"}'],
+            3,
+            ["duplicate id 'd1'", "line 1"],
+        ),
     ],
 )
 def test_corpus_errors_name_file_line_and_problem(tmp_path, lines, line_no, words):

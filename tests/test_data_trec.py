@@ -13,11 +13,7 @@ def test_write_run_exact_text_and_tie_order(tmp_path):
     # d10 and d9 and d2 tie at 0.5: trec_eval orders ties by docno descending (strcmp)
     write_run({"q2": {"x": 1.0}, "q1": {"d2": 0.5, "d10": 0.5, "d1": 2.0, "d9": 0.5}}, p, tag="t")
     assert p.read_text() == (
-        "q1 Q0 d1 1 2.0 t\n"
-        "q1 Q0 d9 2 0.5 t\n"
-        "q1 Q0 d2 3 0.5 t\n"
-        "q1 Q0 d10 4 0.5 t\n"
-        "q2 Q0 x 1 1.0 t\n"
+        "q1 Q0 d1 1 2.0 t\nq1 Q0 d9 2 0.5 t\nq1 Q0 d2 3 0.5 t\nq1 Q0 d10 4 0.5 t\nq2 Q0 x 1 1.0 t\n"
     )
 
 

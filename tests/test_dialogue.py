@@ -47,17 +47,29 @@ def test_split_speaker_turns_keeps_or_strips_tags():
 
 
 def test_mutual_file_fields_and_answer_letter(tmp_path):
-    p = write_mutual(tmp_path, "dev_3.txt", {"answers": "C", "options": ["f : a", "f : b", "f : c", "f : d"],
-                                              "article": "m : one . f : two .", "id": "dev_3"})
+    p = write_mutual(
+        tmp_path,
+        "dev_3.txt",
+        {
+            "answers": "C",
+            "options": ["f : a", "f : b", "f : c", "f : d"],
+            "article": "m : one . f : two .",
+            "id": "dev_3",
+        },
+    )
     ex = read_mutual_file(p)
-    assert ex == DialogueExample("dev_3", ["m : one .", "f : two ."], ["f : a", "f : b", "f : c", "f : d"], [0, 0, 1, 0])
+    assert ex == DialogueExample(
+        "dev_3", ["m : one .", "f : two ."], ["f : a", "f : b", "f : c", "f : d"], [0, 0, 1, 0]
+    )
     ex = read_mutual_file(p, speaker_tags=False)
     assert ex.context == ["one .", "two ."] and ex.candidates == ["a", "b", "c", "d"]
 
 
 def test_mutual_folder_is_read_in_numeric_order(tmp_path):
     for i in (10, 2, 1):
-        write_mutual(tmp_path, f"dev_{i}.txt", {"answers": "A", "options": ["x", "y"], "article": "m : a", "id": f"dev_{i}"})
+        write_mutual(
+            tmp_path, f"dev_{i}.txt", {"answers": "A", "options": ["x", "y"], "article": "m : a", "id": f"dev_{i}"}
+        )
     (tmp_path / "SHA256SUMS").write_text("not a dialogue\n")
     assert [e.id for e in read_mutual(tmp_path)] == ["dev_1", "dev_2", "dev_10"]
     assert [e.id for e in read_mutual(tmp_path, limit=2)] == ["dev_1", "dev_2"]
@@ -108,7 +120,9 @@ def test_mutual_full_dev_split():
 
 def test_tsv_blocks_split_where_the_context_changes(tmp_path):
     p = tmp_path / "t.txt"
-    p.write_text("1\ta\tb\tyes\n0\ta\tb\tno\n\n0\tc\tx\r\n1\tc\ty\n1\ta\tb\tagain")  # CRLF, blank line, no final newline
+    p.write_text(
+        "1\ta\tb\tyes\n0\ta\tb\tno\n\n0\tc\tx\r\n1\tc\ty\n1\ta\tb\tagain"
+    )  # CRLF, blank line, no final newline
     got = read_response_tsv(p)
     assert [(e.id, e.context, e.candidates, e.labels) for e in got] == [
         ("1", ["a", "b"], ["yes", "no"], [1, 0]),
@@ -161,8 +175,10 @@ def test_jsonl_round_trip_and_defaults(tmp_path):
     p = tmp_path / "r.jsonl"
     write_response_jsonl(p, exs)
     assert read_response_jsonl(p) == exs
-    p.write_text('{"context": "one turn", "candidates": ["a", "b"], "labels": [false, true]}\n\n'
-                 '{"id": 7, "context": ["t"], "candidates": ["c"], "labels": [1]}\n')
+    p.write_text(
+        '{"context": "one turn", "candidates": ["a", "b"], "labels": [false, true]}\n\n'
+        '{"id": 7, "context": ["t"], "candidates": ["c"], "labels": [1]}\n'
+    )
     got = read_response_jsonl(p)
     assert got == [DialogueExample("1", ["one turn"], ["a", "b"], [0, 1]), DialogueExample("7", ["t"], ["c"], [1])]
 
@@ -173,8 +189,14 @@ def test_jsonl_round_trip_and_defaults(tmp_path):
         ('{"context": ["a"], "candidates": ["x", "y"], "labels": [1]}', r"r\.jsonl:2: 2 candidates but 1 labels"),
         ('{"context": ["a"], "labels": [1]}', r"r\.jsonl:2: missing field 'candidates'"),
         ('{"context": ["a"], "candidates": ["x"], "labels": [2]}', r"r\.jsonl:2: field 'labels' must be a list of 0/1"),
-        ('{"context": [1], "candidates": ["x"], "labels": [1]}', r"r\.jsonl:2: field 'context' must be a list of strings"),
-        ('{"id": "a", "context": [], "candidates": ["x"], "labels": [1]}', r"r\.jsonl:2: duplicate id 'a' \(first on line 1\)"),
+        (
+            '{"context": [1], "candidates": ["x"], "labels": [1]}',
+            r"r\.jsonl:2: field 'context' must be a list of strings",
+        ),
+        (
+            '{"id": "a", "context": [], "candidates": ["x"], "labels": [1]}',
+            r"r\.jsonl:2: duplicate id 'a' \(first on line 1\)",
+        ),
         ('{"context": ', r"r\.jsonl:2: malformed JSON"),
     ],
 )
@@ -237,7 +259,9 @@ def test_builder_random_one_cut_min_context_and_exclusion():
     task = build_response_task(dialogues, n_candidates=3, seed=0, cuts="random_one", min_context_turns=2)
     assert len(task.examples) == 5  # one per dialogue, all have >= 3 turns
     assert all(len(e.context) >= 2 for e in task.examples)
-    excluded = build_response_task(dialogues, n_candidates=3, seed=0, exclude_dialogues=[dialogues[2], ["not", "there"]])
+    excluded = build_response_task(
+        dialogues, n_candidates=3, seed=0, exclude_dialogues=[dialogues[2], ["not", "there"]]
+    )
     assert excluded.manifest["counts"]["excluded"] == 1
     assert not [e for e in excluded.examples if e.id.startswith("2:")]
     gone = {"Where is the bank ?", "Next to the post office .", "Thanks !"}
@@ -323,7 +347,12 @@ def test_load_response_data_detects_formats(tmp_path):
     write_response_jsonl(tmp_path / "x.jsonl", [DialogueExample("a", ["hi"], ["x"], [1])])
     (tmp_path / "x.tsv").write_text("1\ta\tyes\n0\ta\tno\n")
     write_mutual(tmp_path / "mut", "dev_1.txt", {"answers": "A", "options": ["x", "y"], "article": "m : a"})
-    assert [detect_format(tmp_path / n) for n in ("task", "x.jsonl", "x.tsv", "mut")] == ["task", "jsonl", "tsv", "mutual"]
+    assert [detect_format(tmp_path / n) for n in ("task", "x.jsonl", "x.tsv", "mut")] == [
+        "task",
+        "jsonl",
+        "tsv",
+        "mutual",
+    ]
     assert len(load_response_data(tmp_path / "task").examples) == 12
     assert load_response_data(tmp_path / "x.tsv").examples[0].labels == [1, 0]
     assert load_response_data(tmp_path / "x.tsv", fmt="tsv", group_size=1).examples[1].labels == [0]

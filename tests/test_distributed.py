@@ -27,7 +27,9 @@ LOSSES = {"infonce": {"infonce": 1.0}, "mw": {"mw": {"weight": 1.0, "pairing": "
 def _examples() -> list[TrainExample]:
     out = []
     for i in range(8):
-        negs = [Candidate(f"n{i}-{j}", f"unrelated text {i} number {j}") for j in range(i % 3)]  # 0-2 negatives: uneven ranks
+        negs = [
+            Candidate(f"n{i}-{j}", f"unrelated text {i} number {j}") for j in range(i % 3)
+        ]  # 0-2 negatives: uneven ranks
         pos = [Candidate(f"d{i}", f"answer about topic {i}")]
         if i == 5:
             pos.append(Candidate("d4", "answer about topic 4"))  # d4 is also relevant to q5: masked, not a negative
@@ -50,22 +52,44 @@ def _model(dropout: bool):
 
 
 def _cfg(out: Path, losses: dict, **kw) -> TrainConfig:
-    base = {"batch_size": 4, "epochs": 2, "lr": 1e-3, "warmup_ratio": 0.0, "dev": {"split": None}, "log_every": 1,
-            "export": "last", "batching": {"name": "random"}, "data": {"negatives": 1}, "losses": losses,
-            "out": str(out), "threads": 1}
+    base = {
+        "batch_size": 4,
+        "epochs": 2,
+        "lr": 1e-3,
+        "warmup_ratio": 0.0,
+        "dev": {"split": None},
+        "log_every": 1,
+        "export": "last",
+        "batching": {"name": "random"},
+        "data": {"negatives": 1},
+        "losses": losses,
+        "out": str(out),
+        "threads": 1,
+    }
     base.update(kw)
     return from_dict(TrainConfig, base)
 
 
-def _run(out: Path, losses: dict, dist: Dist | None, dropout: bool = False, resume: bool = False, examples=None, **kw) -> dict:
-    return train(_cfg(out, losses, **kw), model=_model(dropout), examples=examples or _examples(), progress=False,
-                 log=lambda m: None, dist=dist, resume=resume)
+def _run(
+    out: Path, losses: dict, dist: Dist | None, dropout: bool = False, resume: bool = False, examples=None, **kw
+) -> dict:
+    return train(
+        _cfg(out, losses, **kw),
+        model=_model(dropout),
+        examples=examples or _examples(),
+        progress=False,
+        log=lambda m: None,
+        dist=dist,
+        resume=resume,
+    )
 
 
 def _examples_all_negatives() -> list[TrainExample]:
     """Every row has a negative, so every row counts in its rank's InfoNCE mean."""
-    return [TrainExample(e.query_id, e.query, e.positives, e.negatives or [Candidate(f"x{i}", f"other words {i}")])
-            for i, e in enumerate(_examples())]
+    return [
+        TrainExample(e.query_id, e.query, e.positives, e.negatives or [Candidate(f"x{i}", f"other words {i}")])
+        for i, e in enumerate(_examples())
+    ]
 
 
 def _beir(root: Path) -> Path:
@@ -78,8 +102,12 @@ def _beir(root: Path) -> Path:
 
 def _run_refresh(root: Path, out: Path, dist: Dist | None) -> dict:
     """ANCE refresh every step, data from a BEIR folder (every rank must see the same mined files)."""
-    cfg = _cfg(out, LOSSES["infonce"], data={"train": str(root / "beir"), "split": "train", "negatives": 1},
-               refresh={"every_steps": 1, "mine": {"negatives": 2, "depth": 5, "filters": [], "audit_top": 0}})
+    cfg = _cfg(
+        out,
+        LOSSES["infonce"],
+        data={"train": str(root / "beir"), "split": "train", "negatives": 1},
+        refresh={"every_steps": 1, "mine": {"negatives": 2, "depth": 5, "filters": [], "audit_top": 0}},
+    )
     return train(cfg, model=_model(False), progress=False, log=lambda m: None, dist=dist)
 
 
@@ -100,7 +128,7 @@ class _WrongSlotDist(Dist):
 
     def gather(self, x):
         g = all_gather_with_grad(x.detach())
-        return torch.cat([x, g[len(x):]])  # right on rank 0 only
+        return torch.cat([x, g[len(x) :]])  # right on rank 0 only
 
 
 def _worker(rank: int, port: int, root: str, scenarios: tuple[str, ...]) -> None:
@@ -122,7 +150,13 @@ def _worker(rank: int, port: int, root: str, scenarios: tuple[str, ...]) -> None
             if name in scenarios:
                 _run(root_p / f"ddp-{name}", losses, d)
         if "listwise" in scenarios:  # no gathering: each rank scores its own rows (rank 1 gets none in the last batch)
-            _run(root_p / "ddp-listwise", LOSSES["infonce"], d, in_batch_negatives=False, examples=_examples_all_negatives())
+            _run(
+                root_p / "ddp-listwise",
+                LOSSES["infonce"],
+                d,
+                in_batch_negatives=False,
+                examples=_examples_all_negatives(),
+            )
         if "refresh" in scenarios:
             _run_refresh(root_p, root_p / "ddp-refresh", d)
         if "gradcache" in scenarios:
@@ -172,7 +206,9 @@ def reference(tmp_path_factory) -> dict[str, Path]:
         if name not in cache:
             cache[name] = tmp_path_factory.mktemp(f"ref-{name}")
             if name == "listwise":
-                _run(cache[name], LOSSES["infonce"], Dist(), in_batch_negatives=False, examples=_examples_all_negatives())
+                _run(
+                    cache[name], LOSSES["infonce"], Dist(), in_batch_negatives=False, examples=_examples_all_negatives()
+                )
             elif name == "refresh":
                 _beir(cache[name])
                 _run_refresh(cache[name], cache[name] / "run", Dist())
@@ -224,9 +260,13 @@ def test_ance_refresh_under_two_processes_equals_one(ddp_fast: Path, reference) 
     mined = sorted(p.name for p in (ddp / "refresh").iterdir())
     assert mined == sorted(p.name for p in (ref / "refresh").iterdir()) and len(mined) >= 2
     for name in mined:  # rank 0 mined with the same model (up to float rounding) as the single process did
-        a, b = ([json.loads(x) for x in (d / "refresh" / name / "train.jsonl").read_text().splitlines()] for d in (ddp, ref))
+        a, b = (
+            [json.loads(x) for x in (d / "refresh" / name / "train.jsonl").read_text().splitlines()] for d in (ddp, ref)
+        )
         assert [[n["id"] for n in r["negatives"]] for r in a] == [[n["id"] for n in r["negatives"]] for r in b]
-        assert [n["score"] for r in a for n in r["negatives"]] == pytest.approx([n["score"] for r in b for n in r["negatives"]], abs=1e-5)
+        assert [n["score"] for r in a for n in r["negatives"]] == pytest.approx(
+            [n["score"] for r in b for n in r["negatives"]], abs=1e-5
+        )
     assert _losses(ddp) == pytest.approx(_losses(ref), rel=1e-4, abs=1e-6)
     ref_w, got = _weights(ref), _weights(ddp)
     for k in ref_w:

@@ -14,8 +14,22 @@ runner = CliRunner()
 
 def test_eval_bm25_end_to_end_writes_all_outputs(tiny_beir, tmp_path):
     out = tmp_path / "out"
-    r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--retriever", "bm25", "--k", "3", "--out", str(out),
-                            "--set", "retriever.bm25.stemmer=null"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(tiny_beir),
+            "--retriever",
+            "bm25",
+            "--k",
+            "3",
+            "--out",
+            str(out),
+            "--set",
+            "retriever.bm25.stemmer=null",
+        ],
+    )
     assert r.exit_code == 0, r.output
     metrics = json.loads((out / "metrics.json").read_text())
     # q1 -> d1, q2 -> d2, q3 -> d4, each at rank 1; q4 ("unrelated xyzzy") shares no term with any
@@ -100,14 +114,17 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
 
 
-@pytest.mark.parametrize("args,expect", [
-    (["--k", "0"], "k must be >= 1, got 0"),
-    (["--set", "k=-5"], "k must be >= 1, got -5"),
-    (["--limit-queries", "0"], "limit_queries must be >= 1"),
-    (["--limit-queries", "-3"], "limit_queries must be >= 1"),
-    (["--retriever", "dense", "--index", "hnsw"], "'hnsw' is unknown; valid: flat, ivf"),
-    (["--retriever", "dense", "--device", "tpu"], "'tpu' is not a torch device"),
-])
+@pytest.mark.parametrize(
+    "args,expect",
+    [
+        (["--k", "0"], "k must be >= 1, got 0"),
+        (["--set", "k=-5"], "k must be >= 1, got -5"),
+        (["--limit-queries", "0"], "limit_queries must be >= 1"),
+        (["--limit-queries", "-3"], "limit_queries must be >= 1"),
+        (["--retriever", "dense", "--index", "hnsw"], "'hnsw' is unknown; valid: flat, ivf"),
+        (["--retriever", "dense", "--device", "tpu"], "'tpu' is not a torch device"),
+    ],
+)
 def test_bad_values_exit_2_before_any_work(tiny_beir, tmp_path, args, expect):
     out = tmp_path / "o"
     r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--out", str(out), *args])
@@ -126,7 +143,10 @@ def test_cuda_asked_for_without_cuda_is_a_config_error(tiny_beir):
 def test_out_that_is_a_file_is_refused_before_any_work(tiny_beir, tmp_path):
     f = tmp_path / "afile"
     f.write_text("")
-    for cmd in (["eval", "--data", str(tiny_beir)], ["mine", "--data", str(tiny_beir), "--split", "test", "--miner", "bm25"]):
+    for cmd in (
+        ["eval", "--data", str(tiny_beir)],
+        ["mine", "--data", str(tiny_beir), "--split", "test", "--miner", "bm25"],
+    ):
         r = runner.invoke(app, [*cmd, "--out", str(f)])
         assert r.exit_code == 2 and "is a file; expected an output folder" in r.output, r.output
 
@@ -139,7 +159,9 @@ def test_config_errors_name_the_file_and_line(tmp_path):
     p.write_text("data: x\nk: abc\n")
     with pytest.raises(ConfigError, match=r"c\.yaml:2: config key 'k': expected an integer"):
         load_config(EvalConfig, p)
-    with pytest.raises(ConfigError, match=r"^config key 'k': expected an integer, got 'x'$"):  # the override, not the file
+    with pytest.raises(
+        ConfigError, match=r"^config key 'k': expected an integer, got 'x'$"
+    ):  # the override, not the file
         load_config(EvalConfig, p, ["k=x"])
     p.write_text("data: x\nk: [1,\n")
     with pytest.raises(ConfigError, match=r"c\.yaml:3:1: not valid YAML"):

@@ -198,8 +198,7 @@ def test_max_score_miner_and_teacher():
 
 
 def test_teacher_threshold_margin_and_both():
-    pool = pool_of([5.0, 4.0, 3.0, 2.0], pos_scores=[9.0, 9.0], teacher=[0.95, 0.8, 0.6, NAN],
-                   pos_teacher=[0.9, 0.85])
+    pool = pool_of([5.0, 4.0, 3.0, 2.0], pos_scores=[9.0, 9.0], teacher=[0.95, 0.8, 0.6, NAN], pos_teacher=[0.9, 0.85])
     assert Teacher(threshold=0.9)(pool).tolist() == [False, True, True, True]
     # min positive teacher 0.85, margin 0.1 -> threshold 0.75
     assert Teacher(margin=0.1)(pool).tolist() == [False, False, True, True]
@@ -255,8 +254,13 @@ def test_duplicates_threshold_is_inclusive():
 
 
 def test_duplicates_checks_every_positive_and_needs_texts():
-    pool = CandidatePool(ids=["a", "b"], scores=[2, 1], pos_ids=["p", "q"], texts=["x y z", "k l m"],
-                         pos_texts=["nothing alike here", "K  L M"])
+    pool = CandidatePool(
+        ids=["a", "b"],
+        scores=[2, 1],
+        pos_ids=["p", "q"],
+        texts=["x y z", "k l m"],
+        pos_texts=["nothing alike here", "K  L M"],
+    )
     assert Duplicates()(pool).tolist() == [True, False]
     with pytest.raises(ValueError, match="texts"):
         Duplicates()(pool_of([1.0]))

@@ -40,8 +40,12 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for m, f in mods.items():
         tree = ast.parse(f.read_text(encoding="utf-8"))
-        typing_only = {id(s) for n in ast.walk(tree) if isinstance(n, ast.If) and getattr(n.test, "id", None) == "TYPE_CHECKING"
-                       for s in ast.walk(n)}
+        typing_only = {
+            id(s)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.If) and getattr(n.test, "id", None) == "TYPE_CHECKING"
+            for s in ast.walk(n)
+        }
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in typing_only:
                 graph[m].update(_targets(mods, m, node))
@@ -104,7 +108,7 @@ def test_the_package_imports_itself_relatively():
 def test_the_training_loop_and_the_eval_config_know_no_task_by_name():
     for path in ("train.py", "training/config.py", "training/data.py", "eval/config.py", "cli.py"):
         text = (ROOT / path).read_text(encoding="utf-8")
-        assert '== "response"' not in text and "!= \"response\"" not in text and '== "retrieval"' not in text, path
+        assert '== "response"' not in text and '!= "response"' not in text and '== "retrieval"' not in text, path
 
 
 def test_literal_choices_are_checked_by_the_config_loader_with_the_yaml_line(tmp_path):
@@ -121,3 +125,20 @@ def test_literal_choices_are_checked_by_the_config_loader_with_the_yaml_line(tmp
     with pytest.raises(ConfigError, match=r"'dtype': 'fp16' is unknown; valid: bf16, null"):
         load_config(TrainConfig, None, ["dtype=fp16"])
     assert load_config(TrainConfig, None, ["dtype=null", "export=last"]).export == "last"
+
+
+def test_ruff_lint_and_format_are_clean():
+    """The `[tool.ruff]` rules of pyproject.toml hold for the package, the tests and the benches."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (it comes with the test extra)")
+    paths = ["unirank", "tests", "bench"]
+    for args in (["check", "--quiet", *paths], ["format", "--check", "--quiet", *paths]):
+        r = subprocess.run([ruff, *args], cwd=ROOT.parent, capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]

@@ -10,8 +10,12 @@ from unirank.models.backbone import tiny_backbone
 from unirank.models.base import MODELS, import_model_kinds, load_ranker, saved_kind
 
 import_model_kinds()
-SETTINGS = {"bi": {"max_length": 24}, "poly": {"n_codes": 4}, "cross": {"max_candidate_length": 12},
-            "uni": {"mask": "arrow_strict", "max_candidate_length": 12}}
+SETTINGS = {
+    "bi": {"max_length": 24},
+    "poly": {"n_codes": 4},
+    "cross": {"max_candidate_length": 12},
+    "uni": {"mask": "arrow_strict", "max_candidate_length": 12},
+}
 
 
 @pytest.mark.parametrize("kind", ["bi", "poly", "cross", "uni"])
@@ -23,7 +27,9 @@ def test_a_saved_folder_loads_as_its_own_kind_and_refuses_another(tmp_path, kind
         back = load_ranker(tmp_path / "m", asked, device="cpu")
         assert type(back) is type(model) and not back.training
         with torch.inference_mode():
-            torch.testing.assert_close(back.score(["a query"], [["x y", "z"]]), model.score(["a query"], [["x y", "z"]]))
+            torch.testing.assert_close(
+                back.score(["a query"], [["x y", "z"]]), model.score(["a query"], [["x y", "z"]])
+            )
     other = "cross" if kind != "cross" else "bi"
     with pytest.raises(ConfigError, match=f"holds a '{kind}' model, but kind '{other}' was asked for"):
         load_ranker(tmp_path / "m", other)
@@ -54,9 +60,16 @@ def test_serve_takes_the_saved_kind_and_refuses_a_contradicting_flag(tmp_path):
 def test_capabilities_are_declared_by_class():
     from unirank.models.base import DualEncoder, SharedPoolScorer
 
-    declared = {k: (issubclass(MODELS.get(k), DualEncoder), issubclass(MODELS.get(k), SharedPoolScorer)) for k in MODELS.names()}
-    assert declared == {"bi": (True, False), "poly": (False, True), "cross": (False, False), "uni": (False, False),
-                        "splade": (True, False)}
+    declared = {
+        k: (issubclass(MODELS.get(k), DualEncoder), issubclass(MODELS.get(k), SharedPoolScorer)) for k in MODELS.names()
+    }
+    assert declared == {
+        "bi": (True, False),
+        "poly": (False, True),
+        "cross": (False, False),
+        "uni": (False, False),
+        "splade": (True, False),
+    }
     assert (MODELS.get("bi").retriever_name, MODELS.get("splade").retriever_name) == ("dense", "splade")
     assert MODELS.get("splade").sparse_vectors and not MODELS.get("bi").sparse_vectors
     assert not MODELS.get("cross")(tiny_backbone(hidden=32)).may_take_segmented_pass

@@ -81,7 +81,9 @@ ALL_LOSSES = [
 
 
 def test_registry_holds_every_loss():
-    assert LOSSES.names() == sorted(["infonce", "ce", "mw", "margin_mse", "kl", "cprd", "multi_positive", "flops", "l1"])
+    assert LOSSES.names() == sorted(
+        ["infonce", "ce", "mw", "margin_mse", "kl", "cprd", "multi_positive", "flops", "l1"]
+    )
 
 
 # --------------------------------------------------------------------------- infonce / ce
@@ -448,8 +450,9 @@ def test_half_precision_scores_give_float32_loss():
 
 def test_teacher_scores_are_detached():
     t = torch.tensor([[2.0, 1.0, 0.0]], requires_grad=True)
-    x = LossInputs(torch.tensor([[0.0, 1.0, 2.0]], requires_grad=True), torch.tensor([[True, False, False]]),
-                   teacher_scores=t)
+    x = LossInputs(
+        torch.tensor([[0.0, 1.0, 2.0]], requires_grad=True), torch.tensor([[True, False, False]]), teacher_scores=t
+    )
     (margin_mse(x) + kl(x) + cprd(x)).backward()
     assert t.grad is None
 
@@ -490,9 +493,7 @@ def test_combine_is_differentiable_and_supports_aliases():
         {"ce": 0.0, "cprd": 2.0, "mw_global": {"loss": "mw", "weight": 1.0, "pairing": "global"}}, xs
     )
     total.backward()
-    expected_grad = torch.autograd.grad(
-        2.0 * cprd(xs) + mw(xs, pairing="global"), scores
-    )[0]
+    expected_grad = torch.autograd.grad(2.0 * cprd(xs) + mw(xs, pairing="global"), scores)[0]
     assert torch.allclose(scores.grad, expected_grad)
     assert set(parts) == {"ce", "cprd", "mw_global"}
 

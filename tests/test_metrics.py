@@ -104,10 +104,10 @@ def test_ties_change_the_hand_values():
 
 def test_evaluate_query_sets():
     qrels = {
-        "a": {"x": 1},            # perfect
-        "b": {"x": 0, "y": 0},    # no relevant doc: scores 0, still counted
-        "c": {"x": 1},            # empty run: scores 0, counted
-        "d": {"x": 1},            # absent from run: skip or 0
+        "a": {"x": 1},  # perfect
+        "b": {"x": 0, "y": 0},  # no relevant doc: scores 0, still counted
+        "c": {"x": 1},  # empty run: scores 0, counted
+        "d": {"x": 1},  # absent from run: skip or 0
     }
     run = {"a": {"x": 1.0}, "b": {"x": 1.0}, "c": {}, "zz": {"x": 1.0}}  # zz not in qrels: ignored
     pq = M.per_query(qrels, run, ["ndcg@10"])
@@ -138,11 +138,17 @@ def test_measure_names():
 # ----------------------------------------------------------------- agreement with pytrec_eval
 
 PAIRS = [  # our name, pytrec_eval name
-    ("ndcg@10", "ndcg_cut_10"), ("ndcg@3", "ndcg_cut_3"), ("ndcg", "ndcg"),
+    ("ndcg@10", "ndcg_cut_10"),
+    ("ndcg@3", "ndcg_cut_3"),
+    ("ndcg", "ndcg"),
     ("mrr", "recip_rank"),
-    ("recall@100", "recall_100"), ("recall@5", "recall_5"),
-    ("map@100", "map_cut_100"), ("map@5", "map_cut_5"), ("map", "map"),
-    ("p@5", "P_5"), ("p@1", "P_1"),
+    ("recall@100", "recall_100"),
+    ("recall@5", "recall_5"),
+    ("map@100", "map_cut_100"),
+    ("map@5", "map_cut_5"),
+    ("map", "map"),
+    ("p@5", "P_5"),
+    ("p@1", "P_1"),
 ]
 PYTREC_MEASURES = {"ndcg_cut.3,10", "ndcg", "recip_rank", "recall.5,100", "map_cut.5,100", "map", "P.1,5"}
 
@@ -157,15 +163,17 @@ def random_case(seed: int, n_queries: int = 50):
         qrels[qid] = {d: rng.choice([-1, 0, 0, 0, 1, 1, 2, 3]) for d in pool}
         retrieved = set(rng.sample(pool, rng.randrange(len(pool) + 1)))
         retrieved |= {f"d{rng.randrange(300)}" for _ in range(rng.randrange(120))}  # mostly unjudged
-        run[qid] = {d: round(rng.random(), 1) for d in sorted(retrieved)}  # 11 distinct values -> many ties; sorted: set order varies with PYTHONHASHSEED
-    qrels["q0"] = {"d1": 0, "d2": 0}                # no relevant doc
+        run[qid] = {
+            d: round(rng.random(), 1) for d in sorted(retrieved)
+        }  # 11 distinct values -> many ties; sorted: set order varies with PYTHONHASHSEED
+    qrels["q0"] = {"d1": 0, "d2": 0}  # no relevant doc
     run["q0"] = {"d1": 0.5, "d2": 0.5, "d3": 0.1}
-    qrels["q1"] = {"d1": 0, "d2": 0}                # no relevant doc, nothing retrieved
+    qrels["q1"] = {"d1": 0, "d2": 0}  # no relevant doc, nothing retrieved
     run["q1"] = {}
-    run["q2"] = {}                                  # relevant docs, empty run
-    del run["q3"]                                   # absent from run
-    run["extra"] = {"d1": 1.0}                      # not in qrels
-    qrels["q4"] = {"d1": 1, "d2": 2}                # all tied, relevant and not
+    run["q2"] = {}  # relevant docs, empty run
+    del run["q3"]  # absent from run
+    run["extra"] = {"d1": 1.0}  # not in qrels
+    qrels["q4"] = {"d1": 1, "d2": 2}  # all tied, relevant and not
     run["q4"] = {"d0": 0.3, "d1": 0.3, "d2": 0.3, "d3": 0.3}
     return qrels, run
 
@@ -228,10 +236,10 @@ def test_auc_per_query_and_global_hand():
     qrels = {"q1": {"d1": 1, "d2": 0, "d3": 2}, "q2": {"d1": 0}, "q3": {"d1": 1}, "q4": {"d1": 1}}
     run = {
         "q1": {"d1": 0.9, "d2": 0.8, "d3": 0.7, "d5": 0.6},  # pos 0.9, 0.7 vs neg 0.8, 0.6 (d5 unjudged)
-        "q2": {"d1": 0.3, "d2": 0.4},                        # no positive retrieved: undefined
-        "q3": {"d1": 0.2, "d9": 0.5},                        # pos 0.2 vs neg 0.5
-        "q4": {"d1": 0.1},                                   # no negative retrieved: undefined
-        "zz": {"d1": 5.0},                                   # not in qrels: ignored
+        "q2": {"d1": 0.3, "d2": 0.4},  # no positive retrieved: undefined
+        "q3": {"d1": 0.2, "d9": 0.5},  # pos 0.2 vs neg 0.5
+        "q4": {"d1": 0.1},  # no negative retrieved: undefined
+        "zz": {"d1": 5.0},  # not in qrels: ignored
     }
     # q1: 0.9 > 0.8, 0.9 > 0.6, 0.7 < 0.8, 0.7 > 0.6 -> 3/4; q3: 0/1; mean over q1, q3 = 3/8
     assert M.auc_per_query(qrels, run) == pytest.approx(3 / 8)

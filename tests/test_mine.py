@@ -101,7 +101,9 @@ def test_positive_scores_equal_their_retrieval_scores(tmp_path):
 
 def test_too_few_negatives_counted_and_optionally_dropped(tiny_beir, tmp_path):
     # 5 documents: asking for 7 negatives can never be satisfied
-    cfg = from_dict(MineConfig, {"data": str(tiny_beir), "split": "test", "out": str(tmp_path / "a"), "negatives": 7, "filters": []})
+    cfg = from_dict(
+        MineConfig, {"data": str(tiny_beir), "split": "test", "out": str(tmp_path / "a"), "negatives": 7, "filters": []}
+    )
     m = run_mine(cfg)
     c = m["counts"]
     assert c["queries_mined"] == 4 and c["queries_with_too_few_negatives"] == 4
@@ -120,7 +122,10 @@ def test_too_few_negatives_counted_and_optionally_dropped(tiny_beir, tmp_path):
 FILES = ("train.jsonl", "mine.json", "audit.jsonl", "audit.html")
 
 
-@pytest.mark.parametrize("sampler", [{"name": "simans", "a": 1.0}, {"name": "mixed", "n_random": 2, "hard": "range", "hard_params": {"range_max": 15}}])
+@pytest.mark.parametrize(
+    "sampler",
+    [{"name": "simans", "a": 1.0}, {"name": "mixed", "n_random": 2, "hard": "range", "hard_params": {"range_max": 15}}],
+)
 def test_same_seed_is_byte_identical_and_another_seed_differs(tmp_path, sampler):
     data = corpus_folder(tmp_path)
     outs = {}
@@ -158,7 +163,9 @@ def test_dense_mining_chunked_scan_equals_unchunked_and_faiss(tmp_path):
     enc = BagOfWords(dim=24)
     kw = {"miner": {"name": "dense"}, "filters": [{"name": "relative_margin", "p": 0.05}]}
     run_mine(cfg_for(data, tmp_path / "scan1", dense_search="scan", doc_chunk=7, query_chunk=5, **kw), encoder=enc)
-    run_mine(cfg_for(data, tmp_path / "scan2", dense_search="scan", doc_chunk=100000, query_chunk=1024, **kw), encoder=enc)
+    run_mine(
+        cfg_for(data, tmp_path / "scan2", dense_search="scan", doc_chunk=100000, query_chunk=1024, **kw), encoder=enc
+    )
     m = run_mine(cfg_for(data, tmp_path / "faiss", dense_search="faiss", **kw), encoder=enc)
     a = read_lines(tmp_path / "scan1" / "train.jsonl")
     f = read_lines(tmp_path / "faiss" / "train.jsonl")
@@ -200,9 +207,18 @@ def test_mining_from_a_prebuilt_sharded_store_equals_dense_scan(tmp_path, compre
         ShardedIndex.build(store, index_dir, kind="flat")
     kw = {"filters": [{"name": "relative_margin", "p": 0.05}], "sampler": {"name": "mixed", "n_random": 1}}
     run_mine(cfg_for(data, tmp_path / "scan", miner={"name": "dense"}, dense_search="scan", **kw), encoder=enc)
-    m = run_mine(cfg_for(data, tmp_path / "pre", miner={"name": "prebuilt", "dense": {"store": str(store),
-                                                                                     "index_dir": str(index_dir) if index_dir else None}},
-                         **kw), encoder=enc)
+    m = run_mine(
+        cfg_for(
+            data,
+            tmp_path / "pre",
+            miner={
+                "name": "prebuilt",
+                "dense": {"store": str(store), "index_dir": str(index_dir) if index_dir else None},
+            },
+            **kw,
+        ),
+        encoder=enc,
+    )
     a, b = read_lines(tmp_path / "scan" / "train.jsonl"), read_lines(tmp_path / "pre" / "train.jsonl")
     assert len(a) == len(b) and m["miner"]["miner"] == "prebuilt"
     for ra, rb in zip(a, b):
@@ -210,7 +226,9 @@ def test_mining_from_a_prebuilt_sharded_store_equals_dense_scan(tmp_path, compre
         assert [p["score"] for p in ra["positives"]] == pytest.approx([p["score"] for p in rb["positives"]], abs=1e-5)
         assert [n["score"] for n in ra["negatives"]] == pytest.approx([n["score"] for n in rb["negatives"]], abs=1e-5)
     # the random negatives come from the same seeded draw over the same corpus order
-    assert [[n["id"] for n in r["negatives"] if n["rank"] is None] for r in a] == [[n["id"] for n in r["negatives"] if n["rank"] is None] for r in b]
+    assert [[n["id"] for n in r["negatives"] if n["rank"] is None] for r in a] == [
+        [n["id"] for n in r["negatives"] if n["rank"] is None] for r in b
+    ]
 
 
 def test_prebuilt_miner_refuses_a_store_of_another_corpus(tmp_path):
@@ -220,7 +238,10 @@ def test_prebuilt_miner_refuses_a_store_of_another_corpus(tmp_path):
     store = tmp_path / "store"
     encode_corpus_shard(BagOfWords(dim=8), [("x1", "a"), ("x2", "b")], shard=(0, 1), out_dir=store)
     with pytest.raises(ConfigError, match="does not match the corpus"):
-        run_mine(cfg_for(data, tmp_path / "o", miner={"name": "prebuilt", "dense": {"store": str(store)}}), encoder=BagOfWords(dim=8))
+        run_mine(
+            cfg_for(data, tmp_path / "o", miner={"name": "prebuilt", "dense": {"store": str(store)}}),
+            encoder=BagOfWords(dim=8),
+        )
     with pytest.raises(ConfigError, match="needs miner.dense.store"):
         run_mine(cfg_for(data, tmp_path / "o2", miner={"name": "prebuilt"}), encoder=BagOfWords(dim=8))
 
@@ -243,7 +264,16 @@ def test_dense_mining_with_a_tiny_bi_encoder_records_its_fingerprint(tmp_path):
 
 def test_hybrid_mining_runs_end_to_end(tmp_path):
     data = corpus_folder(tmp_path)
-    m = run_mine(cfg_for(data, tmp_path / "h", miner={"name": "hybrid"}, filters=[{"name": "duplicates"}], sampler={"name": "mixed", "n_random": 1}), encoder=BagOfWords())
+    m = run_mine(
+        cfg_for(
+            data,
+            tmp_path / "h",
+            miner={"name": "hybrid"},
+            filters=[{"name": "duplicates"}],
+            sampler={"name": "mixed", "n_random": 1},
+        ),
+        encoder=BagOfWords(),
+    )
     c = m["counts"]
     assert m["miner"]["index"].startswith("rrf(bm25s, ")
     assert c["candidates_seen"] == sum(c["dropped"].values()) + c["candidates_kept"]
@@ -263,7 +293,9 @@ def test_teacher_scores_saved_and_teacher_filter_applied(tmp_path):
     data = corpus_folder(tmp_path, n_docs=25, n_queries=3)
     cross = CrossEncoder(tiny_backbone(hidden=16), max_context_length=32, max_candidate_length=32)
     teacher = TeacherScorer(cross, depth=5)
-    m = run_mine(cfg_for(data, tmp_path / "t", filters=[{"name": "teacher", "margin": 0.0}], negatives=10), teacher=teacher)
+    m = run_mine(
+        cfg_for(data, tmp_path / "t", filters=[{"name": "teacher", "margin": 0.0}], negatives=10), teacher=teacher
+    )
     rows = read_lines(tmp_path / "t" / "train.jsonl")
     for r in rows:
         pt = r["positives"][0]["teacher"]
@@ -293,9 +325,14 @@ def test_audit_lists_the_most_suspicious_negatives_first(tmp_path):
     rel = [a["relative"] for a in audit]
     assert rel == sorted(rel, reverse=True)
     # the first entry is the written negative with the largest (neg - pos) / |pos| overall
-    best = max(((n["score"] - r["positives"][0]["score"]) / abs(r["positives"][0]["score"]), r["query_id"], n["id"]) for r in rows for n in r["negatives"])
+    best = max(
+        ((n["score"] - r["positives"][0]["score"]) / abs(r["positives"][0]["score"]), r["query_id"], n["id"])
+        for r in rows
+        for n in r["negatives"]
+    )
     assert audit[0]["relative"] == pytest.approx(best[0]) and audit[0]["neg_id"] in {
-        n["id"] for r in rows for n in r["negatives"] if r["query_id"] == audit[0]["query_id"]}
+        n["id"] for r in rows for n in r["negatives"] if r["query_id"] == audit[0]["query_id"]
+    }
     a0 = audit[0]
     assert a0["margin"] == pytest.approx(a0["neg_score"] - a0["pos_score"])
     page = (tmp_path / "o" / "audit.html").read_text()
@@ -327,8 +364,15 @@ def test_flag_format_and_read_mined(tmp_path):
 
 
 def test_teacher_scores_preferred_by_auto(tmp_path):
-    row = {"query_id": "q", "query": "Q", "positives": [{"id": "p", "text": "P", "score": 3.0, "teacher": 9.0}],
-           "negatives": [{"id": "a", "text": "A", "score": 2.0, "rank": 1, "teacher": None}, {"id": "b", "text": "B", "score": 1.0, "rank": 2, "teacher": 4.0}]}
+    row = {
+        "query_id": "q",
+        "query": "Q",
+        "positives": [{"id": "p", "text": "P", "score": 3.0, "teacher": 9.0}],
+        "negatives": [
+            {"id": "a", "text": "A", "score": 2.0, "rank": 1, "teacher": None},
+            {"id": "b", "text": "B", "score": 1.0, "rank": 2, "teacher": 4.0},
+        ],
+    }
     src = tmp_path / "t.jsonl"
     src.write_text(json.dumps(row) + "\n")
     assert [c.score for c in read_mined(src)[0].negatives] == [2.0, 4.0]
@@ -411,7 +455,9 @@ def test_build_mine_config_from_yaml_overrides_and_specs(tmp_path):
     cfg = build_mine_config(y, ["negatives=9"])
     assert (cfg.miner.name, cfg.negatives, cfg.filters) == ("hybrid", 9, [{"name": "duplicates"}])
     assert build_mine_config(y, filters=["none"]).filters == []
-    cfg = build_mine_config(None, filters=["duplicates:threshold=0.8", "teacher:margin=0.5"], sampler="simans:a=2,b=-0.1")
+    cfg = build_mine_config(
+        None, filters=["duplicates:threshold=0.8", "teacher:margin=0.5"], sampler="simans:a=2,b=-0.1"
+    )
     assert cfg.filters == [{"name": "duplicates", "threshold": 0.8}, {"name": "teacher", "margin": 0.5}]
     assert cfg.sampler == {"name": "simans", "a": 2, "b": -0.1}
     with pytest.raises(ConfigError, match="unknown sampler 'topk'"):

@@ -178,7 +178,9 @@ def test_bm25_miner_matches_bm25_index_and_scores_positives_like_candidates():
         for d in got:
             assert got[d] == pytest.approx(ref[d], rel=1e-6)
     # positives: d0 was retrieved for q0 -> the same score; d2 shares no term -> 0
-    assert float(hits.row_scores[0][0]) == pytest.approx(float(hits.scores[0][list(hits.indices[0]).index(0)]), rel=1e-6)
+    assert float(hits.row_scores[0][0]) == pytest.approx(
+        float(hits.scores[0][list(hits.indices[0]).index(0)]), rel=1e-6
+    )
     assert float(hits.row_scores[0][1]) == 0.0
     # "zebra" is not in the vocabulary: no candidates at all, score 0
     assert hits.indices[2].tolist() == [-1, -1, -1, -1]

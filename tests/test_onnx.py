@@ -25,7 +25,11 @@ from unirank.runtime.onnx_models import OnnxUniEncoder, load_onnx_ranker
 from .conftest import lively_backbone
 
 CONTEXTS = ["how do I sort a list", ["hi", "hello there, how are you?"], "x"]
-CANDIDATES = [["sorted()", "no", "list.sort() sorts the list in place, a longer one"], ["fine", "bad day"], ["only one candidate here"]]
+CANDIDATES = [
+    ["sorted()", "no", "list.sort() sorts the list in place, a longer one"],
+    ["fine", "bad day"],
+    ["only one candidate here"],
+]
 # other batch sizes and lengths than the export's example inputs: the axes must be dynamic
 CONTEXTS2 = ["a much longer question about the difference between lists and tuples in python code"]
 CANDIDATES2 = [["tuples are immutable", "?", "lists can change size, tuples cannot; both hold any objects", "a", "b"]]
@@ -38,7 +42,9 @@ MODELS = {
     "uni_arrow": lambda: UniEncoder(lively_backbone()),
     "uni_strict_chunked": lambda: UniEncoder(lively_backbone(), mask="arrow_strict", chunk_size=2),
     "poly": lambda: PolyEncoder(lively_backbone(), n_codes=4),
-    "poly_separate_sqrt": lambda: PolyEncoder(lively_backbone(), n_codes=3, shared_encoder=False, codes_attention="sqrt", poly_attention="sqrt"),
+    "poly_separate_sqrt": lambda: PolyEncoder(
+        lively_backbone(), n_codes=3, shared_encoder=False, codes_attention="sqrt", poly_attention="sqrt"
+    ),
 }
 
 
@@ -79,7 +85,13 @@ def test_uni_export_is_one_packed_pass_with_the_mask_inside(tmp_path):
     model = UniEncoder(lively_backbone(), segmented=True)  # the export takes the masked pass whatever this says
     folder = export_onnx(model, tmp_path / "uni")
     meta = json.loads((folder / ONNX_FILE).read_text())
-    assert meta["graphs"]["scorer"]["inputs"] == ["input_ids", "token_type_ids", "position_ids", "segment_ids", "candidate_mask"]
+    assert meta["graphs"]["scorer"]["inputs"] == [
+        "input_ids",
+        "token_type_ids",
+        "position_ids",
+        "segment_ids",
+        "candidate_mask",
+    ]
     assert model.segmented is True  # restored after the export
     ort_model = load_onnx_ranker(folder)
     assert isinstance(ort_model, OnnxUniEncoder)
@@ -88,7 +100,10 @@ def test_uni_export_is_one_packed_pass_with_the_mask_inside(tmp_path):
         _close(model.forward(packed), ort_model.forward(packed), 1e-4)
 
 
-@pytest.mark.parametrize("name", ["bi", "cross", pytest.param("uni_arrow", marks=pytest.mark.slow), pytest.param("poly", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name",
+    ["bi", "cross", pytest.param("uni_arrow", marks=pytest.mark.slow), pytest.param("poly", marks=pytest.mark.slow)],
+)
 def test_int8_export_runs_and_stays_near_fp32(name, tmp_path):
     model = MODELS[name]()
     ort8 = load_onnx_ranker(export_onnx(model, tmp_path / name, quantize="int8"))
@@ -166,14 +181,36 @@ def test_cli_export_then_rerank_eval_with_onnx_backend_equals_torch(tiny_beir, t
     metrics = {}
     for name, model, backend in (("torch", saved, "torch"), ("onnx", tmp_path / "onnx", "onnx:threads=1")):
         out = tmp_path / f"run-{name}"
-        r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--retriever", "bm25", "--reranker", "cross", "--reranker-model",
-                                str(model), "--rerank-depth", "3", "--k", "3", "--backend", backend, "--out", str(out)])
+        r = runner.invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(tiny_beir),
+                "--retriever",
+                "bm25",
+                "--reranker",
+                "cross",
+                "--reranker-model",
+                str(model),
+                "--rerank-depth",
+                "3",
+                "--k",
+                "3",
+                "--backend",
+                backend,
+                "--out",
+                str(out),
+            ],
+        )
         assert r.exit_code == 0, r.output
         metrics[name] = json.loads((out / "metrics.json").read_text())
     assert metrics["onnx"] == pytest.approx(metrics["torch"], abs=1e-6, nan_ok=True)
     cfg = json.loads((tmp_path / "run-onnx" / "config.json").read_text())
     assert cfg["reranker"]["backend"]["name"] == "onnx" and cfg["reranker"]["backend"]["precision"] == "fp32"
-    r = runner.invoke(app, ["export", "--model", str(saved), "--format", "onnx", "--quantize", "int4", "--out", str(tmp_path / "o2")])
+    r = runner.invoke(
+        app, ["export", "--model", str(saved), "--format", "onnx", "--quantize", "int4", "--out", str(tmp_path / "o2")]
+    )
     assert r.exit_code == 2 and "int8" in r.output
     r = runner.invoke(app, ["export", "--model", str(saved), "--format", "tflite", "--out", str(tmp_path / "o3")])
     assert r.exit_code == 2 and "valid: onnx, ranker, transformers" in r.output
@@ -230,17 +267,44 @@ def test_encode_and_mine_cli_with_the_onnx_backend_match_torch(tiny_beir, tmp_pa
     vecs = {}
     for backend in ("torch", "onnx:threads=1"):
         out = tmp_path / f"store-{backend[:4]}"
-        r = runner.invoke(app, ["encode", "--data", str(tiny_beir), "--model", str(model), "--backend", backend, "--out", str(out)])
+        r = runner.invoke(
+            app, ["encode", "--data", str(tiny_beir), "--model", str(model), "--backend", backend, "--out", str(out)]
+        )
         assert r.exit_code == 0, r.output
         vecs[backend] = np.concatenate([np.load(p) for p in sorted(out.rglob("*.npy"))])
-    assert vecs["torch"].shape == vecs["onnx:threads=1"].shape and np.abs(vecs["torch"] - vecs["onnx:threads=1"]).max() < 1e-4
+    assert (
+        vecs["torch"].shape == vecs["onnx:threads=1"].shape
+        and np.abs(vecs["torch"] - vecs["onnx:threads=1"]).max() < 1e-4
+    )
     mined = {}
     for backend in ("torch", "onnx"):
         out = tmp_path / f"mined-{backend}"
-        r = runner.invoke(app, ["mine", "--data", str(tiny_beir), "--split", "test", "--miner", "dense", "--model", str(model),
-                                "--backend", backend, "--filter", "none", "--negatives", "2", "--out", str(out)])
+        r = runner.invoke(
+            app,
+            [
+                "mine",
+                "--data",
+                str(tiny_beir),
+                "--split",
+                "test",
+                "--miner",
+                "dense",
+                "--model",
+                str(model),
+                "--backend",
+                backend,
+                "--filter",
+                "none",
+                "--negatives",
+                "2",
+                "--out",
+                str(out),
+            ],
+        )
         assert r.exit_code == 0, r.output
-        mined[backend] = [[n["id"] for n in json.loads(line)["negatives"]] for line in (out / "train.jsonl").read_text().splitlines()]
+        mined[backend] = [
+            [n["id"] for n in json.loads(line)["negatives"]] for line in (out / "train.jsonl").read_text().splitlines()
+        ]
     assert mined["torch"] == mined["onnx"] and any(mined["onnx"])
 
 
@@ -253,7 +317,11 @@ def test_serve_backend_loads_model_and_dense_index_through_onnx(tiny_beir, tmp_p
     torch_model = BiEncoder(lively_backbone(), max_length=32)
     torch_model.save(model)
     be = load_backend(model=str(model), kind="bi", index=str(tiny_beir), retriever="dense", backend="onnx:threads=1")
-    assert isinstance(be.ranker, OnnxBiEncoder) and be.encoder is be.ranker and be.describe()["backend"] == "onnx:threads=1"
+    assert (
+        isinstance(be.ranker, OnnxBiEncoder)
+        and be.encoder is be.ranker
+        and be.describe()["backend"] == "onnx:threads=1"
+    )
     (vecs,) = be.encode_batch([(["cats purr"], "query")])
     assert np.abs(vecs - torch_model.encode_queries(["cats purr"])).max() < 1e-4
     hits = be.search_batch([SearchItem("why do cats purr", 2)])[0]

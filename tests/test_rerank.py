@@ -80,8 +80,16 @@ def test_missing_query_or_document_is_a_data_error():
 
 
 def test_rerank_eval_first_stage_plus_rerank_writes_both(tiny_beir, tmp_path):
-    cfg = from_dict(EvalConfig, {"data": str(tiny_beir), "k": 5, "out": str(tmp_path / "out"),
-                                 "measures": ["ndcg@10", "mrr@10"], "retriever": {"bm25": {"stemmer": None}}})
+    cfg = from_dict(
+        EvalConfig,
+        {
+            "data": str(tiny_beir),
+            "k": 5,
+            "out": str(tmp_path / "out"),
+            "measures": ["ndcg@10", "mrr@10"],
+            "retriever": {"bm25": {"stemmer": None}},
+        },
+    )
     first, rr = rerank_eval(cfg, OverlapRanker(), depth=2, quiet=True, progress=False, keep_tail=False)
     assert all(len(v) <= 2 for v in rr.run.values())
     assert all(set(rr.run[q]) <= set(first.run[q]) for q in rr.run)
@@ -98,9 +106,19 @@ def test_keep_tail_keeps_the_first_stage_below_the_reranked_documents():
     """depth 3 of a 5-document first stage: the tail keeps recall@5 at the first stage's value
     (without it q1's d5 is lost), and AUC is computed on the reranked documents only."""
     cfg = from_dict(EvalConfig, {"data": "toy", "k": 5, "measures": ["recall@5", "ndcg@10", "auc"]})
-    first, cut = rerank_eval(cfg, OverlapRanker(), depth=3, dataset=toy_dataset(), first_stage=FIRST, quiet=True,
-                             progress=False, keep_tail=False)
-    _, full = rerank_eval(cfg, OverlapRanker(), depth=3, dataset=toy_dataset(), first_stage=FIRST, quiet=True, progress=False)
+    first, cut = rerank_eval(
+        cfg,
+        OverlapRanker(),
+        depth=3,
+        dataset=toy_dataset(),
+        first_stage=FIRST,
+        quiet=True,
+        progress=False,
+        keep_tail=False,
+    )
+    _, full = rerank_eval(
+        cfg, OverlapRanker(), depth=3, dataset=toy_dataset(), first_stage=FIRST, quiet=True, progress=False
+    )
     for q in FIRST:
         order = rank_docs(full.run[q])
         assert order[:3] == rank_docs(cut.run[q]) and set(order) == set(FIRST[q])
@@ -115,7 +133,9 @@ def test_keep_tail_keeps_the_first_stage_below_the_reranked_documents():
 def test_rerank_eval_from_a_run_file(tiny_beir, tmp_path):
     write_run({"q1": {"d5": 2.0, "d1": 1.0}, "q2": {"d2": 1.0}, "qX": {"d1": 1.0}}, tmp_path / "first.trec")
     cfg = from_dict(EvalConfig, {"data": str(tiny_beir), "measures": ["mrr@10"]})
-    first, rr = rerank_eval(cfg, OverlapRanker(), depth=10, first_stage=tmp_path / "first.trec", quiet=True, progress=False)
+    first, rr = rerank_eval(
+        cfg, OverlapRanker(), depth=10, first_stage=tmp_path / "first.trec", quiet=True, progress=False
+    )
     assert set(first.run) == {"q1", "q2", "q3", "q4"} and first.run["q3"] == {}  # judged queries only
     # "why do cats purr" shares "cats" and "purr" with d1 ("Cats cats purr and sleep ...") and nothing with d5
     assert rr.run["q1"]["d1"] > rr.run["q1"]["d5"]

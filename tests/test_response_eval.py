@@ -29,8 +29,6 @@ def _cfg(data: str, **kw):
     return from_dict(EvalConfig, {"task": "response", "data": data, **kw})
 
 
-
-
 EXAMPLES = [
     # scores [2, 1, 0] -> correct first: rank 1
     DialogueExample("e1", ["a b c"], ["a b", "a", "z"], [1, 0, 0]),
@@ -110,14 +108,22 @@ def test_score_lists_handles_empty_candidate_lists():
 def test_outputs_and_run_response_eval(tmp_path):
     data = tmp_path / "d.jsonl"
     write_response_jsonl(data, EXAMPLES)
-    res = run_response_eval(_cfg(str(data), out=str(tmp_path / "out"), response={"batch_size": 2}), ranker=OverlapRanker(),
-                            quiet=True, progress=False)
+    res = run_response_eval(
+        _cfg(str(data), out=str(tmp_path / "out"), response={"batch_size": 2}),
+        ranker=OverlapRanker(),
+        quiet=True,
+        progress=False,
+    )
     assert res.metrics == pytest.approx({"R@1": 1 / 3, "R@2": 2 / 3, "mrr": 1.75 / 3})
     rows = [json.loads(line) for line in (tmp_path / "out" / "scores.jsonl").read_text().splitlines()]
     assert [(r["id"], r["rank"]) for r in rows] == [("e1", 1), ("e2", 2), ("e3", 4)]
     assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == res.metrics
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert cfg["config"]["response"]["batch_size"] == 2 and cfg["counts"] == {"examples": 3, "candidates": 10, "without_correct_candidate": 0}
+    assert cfg["config"]["response"]["batch_size"] == 2 and cfg["counts"] == {
+        "examples": 3,
+        "candidates": 10,
+        "without_correct_candidate": 0,
+    }
     assert cfg["data"]["manifest"]["source"]["sha256"] and cfg["ranker"]["kind"] == "overlap"
     write_response_outputs(tmp_path / "o2", [DialogueExample("n", [], ["x"], [0])], [[0.5]], {}, {})
     assert json.loads((tmp_path / "o2" / "scores.jsonl").read_text())["rank"] is None
@@ -125,14 +131,22 @@ def test_outputs_and_run_response_eval(tmp_path):
 
 def test_generic_seed_reaches_built_data_but_not_files(tmp_path):
     root = tmp_path / "dd"
-    for split, lines in {"train": ["A . __eou__ B . __eou__"],
-                         "test": ["C . __eou__ D . __eou__ E . __eou__", "F . __eou__ G . __eou__ H . __eou__"]}.items():
+    for split, lines in {
+        "train": ["A . __eou__ B . __eou__"],
+        "test": ["C . __eou__ D . __eou__ E . __eou__", "F . __eou__ G . __eou__ H . __eou__"],
+    }.items():
         (root / split).mkdir(parents=True)
         (root / split / f"dialogues_{split}.txt").write_text("\n".join(lines) + "\n")
-    res = run_response_eval(_cfg("dailydialog", seed=3, response={"data_options": {"root": str(root)}, "n_candidates": 3}),
-                            ranker=OverlapRanker(), quiet=True, progress=False)
+    res = run_response_eval(
+        _cfg("dailydialog", seed=3, response={"data_options": {"root": str(root)}, "n_candidates": 3}),
+        ranker=OverlapRanker(),
+        quiet=True,
+        progress=False,
+    )
     assert res.info["data"]["manifest"]["params"]["seed"] == 3 and len(res.examples[0].candidates) == 3
     data = tmp_path / "d.jsonl"
     write_response_jsonl(data, EXAMPLES)
-    res = run_response_eval(_cfg(str(data), seed=3, response={"n_candidates": 3}), ranker=OverlapRanker(), quiet=True, progress=False)
+    res = run_response_eval(
+        _cfg(str(data), seed=3, response={"n_candidates": 3}), ranker=OverlapRanker(), quiet=True, progress=False
+    )
     assert res.info["counts"]["examples"] == 3  # seed / n ignored: a file is not built

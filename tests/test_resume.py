@@ -28,8 +28,15 @@ def _one_thread():
 
 def _dev_cfg(tmp_path: Path, **kw):
     folder = _beir(tmp_path)
-    return _cfg(tmp_path, epochs=2, batch_size=3, data={"train": str(folder), "split": "train", "negatives": 0},
-                dev={"split": "dev", "measures": ["ndcg@10", "mrr@10"]}, test={"split": "dev", "measures": ["ndcg@10"]}, **kw)
+    return _cfg(
+        tmp_path,
+        epochs=2,
+        batch_size=3,
+        data={"train": str(folder), "split": "train", "negatives": 0},
+        dev={"split": "dev", "measures": ["ndcg@10", "mrr@10"]},
+        test={"split": "dev", "measures": ["ndcg@10"]},
+        **kw,
+    )
 
 
 def test_checkpoint_names_are_never_reused(tmp_path):
@@ -37,7 +44,14 @@ def test_checkpoint_names_are_never_reused(tmp_path):
     cfg = _dev_cfg(tmp_path, save_every=1, keep_checkpoints=10)
     train(cfg, model=_model(), **QUIET)
     names = sorted(p.name for p in (Path(cfg.out) / "checkpoints").iterdir() if p.name.startswith("step-"))
-    assert names == ["step-0000001", "step-0000002", "step-0000002-end", "step-0000003", "step-0000004", "step-0000004-end"]
+    assert names == [
+        "step-0000001",
+        "step-0000002",
+        "step-0000002-end",
+        "step-0000003",
+        "step-0000004",
+        "step-0000004-end",
+    ]
     state = json.loads((Path(cfg.out) / "checkpoints" / "step-0000002-end" / "trainer_state.json").read_text())
     assert state["epoch"] == 1 and state["batches"] is None and [d["epoch"] for d in state["dev"]] == [0]
 
@@ -67,8 +81,10 @@ def test_resuming_at_an_epoch_end_step_runs_the_epoch_end_once(tmp_path, last):
 
 def test_metrics_log_drops_a_torn_last_line_and_refuses_a_garbled_one(tmp_path):
     p = tmp_path / "metrics.jsonl"
-    p.write_text('{"step": 1, "loss": 1.0}\n{"step": 1, "epoch": 0, "dev/ndcg@10": 0.5}\n{"step": 2, "epoch": 0, "dev/ndcg@10": 0.6}\n'
-                 '{"step": 2, "test/ndcg@10": 0.6}\n{"step": 3, "lo')
+    p.write_text(
+        '{"step": 1, "loss": 1.0}\n{"step": 1, "epoch": 0, "dev/ndcg@10": 0.5}\n{"step": 2, "epoch": 0, "dev/ndcg@10": 0.6}\n'
+        '{"step": 2, "test/ndcg@10": 0.6}\n{"step": 3, "lo'
+    )
     MetricsLog(p, keep_until_step=2, dev_rows=[{"step": 1, "epoch": 0}])
     assert p.read_text() == '{"step": 1, "loss": 1.0}\n{"step": 1, "epoch": 0, "dev/ndcg@10": 0.5}\n'
     p.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
@@ -83,7 +99,10 @@ def test_a_saved_tokenizer_does_not_depend_on_the_last_call(tmp_path):
     from unirank.models.bi import BiEncoder
     from unirank.models.cross import CrossEncoder
 
-    for make in (lambda: BiEncoder(tiny_backbone(hidden=16), max_length=24), lambda: CrossEncoder(tiny_backbone(hidden=16))):
+    for make in (
+        lambda: BiEncoder(tiny_backbone(hidden=16), max_length=24),
+        lambda: CrossEncoder(tiny_backbone(hidden=16)),
+    ):
         a, b = make(), make()
         a.save(tmp_path / "a")
         b.tokenizer(["some text to encode"], truncation=True, max_length=7, padding="max_length")

@@ -31,8 +31,9 @@ def ctx(seed=0, **kw) -> SampleContext:
 
 
 def pool_n(n, pos_scores=(0.0,), **kw) -> CandidatePool:
-    return CandidatePool(ids=[f"d{i}" for i in range(n)], scores=np.linspace(1.0, -1.0, n),
-                         pos_ids=["p"], pos_scores=pos_scores, **kw)
+    return CandidatePool(
+        ids=[f"d{i}" for i in range(n)], scores=np.linspace(1.0, -1.0, n), pos_ids=["p"], pos_scores=pos_scores, **kw
+    )
 
 
 def test_registry_has_every_sampler():
@@ -158,8 +159,14 @@ def test_gumbel_top_k_keeps_underflowing_weights_and_skips_minus_inf():
 
 
 def test_simans_fewer_than_n_nan_scores_and_anchor():
-    pool = CandidatePool(ids=list("abc"), scores=[1.0, float("nan"), 0.0], pos_ids=["p", "q"],
-                         pos_scores=[2.0, 0.0], teacher=[0.1, 0.2, 0.3], pos_teacher=[0.5, float("nan")])
+    pool = CandidatePool(
+        ids=list("abc"),
+        scores=[1.0, float("nan"), 0.0],
+        pos_ids=["p", "q"],
+        pos_scores=[2.0, 0.0],
+        teacher=[0.1, 0.2, 0.3],
+        pos_teacher=[0.5, float("nan")],
+    )
     assert SimANS()(pool, 5, ctx()).index.tolist() == [0, 2]  # NaN score never drawn
     rng = np.random.default_rng(0)
     assert SimANS(positive="mean").anchor(pool, rng) == 1.0

@@ -100,12 +100,16 @@ def test_rank_top_k_turns_and_empty(backend, cross):
     assert post(app, "/rank", {"context": "x", "candidates": []}).json() == {"results": [], "truncated": 0}
 
 
-@pytest.mark.parametrize("make", [
-    lambda: BiEncoder(tiny_backbone(hidden=16), max_length=32),
-    lambda: CrossEncoder(tiny_backbone()),
-    lambda: PolyEncoder(tiny_backbone(), n_codes=4),
-    lambda: UniEncoder(tiny_backbone()),
-], ids=["bi", "cross", "poly", "uni"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: BiEncoder(tiny_backbone(hidden=16), max_length=32),
+        lambda: CrossEncoder(tiny_backbone()),
+        lambda: PolyEncoder(tiny_backbone(), n_codes=4),
+        lambda: UniEncoder(tiny_backbone()),
+    ],
+    ids=["bi", "cross", "poly", "uni"],
+)
 def test_rank_serves_every_paradigm(make):
     model = make().eval()
     r = post(build_app(Backend(ranker=model)), "/rank", {"context": ["hello", "any tips?"], "candidates": CANDS[:3]})
@@ -394,7 +398,9 @@ def test_backend_batches_equal_one_by_one(backend, cross, bm25):
         assert a == pytest.approx(b, abs=1e-5)
     s_items = [SearchItem("cats", 2), SearchItem("cats dogs", 10), SearchItem("zzz", 3)]
     got = backend.search_batch(s_items)
-    assert [[h.index for h in hits] for hits in got] == [[h.index for h in backend.search_batch([it])[0]] for it in s_items]
+    assert [[h.index for h in hits] for hits in got] == [
+        [h.index for h in backend.search_batch([it])[0]] for it in s_items
+    ]
     assert len(got[0]) == 2 and len(got[1]) == 3 and got[2] == []  # d1, d2, d5 match; k past them; no match
 
 
@@ -483,7 +489,9 @@ def test_uvicorn_over_loopback_and_graceful_shutdown(cross):
 
     port = _free_port()
     app = build_app(Backend(ranker=cross), ServeSettings(max_wait_ms=400))  # a request waits 0.4 s for company
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=10))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=10)
+    )
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
     base = f"http://127.0.0.1:{port}"

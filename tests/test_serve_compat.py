@@ -40,7 +40,9 @@ def server(models):
     cross, bi = models
     port = _free_port()
     be = Backend(ranker=cross, encoder=bi, info={"model": "tiny-test-model"})
-    app = build_app(be, ServeSettings(api_key=KEY, limits=Limits(max_candidates=6, max_encode_texts=4, max_text_chars=200)))
+    app = build_app(
+        be, ServeSettings(api_key=KEY, limits=Limits(max_candidates=6, max_encode_texts=4, max_text_chars=200))
+    )
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=srv.run, daemon=True)
     th.start()
@@ -68,7 +70,9 @@ def test_openai_client_embeddings_equal_the_bi_encoder(server, models):
     assert r.usage.prompt_tokens == r.usage.total_tokens == sum(len(x) for x in bi.tokenizer(texts)["input_ids"])
     r = client.embeddings.create(model="m", input="one text", encoding_format="float")
     assert len(r.data) == 1 and np.abs(np.array(r.data[0].embedding) - bi.encode_docs(["one text"])[0]).max() < 1e-6
-    q = client.embeddings.create(model="m", input=["a query"], encoding_format="float", extra_body={"input_type": "query"})
+    q = client.embeddings.create(
+        model="m", input=["a query"], encoding_format="float", extra_body={"input_type": "query"}
+    )
     assert np.abs(np.array(q.data[0].embedding) - bi.encode_queries(["a query"])[0]).max() < 1e-6
 
 
@@ -90,7 +94,13 @@ def test_openai_client_errors_are_status_errors(server):
 def test_rerank_in_coheres_shape_over_httpx(server, models):
     cross, _ = models
     headers = {"Authorization": f"Bearer {KEY}"}
-    body = {"model": "rerank-english-v3.0", "query": "how do I sort a list?", "documents": DOCS, "top_n": 3, "return_documents": True}
+    body = {
+        "model": "rerank-english-v3.0",
+        "query": "how do I sort a list?",
+        "documents": DOCS,
+        "top_n": 3,
+        "return_documents": True,
+    }
     r = httpx.post(server + "/v1/rerank", json=body, headers=headers, timeout=30)
     assert r.status_code == 200, r.text
     out = r.json()
@@ -101,10 +111,17 @@ def test_rerank_in_coheres_shape_over_httpx(server, models):
     assert [x["document"]["text"] for x in out["results"]] == [DOCS[i] for i in best]
     assert out["model"] == "tiny-test-model" and out["usage"]["total_tokens"] > 0 and out["id"]
     # Jina-style objects, no top_n, no documents back
-    r = httpx.post(server + "/v1/rerank", json={"query": "sort", "documents": [{"text": d} for d in DOCS[:2]]}, headers=headers, timeout=30)
+    r = httpx.post(
+        server + "/v1/rerank",
+        json={"query": "sort", "documents": [{"text": d} for d in DOCS[:2]]},
+        headers=headers,
+        timeout=30,
+    )
     res = r.json()["results"]
     assert r.status_code == 200 and sorted(x["index"] for x in res) == [0, 1] and all("document" not in x for x in res)
-    assert httpx.post(server + "/v1/rerank", json={"query": "q", "documents": []}, headers=headers).json()["results"] == []
+    assert (
+        httpx.post(server + "/v1/rerank", json={"query": "q", "documents": []}, headers=headers).json()["results"] == []
+    )
 
 
 def test_rerank_auth_and_limits(server):

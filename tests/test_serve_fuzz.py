@@ -25,14 +25,22 @@ from unirank.types import Document
 
 LIMITS = dict(max_candidates=8, max_encode_texts=4, max_text_chars=64, max_turns=4, max_k=20, max_body_bytes=4096)
 ROUTES = {"/rank": RankResponse, "/search": SearchResponse, "/encode": EncodeResponse}
-FUZZ = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @pytest.fixture(scope="module", params=["reject", "truncate"])
 def client(request):
     from fastapi.testclient import TestClient
 
-    docs = {f"d{i}": Document(f"d{i}", t, title=f"T{i}") for i, t in enumerate(["cats purr", "dogs bark loudly", "", "fish swim"])}
+    docs = {
+        f"d{i}": Document(f"d{i}", t, title=f"T{i}")
+        for i, t in enumerate(["cats purr", "dogs bark loudly", "", "fish swim"])
+    }
     bm25 = BM25Index(stemmer=None)
     bm25.build(list(docs), [d.full_text for d in docs.values()])
     backend = Backend(
@@ -55,12 +63,29 @@ def unicode_text(max_size=80):
     return st.text(chars, max_size=max_size) | st.text(chars, min_size=60, max_size=max(60, max_size))
 
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | unicode_text()
-json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=10) | st.dictionaries(unicode_text(8), c, max_size=5), max_leaves=30)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | unicode_text()
+)
+json_values = st.recursive(
+    json_scalars, lambda c: st.lists(c, max_size=10) | st.dictionaries(unicode_text(8), c, max_size=5), max_leaves=30
+)
 texts = st.lists(unicode_text(), max_size=12)
 FIELDS = {
-    "/rank": {"context": unicode_text() | texts | json_values, "candidates": texts | json_values, "top_k": st.integers(-3, 30) | json_values},
-    "/search": {"query": unicode_text() | json_values, "k": st.integers(-3, 40) | json_values, "rerank": st.booleans() | json_values, "return_text": st.booleans()},
+    "/rank": {
+        "context": unicode_text() | texts | json_values,
+        "candidates": texts | json_values,
+        "top_k": st.integers(-3, 30) | json_values,
+    },
+    "/search": {
+        "query": unicode_text() | json_values,
+        "k": st.integers(-3, 40) | json_values,
+        "rerank": st.booleans() | json_values,
+        "return_text": st.booleans(),
+    },
     "/encode": {"texts": texts | json_values, "kind": st.sampled_from(["query", "doc", "both"]) | json_values},
 }
 
@@ -103,13 +128,20 @@ def test_field_shaped_bodies_never_5xx(client, data, route):
 
 
 @FUZZ
-@given(route=st.sampled_from(sorted(ROUTES)), body=st.binary(max_size=300) | st.builds(lambda s: s.encode("utf-8", "surrogatepass"), unicode_text(300)))
+@given(
+    route=st.sampled_from(sorted(ROUTES)),
+    body=st.binary(max_size=300) | st.builds(lambda s: s.encode("utf-8", "surrogatepass"), unicode_text(300)),
+)
 def test_arbitrary_bytes_never_5xx(client, route, body):
     send(client, route, body)
 
 
 @settings(FUZZ, max_examples=20)
-@given(context=unicode_text() | st.lists(unicode_text(), max_size=4), candidates=st.lists(unicode_text(), max_size=8), top_k=st.none() | st.integers(1, 10))
+@given(
+    context=unicode_text() | st.lists(unicode_text(), max_size=4),
+    candidates=st.lists(unicode_text(), max_size=8),
+    top_k=st.none() | st.integers(1, 10),
+)
 def test_valid_rank_requests_succeed(client, context, candidates, top_k):
     body = {"context": context, "candidates": candidates, **({"top_k": top_k} if top_k else {})}
     all_text = ([context] if isinstance(context, str) else context) + candidates

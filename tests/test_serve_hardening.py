@@ -29,7 +29,13 @@ def _free_port() -> int:
 
 
 def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 class Server:
@@ -111,7 +117,11 @@ def test_several_api_keys_are_refused_even_if_one_matches(server):
     h = [("x-api-key", "wrong"), ("x-api-key", KEY)]
     r = httpx.post(server.url + "/search", json={"query": "topic"}, headers=h)
     assert r.status_code == 401 and "one API key" in r.json()["detail"]
-    r = httpx.post(server.url + "/search", json={"query": "topic"}, headers=[("x-api-key", KEY), ("authorization", "Bearer " + KEY)])
+    r = httpx.post(
+        server.url + "/search",
+        json={"query": "topic"},
+        headers=[("x-api-key", KEY), ("authorization", "Bearer " + KEY)],
+    )
     assert r.status_code == 401
     assert httpx.post(server.url + "/search", json={"query": "topic"}, headers={"x-api-key": KEY}).status_code == 200
 
@@ -134,8 +144,10 @@ def test_malformed_json_is_422_as_documented(server):
 
 
 def test_a_half_sent_body_gets_408_and_a_disconnect_is_no_500(server):
-    head = (f"POST /search HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nContent-Type: application/json\r\n"
-            "Content-Length: 100\r\n\r\n").encode()
+    head = (
+        f"POST /search HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n"
+    ).encode()
     t0 = time.time()
     raw = _raw(server.port, head + b'{"query": "to', timeout=15)
     assert _status(raw) == 408 and time.time() - t0 < 10
@@ -144,7 +156,11 @@ def test_a_half_sent_body_gets_408_and_a_disconnect_is_no_500(server):
     time.sleep(0.5)
     metrics = httpx.get(server.url + "/metrics", headers={"x-api-key": KEY}).text
     assert 'route="/search",status="499"} 3.0' in metrics, metrics
-    fives = [line for line in metrics.splitlines() if line.startswith("unirank_requests_total") and re.search(r'status="5\d\d"', line)]
+    fives = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("unirank_requests_total") and re.search(r'status="5\d\d"', line)
+    ]
     assert all('route="/readyz"' in line and 'status="503"' in line for line in fives), fives  # 503 while loading only
     assert "Traceback" not in server.log() and "Exception in ASGI" not in server.log()
 
@@ -152,8 +168,10 @@ def test_a_half_sent_body_gets_408_and_a_disconnect_is_no_500(server):
 def test_sigterm_with_half_sent_bodies_exits_at_once_without_500s(beir, tmp_path):
     srv = Server(tmp_path, "--index", str(beir), "--graceful-timeout", "30", "--body-timeout", "60")
     srv.wait_ready()
-    head = (f"POST /search HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nContent-Type: application/json\r\n"
-            "Content-Length: 100\r\n\r\n").encode()
+    head = (
+        f"POST /search HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n"
+    ).encode()
     socks = []
     for _ in range(3):
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=20)

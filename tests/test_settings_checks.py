@@ -18,20 +18,23 @@ from unirank.train import TrainConfig
 from .conftest import write_beir
 
 
-@pytest.mark.parametrize("line, expect", [
-    ("dev: {split: dev, batch_size: 0}", r"dev\.batch_size must be >= 1, got 0"),
-    ("test: {split: test, max_docs: -5}", r"test\.max_docs must be >= 1, got -5"),
-    ("losses: {infonce: 1.0, mw: -0.5}", r"losses\.mw: weight must be >= 0, got -0\.5"),
-    ("losses: {mw: {weight: -1, pairing: global}}", r"losses\.mw: weight must be >= 0"),
-    ("save_every: -10", r"save_every must be >= 0, got -10"),
-    ("keep_checkpoints: 0", r"keep_checkpoints must be >= 1, got 0"),
-    ("keep_checkpoints: -3", r"keep_checkpoints must be >= 1, got -3"),
-    ("max_grad_norm: .nan", r"'max_grad_norm': expected a finite number, got nan"),
-    ("lr: .inf", r"'lr': expected a finite number"),
-    ("seed: -1", r"seed must be in \[0, 4294967295\], got -1"),
-    ("seed: 4294967296", r"seed must be in \[0, 4294967295\]"),
-    ("refresh: {every_steps: -1}", r"refresh\.every_steps must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "line, expect",
+    [
+        ("dev: {split: dev, batch_size: 0}", r"dev\.batch_size must be >= 1, got 0"),
+        ("test: {split: test, max_docs: -5}", r"test\.max_docs must be >= 1, got -5"),
+        ("losses: {infonce: 1.0, mw: -0.5}", r"losses\.mw: weight must be >= 0, got -0\.5"),
+        ("losses: {mw: {weight: -1, pairing: global}}", r"losses\.mw: weight must be >= 0"),
+        ("save_every: -10", r"save_every must be >= 0, got -10"),
+        ("keep_checkpoints: 0", r"keep_checkpoints must be >= 1, got 0"),
+        ("keep_checkpoints: -3", r"keep_checkpoints must be >= 1, got -3"),
+        ("max_grad_norm: .nan", r"'max_grad_norm': expected a finite number, got nan"),
+        ("lr: .inf", r"'lr': expected a finite number"),
+        ("seed: -1", r"seed must be in \[0, 4294967295\], got -1"),
+        ("seed: 4294967296", r"seed must be in \[0, 4294967295\]"),
+        ("refresh: {every_steps: -1}", r"refresh\.every_steps must be >= 0"),
+    ],
+)
 def test_train_settings_are_refused_with_the_yaml_line(tmp_path, line, expect):
     p = tmp_path / "train.yaml"
     p.write_text(f"model: {{kind: bi}}\n{line}\nout: {tmp_path / 'run'}\n")
@@ -44,8 +47,12 @@ def test_train_settings_are_refused_with_the_yaml_line(tmp_path, line, expect):
 def test_configs_built_in_code_are_checked_as_well(tmp_path):
     cfg = from_dict(TrainConfig, {"out": str(tmp_path / "run")})
     cfg.validate()
-    for key, value, expect in [("save_every", -1, "save_every must be >= 0"), ("keep_checkpoints", 0, "keep_checkpoints must be >= 1"),
-                               ("max_grad_norm", math.nan, "expected a finite number"), ("seed", -1, "seed must be in")]:
+    for key, value, expect in [
+        ("save_every", -1, "save_every must be >= 0"),
+        ("keep_checkpoints", 0, "keep_checkpoints must be >= 1"),
+        ("max_grad_norm", math.nan, "expected a finite number"),
+        ("seed", -1, "seed must be in"),
+    ]:
         bad = from_dict(TrainConfig, {"out": str(tmp_path / "run")})
         setattr(bad, key, value)
         with pytest.raises(ConfigError, match=expect):
@@ -65,16 +72,26 @@ def test_k_larger_than_the_corpus_is_capped_not_allocated(tiny_beir, tmp_path, c
     """k = 10**12 would ask for terabytes of result buffers; the corpus has 5 documents."""
     huge = 10**12
     for retriever in ("bm25", "hybrid"):
-        cfg = from_dict(EvalConfig, {"data": str(tiny_beir), "k": huge, "retriever": {"name": retriever, "bm25": {"stemmer": None},
-                                     "dense": {"model": None}}, "measures": ["ndcg@10", "recall@100"]})
+        cfg = from_dict(
+            EvalConfig,
+            {
+                "data": str(tiny_beir),
+                "k": huge,
+                "retriever": {"name": retriever, "bm25": {"stemmer": None}, "dense": {"model": None}},
+                "measures": ["ndcg@10", "recall@100"],
+            },
+        )
         if retriever == "hybrid":
             from unirank.index.retrievers import DenseRetriever, HybridRetriever
             from unirank.index.sparse import BM25Index
             from unirank.models.backbone import tiny_backbone
             from unirank.models.bi import BiEncoder
 
-            r = HybridRetriever(BM25Index(stemmer=None), DenseRetriever(model=BiEncoder(tiny_backbone(hidden=16), max_length=16),
-                                                                         show_progress=False), depth=huge)
+            r = HybridRetriever(
+                BM25Index(stemmer=None),
+                DenseRetriever(model=BiEncoder(tiny_backbone(hidden=16), max_length=16), show_progress=False),
+                depth=huge,
+            )
             res = run_eval(cfg, retriever=r)
         else:
             res = run_eval(cfg)
@@ -84,9 +101,19 @@ def test_k_larger_than_the_corpus_is_capped_not_allocated(tiny_beir, tmp_path, c
 
 def test_mining_depth_larger_than_the_corpus_is_capped(tmp_path, capsys):
     docs = {f"d{i}": ("", f"text about topic {i} and more") for i in range(6)}
-    data = write_beir(tmp_path / "d", docs, {"q1": "topic 1", "q2": "topic 2"}, {"q1": {"d1": 1}, "q2": {"d2": 1}}, split="train")
-    cfg = from_dict(MineConfig, {"data": str(data), "out": str(tmp_path / "m"), "depth": 10**12, "negatives": 3,
-                                 "miner": {"bm25": {"stemmer": None}}})
+    data = write_beir(
+        tmp_path / "d", docs, {"q1": "topic 1", "q2": "topic 2"}, {"q1": {"d1": 1}, "q2": {"d2": 1}}, split="train"
+    )
+    cfg = from_dict(
+        MineConfig,
+        {
+            "data": str(data),
+            "out": str(tmp_path / "m"),
+            "depth": 10**12,
+            "negatives": 3,
+            "miner": {"bm25": {"stemmer": None}},
+        },
+    )
     manifest = run_mine(cfg)
     assert manifest["counts"]["queries_written"] == 2
     assert "note: depth=1000000000000 is more than the 6 documents" in capsys.readouterr().err

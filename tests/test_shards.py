@@ -174,8 +174,12 @@ def test_refine_rescores_compressed_hits_exactly_from_the_store(store, tmp_path:
     refined.set_search_params(nprobe=8)
     s_r, i_r = refined.search(q, 100)
     ok = i_r >= 0
-    np.testing.assert_allclose(s_r[ok], np.einsum("qd,qd->q", np.repeat(q, 100, 0).reshape(-1, DIM)[ok.ravel()], x[i_r[ok]]),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        s_r[ok],
+        np.einsum("qd,qd->q", np.repeat(q, 100, 0).reshape(-1, DIM)[ok.ravel()], x[i_r[ok]]),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     assert (np.diff(s_r, axis=1)[np.isfinite(s_r[:, 1:])] <= 1e-6).all()  # sorted best first
     r_plain, r_ref = recall_at_k(exact, plain.search(q, 100)[1]), recall_at_k(exact, i_r)
     assert r_ref > r_plain and r_ref > 0.95
@@ -203,8 +207,12 @@ def test_prebuilt_retriever_in_run_eval(store) -> None:
         def encode_queries(self, texts, **kw):
             return np.stack([qtable[t] for t in texts])
 
-    ds = RetrievalDataset("synthetic", {d: Document(d, d) for d in ids}, {f"q{i}": Query(f"q{i}", t) for i, t in enumerate(qtable)},
-                          {f"q{i}": {ids[i]: 1} for i in range(5)})
+    ds = RetrievalDataset(
+        "synthetic",
+        {d: Document(d, d) for d in ids},
+        {f"q{i}": Query(f"q{i}", t) for i, t in enumerate(qtable)},
+        {f"q{i}": {ids[i]: 1} for i in range(5)},
+    )
     cfg = EvalConfig(data="synthetic", retriever=RetrieverConfig(name="dense"), k=10, measures=["recall@10"])
     got = run_eval(cfg, dataset=ds, retriever=PrebuiltRetriever(Enc(), ShardedIndex(root)), quiet=True)
     dense = DenseIndex()

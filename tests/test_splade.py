@@ -14,8 +14,15 @@ from unirank.models.base import model_class
 from unirank.models.mlm_head import MLMHead, mask_tokens
 from unirank.models.splade import Splade, packaged_splade_dir, sparse_rows
 
-TEXTS = ["a", "The quick brown fox jumps over the lazy dog.", "", "Short one.",
-         "Sparse retrieval expands documents with related terms " * 6, "What is the capital of France?", "word " * 80]
+TEXTS = [
+    "a",
+    "The quick brown fox jumps over the lazy dog.",
+    "",
+    "Short one.",
+    "Sparse retrieval expands documents with related terms " * 6,
+    "What is the capital of France?",
+    "word " * 80,
+]
 
 
 def _tiny_mlm(model_type="bert", seed=0):
@@ -34,14 +41,27 @@ def _tiny_mlm(model_type="bert", seed=0):
     torch.manual_seed(seed)
     v = tok.vocab_size
     if model_type == "bert":
-        m = BertForMaskedLM(BertConfig(vocab_size=v, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
+        m = BertForMaskedLM(
+            BertConfig(vocab_size=v, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+        )
     elif model_type == "distilbert":
         m = DistilBertForMaskedLM(DistilBertConfig(vocab_size=v, dim=16, n_layers=1, n_heads=2, hidden_dim=32))
     else:
-        m = RobertaForMaskedLM(RobertaConfig(vocab_size=v, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                             intermediate_size=32, pad_token_id=0, max_position_embeddings=130))
+        m = RobertaForMaskedLM(
+            RobertaConfig(
+                vocab_size=v,
+                hidden_size=16,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=32,
+                pad_token_id=0,
+                max_position_embeddings=130,
+            )
+        )
     with torch.no_grad():  # a visible head bias so that many logits are positive
-        m.get_output_embeddings().bias.copy_(torch.randn(v) * 0.5) if getattr(m.get_output_embeddings(), "bias", None) is not None else None
+        m.get_output_embeddings().bias.copy_(torch.randn(v) * 0.5) if getattr(
+            m.get_output_embeddings(), "bias", None
+        ) is not None else None
     return m.eval(), tok
 
 
@@ -135,7 +155,10 @@ def test_checkpoint_without_mlm_head_is_refused_unless_tied_head():
     m = Splade.from_pretrained("minilm", tied_head=True, max_length=32)
     assert m.head.decoder_weight is m.model.get_input_embeddings().weight
     sparse = Splade.from_pretrained("minilm", tied_head=True, max_length=32, head_init="identity", head_bias=-6.0)
-    assert bool((sparse.head.bias == -6.0).all()) and 0 < sparse.encode(["a small test"]).nnz < m.encode(["a small test"]).nnz
+    assert (
+        bool((sparse.head.bias == -6.0).all())
+        and 0 < sparse.encode(["a small test"]).nnz < m.encode(["a small test"]).nnz
+    )
     x = m.encode(["a small test"])
     assert x.shape == (1, m.tokenizer.vocab_size) and x.nnz > 0
 
@@ -215,7 +238,9 @@ def test_mlm_head_loss_and_masking():
     ids = torch.randint(5, 50, (4, 12))
     maskable = torch.ones_like(ids, dtype=torch.bool)
     maskable[:, 0] = False
-    x, labels = mask_tokens(ids, maskable, mask_token_id=1, vocab_size=50, prob=0.5, generator=torch.Generator().manual_seed(0))
+    x, labels = mask_tokens(
+        ids, maskable, mask_token_id=1, vocab_size=50, prob=0.5, generator=torch.Generator().manual_seed(0)
+    )
     picked = labels != -100
     assert not picked[:, 0].any() and picked.any()
     assert torch.equal(labels[picked], ids[picked]) and torch.equal(x[~picked], ids[~picked])
@@ -243,7 +268,12 @@ def test_packaged_checkpoint_equals_sentence_transformers_sparse_encoder():
     ours = Splade.from_pretrained("splade-tiny")
     assert ours.max_length == 512
     st = SparseEncoder(str(folder), device="cpu")
-    texts = ["what causes covid symptoms", "Proteins fold into their native structure " * 30, "x", "0-dimensional biomaterials"]
+    texts = [
+        "what causes covid symptoms",
+        "Proteins fold into their native structure " * 30,
+        "x",
+        "0-dimensional biomaterials",
+    ]
     a = ours.encode(texts, batch_size=2).toarray()
     b = st.encode(texts, convert_to_tensor=True).to_dense().numpy()
     assert np.abs(a - b).max() <= 1e-5
@@ -275,7 +305,7 @@ def test_exact_index_equals_brute_force_in_any_chunking():
         for r in range(30):
             keep = ref_s[r] > 0
             np.testing.assert_array_equal(i[r][: keep.sum()], ref_i[r][keep])
-            assert (i[r][keep.sum():] == -1).all()
+            assert (i[r][keep.sum() :] == -1).all()
             np.testing.assert_allclose(s[r][: keep.sum()], ref_s[r][keep], rtol=1e-5)
 
 
@@ -336,12 +366,18 @@ def test_seismic_index_recall_against_exact(tmp_path):
 def test_sparse_store_shards_resume_and_sharded_search(tmp_path, tiny):
     from unirank.index.learned_sparse import SparseExactIndex, SparseShardedIndex, encode_sparse_shard
 
-    corpus = [(f"d{i}", f"document number {i} about {'cats' if i % 2 else 'dogs'} and {'fish' * (i % 3)}") for i in range(11)]
+    corpus = [
+        (f"d{i}", f"document number {i} about {'cats' if i % 2 else 'dogs'} and {'fish' * (i % 3)}") for i in range(11)
+    ]
     calls = []
     for s in range(2):
-        encode_sparse_shard(tiny, corpus, shard=(s, 2), out_dir=tmp_path / "store", chunk_size=3, on_chunk=lambda c, n: calls.append(c))
+        encode_sparse_shard(
+            tiny, corpus, shard=(s, 2), out_dir=tmp_path / "store", chunk_size=3, on_chunk=lambda c, n: calls.append(c)
+        )
     n_first = len(calls)
-    encode_sparse_shard(tiny, corpus, shard=(0, 2), out_dir=tmp_path / "store", chunk_size=3, on_chunk=lambda c, n: calls.append(c))
+    encode_sparse_shard(
+        tiny, corpus, shard=(0, 2), out_dir=tmp_path / "store", chunk_size=3, on_chunk=lambda c, n: calls.append(c)
+    )
     assert len(calls) == n_first  # resumed: every chunk was already written
     store = SparseShardedIndex(tmp_path / "store")
     assert store.doc_ids == [d for d, _ in corpus]
@@ -368,7 +404,9 @@ def test_splade_and_fusion_retrievers_on_a_tiny_corpus(tiny, tiny_beir, tmp_path
     from unirank.index.splade_retriever import FusionRetriever, SpladeRetriever
 
     r = SpladeRetriever(tiny)
-    cfg = EvalConfig(data=str(tiny_beir), split="test", retriever=RetrieverConfig(name="splade"), k=5, out=str(tmp_path / "out"))
+    cfg = EvalConfig(
+        data=str(tiny_beir), split="test", retriever=RetrieverConfig(name="splade"), k=5, out=str(tmp_path / "out")
+    )
     res = run_eval(cfg, retriever=r, quiet=True)
     assert set(res.metrics) >= {"ndcg@10", "recall@100"}
     stats = res.info["retriever_stats"]
@@ -403,7 +441,14 @@ def test_sparse_gradient_path_equals_the_full_logit_matrix(tiny):
         tiny.zero_grad()
         r = fn()
         (r * weights).sum().backward()
-        grads.append((r.detach(), tiny.head.dense.weight.grad.clone(), tiny.head.decoder_weight.grad.clone(), tiny.head.bias.grad.clone()))
+        grads.append(
+            (
+                r.detach(),
+                tiny.head.dense.weight.grad.clone(),
+                tiny.head.decoder_weight.grad.clone(),
+                tiny.head.bias.grad.clone(),
+            )
+        )
     tiny.zero_grad()
     for a, b in zip(*grads):
         torch.testing.assert_close(a.double(), b.double(), atol=1e-6, rtol=1e-6)
@@ -433,6 +478,11 @@ def test_training_config_accepts_the_tied_head_load_options_and_refuses_a_typo()
 
     with pytest.raises(ConfigError, match=r"unknown parameter\(s\) tied_haed;.*tied_head"):
         build_model(ModelConfig(kind="splade", name="minilm", settings={"tied_haed": True}))
-    m = build_model(ModelConfig(kind="splade", name="minilm",
-                                settings={"tied_head": True, "head_init": "identity", "head_bias": -4.0, "max_length": 32}))
+    m = build_model(
+        ModelConfig(
+            kind="splade",
+            name="minilm",
+            settings={"tied_head": True, "head_init": "identity", "head_bias": -4.0, "max_length": 32},
+        )
+    )
     assert m.max_length == 32 and float(m.head.bias.mean()) == pytest.approx(-4.0)

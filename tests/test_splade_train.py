@@ -17,7 +17,9 @@ from unirank.models.splade import Splade
 
 def tiny_splade(seed=0, **kw):
     bb = tiny_backbone(hidden=16, seed=seed)
-    return Splade(bb, MLMHead.tied_to(bb.model.get_input_embeddings(), seed=seed), max_length=kw.pop("max_length", 32), **kw)
+    return Splade(
+        bb, MLMHead.tied_to(bb.model.get_input_embeddings(), seed=seed), max_length=kw.pop("max_length", 32), **kw
+    )
 
 
 # --------------------------------------------------------------------------- regulariser math
@@ -48,7 +50,9 @@ def test_regulariser_errors():
     x = LossInputs(torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool))
     with pytest.raises(ValueError, match="needs the batch's query and document representations"):
         flops(x)
-    y = LossInputs(torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool), query_reps=torch.ones(1, 2), doc_reps=torch.ones(1, 2))
+    y = LossInputs(
+        torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool), query_reps=torch.ones(1, 2), doc_reps=torch.ones(1, 2)
+    )
     with pytest.raises(ValueError, match="query weight"):
         flops(y, query=-1.0)
     with pytest.raises(ValueError, match="query_reps"):
@@ -63,10 +67,23 @@ def test_regulariser_errors():
 def _examples(n=6):
     from unirank.types import Candidate, TrainExample
 
-    topics = ["cats purr on the sofa", "dogs bark at the postman", "fish swim in bowls", "birds sing in trees",
-              "cars need fuel", "trains run on rails"]
-    return [TrainExample(f"q{i}", f"question about {topics[i % 6].split()[0]}", [Candidate(f"d{i}", topics[i % 6])],
-                         [Candidate(f"n{i}", topics[(i + 1) % 6], score=0.0)]) for i in range(n)]
+    topics = [
+        "cats purr on the sofa",
+        "dogs bark at the postman",
+        "fish swim in bowls",
+        "birds sing in trees",
+        "cars need fuel",
+        "trains run on rails",
+    ]
+    return [
+        TrainExample(
+            f"q{i}",
+            f"question about {topics[i % 6].split()[0]}",
+            [Candidate(f"d{i}", topics[i % 6])],
+            [Candidate(f"n{i}", topics[(i + 1) % 6], score=0.0)],
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("grad_cache", [False, True])
@@ -74,9 +91,24 @@ def test_training_logs_flops_and_non_zeros_and_regulariser_sparsifies(tmp_path, 
     from unirank.train import TrainConfig, train
 
     torch.manual_seed(0)
-    cfg = from_dict(TrainConfig, {"batch_size": 3, "epochs": 2, "dev": {"split": None}, "out": str(tmp_path / "run"), "log_every": 1,
-                                  "lr": 1e-3, "warmup_ratio": 0.0, "grad_cache": grad_cache, "chunk_size": 2,
-                                  "losses": {"infonce": {"weight": 1.0, "tau": 1.0}, "flops": {"weight": 1.0, "query": 3.0, "doc": 3.0, "warmup_steps": 2}}})
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "batch_size": 3,
+            "epochs": 2,
+            "dev": {"split": None},
+            "out": str(tmp_path / "run"),
+            "log_every": 1,
+            "lr": 1e-3,
+            "warmup_ratio": 0.0,
+            "grad_cache": grad_cache,
+            "chunk_size": 2,
+            "losses": {
+                "infonce": {"weight": 1.0, "tau": 1.0},
+                "flops": {"weight": 1.0, "query": 3.0, "doc": 3.0, "warmup_steps": 2},
+            },
+        },
+    )
     model = tiny_splade()
     before = model.encode(["cats purr on the sofa"]).nnz
     summary = train(cfg, model=model, examples=_examples(), progress=False, log=lambda m: None)
@@ -96,9 +128,21 @@ def test_training_with_margin_mse_teacher_scores(tmp_path):
     from unirank.train import TrainConfig, train
     from unirank.types import Candidate, TrainExample
 
-    ex = [TrainExample(e.query_id, e.query, [Candidate(p.id, p.text, score=5.0) for p in e.positives], e.negatives) for e in _examples()]
-    cfg = from_dict(TrainConfig, {"batch_size": 3, "epochs": 1, "dev": {"split": None}, "out": str(tmp_path / "run"), "log_every": 1,
-                                  "losses": {"margin_mse": 1.0, "infonce": 1.0, "flops": 1.0}})
+    ex = [
+        TrainExample(e.query_id, e.query, [Candidate(p.id, p.text, score=5.0) for p in e.positives], e.negatives)
+        for e in _examples()
+    ]
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "batch_size": 3,
+            "epochs": 1,
+            "dev": {"split": None},
+            "out": str(tmp_path / "run"),
+            "log_every": 1,
+            "losses": {"margin_mse": 1.0, "infonce": 1.0, "flops": 1.0},
+        },
+    )
     train(cfg, model=tiny_splade(), examples=ex, progress=False, log=lambda m: None)
     row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert row["margin_mse"] > 0 and "nnz_d" in row
@@ -107,9 +151,18 @@ def test_training_with_margin_mse_teacher_scores(tmp_path):
 def test_dev_evaluation_of_a_splade_model_uses_sparse_retrieval(tmp_path, tiny_beir):
     from unirank.train import TrainConfig, train
 
-    cfg = from_dict(TrainConfig, {"batch_size": 2, "epochs": 1, "out": str(tmp_path / "run"), "log_every": 1,
-                                  "data": {"train": str(tiny_beir), "split": "test"}, "dev": {"split": "test"},
-                                  "losses": {"infonce": 1.0}})
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "batch_size": 2,
+            "epochs": 1,
+            "out": str(tmp_path / "run"),
+            "log_every": 1,
+            "data": {"train": str(tiny_beir), "split": "test"},
+            "dev": {"split": "test"},
+            "losses": {"infonce": 1.0},
+        },
+    )
     summary = train(cfg, model=tiny_splade(), progress=False, log=lambda m: None)
     assert summary["dev"] and "ndcg@10" in summary["dev"][0]
 
@@ -132,8 +185,17 @@ def test_splade_miner_scores_match_the_dot_product(tmp_path, tiny_beir):
     np.testing.assert_allclose(hits.row_scores[0], (d @ q)[[1, 2]], rtol=1e-5)
     order = [j for j in hits.indices[0] if j >= 0]
     assert order == [j for j in np.argsort(-(d @ q), kind="stable") if (d @ q)[j] > 0]
-    cfg = from_dict(MineConfig, {"data": str(tiny_beir), "split": "test", "miner": {"name": "splade"}, "negatives": 1,
-                                 "filters": [{"name": "duplicates"}], "out": str(tmp_path / "mined")})
+    cfg = from_dict(
+        MineConfig,
+        {
+            "data": str(tiny_beir),
+            "split": "test",
+            "miner": {"name": "splade"},
+            "negatives": 1,
+            "filters": [{"name": "duplicates"}],
+            "out": str(tmp_path / "mined"),
+        },
+    )
     manifest = run_mine(cfg, encoder=model)
     assert manifest["miner"]["miner"] == "splade" and (tmp_path / "mined" / "train.jsonl").is_file()
 
@@ -147,19 +209,75 @@ def test_cli_encode_index_and_eval_with_a_sparse_store(tmp_path, tiny_beir):
     tiny_splade().save(model_dir)
     runner = CliRunner()
     for i in range(2):
-        r = runner.invoke(app, ["encode", "--data", str(tiny_beir), "--kind", "splade", "--model", str(model_dir),
-                                "--out", str(tmp_path / "store"), "--shard", f"{i}/2", "--chunk-size", "2"])
+        r = runner.invoke(
+            app,
+            [
+                "encode",
+                "--data",
+                str(tiny_beir),
+                "--kind",
+                "splade",
+                "--model",
+                str(model_dir),
+                "--out",
+                str(tmp_path / "store"),
+                "--shard",
+                f"{i}/2",
+                "--chunk-size",
+                "2",
+            ],
+        )
         assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["index", "--store", str(tmp_path / "store"), "--kind", "seismic", "--set", "n_postings",
-                            "--out", str(tmp_path / "bad")])
+    r = runner.invoke(
+        app,
+        [
+            "index",
+            "--store",
+            str(tmp_path / "store"),
+            "--kind",
+            "seismic",
+            "--set",
+            "n_postings",
+            "--out",
+            str(tmp_path / "bad"),
+        ],
+    )
     assert r.exit_code == 2 and "--set 'n_postings': expected key=value" in r.output, r.output
-    r = runner.invoke(app, ["index", "--store", str(tmp_path / "store"), "--kind", "exact", "--out", str(tmp_path / "ix")])
+    r = runner.invoke(
+        app, ["index", "--store", str(tmp_path / "store"), "--kind", "exact", "--out", str(tmp_path / "ix")]
+    )
     assert r.exit_code == 0, r.output
     outs = {}
-    for name, extra in (("direct", []), ("store", ["--set", f"retriever.splade.store={tmp_path / 'store'}"]),
-                        ("indexed", ["--set", f"retriever.splade.store={tmp_path / 'store'}", "--set", f"retriever.splade.index_dir={tmp_path / 'ix'}"])):
-        r = runner.invoke(app, ["eval", "--data", str(tiny_beir), "--split", "test", "--retriever", "splade", "--model", str(model_dir),
-                                "--out", str(tmp_path / f"eval-{name}"), *extra])  # not into the store itself
+    for name, extra in (
+        ("direct", []),
+        ("store", ["--set", f"retriever.splade.store={tmp_path / 'store'}"]),
+        (
+            "indexed",
+            [
+                "--set",
+                f"retriever.splade.store={tmp_path / 'store'}",
+                "--set",
+                f"retriever.splade.index_dir={tmp_path / 'ix'}",
+            ],
+        ),
+    ):
+        r = runner.invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(tiny_beir),
+                "--split",
+                "test",
+                "--retriever",
+                "splade",
+                "--model",
+                str(model_dir),
+                "--out",
+                str(tmp_path / f"eval-{name}"),
+                *extra,
+            ],
+        )  # not into the store itself
         assert r.exit_code == 0, r.output
         outs[name] = json.loads((tmp_path / f"eval-{name}" / "metrics.json").read_text())
     assert outs["direct"]["ndcg@10"] == pytest.approx(outs["store"]["ndcg@10"], abs=1e-6)
@@ -191,5 +309,6 @@ def test_server_backend_with_splade_retriever(tmp_path, tiny_beir):
     hits = be.search_batch([SearchItem("why do cats purr", 3, rerank=True)])[0]
     assert hits and all(h.score >= 0 for h in hits)
     be2 = load_backend(model=None, index=str(tiny_beir), retriever="splade", dense_model=str(model_dir))
-    assert [h.index for h in be2.search_batch([SearchItem("why do cats purr", 3)])[0]] == [h.index for h in
-                                                                                             be.search_batch([SearchItem("why do cats purr", 3)])[0]]
+    assert [h.index for h in be2.search_batch([SearchItem("why do cats purr", 3)])[0]] == [
+        h.index for h in be.search_batch([SearchItem("why do cats purr", 3)])[0]
+    ]

@@ -47,9 +47,20 @@ def _setup(tmp_path: Path) -> Path:
     model.backbone.model.config.attention_probs_dropout_prob = 0.0
     model.backbone.model.config.hidden_dropout_prob = 0.0
     model.save(tmp_path / "model")
-    cfg = {"model": {"kind": "bi", "name": str(tmp_path / "model")}, "data": {"train": str(data), "split": "train", "negatives": 0},
-           "batch_size": 4, "epochs": 2, "lr": 1.0e-3, "warmup_ratio": 0.0, "dev": {"split": None}, "test": {"split": None},
-           "batching": {"name": "random"}, "threads": 1, "log_every": 1, "export": "last"}
+    cfg = {
+        "model": {"kind": "bi", "name": str(tmp_path / "model")},
+        "data": {"train": str(data), "split": "train", "negatives": 0},
+        "batch_size": 4,
+        "epochs": 2,
+        "lr": 1.0e-3,
+        "warmup_ratio": 0.0,
+        "dev": {"split": None},
+        "test": {"split": None},
+        "batching": {"name": "random"},
+        "threads": 1,
+        "log_every": 1,
+        "export": "last",
+    }
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
     return tmp_path / "train.yaml"
 
@@ -68,18 +79,67 @@ def _env() -> dict[str, str]:
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun not installed")
 def test_torchrun_one_node_and_two_nodes_equal_one_process(tmp_path):
     cfg = _setup(tmp_path)
-    one = subprocess.run([sys.executable, "-m", "unirank", "train", str(cfg), "--out", str(tmp_path / "p1")],
-                         capture_output=True, text=True, env=_env(), timeout=600)
+    one = subprocess.run(
+        [sys.executable, "-m", "unirank", "train", str(cfg), "--out", str(tmp_path / "p1")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
-    node = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "unirank", "train", str(cfg),
-                           "--out", str(tmp_path / "n1p2")], capture_output=True, text=True, env=_env(), timeout=600)
+    node = subprocess.run(
+        [
+            TORCHRUN,
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "unirank",
+            "train",
+            str(cfg),
+            "--out",
+            str(tmp_path / "n1p2"),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert node.returncode == 0, node.stderr[-3000:]
     port = _port()
-    common = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
-              "--rdzv-id", "unirank-test"]
-    procs = [subprocess.Popen([TORCHRUN, *common, "--node_rank", str(r), "-m", "unirank", "train", str(cfg), "--out",
-                               str(tmp_path / "n2p1")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-             for r in (0, 1)]
+    common = [
+        "--nnodes",
+        "2",
+        "--nproc_per_node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv-id",
+        "unirank-test",
+    ]
+    procs = [
+        subprocess.Popen(
+            [
+                TORCHRUN,
+                *common,
+                "--node_rank",
+                str(r),
+                "-m",
+                "unirank",
+                "train",
+                str(cfg),
+                "--out",
+                str(tmp_path / "n2p1"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for r in (0, 1)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-3000:] for o in outs]
     ref = _weights(tmp_path / "p1")

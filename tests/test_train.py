@@ -32,8 +32,18 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
-TOPICS = ["cats purr softly", "dogs bark loudly", "fish swim in bowls", "birds sing at dawn", "cars need fuel",
-          "rain falls in spring", "bread is baked daily", "chess needs strategy"]
+
+
+TOPICS = [
+    "cats purr softly",
+    "dogs bark loudly",
+    "fish swim in bowls",
+    "birds sing at dawn",
+    "cars need fuel",
+    "rain falls in spring",
+    "bread is baked daily",
+    "chess needs strategy",
+]
 
 
 def _model(seed: int = 0, hidden: int = 32) -> BiEncoder:
@@ -43,15 +53,31 @@ def _model(seed: int = 0, hidden: int = 32) -> BiEncoder:
 def _examples(negatives: int = 2) -> list[TrainExample]:
     out = []
     for i, t in enumerate(TOPICS):
-        negs = [Candidate(f"n{i}-{j}", f"remark {j} on {TOPICS[(i + j + 1) % len(TOPICS)].split()[-1]} {i}", score=float(-j))
-                for j in range(negatives)]
-        out.append(TrainExample(f"q{i}", f"question on {t.split()[0]}", [Candidate(f"d{i}", f"a note about {t}", score=5.0)], negs))
+        negs = [
+            Candidate(
+                f"n{i}-{j}", f"remark {j} on {TOPICS[(i + j + 1) % len(TOPICS)].split()[-1]} {i}", score=float(-j)
+            )
+            for j in range(negatives)
+        ]
+        out.append(
+            TrainExample(
+                f"q{i}", f"question on {t.split()[0]}", [Candidate(f"d{i}", f"a note about {t}", score=5.0)], negs
+            )
+        )
     return out
 
 
 def _cfg(tmp_path: Path, **kw) -> TrainConfig:
-    base = {"batch_size": 4, "epochs": 2, "lr": 1e-3, "dev": {"split": None}, "log_every": 1, "out": str(tmp_path / "run"),
-            "data": {"negatives": 1}, "warmup_ratio": 0.0}
+    base = {
+        "batch_size": 4,
+        "epochs": 2,
+        "lr": 1e-3,
+        "dev": {"split": None},
+        "log_every": 1,
+        "out": str(tmp_path / "run"),
+        "data": {"negatives": 1},
+        "warmup_ratio": 0.0,
+    }
     for k, v in kw.items():
         base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
     return from_dict(TrainConfig, base)
@@ -89,7 +115,12 @@ def _metric_lines(path: Path) -> list[dict]:
 
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path):
     """Dropout on, random negative draws, no_duplicates batches, 2 epochs: stop at steps 2 and 3, resume."""
-    common = {"epochs": 2, "batch_size": 3, "data": {"negatives": 1, "negative_choice": "random"}, "losses": {"infonce": 1.0, "mw": 0.5}}
+    common = {
+        "epochs": 2,
+        "batch_size": 3,
+        "data": {"negatives": 1, "negative_choice": "random"},
+        "losses": {"infonce": 1.0, "mw": 0.5},
+    }
     full = train(_cfg(tmp_path / "a", **common), model=_model(), examples=_examples(3), **QUIET)
     assert full["steps"] == 6 and not full["stopped"]
 
@@ -123,15 +154,21 @@ def test_resume_guards(tmp_path):
 
 
 def test_metrics_log_and_outputs(tmp_path):
-    out = train(_cfg(tmp_path, losses={"infonce": 1.0, "mw": {"weight": 0.5, "pairing": "global"}, "margin_mse": 0.1}),
-                model=_model(), examples=_examples(), **QUIET)
+    out = train(
+        _cfg(tmp_path, losses={"infonce": 1.0, "mw": {"weight": 0.5, "pairing": "global"}, "margin_mse": 0.1}),
+        model=_model(),
+        examples=_examples(),
+        **QUIET,
+    )
     run = Path(out["out"])
     lines = _metric_lines(run)
     assert [r["step"] for r in lines] == [1, 2, 3, 4]
     for r in lines:
         assert {"loss", "infonce", "mw", "margin_mse", "lr", "grad_norm", "epoch"} <= set(r)
         assert r["loss"] == pytest.approx(r["infonce"] + 0.5 * r["mw"] + 0.1 * r["margin_mse"], abs=1e-5)
-    assert lines[0]["lr"] == pytest.approx(1e-3) and lines[-1]["lr"] == pytest.approx(1e-3 / 4)  # linear decay, no warmup
+    assert lines[0]["lr"] == pytest.approx(1e-3) and lines[-1]["lr"] == pytest.approx(
+        1e-3 / 4
+    )  # linear decay, no warmup
     prov = json.loads((run / "provenance.json").read_text())
     assert prov["seed"] == 42 and prov["data"]["fingerprint"] and prov["model"]["start_fingerprint"]
     assert {"torch", "transformers", "python"} <= set(prov["versions"])
@@ -216,16 +253,20 @@ def test_accumulate_averages_batch_gradients(tmp_path):
 
 
 def test_pool_masks_other_positives_of_the_same_query():
-    rows = [Row("q1", "Q1", Candidate("a", "A"), (Candidate("b", "B"),), frozenset({"a", "b"})),
-            Row("q1", "Q1", Candidate("b", "B"), (Candidate("c", "C"),), frozenset({"a", "b"})),
-            Row("q2", "Q2", Candidate("c", "C"), (), frozenset({"c"}))]
+    rows = [
+        Row("q1", "Q1", Candidate("a", "A"), (Candidate("b", "B"),), frozenset({"a", "b"})),
+        Row("q1", "Q1", Candidate("b", "B"), (Candidate("c", "C"),), frozenset({"a", "b"})),
+        Row("q2", "Q2", Candidate("c", "C"), (), frozenset({"c"})),
+    ]
     lay = pool_layout(rows)
     assert lay.docs == ["A", "B", "C", "B", "C"]
     # q1 rows: "a" / "b" columns other than the row's own positive are excluded (other positive or a
     # duplicate of its own); q2: the second "c" column duplicates its positive -> excluded
-    assert lay.valid_mask.tolist() == [[True, False, True, False, True],
-                                       [False, True, True, False, True],
-                                       [True, True, True, True, False]]
+    assert lay.valid_mask.tolist() == [
+        [True, False, True, False, True],
+        [False, True, True, False, True],
+        [True, True, True, True, False],
+    ]
     assert lay.positive_mask.nonzero().tolist() == [[0, 0], [1, 1], [2, 2]]
     assert lay.hard_mask.nonzero().tolist() == [[0, 3], [1, 4]]
 
@@ -233,7 +274,9 @@ def test_pool_masks_other_positives_of_the_same_query():
 def test_listwise_training_without_in_batch_negatives(tmp_path):
     model, ex = _model(), _examples(3)
     before = _full_loss(model, ex)
-    cfg = _cfg(tmp_path, epochs=6, in_batch_negatives=False, data={"negatives": 3}, losses={"ce": {"weight": 1.0, "tau": 0.05}})
+    cfg = _cfg(
+        tmp_path, epochs=6, in_batch_negatives=False, data={"negatives": 3}, losses={"ce": {"weight": 1.0, "tau": 0.05}}
+    )
     train(cfg, model=model, examples=ex, **QUIET)
     assert _full_loss(model, ex) < before
 
@@ -249,13 +292,22 @@ def _beir(tmp_path: Path) -> Path:
 
 def test_dev_evaluation_each_epoch_keeps_the_best(tmp_path):
     folder = _beir(tmp_path)
-    cfg = _cfg(tmp_path, epochs=3, batch_size=3, data={"train": str(folder), "split": "train", "negatives": 0},
-               dev={"split": "dev", "measures": ["ndcg@10", "recall@100", "auc"]}, test={"split": "dev"},
-               batching={"name": "tas_balanced", "params": {"clusters": 2}})
+    cfg = _cfg(
+        tmp_path,
+        epochs=3,
+        batch_size=3,
+        data={"train": str(folder), "split": "train", "negatives": 0},
+        dev={"split": "dev", "measures": ["ndcg@10", "recall@100", "auc"]},
+        test={"split": "dev"},
+        batching={"name": "tas_balanced", "params": {"clusters": 2}},
+    )
     summary = train(cfg, model=_model(), **QUIET)
     assert [d["epoch"] for d in summary["dev"]] == [0, 1, 2]
     best = max(summary["dev"], key=lambda d: d["ndcg@10"])
-    assert summary["best"] == pytest.approx(best["ndcg@10"], abs=1e-6) and summary["exported_step"] == summary["best_step"] == best["step"]
+    assert (
+        summary["best"] == pytest.approx(best["ndcg@10"], abs=1e-6)
+        and summary["exported_step"] == summary["best_step"] == best["step"]
+    )
     dev_lines = [r for r in _metric_lines(Path(summary["out"])) if "dev/ndcg@10" in r]
     assert len(dev_lines) == 3 and {"dev/auc_global", "dev/recall@100"} <= set(dev_lines[0])
     assert summary["test"]["ndcg@10"] == pytest.approx(best["ndcg@10"], abs=1e-6)  # the exported (best) weights
@@ -266,8 +318,13 @@ def test_dev_evaluation_each_epoch_keeps_the_best(tmp_path):
 
 def test_ance_refresh_mines_with_the_current_model(tmp_path):
     folder = _beir(tmp_path)
-    cfg = _cfg(tmp_path, epochs=1, batch_size=2, data={"train": str(folder), "split": "train", "negatives": 1},
-               refresh={"every_steps": 1, "mine": {"negatives": 2, "depth": 5, "filters": [], "audit_top": 0}})
+    cfg = _cfg(
+        tmp_path,
+        epochs=1,
+        batch_size=2,
+        data={"train": str(folder), "split": "train", "negatives": 1},
+        refresh={"every_steps": 1, "mine": {"negatives": 2, "depth": 5, "filters": [], "audit_top": 0}},
+    )
     summary = train(cfg, model=_model(), **QUIET)
     assert summary["steps"] == 3
     mined = sorted((Path(summary["out"]) / "refresh").iterdir())
@@ -281,8 +338,13 @@ def test_train_main_reads_yaml_and_overrides(tmp_path):
     folder = _beir(tmp_path)
     model_dir = tmp_path / "tiny-model"
     _model().save(model_dir)
-    cfg = {"model": {"kind": "bi", "name": str(model_dir)}, "data": {"train": str(folder), "split": "train", "negatives": 0},
-           "dev": {"split": None}, "batch_size": 3, "out": str(tmp_path / "run")}
+    cfg = {
+        "model": {"kind": "bi", "name": str(model_dir)},
+        "data": {"train": str(folder), "split": "train", "negatives": 0},
+        "dev": {"split": None},
+        "batch_size": 3,
+        "out": str(tmp_path / "run"),
+    }
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(cfg))
     summary = train_main(str(path), ["--epochs", "2", "--lr=1e-4", "log_every=1"], resume=False)
@@ -314,16 +376,23 @@ def test_other_model_kinds_train_with_the_same_loop(tmp_path, kind, in_batch):
     model = MODELS.get(kind)(tiny_backbone(hidden=32), **kw)
     ex = _examples(2)
     before = _listwise_loss(model, ex, in_batch)
-    cfg = _cfg(tmp_path, epochs=5, in_batch_negatives=in_batch, data={"negatives": 2, "negative_choice": "first"},
-               losses={"ce": 1.0, "mw": {"weight": 0.5, "scale": 1.0}})
+    cfg = _cfg(
+        tmp_path,
+        epochs=5,
+        in_batch_negatives=in_batch,
+        data={"negatives": 2, "negative_choice": "first"},
+        losses={"ce": 1.0, "mw": {"weight": 0.5, "scale": 1.0}},
+    )
     summary = train(cfg, model=model, examples=ex, **QUIET)
     assert _listwise_loss(model, ex, in_batch) < before
     reloaded = MODELS.get(kind).from_pretrained(summary["export"]["model"])
     reloaded.eval()
     model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(reloaded.score(["question on cats"], [["a note about cats purr softly", "x"]]),
-                                   model.score(["question on cats"], [["a note about cats purr softly", "x"]]))
+        torch.testing.assert_close(
+            reloaded.score(["question on cats"], [["a note about cats purr softly", "x"]]),
+            model.score(["question on cats"], [["a note about cats purr softly", "x"]]),
+        )
 
 
 def _layer_calls(model) -> list[int]:
@@ -356,7 +425,10 @@ def test_gradient_checkpointing_recomputes_layers_and_keeps_the_gradient(kind):
         counter = _layer_calls(model)
         model.train()
         torch.manual_seed(7)
-        scores = model.score(["question on cats", "dogs?"], [["a note about cats purr", "fish swim", "x"], ["dogs bark", "rain", "bread"]])
+        scores = model.score(
+            ["question on cats", "dogs?"],
+            [["a note about cats purr", "fish swim", "x"], ["dogs bark", "rain", "bread"]],
+        )
         torch.nn.functional.cross_entropy(scores, torch.tensor([0, 0])).backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
         calls.append(counter[0])
@@ -374,8 +446,14 @@ def test_gradient_checkpointing_in_the_loop_gives_the_same_weights(tmp_path):
     for checkpointing in (False, True):
         model = UniEncoder(tiny_backbone(hidden=32, seed=2), max_context_length=16, max_candidate_length=16)
         counter = _layer_calls(model)
-        cfg = _cfg(tmp_path / str(checkpointing), epochs=2, in_batch_negatives=False, gradient_checkpointing=checkpointing,
-                   data={"negatives": 2, "negative_choice": "first"}, losses={"ce": 1.0})
+        cfg = _cfg(
+            tmp_path / str(checkpointing),
+            epochs=2,
+            in_batch_negatives=False,
+            gradient_checkpointing=checkpointing,
+            data={"negatives": 2, "negative_choice": "first"},
+            losses={"ce": 1.0},
+        )
         export = Path(train(cfg, model=model, examples=_examples(2), **QUIET)["export"]["model"])
         outs.append({k: v.clone() for k, v in model.state_dict().items()})
         calls.append(counter[0])
@@ -394,7 +472,9 @@ def test_an_override_without_value_is_named_even_before_another_flag():
     assert normalize_overrides(["--lr", "-1"]) == ["lr=-1"]  # a negative number is a value
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "examples").glob("train_*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parent.parent / "examples").glob("train_*.yaml")), ids=lambda p: p.name
+)
 def test_example_configs_are_valid(path):
     from unirank.config import load_config
 
@@ -411,9 +491,18 @@ def test_finetune_demo_runs_within_its_budget(tmp_path):
     model_dir = tmp_path / "tiny"
     _model().save(model_dir)
     t = time.perf_counter()
-    res = finetune_demo(tmp_path / "demo", minutes_budget=0.5, limit_queries=20, max_docs=200, model_name=str(model_dir), log=lambda m: None)
+    res = finetune_demo(
+        tmp_path / "demo",
+        minutes_budget=0.5,
+        limit_queries=20,
+        max_docs=200,
+        model_name=str(model_dir),
+        log=lambda m: None,
+    )
     assert res["steps"] >= 5 and set(res["gain"]) >= {"ndcg@10", "auc_global"}
-    assert (tmp_path / "demo" / "summary.md").is_file() and (tmp_path / "demo" / "run" / "model" / "modules.json").is_file()
+    assert (tmp_path / "demo" / "summary.md").is_file() and (
+        tmp_path / "demo" / "run" / "model" / "modules.json"
+    ).is_file()
     assert time.perf_counter() - t < 300
 
 
@@ -423,7 +512,14 @@ def _response_jsonl(path: Path, n: int) -> Path:
     for i in range(n):
         t = TOPICS[i % len(TOPICS)]
         cands = [f"yes, {t}"] + [f"yes, {TOPICS[(i + j) % len(TOPICS)]}" for j in (1, 2, 3)]
-        rows.append({"id": f"c{i}", "context": ["hello there", f"tell me: {t.split()[0]}?"], "candidates": cands, "labels": [1, 0, 0, 0]})
+        rows.append(
+            {
+                "id": f"c{i}",
+                "context": ["hello there", f"tell me: {t.split()[0]}?"],
+                "candidates": cands,
+                "labels": [1, 0, 0, 0],
+            }
+        )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -437,18 +533,30 @@ def test_response_selection_data_trains_every_kind(tmp_path, kind):
     data = _response_jsonl(tmp_path / "train.jsonl", 8)
     kw = {"max_length": 24} if kind == "bi" else {"max_context_length": 16, "max_candidate_length": 12}
     model = MODELS.get(kind)(tiny_backbone(hidden=32), **kw)
-    cfg = _cfg(tmp_path, epochs=4, in_batch_negatives=False, data={"task": "response", "train": str(data), "negatives": 3,
-                                                                  "negative_choice": "first"},
-               losses={"ce": 1.0}, dev={"split": "dev", "data": str(data)}, test={"split": "test", "data": str(data)},
-               batching={"name": "random"})
+    cfg = _cfg(
+        tmp_path,
+        epochs=4,
+        in_batch_negatives=False,
+        data={"task": "response", "train": str(data), "negatives": 3, "negative_choice": "first"},
+        losses={"ce": 1.0},
+        dev={"split": "dev", "data": str(data)},
+        test={"split": "test", "data": str(data)},
+        batching={"name": "random"},
+    )
     summary = train(cfg, model=model, **QUIET)
     assert summary["steps"] == 8 and [d["epoch"] for d in summary["dev"]] == [0, 1, 2, 3]
-    assert set(summary["test"]) == {"R4@1", "R4@2", "mrr"} and summary["best"] == pytest.approx(max(d["mrr"] for d in summary["dev"]), abs=1e-6)
+    assert set(summary["test"]) == {"R4@1", "R4@2", "mrr"} and summary["best"] == pytest.approx(
+        max(d["mrr"] for d in summary["dev"]), abs=1e-6
+    )
     scores = [json.loads(x) for x in (Path(summary["out"]) / "test" / "scores.jsonl").read_text().splitlines()]
     assert len(scores) == 8 and all(len(s["scores"]) == 4 for s in scores)
     prov = json.loads((Path(summary["out"]) / "provenance.json").read_text())
     assert prov["data"]["source"] == "response" and prov["data"]["counts"] == {
-        "queries": 8, "positives": 8, "negatives": 24, "contexts_without_positive": 0}
+        "queries": 8,
+        "positives": 8,
+        "negatives": 24,
+        "contexts_without_positive": 0,
+    }
 
 
 def test_response_training_learns(tmp_path):
@@ -457,18 +565,32 @@ def test_response_training_learns(tmp_path):
     from unirank.eval.response import evaluate_response
     from unirank.models.cross import CrossEncoder
 
-    rows = [{"id": f"c{i}", "context": ["hi", f"about {t}?"], "labels": [0, 0, 1, 0][-(i % 4):] + [0, 0, 1, 0][:-(i % 4)] if i % 4 else [0, 0, 1, 0],
-             "candidates": []} for i, t in enumerate(TOPICS)]
+    rows = [
+        {
+            "id": f"c{i}",
+            "context": ["hi", f"about {t}?"],
+            "labels": [0, 0, 1, 0][-(i % 4) :] + [0, 0, 1, 0][: -(i % 4)] if i % 4 else [0, 0, 1, 0],
+            "candidates": [],
+        }
+        for i, t in enumerate(TOPICS)
+    ]
     for r in rows:  # the correct reply agrees ("sure"), the others do not
-        r["candidates"] = [("sure, " if y else "no, ") + TOPICS[(k + 3) % len(TOPICS)] for k, y in enumerate(r["labels"])]
+        r["candidates"] = [
+            ("sure, " if y else "no, ") + TOPICS[(k + 3) % len(TOPICS)] for k, y in enumerate(r["labels"])
+        ]
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     model = CrossEncoder(tiny_backbone(hidden=32, seed=1), max_context_length=16, max_candidate_length=12)
     ex = read_response_jsonl(data)
     before = evaluate_response(model, ex, progress=False)[0]["mrr"]
-    cfg = _cfg(tmp_path, epochs=25, in_batch_negatives=False, data={"task": "response", "train": str(data), "negatives": 3,
-                                                                   "negative_choice": "first"}, losses={"ce": 1.0},
-               batching={"name": "random"})
+    cfg = _cfg(
+        tmp_path,
+        epochs=25,
+        in_batch_negatives=False,
+        data={"task": "response", "train": str(data), "negatives": 3, "negative_choice": "first"},
+        losses={"ce": 1.0},
+        batching={"name": "random"},
+    )
     train(cfg, model=model, **QUIET)
     assert evaluate_response(model, ex, progress=False)[0]["mrr"] > max(before, 0.9)
 
@@ -476,7 +598,9 @@ def test_response_training_learns(tmp_path):
 def test_response_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="dev.data: response data given as a path"):
         _cfg(tmp_path, data={"task": "response", "train": str(tmp_path / "x.jsonl")}, dev={"split": "dev"}).validate()
-    _cfg(tmp_path, data={"task": "response", "train": "dailydialog"}, dev={"split": "validation"}).validate()  # built-in: fine
+    _cfg(
+        tmp_path, data={"task": "response", "train": "dailydialog"}, dev={"split": "validation"}
+    ).validate()  # built-in: fine
     with pytest.raises(ConfigError, match="refresh.every_steps"):
         _cfg(tmp_path, data={"task": "response", "train": "mutual"}, refresh={"every_steps": 5}).validate()
     with pytest.raises(ConfigError, match="rerank_depth"):
@@ -502,9 +626,16 @@ def test_rerankers_are_evaluated_by_reranking_bm25(tmp_path):
 
     folder = _beir(tmp_path)
     model = CrossEncoder(tiny_backbone(hidden=32), max_context_length=16, max_candidate_length=16)
-    cfg = _cfg(tmp_path, epochs=2, batch_size=3, in_batch_negatives=False, losses={"ce": 1.0},
-               data={"train": str(folder), "split": "train", "negatives": 0}, dev={"split": "dev", "rerank_depth": 5},
-               test={"split": "dev", "rerank_depth": 5, "measures": ["ndcg@10", "mrr@10"]})
+    cfg = _cfg(
+        tmp_path,
+        epochs=2,
+        batch_size=3,
+        in_batch_negatives=False,
+        losses={"ce": 1.0},
+        data={"train": str(folder), "split": "train", "negatives": 0},
+        dev={"split": "dev", "rerank_depth": 5},
+        test={"split": "dev", "rerank_depth": 5, "measures": ["ndcg@10", "mrr@10"]},
+    )
     cfg.in_batch_negatives = True  # no mined negatives: the other rows' positives are the candidates
     summary = train(cfg, model=model, **QUIET)
     assert len(summary["dev"]) == 2 and "ndcg@10" in summary["dev"][0]
@@ -546,8 +677,10 @@ def test_dialogue_contexts_keep_their_most_recent_tokens_everywhere(tmp_path):
 
 
 def test_grad_cache_with_dialogue_contexts_equals_the_plain_batch(tmp_path):
-    ex = [TrainExample(f"c{i}", ("old turn " * 5, f"new turn about {t.split()[0]}"), [Candidate(f"d{i}", f"reply {t}")])
-          for i, t in enumerate(TOPICS[:4])]
+    ex = [
+        TrainExample(f"c{i}", ("old turn " * 5, f"new turn about {t.split()[0]}"), [Candidate(f"d{i}", f"reply {t}")])
+        for i, t in enumerate(TOPICS[:4])
+    ]
     grads = []
     for gc in (False, True):
         model = _model()

@@ -361,7 +361,9 @@ def test_auto_takes_the_segmented_pass_for_long_candidates_only(backbone, monkey
     with torch.no_grad():  # one long reply among nine short ones: little of the padded grid is real
         m.score(CTX[:1], [[long_doc] + ["no"] * 9])
     assert calls == [1]
-    assert m.may_take_segmented_pass and make(backbone, max_candidate_length=128, segmented=True).may_take_segmented_pass
+    assert (
+        m.may_take_segmented_pass and make(backbone, max_candidate_length=128, segmented=True).may_take_segmented_pass
+    )
     assert not make(backbone, max_candidate_length=32).may_take_segmented_pass  # never reaches 64 tokens on CPU
     assert not make(backbone, max_candidate_length=128, segmented=False).may_take_segmented_pass
 

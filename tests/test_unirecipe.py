@@ -85,10 +85,26 @@ def test_packer_marks_turns_and_keeps_the_marks_when_truncating():
     p = TextPacker(tok, max_context_length=10, speaker_tokens=SPEAKERS)
     show = tok.convert_ids_to_tokens
     assert show(p.context_ids([["hello", "how are you", "fine"]])[0]) == [
-        "[unused2]", "hello", "[unused1]", "how", "are", "you", "[unused2]", "fine"]
+        "[unused2]",
+        "hello",
+        "[unused1]",
+        "how",
+        "are",
+        "you",
+        "[unused2]",
+        "fine",
+    ]
     # 8 tokens fit; the oldest turn goes, the others keep the tags they had
     assert show(p.context_ids([["one two", "hello", "how are you", "fine"]])[0]) == [
-        "[unused2]", "hello", "[unused1]", "how", "are", "you", "[unused2]", "fine"]
+        "[unused2]",
+        "hello",
+        "[unused1]",
+        "how",
+        "are",
+        "you",
+        "[unused2]",
+        "fine",
+    ]
     assert p.separator_ids == []  # the speaker token marks the boundary
     with_sep = TextPacker(tok, max_context_length=16, speaker_tokens=SPEAKERS, turn_separator="[SEP]")
     assert show(with_sep.context_ids([["hi", "yo"]])[0]) == ["[unused1]", "hi", "[SEP]", "[unused2]", "yo"]
@@ -104,15 +120,22 @@ def test_speaker_tokens_are_saved_with_the_model(tmp_path, cls):
     m.save(tmp_path / "m")
     back = load_ranker(tmp_path / "m")
     assert back.packer.speaker_tokens == tuple(SPEAKERS)
-    assert back.packer.pack(["a", "b"], [["c"], ["d"]]).input_ids.tolist() == m.packer.pack(["a", "b"], [["c"], ["d"]]).input_ids.tolist()
+    assert (
+        back.packer.pack(["a", "b"], [["c"], ["d"]]).input_ids.tolist()
+        == m.packer.pack(["a", "b"], [["c"], ["d"]]).input_ids.tolist()
+    )
 
 
 # --------------------------------------------------------------------------- in-batch candidates
 
 
 def _dialogues(n: int = 8) -> list[DialogueExample]:
-    return [DialogueExample(f"d{i}", [f"hello {i}", f"question number {i}?"], [f"answer {i}", f"wrong {i}", f"other {i}"], [1, 0, 0])
-            for i in range(n)]
+    return [
+        DialogueExample(
+            f"d{i}", [f"hello {i}", f"question number {i}?"], [f"answer {i}", f"wrong {i}", f"other {i}"], [1, 0, 0]
+        )
+        for i in range(n)
+    ]
 
 
 def _examples(n: int = 8):
@@ -131,13 +154,20 @@ class RecordingRanker(Ranker):
 
     def score(self, contexts, candidates):
         self.calls.append(([tuple(c) for c in contexts], [list(c) for c in candidates]))
-        out = torch.tensor([[float(len(set(" ".join(ctx).split()) & set(c.split()))) for c in cands] for ctx, cands in zip(contexts, candidates)])
+        out = torch.tensor(
+            [
+                [float(len(set(" ".join(ctx).split()) & set(c.split()))) for c in cands]
+                for ctx, cands in zip(contexts, candidates)
+            ]
+        )
         return self.w * out
 
 
 def test_in_batch_candidates_are_the_batch_replies_in_a_seeded_order():
     rows = epoch_rows(_examples(6), epoch=0, seed=0, negatives=0)
-    cfg = from_dict(TrainConfig, {"in_batch_negatives": True, "shuffle_pool": True, "data": {"negatives": 0}, "losses": {"ce": 1.0}})
+    cfg = from_dict(
+        TrainConfig, {"in_batch_negatives": True, "shuffle_pool": True, "data": {"negatives": 0}, "losses": {"ce": 1.0}}
+    )
 
     def candidates(seed: int, step: int) -> list[list[str]]:
         cfg.seed = seed
@@ -152,16 +182,23 @@ def test_in_batch_candidates_are_the_batch_replies_in_a_seeded_order():
     assert all(sorted(c) == sorted(gold) for c in lists)  # exactly the batch's replies, no own negatives
     assert all(c == lists[0] for c in lists)  # one order per batch
     assert lists[0] != gold  # not positives-first
-    assert candidates(0, 0) == lists and candidates(1, 0) != lists and candidates(0, 1) != lists  # seeded by (seed, step)
+    assert (
+        candidates(0, 0) == lists and candidates(1, 0) != lists and candidates(0, 1) != lists
+    )  # seeded by (seed, step)
 
     layout = shuffle_columns(pool_layout(rows), [gold.index(t) for t in lists[0]])
     for i, r in enumerate(rows):  # the label is the row's own reply
-        assert layout.positive_mask[i].sum() == 1 and layout.docs[int(layout.positive_mask[i].nonzero())] == r.positive.text
+        assert (
+            layout.positive_mask[i].sum() == 1
+            and layout.docs[int(layout.positive_mask[i].nonzero())] == r.positive.text
+        )
 
 
 def test_shuffle_columns_moves_every_mask_with_its_column():
-    rows = [Row("q1", "Q1", Candidate("a", "A", 2.0), (Candidate("n", "N", 1.0),), frozenset({"a", "b"})),
-            Row("q2", "Q2", Candidate("b", "B", 3.0), (), frozenset({"b"}))]
+    rows = [
+        Row("q1", "Q1", Candidate("a", "A", 2.0), (Candidate("n", "N", 1.0),), frozenset({"a", "b"})),
+        Row("q2", "Q2", Candidate("b", "B", 3.0), (), frozenset({"b"})),
+    ]
     lay = pool_layout(rows)
     out = shuffle_columns(lay, [2, 0, 1])
     assert out.docs == ["N", "A", "B"]
@@ -201,8 +238,9 @@ def test_mlm_masks_only_real_tokens_and_the_loss_is_the_heads_cross_entropy():
     contexts, cands = [["hi there", "how are you"], ["yes"]], [["fine thanks", "no"], ["ok"]]
     packed = m.packer.pack(contexts, cands)
     seen = {}
-    hook = m.encoder.register_forward_hook(lambda mod, args, kw, out: seen.update(ids=kw["input_ids"], hidden=out.last_hidden_state),
-                                           with_kwargs=True)
+    hook = m.encoder.register_forward_hook(
+        lambda mod, args, kw, out: seen.update(ids=kw["input_ids"], hidden=out.last_hidden_state), with_kwargs=True
+    )
     with m.masked_lm(1.0, torch.Generator().manual_seed(3)) as mlm:  # prob 1: every maskable token is selected
         m.score(contexts, cands)
     hook.remove()
@@ -234,7 +272,9 @@ def test_mlm_pass_trains_on_the_masked_input_and_leaves_inference_alone():
 def test_mlm_corrupts_only_the_main_encoders_input():
     """A poly-encoder with its own candidate encoder: only passes through the main (context)
     encoder, whose word embeddings the head decodes with, are masked."""
-    m = PolyEncoder(tiny_backbone(hidden=16), n_codes=2, shared_encoder=False, max_context_length=16, max_candidate_length=8)
+    m = PolyEncoder(
+        tiny_backbone(hidden=16), n_codes=2, shared_encoder=False, max_context_length=16, max_candidate_length=8
+    )
     m.add_mlm_head()
     with m.masked_lm(1.0, torch.Generator().manual_seed(0)) as mlm:
         m.score(["a b c"], [["d e", "f"]])
@@ -260,7 +300,9 @@ def test_mlm_head_round_trips_through_the_model_folder(tmp_path, cls):
         torch.testing.assert_close(back.mlm_head.state_dict()[k], v, msg=k)
     m.eval()
     with torch.no_grad():
-        torch.testing.assert_close(back.score(["a b", "c"], [["d", "e f"], ["g"]]), m.score(["a b", "c"], [["d", "e f"], ["g"]]))
+        torch.testing.assert_close(
+            back.score(["a b", "c"], [["d", "e f"], ["g"]]), m.score(["a b", "c"], [["d", "e f"], ["g"]])
+        )
     plain = cls(lively_backbone(), max_context_length=16, max_candidate_length=8)
     plain.save(tmp_path / "p")
     assert "mlm_head" not in json.loads((tmp_path / "p" / "unirank_model.json").read_text())
@@ -275,9 +317,19 @@ def _uni(**kw) -> UniEncoder:
 
 
 def _cfg(tmp_path: Path, **kw) -> TrainConfig:
-    base = {"batch_size": 4, "epochs": 3, "lr": 1e-3, "dev": {"split": None}, "log_every": 1, "out": str(tmp_path / "run"),
-            "data": {"negatives": 2, "negative_choice": "first"}, "warmup_ratio": 0.0, "losses": {"ce": 1.0},
-            "in_batch_negatives": False, "batching": {"name": "random"}}
+    base = {
+        "batch_size": 4,
+        "epochs": 3,
+        "lr": 1e-3,
+        "dev": {"split": None},
+        "log_every": 1,
+        "out": str(tmp_path / "run"),
+        "data": {"negatives": 2, "negative_choice": "first"},
+        "warmup_ratio": 0.0,
+        "losses": {"ce": 1.0},
+        "in_batch_negatives": False,
+        "batching": {"name": "random"},
+    }
     for k, v in kw.items():
         base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
     return from_dict(TrainConfig, base)
@@ -290,9 +342,14 @@ def _ce(model, examples, in_batch: bool = False) -> float:
     gold = [e.positives[0].text for e in examples]
     with torch.no_grad():
         if in_batch:
-            scores, labels = model.score([e.query for e in examples], [gold] * len(examples)), torch.arange(len(examples))
+            scores, labels = (
+                model.score([e.query for e in examples], [gold] * len(examples)),
+                torch.arange(len(examples)),
+            )
         else:
-            scores = model.score([e.query for e in examples], [[g, *(n.text for n in e.negatives)] for g, e in zip(gold, examples)])
+            scores = model.score(
+                [e.query for e in examples], [[g, *(n.text for n in e.negatives)] for g, e in zip(gold, examples)]
+            )
             labels = torch.zeros(len(examples), dtype=torch.long)
     return float(torch.nn.functional.cross_entropy(scores, labels))
 
@@ -303,8 +360,10 @@ OPTIONS = {
     "mlm": ({}, {"mlm": {"weight": 1.0}}),
     "speakers": ({"speaker_tokens": SPEAKERS}, {}),
     "noam": ({}, {"schedule": "noam", "adam_betas": [0.9, 0.98], "warmup_steps": 2}),
-    "recipe": ({"speaker_tokens": SPEAKERS}, {**IN_BATCH, "mlm": {"weight": 1.0}, "schedule": "noam", "adam_betas": [0.9, 0.98],
-                                            "warmup_steps": 2}),
+    "recipe": (
+        {"speaker_tokens": SPEAKERS},
+        {**IN_BATCH, "mlm": {"weight": 1.0}, "schedule": "noam", "adam_betas": [0.9, 0.98], "warmup_steps": 2},
+    ),
 }
 
 
@@ -320,7 +379,9 @@ def test_uni_trains_with_each_option(tmp_path, option):
     logged = [json.loads(x) for x in (Path(summary["out"]) / "metrics.jsonl").read_text().splitlines()]
     assert ("mlm" in logged[0]) == ("mlm" in cfg_kw)
     back = load_ranker(summary["export"]["model"])
-    assert (back.mlm_head is not None) == ("mlm" in cfg_kw) and back.packer.speaker_tokens == (tuple(SPEAKERS) if settings else None)
+    assert (back.mlm_head is not None) == ("mlm" in cfg_kw) and back.packer.speaker_tokens == (
+        tuple(SPEAKERS) if settings else None
+    )
 
 
 @pytest.mark.parametrize("kind", ["cross", "poly"])
@@ -347,7 +408,9 @@ def test_recipe_resumes_to_the_same_weights(tmp_path):
     assert done["steps"] == full["steps"] == 6
     from safetensors.torch import load_file
 
-    (ca,), (cb,) = ((tmp_path / r / "run" / "checkpoints").glob("step-0000006*") for r in "ab")  # "-end" at an epoch's end
+    (ca,), (cb,) = (
+        (tmp_path / r / "run" / "checkpoints").glob("step-0000006*") for r in "ab"
+    )  # "-end" at an epoch's end
     wa, wb = load_file(str(ca / "model.safetensors")), load_file(str(cb / "model.safetensors"))
     assert wa.keys() == wb.keys() and any(k.startswith("mlm_head.") for k in wa)
     for k in wa:
@@ -367,4 +430,9 @@ def test_recipe_config_errors(tmp_path):
     from unirank.models.bi import BiEncoder
 
     with pytest.raises(ConfigError, match="mlm.weight: the MLM auxiliary loss needs a packed-input ranker"):
-        train(_cfg(tmp_path, mlm={"weight": 1.0}), model=BiEncoder(tiny_backbone(hidden=16), max_length=16), examples=_examples(), **QUIET)
+        train(
+            _cfg(tmp_path, mlm={"weight": 1.0}),
+            model=BiEncoder(tiny_backbone(hidden=16), max_length=16),
+            examples=_examples(),
+            **QUIET,
+        )

@@ -200,8 +200,10 @@ def from_dict(cls: type[C], data: dict | None, overrides: Sequence[str] = (), pr
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown config key {prefix + unknown[0]!r} (in {cls.__name__}); valid: {', '.join(sorted(fields))}",
-                          key=prefix + unknown[0])
+        raise ConfigError(
+            f"unknown config key {prefix + unknown[0]!r} (in {cls.__name__}); valid: {', '.join(sorted(fields))}",
+            key=prefix + unknown[0],
+        )
     kwargs = {name: _coerce(v, hints[name], prefix + name) for name, v in data.items()}
     return cls(**kwargs)
 
@@ -226,7 +228,9 @@ def load_config(cls: type[C], path: str | os.PathLike | None = None, overrides: 
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             line = raw.count(b"\n", 0, e.start) + 1
-            raise ConfigError(f"{p}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8") from None
+            raise ConfigError(
+                f"{p}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
+            ) from None
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:
@@ -239,7 +243,11 @@ def load_config(cls: type[C], path: str | os.PathLike | None = None, overrides: 
         return from_dict(cls, data, overrides)
     except ConfigError as e:
         overridden = {_override_key(o) for o in overrides}
-        if p is None or e.key is None or any(e.key == k or e.key.startswith(k + ".") or k.startswith(e.key + ".") for k in overridden):
+        if (
+            p is None
+            or e.key is None
+            or any(e.key == k or e.key.startswith(k + ".") or k.startswith(e.key + ".") for k in overridden)
+        ):
             raise
         line = yaml_key_line(text, e.key)
         if line is None:
@@ -306,7 +314,9 @@ def construct(cls: Any, params: dict[str, Any], what: str, **fixed: Any) -> Any:
         raise ConfigError(f"{what}: {e}") from None
 
 
-def check_params(cls: Any, params: dict[str, Any], what: str, exclude: Any = (), extra: Sequence[str] = ()) -> dict[str, Any]:
+def check_params(
+    cls: Any, params: dict[str, Any], what: str, exclude: Any = (), extra: Sequence[str] = ()
+) -> dict[str, Any]:
     """The keyword arguments ``params`` a user gives ``cls(...)``, checked: unknown names are
     listed with the valid ones (``exclude``: parameters the caller fills itself; ``extra``:
     names accepted besides the constructor's), values are coerced and checked against the
@@ -328,7 +338,9 @@ def check_params(cls: Any, params: dict[str, Any], what: str, exclude: Any = (),
     open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
     unknown = sorted(set(params) - set(accepted))
     if unknown and not open_kwargs:
-        raise ConfigError(f"{what}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(accepted) or '(none)'}")
+        raise ConfigError(
+            f"{what}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(accepted) or '(none)'}"
+        )
     try:
         hints = typing.get_type_hints(cls if dataclasses.is_dataclass(cls) else cls.__init__)
     except Exception:  # noqa: BLE001 - unresolvable annotations: pass the values unchecked
@@ -342,8 +354,9 @@ def check_params(cls: Any, params: dict[str, Any], what: str, exclude: Any = (),
     return values
 
 
-def check_out_dir(out: str | os.PathLike | None, key: str = "out", marker: str | Sequence[str] | None = None,
-                  inside: bool = False) -> None:
+def check_out_dir(
+    out: str | os.PathLike | None, key: str = "out", marker: str | Sequence[str] | None = None, inside: bool = False
+) -> None:
     """Before any work is done: the output folder ``out`` is a folder or does not exist yet,
     can be created and written (:func:`unirank.io.check_writable_dir`; ``inside``: it is
     written in place, not replaced), and - with ``marker``, for outputs replaced as a unit -

@@ -14,7 +14,9 @@ from .eval.report import comparison_markdown
 MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "auc"]
 
 
-def run_demo(out: Path, limit_queries: int = 300, max_docs: int = 3000, finetune_minutes: float = 4.0) -> dict[str, dict[str, float]]:
+def run_demo(
+    out: Path, limit_queries: int = 300, max_docs: int = 3000, finetune_minutes: float = 4.0
+) -> dict[str, dict[str, float]]:
     """Build/load the data set, evaluate BM25 and the dense model, fine-tune briefly, write reports under ``out``."""
     from .data.datasets import load_dataset
 
@@ -25,8 +27,15 @@ def run_demo(out: Path, limit_queries: int = 300, max_docs: int = 3000, finetune
     for name in ("bm25", "dense"):
         cfg = from_dict(
             EvalConfig,
-            {"data": "stdlib-codesearch", "split": "test", "retriever": {"name": name}, "limit_queries": limit_queries,
-             "max_docs": max_docs, "measures": MEASURES, "out": str(out / name)},
+            {
+                "data": "stdlib-codesearch",
+                "split": "test",
+                "retriever": {"name": name},
+                "limit_queries": limit_queries,
+                "max_docs": max_docs,
+                "measures": MEASURES,
+                "out": str(out / name),
+            },
         )
         t = time.perf_counter()
         res = run_eval(cfg, dataset=ds)
@@ -35,8 +44,13 @@ def run_demo(out: Path, limit_queries: int = 300, max_docs: int = 3000, finetune
         from .training.demo import finetune_demo
 
         t = time.perf_counter()
-        ft = finetune_demo(out / "finetune", minutes_budget=finetune_minutes, limit_queries=limit_queries, max_docs=max_docs,
-                           zero_shot={k: v for k, v in rows["dense"].items() if k != "seconds"})
+        ft = finetune_demo(
+            out / "finetune",
+            minutes_budget=finetune_minutes,
+            limit_queries=limit_queries,
+            max_docs=max_docs,
+            zero_shot={k: v for k, v in rows["dense"].items() if k != "seconds"},
+        )
         rows[f"dense fine-tuned ({ft['steps']} steps)"] = {**ft["fine_tuned"], "seconds": time.perf_counter() - t}
     table = comparison_markdown(rows, MEASURES + ["auc_global", "seconds"])
     text = (

@@ -54,13 +54,35 @@ class UnknownName(ConfigError, KeyError):
 
 #: errno values that describe the user's files, folders, disk or addresses - not a bug in
 #: unirank: reported in one line naming the file, exit status 2
-USER_ERRNOS = frozenset({
-    errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT, errno.EROFS,
-    errno.ENAMETOOLONG, errno.EEXIST, errno.ELOOP, errno.EFBIG, errno.ENOTEMPTY, errno.EMFILE, errno.ENFILE, errno.EIO,
-    errno.EADDRINUSE, errno.EADDRNOTAVAIL,
-})
-_HINTS = {errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT: "free some space or write elsewhere",
-          errno.EACCES: "check its permissions", errno.EPERM: "check its permissions", errno.EROFS: "write elsewhere"}
+USER_ERRNOS = frozenset(
+    {
+        errno.ENOENT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.ENAMETOOLONG,
+        errno.EEXIST,
+        errno.ELOOP,
+        errno.EFBIG,
+        errno.ENOTEMPTY,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.EIO,
+        errno.EADDRINUSE,
+        errno.EADDRNOTAVAIL,
+    }
+)
+_HINTS = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EDQUOT: "free some space or write elsewhere",
+    errno.EACCES: "check its permissions",
+    errno.EPERM: "check its permissions",
+    errno.EROFS: "write elsewhere",
+}
 
 
 def user_error(e: BaseException) -> str | None:

@@ -303,7 +303,9 @@ def _has_markers(folder: Path, marker: str | Sequence[str] | None) -> bool:
     return bool(names) and all((folder / m).exists() for m in names)
 
 
-def check_replaceable(path: str | os.PathLike, marker: str | Sequence[str] | None = None, key: str | None = None) -> None:
+def check_replaceable(
+    path: str | os.PathLike, marker: str | Sequence[str] | None = None, key: str | None = None
+) -> None:
     """``path`` may be replaced by :func:`atomic_dir`: it does not exist, is an empty folder,
     or holds every ``marker`` file (an output the same kind of writer made). Anything else -
     a file, a folder of the user's - raises :class:`~unirank.errors.ConfigError` rather than
@@ -329,12 +331,16 @@ def check_replaceable(path: str | os.PathLike, marker: str | Sequence[str] | Non
     if marker is not None and any(path.iterdir()) and not _has_markers(path, marker):
         names = [marker] if isinstance(marker, str) else list(marker or ())
         what = f" (it has no {' / '.join(names)})" if names else ""
-        raise ConfigError(f"{where} is a non-empty folder that unirank did not write{what}; refusing to replace it: "
-                          "choose a new folder or remove it")
+        raise ConfigError(
+            f"{where} is a non-empty folder that unirank did not write{what}; refusing to replace it: "
+            "choose a new folder or remove it"
+        )
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, marker: str | Sequence[str] | None = None, replace: bool = True) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike, marker: str | Sequence[str] | None = None, replace: bool = True
+) -> Iterator[Path]:
     """Build a folder as a unit: yield a temporary sibling folder to write into; when the
     block ends without an error it takes ``path``'s place (:func:`replace_dir`: ``path``
     names the old or the new complete folder at every moment), on an error it is deleted

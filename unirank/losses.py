@@ -135,15 +135,11 @@ class LossInputs:
             m = getattr(self, name)
             if m is not None and (not isinstance(m, Tensor) or m.dtype != torch.bool or m.shape != s.shape):
                 got = f"{m.dtype} {tuple(m.shape)}" if isinstance(m, Tensor) else type(m).__name__
-                raise ValueError(
-                    f"LossInputs.{name}: expected a bool tensor of shape {tuple(s.shape)}, got {got}"
-                )
+                raise ValueError(f"LossInputs.{name}: expected a bool tensor of shape {tuple(s.shape)}, got {got}")
         t = self.teacher_scores
         if t is not None and (not isinstance(t, Tensor) or not t.is_floating_point() or t.shape != s.shape):
             got = f"{t.dtype} {tuple(t.shape)}" if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(
-                f"LossInputs.teacher_scores: expected a float tensor of shape {tuple(s.shape)}, got {got}"
-            )
+            raise ValueError(f"LossInputs.teacher_scores: expected a float tensor of shape {tuple(s.shape)}, got {got}")
         d = self.doc_scores
         b, n = s.shape
         if d is not None and (not isinstance(d, Tensor) or not d.is_floating_point() or d.shape != (b, b)):
@@ -474,9 +470,7 @@ def margin_mse(inputs: LossInputs, *, scale: float = 1.0) -> Tensor:
 
 
 @LOSSES.register("kl")
-def kl(
-    inputs: LossInputs, *, tau: float = 1.0, teacher_tau: float = 1.0, scale_by_tau_squared: bool = False
-) -> Tensor:
+def kl(inputs: LossInputs, *, tau: float = 1.0, teacher_tau: float = 1.0, scale_by_tau_squared: bool = False) -> Tensor:
     """Listwise distillation: ``KL(softmax(t / teacher_tau) || softmax(s / tau))`` per row.
 
     The softmaxes run over a row's valid entries that have a teacher score; a row counts when
@@ -520,9 +514,7 @@ _PAIR_FORMS: dict[str, Callable[[Tensor], Tensor]] = {
 
 
 @LOSSES.register("cprd")
-def cprd(
-    inputs: LossInputs, *, scale: float = 20.0, teacher_margin: float = 0.0, form: str = "logistic"
-) -> Tensor:
+def cprd(inputs: LossInputs, *, scale: float = 20.0, teacher_margin: float = 0.0, form: str = "logistic") -> Tensor:
     """Hard-negative rank distillation: learn the teacher's *order* among a row's hard negatives.
 
     "CPRD" (contrastive + pairwise rank distillation) is this project's name; we found no
@@ -620,8 +612,9 @@ def l1_value(reps: Tensor) -> Tensor:
     return reps.abs().float().sum(1).mean()
 
 
-def _regulariser(inputs: LossInputs, value: Callable[[Tensor], Tensor], name: str, query: float, doc: float,
-                 warmup_steps: int) -> Tensor:
+def _regulariser(
+    inputs: LossInputs, value: Callable[[Tensor], Tensor], name: str, query: float, doc: float, warmup_steps: int
+) -> Tensor:
     for key, lam in (("query", query), ("doc", doc)):
         if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
             raise ValueError(f"{name} {key} weight must be a finite number >= 0, got {lam!r}")
@@ -721,16 +714,12 @@ def resolve_loss_weights(
         accepted = [p for p in inspect.signature(fn).parameters if p != "inputs"]
         unknown = sorted(set(params) - set(accepted))
         if unknown:
-            raise ConfigError(
-                f"loss {name!r}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(accepted)}"
-            )
+            raise ConfigError(f"loss {name!r}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(accepted)}")
         resolved.append((label, fn, float(weight), params))
     return resolved
 
 
-def combine(
-    weights: Mapping[str, float | Mapping[str, Any]], inputs: LossInputs
-) -> tuple[Tensor, dict[str, Tensor]]:
+def combine(weights: Mapping[str, float | Mapping[str, Any]], inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
     """Weighted sum of registered losses on one batch.
 
     Args:

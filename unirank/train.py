@@ -109,7 +109,16 @@ from .training.gradcache import grad_cache_step
 from .training.schedules import SCHEDULES, warmup_steps_for
 from .types import TrainExample
 
-__all__ = ["TrainConfig", "train", "train_main", "build_model", "batch_inputs", "pool_scores", "Dist", "normalize_overrides"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "train_main",
+    "build_model",
+    "batch_inputs",
+    "pool_scores",
+    "Dist",
+    "normalize_overrides",
+]
 
 
 # --------------------------------------------------------------------------- model
@@ -124,8 +133,13 @@ def build_model(cfg: ModelConfig) -> Any:
         cls = MODELS.get(cfg.kind)
     except KeyError as e:
         raise ConfigError(f"model.kind: {e.args[0]}") from None
-    settings = check_params(cls, cfg.settings, f"model.settings (kind {cfg.kind})", extra=cls.load_options,
-                            exclude={n for n in inspect.signature(cls).parameters if "backbone" in n})  # before the weights load
+    settings = check_params(
+        cls,
+        cfg.settings,
+        f"model.settings (kind {cfg.kind})",
+        extra=cls.load_options,
+        exclude={n for n in inspect.signature(cls).parameters if "backbone" in n},
+    )  # before the weights load
     return load_ranker(cfg.name, cfg.kind, device="cpu", **settings)
 
 
@@ -223,7 +237,15 @@ def list_layout(rows: Sequence[Row]) -> Layout:
                 teacher[i, j] = float(c.score)
                 has_teacher = True
     hard = valid & ~pos
-    return Layout([r.query for r in rows], [t for c in cands for t in c], cands, pos, valid, teacher if has_teacher else None, hard)
+    return Layout(
+        [r.query for r in rows],
+        [t for c in cands for t in c],
+        cands,
+        pos,
+        valid,
+        teacher if has_teacher else None,
+        hard,
+    )
 
 
 def shuffle_columns(layout: Layout, order: Sequence[int]) -> Layout:
@@ -241,8 +263,15 @@ def shuffle_columns(layout: Layout, order: Sequence[int]) -> Layout:
     idx = torch.as_tensor(list(order), dtype=torch.long)
     if sorted(idx.tolist()) != list(range(len(layout.docs))):
         raise ValueError(f"order must be a permutation of the {len(layout.docs)} columns")
-    return Layout(layout.queries, [layout.docs[i] for i in idx.tolist()], None, layout.positive_mask[:, idx], layout.valid_mask[:, idx],
-                  None if layout.teacher is None else layout.teacher[:, idx], layout.hard_mask[:, idx])
+    return Layout(
+        layout.queries,
+        [layout.docs[i] for i in idx.tolist()],
+        None,
+        layout.positive_mask[:, idx],
+        layout.valid_mask[:, idx],
+        None if layout.teacher is None else layout.teacher[:, idx],
+        layout.hard_mask[:, idx],
+    )
 
 
 def batch_seed(seed: int, step: int | None, rows: Sequence[Row], salt: int) -> int:
@@ -261,7 +290,9 @@ def batch_seed(seed: int, step: int | None, rows: Sequence[Row], salt: int) -> i
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "little") >> 1
 
 
-def pool_scores(model: Any, layout: Layout, dist: Dist = Dist(), reps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+def pool_scores(
+    model: Any, layout: Layout, dist: Dist = Dist(), reps: dict[str, torch.Tensor] | None = None
+) -> torch.Tensor:
     """Differentiable ``(B, N)`` scores of the layout's queries against its documents.
 
     ``reps``: when given, a bi-encoder-like model's query and document vectors are stored in
@@ -271,7 +302,10 @@ def pool_scores(model: Any, layout: Layout, dist: Dist = Dist(), reps: dict[str,
         return model.score(layout.queries, layout.candidates)
     if isinstance(model, DualEncoder):
         d_texts = [model.doc_prefix + t for t in layout.docs]
-        q, d = dist.gather(model.embed_contexts(dist.share(list(layout.queries)))), dist.gather(model.embed(dist.share(d_texts)))
+        q, d = (
+            dist.gather(model.embed_contexts(dist.share(list(layout.queries)))),
+            dist.gather(model.embed(dist.share(d_texts))),
+        )
         if reps is not None:
             reps.update(query=q, doc=d)
         return model.similarity_fn(q, d)
@@ -280,17 +314,25 @@ def pool_scores(model: Any, layout: Layout, dist: Dist = Dist(), reps: dict[str,
     return model.score(layout.queries, [layout.docs] * len(layout.queries))
 
 
-def batch_inputs(scores: torch.Tensor, layout: Layout, reps: dict[str, torch.Tensor] | None = None,
-                 step: int | None = None) -> LossInputs:
+def batch_inputs(
+    scores: torch.Tensor, layout: Layout, reps: dict[str, torch.Tensor] | None = None, step: int | None = None
+) -> LossInputs:
     """The :class:`LossInputs` of a batch (padding ``-inf`` entries become invalid); ``reps``
     and ``step`` feed the representation regularisers (``flops``, ``l1``)."""
     dev = scores.device
     valid = layout.valid_mask.to(dev) & torch.isfinite(scores.detach())
     teacher = layout.teacher.to(dev) if layout.teacher is not None else None
     reps = reps or {}
-    return LossInputs(scores, positive_mask=layout.positive_mask.to(dev), valid_mask=valid, teacher_scores=teacher,
-                      hard_negative_mask=layout.hard_mask.to(dev), query_reps=reps.get("query"), doc_reps=reps.get("doc"),
-                      step=step)
+    return LossInputs(
+        scores,
+        positive_mask=layout.positive_mask.to(dev),
+        valid_mask=valid,
+        teacher_scores=teacher,
+        hard_negative_mask=layout.hard_mask.to(dev),
+        query_reps=reps.get("query"),
+        doc_reps=reps.get("doc"),
+        step=step,
+    )
 
 
 def _sparsity(reps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -298,7 +340,9 @@ def _sparsity(reps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {f"nnz_{k[0]}": (v.detach() > 0).sum(1).float().mean() for k, v in reps.items() if v.shape[0]}
 
 
-def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: float, dist: Dist = Dist(), step: int | None = None) -> dict[str, float]:
+def batch_backward(
+    model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: float, dist: Dist = Dist(), step: int | None = None
+) -> dict[str, float]:
     """Forward + backward of one batch (gradients accumulate, scaled by ``weight``).
 
     Under data parallelism ``rows`` is the *global* batch: a bi-encoder with in-batch
@@ -320,7 +364,9 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
         return _global_parts({}, 0.0, dist)
     layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
     if cfg.shuffle_pool:
-        order = torch.randperm(len(layout.docs), generator=torch.Generator().manual_seed(batch_seed(cfg.seed, step, rows, 1)))
+        order = torch.randperm(
+            len(layout.docs), generator=torch.Generator().manual_seed(batch_seed(cfg.seed, step, rows, 1))
+        )
         layout = shuffle_columns(layout, order.tolist())
     if cfg.grad_cache and layout.candidates is None and isinstance(model, DualEncoder):
         # tagged items so one embed function serves both groups: queries / dialogue contexts go
@@ -336,12 +382,16 @@ def batch_backward(model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: fl
 
         def loss_fn(q: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, Any]:
             reps = {"query": dist.gather(q), "doc": dist.gather(d)}
-            total, parts = combine(cfg.losses, batch_inputs(model.similarity_fn(reps["query"], reps["doc"]), layout, reps, step))
+            total, parts = combine(
+                cfg.losses, batch_inputs(model.similarity_fn(reps["query"], reps["doc"]), layout, reps, step)
+            )
             if isinstance(model, DualEncoder) and model.sparse_vectors:
                 parts.update(_sparsity(reps))
             return total * scale, (total.detach(), parts)
 
-        _, (total, parts) = grad_cache_step(embed_items, [dist.share(q_items), dist.share(d_items)], loss_fn, cfg.chunk_size)
+        _, (total, parts) = grad_cache_step(
+            embed_items, [dist.share(q_items), dist.share(d_items)], loss_fn, cfg.chunk_size
+        )
     else:
         reps: dict[str, torch.Tensor] = {}
         mlm_gen = torch.Generator().manual_seed(batch_seed(cfg.seed, step, rows, 2)) if cfg.mlm.weight > 0 else None
@@ -421,14 +471,23 @@ def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractCont
 # --------------------------------------------------------------------------- evaluation / refresh
 
 
-def refresh_negatives(model: Any, cfg: TrainConfig, examples: list[TrainExample], step: int, out: Path) -> tuple[list[TrainExample], str]:
+def refresh_negatives(
+    model: Any, cfg: TrainConfig, examples: list[TrainExample], step: int, out: Path
+) -> tuple[list[TrainExample], str]:
     """ANCE refresh: mine new negatives with the current model; returns (examples, mined file)."""
     from .negatives.convert import read_mined
     from .negatives.pipeline import MineConfig, run_mine
 
     folder = out / "refresh" / f"step-{step:06d}"
-    mine = {"data": cfg.data.train, "split": cfg.data.split, "miner": {"name": model.retriever_name}, "seed": cfg.seed,
-            "negatives": max(cfg.data.negatives, 1), **cfg.refresh.mine, "out": str(folder)}
+    mine = {
+        "data": cfg.data.train,
+        "split": cfg.data.split,
+        "miner": {"name": model.retriever_name},
+        "seed": cfg.seed,
+        "negatives": max(cfg.data.negatives, 1),
+        **cfg.refresh.mine,
+        "out": str(folder),
+    }
     mcfg = from_dict(MineConfig, mine)
     run_mine(mcfg, encoder=model)
     path = folder / "train.jsonl"
@@ -525,8 +584,16 @@ def train(
         dist.close()
 
 
-def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainExample] | None, progress: bool | None,
-           log: Callable[[str], None] | None, dist: Dist) -> dict[str, Any]:
+def _train(
+    cfg: TrainConfig,
+    *,
+    resume: bool,
+    model: Any,
+    examples: list[TrainExample] | None,
+    progress: bool | None,
+    log: Callable[[str], None] | None,
+    dist: Dist,
+) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     main = dist.is_main
@@ -544,7 +611,9 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             uio.clean_leftovers(folder)
     latest = dist.broadcast(latest_checkpoint(ckpt_root))  # rank 0 decides (the folder must be shared for resume)
     if latest is not None and not resume:
-        raise ConfigError(f"{out} already holds a run (checkpoint {latest.name}); pass --resume to continue it or choose another out")
+        raise ConfigError(
+            f"{out} already holds a run (checkpoint {latest.name}); pass --resume to continue it or choose another out"
+        )
     if latest is not None:
         saved_config = read_trainer_state(latest).get("config")
         if not isinstance(saved_config, dict):
@@ -561,7 +630,9 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
     model = model if model is not None else build_model(cfg.model)
     if cfg.mlm.weight > 0:
         if not isinstance(model, MaskedLMTrainable):
-            raise ConfigError(f"mlm.weight: the MLM auxiliary loss needs a packed-input ranker (cross, poly, uni); got {type(model).__name__}")
+            raise ConfigError(
+                f"mlm.weight: the MLM auxiliary loss needs a packed-input ranker (cross, poly, uni); got {type(model).__name__}"
+            )
         model.add_mlm_head(seed=cfg.seed)  # tied to the word embeddings; kept if the model has one
     model.to(device)
     start_fingerprint = _model_fingerprint(model)
@@ -573,21 +644,36 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
         except ValueError as e:
             raise ConfigError(f"gradient_checkpointing: {e}") from None
         if model.may_take_segmented_pass:
-            say("note: gradient_checkpointing does not act inside the Uni-Encoder's segmented pass "
+            say(
+                "note: gradient_checkpointing does not act inside the Uni-Encoder's segmented pass "
                 "(it drives the layers' parts itself; segmented: auto takes it for long candidates); "
-                "that pass already needs far less memory")
+                "that pass already needs far less memory"
+            )
     task = get_task(cfg.data.task, key="data.task")
     if examples is None:
         examples, data_info = task.load_examples(cfg.data)
     else:
-        data_info = {"source": "given", "fingerprint": text_fingerprint(f"{e.query_id}\t{e.query}\t{[p.id for p in e.positives]}\t{[n.id for n in e.negatives]}" for e in examples)}
+        data_info = {
+            "source": "given",
+            "fingerprint": text_fingerprint(
+                f"{e.query_id}\t{e.query}\t{[p.id for p in e.positives]}\t{[n.id for n in e.negatives]}"
+                for e in examples
+            ),
+        }
     if not examples:
         raise ConfigError("no training examples (no query has a relevant document in the corpus)")
     if not isinstance(model, DualEncoder):
-        for needed, why in ((cfg.refresh.every_steps, "refresh.every_steps (ANCE re-mining)"), (cfg.batching.name == "tas_balanced", "batching tas_balanced")):
+        for needed, why in (
+            (cfg.refresh.every_steps, "refresh.every_steps (ANCE re-mining)"),
+            (cfg.batching.name == "tas_balanced", "batching tas_balanced"),
+        ):
             if needed:
-                raise ConfigError(f"{why} needs a bi-encoder (a model with encode_queries); model.kind is {cfg.model.kind!r}")
-    sampler = build_batch_sampler(cfg.batching.name, cfg.batch_size, cfg.seed, cfg.batching.drop_last, cfg.batching.params)
+                raise ConfigError(
+                    f"{why} needs a bi-encoder (a model with encode_queries); model.kind is {cfg.model.kind!r}"
+                )
+    sampler = build_batch_sampler(
+        cfg.batching.name, cfg.batch_size, cfg.seed, cfg.batching.drop_last, cfg.batching.params
+    )
     dev_eval = task.evaluator(cfg.dev, cfg.data, device)
     test_eval = task.evaluator(cfg.test, cfg.data, device)
 
@@ -596,8 +682,18 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
 
     # ---- optimizer, schedule, loop state
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.adam_betas))
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "batches": None, "best": None, "best_step": None,
-                             "negatives": None, "sampler": None, "total_steps": None, "dev": []}
+    state: dict[str, Any] = {
+        "step": 0,
+        "epoch": 0,
+        "batch": 0,
+        "batches": None,
+        "best": None,
+        "best_step": None,
+        "negatives": None,
+        "sampler": None,
+        "total_steps": None,
+        "dev": [],
+    }
     if latest is not None:
         saved = read_trainer_state(latest)
         state.update({k: saved[k] for k in state if k in saved})
@@ -622,8 +718,13 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             examples, _ = replace_negatives(examples, read_mined(state["negatives"], scores=cfg.data.teacher_scores))
         say(f"resumed from {latest} at step {state['step']}/{total_steps}")
     state["sampler"] = sampler.state_dict()
-    metrics = MetricsLog(out / "metrics.jsonl", keep_until_step=state["step"] if latest is not None else None,
-                         dev_rows=state["dev"]) if main else None
+    metrics = (
+        MetricsLog(
+            out / "metrics.jsonl", keep_until_step=state["step"] if latest is not None else None, dev_rows=state["dev"]
+        )
+        if main
+        else None
+    )
     if resume and latest is None:
         say(f"--resume: no checkpoint in {ckpt_root}; starting a new run")
     if main:
@@ -641,15 +742,29 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
         written["name"] = name
         state["sampler"] = sampler.state_dict()
         if main:
-            save_checkpoint(ckpt_root, name, model, optimizer, scheduler, {**state, "config": to_dict(cfg), "world_size": dist.world_size})
+            save_checkpoint(
+                ckpt_root,
+                name,
+                model,
+                optimizer,
+                scheduler,
+                {**state, "config": to_dict(cfg), "world_size": dist.world_size},
+            )
             prune_checkpoints(ckpt_root, "step-", cfg.keep_checkpoints)
         _save_rank_rng(ckpt_root / name, dist)
 
-    say(f"training {type(model).__name__} on {len(examples)} queries: {total_steps} step{'' if total_steps == 1 else 's'}, batch {cfg.batch_size}"
+    say(
+        f"training {type(model).__name__} on {len(examples)} queries: {total_steps} step{'' if total_steps == 1 else 's'}, batch {cfg.batch_size}"
         f" x accumulate {cfg.accumulate}, warmup {warmup}, device {device}"
-        + (f", {dist.world_size} processes" if dist.active else ""))
-    bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step",
-               disable=True if not main else ((not progress) if progress is not None else None))
+        + (f", {dist.world_size} processes" if dist.active else "")
+    )
+    bar = tqdm(
+        total=total_steps,
+        initial=state["step"],
+        desc="train",
+        unit="step",
+        disable=True if not main else ((not progress) if progress is not None else None),
+    )
     stopped = False
     t_train = time.perf_counter()
     # the last step done but its epoch's end not yet (a run resumed from the checkpoint of its
@@ -667,10 +782,14 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             sums: dict[str, float] = {}
             with _train_length(model, cfg.train_max_length), _autocast(cfg, device):
                 for b in group:
-                    for k, v in batch_backward(model, [rows[i] for i in b], cfg, 1.0 / len(group), dist, step=state["step"]).items():
+                    for k, v in batch_backward(
+                        model, [rows[i] for i in b], cfg, 1.0 / len(group), dist, step=state["step"]
+                    ).items():
                         sums[k] = sums.get(k, 0.0) + v / len(group)
             dist.sync_gradients(list(model.parameters()))
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf
+            )
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
@@ -680,8 +799,16 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             if main:
                 bar.set_postfix(loss=f"{sums.get('loss', math.nan):.4f}")
             if main and (state["step"] % cfg.log_every == 0 or state["step"] == total_steps):
-                metrics.write({"step": state["step"], "epoch": epoch, "lr": lr, "grad_norm": round(float(grad_norm), 6),
-                               **_round(sums), "elapsed_s": round(time.perf_counter() - t_train, 3)})
+                metrics.write(
+                    {
+                        "step": state["step"],
+                        "epoch": epoch,
+                        "lr": lr,
+                        "grad_norm": round(float(grad_norm), 6),
+                        **_round(sums),
+                        "elapsed_s": round(time.perf_counter() - t_train, 3),
+                    }
+                )
             if cfg.refresh.every_steps and state["step"] % cfg.refresh.every_steps == 0 and state["step"] < total_steps:
                 say(f"step {state['step']}: refreshing negatives with the current model")
                 mined_path = None
@@ -691,7 +818,9 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
                 if not main:
                     from .negatives.convert import read_mined
 
-                    examples, _ = replace_negatives(examples, read_mined(state["negatives"], scores=cfg.data.teacher_scores))
+                    examples, _ = replace_negatives(
+                        examples, read_mined(state["negatives"], scores=cfg.data.teacher_scores)
+                    )
                 rows = rows_of(epoch)
             if cfg.save_every and state["step"] % cfg.save_every == 0:
                 checkpoint()
@@ -710,14 +839,24 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
             if value is None:
                 raise ConfigError(f"dev.metric {dev_eval.metric!r} is not among the dev metrics {sorted(dev)}")
             if main:
-                metrics.write({"step": state["step"], "epoch": epoch, **{f"dev/{k}": round(v, 6) for k, v in dev.items()}})
+                metrics.write(
+                    {"step": state["step"], "epoch": epoch, **{f"dev/{k}": round(v, 6) for k, v in dev.items()}}
+                )
             state["dev"].append({"step": state["step"], "epoch": epoch, **_round(dev)})
             say(f"epoch {epoch}: dev {dev_eval.metric} = {value:.4f}")
             if state["best"] is None or value > state["best"]:
                 state["best"], state["best_step"] = value, state["step"]
                 if main:
-                    save_checkpoint(ckpt_root, "best", model, None, None, {**state, "config": to_dict(cfg)}, update_latest=False,
-                                    replace=True)
+                    save_checkpoint(
+                        ckpt_root,
+                        "best",
+                        model,
+                        None,
+                        None,
+                        {**state, "config": to_dict(cfg)},
+                        update_latest=False,
+                        replace=True,
+                    )
         checkpoint(epoch_end=True)
     bar.close()
     train_s = time.perf_counter() - t_train
@@ -726,8 +865,16 @@ def _train(cfg: TrainConfig, *, resume: bool, model: Any, examples: list[TrainEx
 
         disable_gradient_checkpointing(model)
 
-    summary: dict[str, Any] = {"out": str(out), "steps": state["step"], "total_steps": total_steps, "stopped": stopped,
-                               "train_s": round(train_s, 2), "dev": state["dev"], "best": state["best"], "best_step": state["best_step"]}
+    summary: dict[str, Any] = {
+        "out": str(out),
+        "steps": state["step"],
+        "total_steps": total_steps,
+        "stopped": stopped,
+        "train_s": round(train_s, 2),
+        "dev": state["dev"],
+        "best": state["best"],
+        "best_step": state["best_step"],
+    }
     if stopped:
         say(f"stopped after step {state['step']} (stop_after); continue with --resume")
     elif not main:
@@ -772,7 +919,9 @@ def _save_rank_rng(ckpt: Path, dist: Dist) -> None:
         from .training.checkpoint import rng_state
 
         tensors, meta = rng_state()
-        uio.write_json(_rank_rng_path(ckpt, dist.rank), {"tensors": {k: v.tolist() for k, v in tensors.items()}, "meta": meta})
+        uio.write_json(
+            _rank_rng_path(ckpt, dist.rank), {"tensors": {k: v.tolist() for k, v in tensors.items()}, "meta": meta}
+        )
     dist.barrier()
 
 
@@ -794,8 +943,15 @@ def _model_fingerprint(model: Any) -> str | None:
     return backbone.fingerprint() if backbone is not None else None
 
 
-def _write_provenance(out: Path, cfg: TrainConfig, data_info: dict, model_fp: str | None, dev_eval: SplitEvaluator,
-                      test_eval: SplitEvaluator, resumed_from: Path | None) -> None:
+def _write_provenance(
+    out: Path,
+    cfg: TrainConfig,
+    data_info: dict,
+    model_fp: str | None,
+    dev_eval: SplitEvaluator,
+    test_eval: SplitEvaluator,
+    resumed_from: Path | None,
+) -> None:
     uio.write_json(out / "config.json", to_dict(cfg))
     prov_path = out / "provenance.json"
     resumes = []
@@ -804,15 +960,18 @@ def _write_provenance(out: Path, cfg: TrainConfig, data_info: dict, model_fp: st
         resumes.append(resumed_from.name)
         old = json.loads(prov_path.read_text(encoding="utf-8"))
         model_fp = old.get("model", {}).get("start_fingerprint", model_fp)
-    uio.write_json(prov_path, {
-        "seed": cfg.seed,
-        "data": data_info,
-        "dev_data": {"name": dev_eval.data, "split": dev_eval.cfg.split, "fingerprint": dev_eval.fingerprint()},
-        "test_data": {"name": test_eval.data, "split": test_eval.cfg.split, "fingerprint": test_eval.fingerprint()},
-        "model": {"kind": cfg.model.kind, "name": cfg.model.name, "start_fingerprint": model_fp},
-        "versions": versions(),
-        "resumed_from": resumes,
-    })
+    uio.write_json(
+        prov_path,
+        {
+            "seed": cfg.seed,
+            "data": data_info,
+            "dev_data": {"name": dev_eval.data, "split": dev_eval.cfg.split, "fingerprint": dev_eval.fingerprint()},
+            "test_data": {"name": test_eval.data, "split": test_eval.cfg.split, "fingerprint": test_eval.fingerprint()},
+            "model": {"kind": cfg.model.kind, "name": cfg.model.name, "start_fingerprint": model_fp},
+            "versions": versions(),
+            "resumed_from": resumes,
+        },
+    )
 
 
 def _check_resume_config(cfg: TrainConfig, saved: dict, where: Path) -> None:
@@ -823,7 +982,9 @@ def _check_resume_config(cfg: TrainConfig, saved: dict, where: Path) -> None:
         pass  # a field since removed: compare as saved (and refuse below)
     diff = sorted(k for k in set(now) | set(saved) if k not in RESUME_SAFE_KEYS and now.get(k) != saved.get(k))
     if diff:
-        raise ConfigError(f"{where}: cannot resume: the config differs in {', '.join(diff)} (only {', '.join(sorted(RESUME_SAFE_KEYS))} may change)")
+        raise ConfigError(
+            f"{where}: cannot resume: the config differs in {', '.join(diff)} (only {', '.join(sorted(RESUME_SAFE_KEYS))} may change)"
+        )
 
 
 # --------------------------------------------------------------------------- CLI entry

@@ -53,7 +53,9 @@ __all__ = [
 _QRELS_HEADER_FIRST = {"query-id", "query_id", "queryid", "qid", "query"}
 
 
-def _read_jsonl_records(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> Iterator[tuple[int, str, dict[str, str]]]:
+def _read_jsonl_records(
+    path: Path, required: tuple[str, ...], optional: tuple[str, ...]
+) -> Iterator[tuple[int, str, dict[str, str]]]:
     """Yield ``(lineno, id, fields)`` from a BEIR jsonl file, checking ids, types and duplicates."""
     seen: dict[str, int] = {}
     for lineno, obj in iter_json_objects(path):
@@ -73,14 +75,22 @@ def _read_jsonl_records(path: Path, required: tuple[str, ...], optional: tuple[s
             if key not in obj:
                 raise DataError(f"missing field {key!r} (id {raw_id!r})", path=path, line=lineno)
             if not isinstance(obj[key], str):
-                raise DataError(f"field {key!r} must be a string, got {type(obj[key]).__name__} (id {raw_id!r})", path=path, line=lineno)
+                raise DataError(
+                    f"field {key!r} must be a string, got {type(obj[key]).__name__} (id {raw_id!r})",
+                    path=path,
+                    line=lineno,
+                )
             fields[key] = obj[key]
         for key in optional:
             value = obj.get(key)
             if value is None:
                 value = ""
             if not isinstance(value, str):
-                raise DataError(f"field {key!r} must be a string, got {type(value).__name__} (id {raw_id!r})", path=path, line=lineno)
+                raise DataError(
+                    f"field {key!r} must be a string, got {type(value).__name__} (id {raw_id!r})",
+                    path=path,
+                    line=lineno,
+                )
             fields[key] = value
         yield lineno, raw_id, fields
 
@@ -105,7 +115,10 @@ def load_corpus(path: str | os.PathLike) -> dict[str, Document]:
         {'d1': Document(id='d1', text='x', title='')}
     """
     path = Path(path)
-    return {i: Document(id=i, text=f["text"], title=f["title"]) for _, i, f in _read_jsonl_records(path, ("text",), ("title",))}
+    return {
+        i: Document(id=i, text=f["text"], title=f["title"])
+        for _, i, f in _read_jsonl_records(path, ("text",), ("title",))
+    }
 
 
 def load_queries(path: str | os.PathLike) -> dict[str, Query]:
@@ -184,7 +197,9 @@ def load_qrels(
                 continue
         if len(cols) != 3:
             raise DataError(
-                f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cols)}", path=path, line=lineno
+                f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cols)}",
+                path=path,
+                line=lineno,
             )
         qid, did, score_s = (c.strip() for c in cols)
         if not qid or not did:
@@ -199,7 +214,11 @@ def load_qrels(
             raise DataError(f"unknown corpus id {did!r} (not in corpus.jsonl)", path=path, line=lineno)
         per_query = qrels.setdefault(qid, {})
         if did in per_query and per_query[did] != score:
-            raise DataError(f"pair ({qid!r}, {did!r}) judged twice with different scores ({per_query[did]} and {score})", path=path, line=lineno)
+            raise DataError(
+                f"pair ({qid!r}, {did!r}) judged twice with different scores ({per_query[did]} and {score})",
+                path=path,
+                line=lineno,
+            )
         per_query[did] = score
     if not qrels:
         raise DataError("empty split: no qrels lines", path=path)
@@ -227,10 +246,7 @@ def beir_fingerprint(folder: str | os.PathLike, split: str) -> str:
     together with their names, so renaming a split changes the fingerprint.
     """
     folder = Path(folder)
-    parts = [
-        f"{name}:{file_sha256(folder / name)}"
-        for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv")
-    ]
+    parts = [f"{name}:{file_sha256(folder / name)}" for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv")]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -252,7 +268,9 @@ def load_beir(folder: str | os.PathLike, split: str = "test", name: str | None =
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError("BEIR folder not found" if not folder.exists() else "expected a BEIR folder, found a file", path=folder)
+        raise DataError(
+            "BEIR folder not found" if not folder.exists() else "expected a BEIR folder, found a file", path=folder
+        )
     for fname in ("corpus.jsonl", "queries.jsonl"):
         if not (folder / fname).is_file():
             raise DataError(f"missing {fname} in BEIR folder", path=folder)

@@ -267,7 +267,9 @@ def _functions_in_tree(tree: ast.Module, source: str, module: str) -> list[CodeF
     return found
 
 
-def _extract_one(lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef, module: str, qualname: str) -> CodeFunction | None:
+def _extract_one(
+    lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef, module: str, qualname: str
+) -> CodeFunction | None:
     docstring = ast.get_docstring(node, clean=True)
     if not docstring:
         return None

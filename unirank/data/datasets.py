@@ -33,7 +33,9 @@ DATASETS.register("stdlib-codesearch")(load_codesearch)
 
 
 def _looks_like_path(name: str) -> bool:
-    return os.sep in name or (os.altsep is not None and os.altsep in name) or name.startswith(".") or name.startswith("~")
+    return (
+        os.sep in name or (os.altsep is not None and os.altsep in name) or name.startswith(".") or name.startswith("~")
+    )
 
 
 def load_dataset(name_or_dir: str | os.PathLike, split: str = "test", **kw: Any) -> RetrievalDataset:

@@ -200,9 +200,13 @@ def read_mutual_file(path: str | os.PathLike, speaker_tags: bool = True) -> Dial
         raise DataError(f"'options' must be >= 2 strings, got {options!r:.80}", path=path, line=1)
     answer = obj["answers"].strip()
     if not answer:
-        raise DataError("'answers' is blank (MuTual's test answers are not released; use train or dev)", path=path, line=1)
+        raise DataError(
+            "'answers' is blank (MuTual's test answers are not released; use train or dev)", path=path, line=1
+        )
     if len(answer) != 1 or answer not in _ANSWER_LETTERS[: len(options)]:
-        raise DataError(f"'answers' must be one letter A..{_ANSWER_LETTERS[len(options) - 1]}, got {answer!r}", path=path, line=1)
+        raise DataError(
+            f"'answers' must be one letter A..{_ANSWER_LETTERS[len(options) - 1]}, got {answer!r}", path=path, line=1
+        )
     turns = split_speaker_turns(obj["article"], speaker_tags)
     if not turns:
         raise DataError("'article' is empty", path=path, line=1)
@@ -221,7 +225,9 @@ def _numeric_key(path: Path) -> tuple[str, int, str]:
     return (m.group(1), int(m.group(2)), path.name) if m else (path.stem, -1, path.name)
 
 
-def read_mutual(folder: str | os.PathLike, speaker_tags: bool = True, limit: int | None = None) -> list[DialogueExample]:
+def read_mutual(
+    folder: str | os.PathLike, speaker_tags: bool = True, limit: int | None = None
+) -> list[DialogueExample]:
     """Every ``*.txt`` file of a MuTual split folder, in numeric id order.
 
     Args:
@@ -279,7 +285,9 @@ def read_response_tsv(path: str | os.PathLike, group_size: int | None = None) ->
         nonlocal block, block_ctx
         if block:
             out.append(
-                DialogueExample(str(block[0][0]), list(block_ctx or ()), [r for _, _, r in block], [y for _, y, _ in block])
+                DialogueExample(
+                    str(block[0][0]), list(block_ctx or ()), [r for _, _, r in block], [y for _, y, _ in block]
+                )
             )
         block, block_ctx = [], None
 
@@ -325,7 +333,12 @@ def read_response_tsv(path: str | os.PathLike, group_size: int | None = None) ->
 
 
 def _example_row(ex: DialogueExample) -> dict[str, Any]:
-    return {"id": ex.id, "context": list(ex.context), "candidates": list(ex.candidates), "labels": [int(y) for y in ex.labels]}
+    return {
+        "id": ex.id,
+        "context": list(ex.context),
+        "candidates": list(ex.candidates),
+        "labels": [int(y) for y in ex.labels],
+    }
 
 
 def write_response_jsonl(path: str | os.PathLike, examples: Iterable[DialogueExample]) -> None:
@@ -375,7 +388,9 @@ def read_response_jsonl(path: str | os.PathLike) -> list[DialogueExample]:
             raise DataError(f"{len(candidates)} candidates but {len(labels)} labels", path=path, line=lineno)
         raw_id = obj.get("id", lineno)
         if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or raw_id == "":
-            raise DataError(f"field 'id' must be a non-empty string or an integer, got {raw_id!r}", path=path, line=lineno)
+            raise DataError(
+                f"field 'id' must be a non-empty string or an integer, got {raw_id!r}", path=path, line=lineno
+            )
         ex_id = str(raw_id)
         if ex_id in seen:
             raise DataError(f"duplicate id {ex_id!r} (first on line {seen[ex_id]})", path=path, line=lineno)
@@ -596,7 +611,9 @@ def read_dailydialog(path: str | os.PathLike) -> tuple[list[list[str]], list[int
         if turns and not turns[-1]:
             turns.pop()
         if not turns or any(not t for t in turns):
-            raise DataError("expected utterances separated by ' __eou__ ' (found an empty utterance)", path=path, line=lineno)
+            raise DataError(
+                "expected utterances separated by ' __eou__ ' (found an empty utterance)", path=path, line=lineno
+            )
         dialogues.append(turns)
         lines.append(lineno)
     return dialogues, lines
@@ -718,7 +735,7 @@ def read_response_task(folder: str | os.PathLike, verify: bool = True) -> Respon
         raise DataError(f"not a response task folder (no {MANIFEST_FILE})", path=folder)
     manifest = read_json_object(mpath)
     if manifest.get("format") != TASK_FORMAT:
-        raise DataError(f"expected \"format\": {TASK_FORMAT!r}", path=mpath)
+        raise DataError(f'expected "format": {TASK_FORMAT!r}', path=mpath)
     epath = folder / str(manifest.get("examples_file", EXAMPLES_FILE))
     if verify and "examples_sha256" in manifest:
         got = file_sha256(epath) if epath.is_file() else "missing"
@@ -748,7 +765,9 @@ def _folder_fingerprint(folder: Path, pattern: str) -> str:
 def _load_mutual(path: Path, speaker_tags: bool = True, limit: int | None = None) -> ResponseTask:
     ex = read_mutual(path, speaker_tags=speaker_tags, limit=limit)
     source = {"path": str(path), "fingerprint": _folder_fingerprint(path, "*.txt")}
-    return ResponseTask(ex, {"name": f"mutual-{path.name}", "source": source, "params": {"speaker_tags": speaker_tags, "limit": limit}})
+    return ResponseTask(
+        ex, {"name": f"mutual-{path.name}", "source": source, "params": {"speaker_tags": speaker_tags, "limit": limit}}
+    )
 
 
 def _load_tsv(path: Path, group_size: int | None = None) -> ResponseTask:
@@ -789,7 +808,9 @@ def _named_dailydialog(
     )
 
 
-def _named_mutual(split: str, root: str | None = None, speaker_tags: bool = True, limit: int | None = None) -> ResponseTask:
+def _named_mutual(
+    split: str, root: str | None = None, speaker_tags: bool = True, limit: int | None = None
+) -> ResponseTask:
     base = Path(root).expanduser() if root else default_data_root() / "mutual"
     if split == "test":
         raise DataError("MuTual's test answers are not released; use split 'dev'", path=base / "test")
@@ -861,7 +882,9 @@ def detect_format(path: str | os.PathLike) -> str:
     return "jsonl" if p.suffix.lower() in (".jsonl", ".json") else "tsv"
 
 
-def load_response_data(name_or_path: str | os.PathLike, split: str = "test", fmt: str | None = None, **options: Any) -> ResponseTask:
+def load_response_data(
+    name_or_path: str | os.PathLike, split: str = "test", fmt: str | None = None, **options: Any
+) -> ResponseTask:
     """Load response-selection data by built-in name or by path.
 
     Args:

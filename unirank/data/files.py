@@ -44,10 +44,13 @@ def parse_json_object(text: str, path: str | os.PathLike, line: int | None = Non
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(f"malformed JSON: {e.msg} (column {e.colno})", path=path,
-                        line=e.lineno if line is None else line) from None
+        raise DataError(
+            f"malformed JSON: {e.msg} (column {e.colno})", path=path, line=e.lineno if line is None else line
+        ) from None
     if not isinstance(obj, dict):
-        raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=1 if line is None else line)
+        raise DataError(
+            f"expected a JSON object, got {type(obj).__name__}", path=path, line=1 if line is None else line
+        )
     return obj
 
 
@@ -116,5 +119,3 @@ def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, 
         if not line.strip():
             continue
         yield lineno, parse_json_object(line, path, line=lineno)
-
-

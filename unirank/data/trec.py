@@ -78,7 +78,9 @@ def read_run(path: str | os.PathLike) -> Run:
         if not cols:
             continue
         if len(cols) != 6:
-            raise DataError(f"expected 6 columns (qid Q0 docid rank score tag), got {len(cols)}", path=path, line=lineno)
+            raise DataError(
+                f"expected 6 columns (qid Q0 docid rank score tag), got {len(cols)}", path=path, line=lineno
+            )
         qid, _, did, _, score_s, _ = cols
         try:
             score = float(score_s)

@@ -45,9 +45,22 @@ from . import significance as S
 OUTPUT_MARKER = "comparison.json"
 
 __all__ = [
-    "CompareConfig", "RetrievalSystem", "ResponseSystem", "Judgements", "load_system", "load_judgements",
-    "per_query_values", "align", "Aligned", "PairResult", "Comparison", "compare_values", "changed_queries",
-    "run_compare", "cli_args", "DEFAULT_RETRIEVAL_MEASURES",
+    "CompareConfig",
+    "RetrievalSystem",
+    "ResponseSystem",
+    "Judgements",
+    "load_system",
+    "load_judgements",
+    "per_query_values",
+    "align",
+    "Aligned",
+    "PairResult",
+    "Comparison",
+    "compare_values",
+    "changed_queries",
+    "run_compare",
+    "cli_args",
+    "DEFAULT_RETRIEVAL_MEASURES",
 ]
 
 DEFAULT_RETRIEVAL_MEASURES = ("ndcg@10", "recall@100", "mrr@10")
@@ -107,7 +120,9 @@ class CompareConfig:
         if self.test not in S.TESTS:
             raise ConfigError(f"--test {self.test!r}; valid: {', '.join(S.TESTS.names())}", key="test")
         if self.correction not in S.CORRECTIONS:
-            raise ConfigError(f"--correction {self.correction!r}; valid: {', '.join(S.CORRECTIONS.names())}", key="correction")
+            raise ConfigError(
+                f"--correction {self.correction!r}; valid: {', '.join(S.CORRECTIONS.names())}", key="correction"
+            )
         if not 0 < self.alpha < 1:
             raise ConfigError(f"--alpha must be in (0, 1), got {self.alpha}", key="alpha")
         if not 0 < self.confidence < 1:
@@ -221,7 +236,10 @@ def load_system(path: str | Path, name: str | None = None) -> System:
             return RetrievalSystem(name, str(p), _nonempty(read_run(p / "run.trec"), p / "run.trec"))
         if (p / "scores.jsonl").is_file():
             return ResponseSystem(name, str(p), _read_scores_jsonl(p / "scores.jsonl"))
-        raise DataError("expected a run folder holding run.trec (unirank eval) or scores.jsonl (unirank eval --task response)", path=p)
+        raise DataError(
+            "expected a run folder holding run.trec (unirank eval) or scores.jsonl (unirank eval --task response)",
+            path=p,
+        )
     if p.is_file():
         if p.suffix == ".jsonl":
             return ResponseSystem(name, str(p), _read_scores_jsonl(p))
@@ -260,7 +278,9 @@ def load_judgements(path: str | Path, split: str = "test") -> Judgements:
     if p.is_dir():
         ds = load_beir(p, split=split)
         titles = {d: (doc.title or doc.text[:80]) for d, doc in ds.corpus.items()}
-        return Judgements(ds.qrels, f"{p} ({split})", {q: ds.queries[q].text for q in ds.qrels if q in ds.queries}, titles)
+        return Judgements(
+            ds.qrels, f"{p} ({split})", {q: ds.queries[q].text for q in ds.qrels if q in ds.queries}, titles
+        )
     if not p.is_file():
         raise DataError("qrels not found (expected a TREC qrels file, a BEIR qrels .tsv or a BEIR folder)", path=p)
     first = next((line for _, line in iter_text_lines(p) if line.strip()), "")
@@ -282,17 +302,25 @@ def _response_measure(name: str, n_candidates: set[int]) -> int | None:
         return None
     m = _RESPONSE.match(low)
     if not m:
-        raise ConfigError(f"unknown response-selection measure {name!r}; valid: R@k, R<n>@k (e.g. R10@1), mrr", key="measures")
+        raise ConfigError(
+            f"unknown response-selection measure {name!r}; valid: R@k, R<n>@k (e.g. R10@1), mrr", key="measures"
+        )
     if m.group(1) and {int(m.group(1))} != n_candidates:
-        raise ConfigError(f"measure {name!r}: the contexts have {sorted(n_candidates)} candidates, not {m.group(1)}", key="measures")
+        raise ConfigError(
+            f"measure {name!r}: the contexts have {sorted(n_candidates)} candidates, not {m.group(1)}", key="measures"
+        )
     k = int(m.group(2))
     if k < 1:
         raise ConfigError(f"measure {name!r}: the cutoff must be >= 1", key="measures")
     return k
 
 
-def per_query_values(systems: Sequence[System], measures: Sequence[str] | None, judgements: Judgements | None = None,
-                     missing: str = "skip") -> tuple[list[str], dict[str, dict[str, dict[str, float]]], list[str]]:
+def per_query_values(
+    systems: Sequence[System],
+    measures: Sequence[str] | None,
+    judgements: Judgements | None = None,
+    missing: str = "skip",
+) -> tuple[list[str], dict[str, dict[str, dict[str, float]]], list[str]]:
     """Per-query values of each measure for each system.
 
     Retrieval systems are scored against ``judgements`` with
@@ -317,20 +345,27 @@ def per_query_values(systems: Sequence[System], measures: Sequence[str] | None, 
     """
     kinds = {type(s) for s in systems}
     if len(kinds) > 1:
-        listing = ", ".join(f"{s.name} ({'retrieval' if isinstance(s, RetrievalSystem) else 'response'})" for s in systems)
+        listing = ", ".join(
+            f"{s.name} ({'retrieval' if isinstance(s, RetrievalSystem) else 'response'})" for s in systems
+        )
         raise ConfigError(f"cannot compare retrieval runs with response-selection runs: {listing}", key="runs")
     if isinstance(systems[0], RetrievalSystem):
         return _retrieval_values(systems, measures, judgements, missing)  # type: ignore[arg-type]
     if judgements is not None:
-        raise ConfigError("--qrels is for retrieval runs; response-selection runs (scores.jsonl) carry their labels", key="qrels")
+        raise ConfigError(
+            "--qrels is for retrieval runs; response-selection runs (scores.jsonl) carry their labels", key="qrels"
+        )
     return _response_values(systems, measures)  # type: ignore[arg-type]
 
 
-def _retrieval_values(systems: Sequence[RetrievalSystem], measures: Sequence[str] | None, judgements: Judgements | None,
-                      missing: str) -> tuple[list[str], dict[str, dict[str, dict[str, float]]], list[str]]:
+def _retrieval_values(
+    systems: Sequence[RetrievalSystem], measures: Sequence[str] | None, judgements: Judgements | None, missing: str
+) -> tuple[list[str], dict[str, dict[str, dict[str, float]]], list[str]]:
     if judgements is None:
-        raise ConfigError("--qrels is required to compare retrieval runs (a TREC qrels file, a BEIR .tsv or a BEIR folder)",
-                          key="qrels")
+        raise ConfigError(
+            "--qrels is required to compare retrieval runs (a TREC qrels file, a BEIR .tsv or a BEIR folder)",
+            key="qrels",
+        )
     names = list(measures or DEFAULT_RETRIEVAL_MEASURES)
     for m in names:
         M.parse_measure(m)
@@ -341,32 +376,43 @@ def _retrieval_values(systems: Sequence[RetrievalSystem], measures: Sequence[str
         judged = sum(1 for q in s.run if q in qrels)
         if judged == 0:
             example = ", ".join(list(s.run)[:3])
-            raise DataError(f"none of the {len(qrels)} judged queries of {judgements.source} is in this run "
-                            f"(its queries: {example}, ...); wrong --qrels or --split?", path=s.source)
+            raise DataError(
+                f"none of the {len(qrels)} judged queries of {judgements.source} is in this run "
+                f"(its queries: {example}, ...); wrong --qrels or --split?",
+                path=s.source,
+            )
         unjudged = len(s.run) - judged
         if unjudged:
             notes.append(f"{s.name}: {unjudged} run queries have no judgements and are ignored")
         values[s.name] = M.per_query(qrels, s.run, names, missing=missing)  # type: ignore[arg-type]
         if missing == "zero" and judged < len(qrels):
-            notes.append(f"{s.name}: {len(qrels) - judged} of {len(qrels)} judged queries are not in the run and score 0 (--missing zero)")
+            notes.append(
+                f"{s.name}: {len(qrels) - judged} of {len(qrels)} judged queries are not in the run and score 0 (--missing zero)"
+            )
     nowhere = [q for q in qrels if not any(q in s.run for s in systems)]
     if nowhere and missing == "skip":  # a TREC file cannot hold a query that retrieved nothing: say it is left out
         more = ", ..." if len(nowhere) > 5 else ""
-        notes.append(f"{len(nowhere)} of {len(qrels)} judged queries are in no run and are left out ({', '.join(nowhere[:5])}{more}); "
-                     "--missing zero scores them 0")
+        notes.append(
+            f"{len(nowhere)} of {len(qrels)} judged queries are in no run and are left out ({', '.join(nowhere[:5])}{more}); "
+            "--missing zero scores them 0"
+        )
     return names, values, notes
 
 
-def _response_values(systems: Sequence[ResponseSystem], measures: Sequence[str] | None
-                     ) -> tuple[list[str], dict[str, dict[str, dict[str, float]]], list[str]]:
+def _response_values(
+    systems: Sequence[ResponseSystem], measures: Sequence[str] | None
+) -> tuple[list[str], dict[str, dict[str, dict[str, float]]], list[str]]:
     from .response import response_cutoffs
 
     ref = systems[0]
     for s in systems[1:]:
         for eid in s.examples.keys() & ref.examples.keys():
             if s.examples[eid][1] != ref.examples[eid][1]:
-                raise DataError(f"context {eid!r} has labels {s.examples[eid][1]} here but {ref.examples[eid][1]} in "
-                                f"{ref.source}: the runs were not made on the same data", path=s.source)
+                raise DataError(
+                    f"context {eid!r} has labels {s.examples[eid][1]} here but {ref.examples[eid][1]} in "
+                    f"{ref.source}: the runs were not made on the same data",
+                    path=s.source,
+                )
     sizes = {len(y) for s in systems for _, y in s.examples.values()}
     if measures is None:
         n = str(next(iter(sizes))) if len(sizes) == 1 else ""
@@ -385,8 +431,9 @@ def _response_values(systems: Sequence[ResponseSystem], measures: Sequence[str] 
             raise DataError("no context has a correct candidate; R@k and MRR are undefined", path=s.source)
         if len(ranks) < len(s.examples):
             notes.append(f"{s.name}: {len(s.examples) - len(ranks)} contexts without a correct candidate are left out")
-        values[s.name] = {m: {eid: (1.0 / r if k is None else float(r <= k)) for eid, r in ranks.items()}
-                          for m, k in cutoffs.items()}
+        values[s.name] = {
+            m: {eid: (1.0 / r if k is None else float(r <= k)) for eid, r in ranks.items()} for m, k in cutoffs.items()
+        }
     return names, values, notes
 
 
@@ -403,8 +450,12 @@ class Aligned:
     dropped: dict[str, list[str]]
 
 
-def align(values: Mapping[str, Mapping[str, Mapping[str, float]]], measures: Sequence[str], what: str = "queries",
-          show: int = 5) -> Aligned:
+def align(
+    values: Mapping[str, Mapping[str, Mapping[str, float]]],
+    measures: Sequence[str],
+    what: str = "queries",
+    show: int = 5,
+) -> Aligned:
     """Keep, per measure, the queries that every system has a value for.
 
     The queries of the first system fix the order. A query some run lacks is dropped from
@@ -445,8 +496,10 @@ def align(values: Mapping[str, Mapping[str, Mapping[str, float]]], measures: Seq
                 dropped[s] = lack
                 more = ", ..." if len(lack) > show else ""
                 parts.append(f"{s} lacks {len(lack)} ({', '.join(lack[:show])}{more})")
-        notes.append(f"{len(union) - len(common)} of {len(union)} {what} dropped (the comparison uses the {len(common)} "
-                     f"in every run): " + "; ".join(parts))
+        notes.append(
+            f"{len(union) - len(common)} of {len(union)} {what} dropped (the comparison uses the {len(common)} "
+            f"in every run): " + "; ".join(parts)
+        )
     common_set = set(common)
     qids: dict[str, list[str]] = {}
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -530,10 +583,16 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "task": self.task, "systems": self.systems, "baseline": self.baseline, "measures": self.measures,
-            "settings": self.settings, "means": self.means,
-            "queries": {m: len(q) for m, q in self.aligned.qids.items()}, "dropped": self.aligned.dropped,
-            "notes": self.notes, "pairs": [asdict(r) for r in self.pairs],
+            "task": self.task,
+            "systems": self.systems,
+            "baseline": self.baseline,
+            "measures": self.measures,
+            "settings": self.settings,
+            "means": self.means,
+            "queries": {m: len(q) for m, q in self.aligned.qids.items()},
+            "dropped": self.aligned.dropped,
+            "notes": self.notes,
+            "pairs": [asdict(r) for r in self.pairs],
         }
 
 
@@ -552,9 +611,20 @@ def pairs_to_test(systems: Sequence[str], baseline: str, all_pairs: bool) -> lis
     return [(s, baseline) for s in systems if s != baseline]
 
 
-def compare_values(aligned: Aligned, systems: Sequence[str], baseline: str, *, all_pairs: bool = False, test: str = "t",
-                   alpha: float = 0.05, correction: str = "holm", permutations: int = 10_000, bootstrap: int = 10_000,
-                   confidence: float = 0.95, seed: int = 0) -> tuple[dict[str, dict[str, float]], list[PairResult]]:
+def compare_values(
+    aligned: Aligned,
+    systems: Sequence[str],
+    baseline: str,
+    *,
+    all_pairs: bool = False,
+    test: str = "t",
+    alpha: float = 0.05,
+    correction: str = "holm",
+    permutations: int = 10_000,
+    bootstrap: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[dict[str, dict[str, float]], list[PairResult]]:
     """Means and paired statistics of aligned per-query values (pure; no I/O).
 
     For every measure and pair (:func:`pairs_to_test`): mean difference, bootstrap CI, paired
@@ -584,10 +654,26 @@ def compare_values(aligned: Aligned, systems: Sequence[str], baseline: str, *, a
             tt = S.paired_t_test(x, y)
             lo, hi = S.bootstrap_ci(x, y, bootstrap, confidence, seed)
             w, t_, l_ = S.win_tie_loss(x, y)
-            family.append(PairResult(
-                a=a, b=b, measure=m, n=int(x.size), mean_a=float(x.mean()), mean_b=float(y.mean()), diff=float((x - y).mean()),
-                ci_low=lo, ci_high=hi, t=tt.t, p_t=tt.p, p_fisher=S.randomization_test(x, y, permutations, seed),
-                wins=w, ties=t_, losses=l_, d_z=S.effect_size(x, y)))
+            family.append(
+                PairResult(
+                    a=a,
+                    b=b,
+                    measure=m,
+                    n=int(x.size),
+                    mean_a=float(x.mean()),
+                    mean_b=float(y.mean()),
+                    diff=float((x - y).mean()),
+                    ci_low=lo,
+                    ci_high=hi,
+                    t=tt.t,
+                    p_t=tt.p,
+                    p_fisher=S.randomization_test(x, y, permutations, seed),
+                    wins=w,
+                    ties=t_,
+                    losses=l_,
+                    d_z=S.effect_size(x, y),
+                )
+            )
         for r, pt, pf in zip(family, adjust([r.p_t for r in family]), adjust([r.p_fisher for r in family])):
             r.p_t_adj, r.p_fisher_adj = pt, pf
             chosen = pt if test == "t" else pf
@@ -599,8 +685,14 @@ def compare_values(aligned: Aligned, systems: Sequence[str], baseline: str, *, a
 # --------------------------------------------------------------------------- most-changed queries
 
 
-def changed_queries(cmp: Comparison, systems: Mapping[str, System], judgements: Judgements | None, n: int = 10, k: int = 5,
-                    measure: str | None = None) -> list[dict[str, Any]]:
+def changed_queries(
+    cmp: Comparison,
+    systems: Mapping[str, System],
+    judgements: Judgements | None,
+    n: int = 10,
+    k: int = 5,
+    measure: str | None = None,
+) -> list[dict[str, Any]]:
     """Per pair against the baseline, the ``n`` queries whose value changed most on ``measure``
     (default the first), with both systems' top ``k`` documents (or candidates) and their
     judgements: what a person reads to see why one system won.
@@ -633,10 +725,24 @@ def changed_queries(cmp: Comparison, systems: Mapping[str, System], judgements: 
                 relevant = [doc for doc, g in grade.items() if g >= M.RELEVANT]
                 text = judgements.queries.get(q, "") if judgements else ""
             titles = judgements.titles if judgements else {}
-            top = {s: [{"id": doc, "score": score, "grade": grade.get(doc, 0), "title": titles.get(doc, "")}
-                       for doc, score in systems[s].top(q, k)] for s in (b, a)}
-            rows.append({"qid": q, "text": text, "diff": float(d[i]), "a": float(vals[a][i]), "b": float(vals[b][i]),
-                         "relevant": [{"id": doc, "title": titles.get(doc, "")} for doc in relevant], "top": top})
+            top = {
+                s: [
+                    {"id": doc, "score": score, "grade": grade.get(doc, 0), "title": titles.get(doc, "")}
+                    for doc, score in systems[s].top(q, k)
+                ]
+                for s in (b, a)
+            }
+            rows.append(
+                {
+                    "qid": q,
+                    "text": text,
+                    "diff": float(d[i]),
+                    "a": float(vals[a][i]),
+                    "b": float(vals[b][i]),
+                    "relevant": [{"id": doc, "title": titles.get(doc, "")} for doc in relevant],
+                    "top": top,
+                }
+            )
         out.append({"a": a, "b": b, "measure": measure, "queries": rows})
     return out
 
@@ -675,16 +781,28 @@ def run_compare(cfg: CompareConfig, quiet: bool = False, warn: Any = None) -> Co
     retrieval = all(isinstance(s, RetrievalSystem) for s in systems)  # mixed kinds: per_query_values says so
     judgements = load_judgements(cfg.qrels, cfg.split) if cfg.qrels and retrieval else None
     if cfg.qrels and not any(isinstance(s, RetrievalSystem) for s in systems):
-        raise ConfigError("--qrels is for retrieval runs; response-selection runs (scores.jsonl) carry their labels", key="qrels")
+        raise ConfigError(
+            "--qrels is for retrieval runs; response-selection runs (scores.jsonl) carry their labels", key="qrels"
+        )
     measures, values, notes = per_query_values(systems, cfg.measures, judgements, cfg.missing)
     task = "retrieval" if isinstance(systems[0], RetrievalSystem) else "response"
     aligned = align(values, measures, what="queries" if task == "retrieval" else "contexts")
     notes = notes + aligned.notes
     for note in notes:
         warn(note)
-    means, pairs = compare_values(aligned, names, baseline, all_pairs=cfg.all_pairs, test=cfg.test, alpha=cfg.alpha,
-                                  correction=cfg.correction, permutations=cfg.permutations, bootstrap=cfg.bootstrap,
-                                  confidence=cfg.confidence, seed=cfg.seed)
+    means, pairs = compare_values(
+        aligned,
+        names,
+        baseline,
+        all_pairs=cfg.all_pairs,
+        test=cfg.test,
+        alpha=cfg.alpha,
+        correction=cfg.correction,
+        permutations=cfg.permutations,
+        bootstrap=cfg.bootstrap,
+        confidence=cfg.confidence,
+        seed=cfg.seed,
+    )
     settings = {**asdict(cfg), "names": names, "baseline": baseline, "measures": measures, "command": cli_args(cfg)}
     cmp = Comparison(names, baseline, measures, means, pairs, aligned, settings, notes, task)
     if not quiet:
@@ -696,9 +814,15 @@ def run_compare(cfg: CompareConfig, quiet: bool = False, warn: Any = None) -> Co
         if cfg.qrels:
             q = Path(cfg.qrels)
             fingerprints["qrels"] = uio.file_sha256(q / "qrels" / f"{cfg.split}.tsv" if q.is_dir() else q)[:16]
-        write_comparison(cfg.out, cmp, changed, judgements,
-                         {"versions": versions(), "sources": {s.name: s.source for s in systems}, "sha256_16": fingerprints},
-                         markdown=comparison_markdown(cmp), html=html_comparison(cmp, changed))
+        write_comparison(
+            cfg.out,
+            cmp,
+            changed,
+            judgements,
+            {"versions": versions(), "sources": {s.name: s.source for s in systems}, "sha256_16": fingerprints},
+            markdown=comparison_markdown(cmp),
+            html=html_comparison(cmp, changed),
+        )
     return cmp
 
 
@@ -711,8 +835,24 @@ def cli_args(cfg: CompareConfig) -> list[str]:
     """
     default = CompareConfig()
     args = ["unirank", "compare", *cfg.runs]
-    for key in ("qrels", "split", "names", "measures", "baseline", "all_pairs", "test", "alpha", "correction", "permutations",
-                "bootstrap", "confidence", "seed", "missing", "top_queries", "out"):
+    for key in (
+        "qrels",
+        "split",
+        "names",
+        "measures",
+        "baseline",
+        "all_pairs",
+        "test",
+        "alpha",
+        "correction",
+        "permutations",
+        "bootstrap",
+        "confidence",
+        "seed",
+        "missing",
+        "top_queries",
+        "out",
+    ):
         value = getattr(cfg, key)
         if value == getattr(default, key) or value is None:
             continue
@@ -747,8 +887,15 @@ def per_query_tsv(cmp: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(out: str | Path, cmp: Comparison, changed: list[dict[str, Any]], judgements: Judgements | None,
-                     info: dict[str, Any], markdown: str, html: str) -> None:
+def write_comparison(
+    out: str | Path,
+    cmp: Comparison,
+    changed: list[dict[str, Any]],
+    judgements: Judgements | None,
+    info: dict[str, Any],
+    markdown: str,
+    html: str,
+) -> None:
     """Write the output folder as a unit (:func:`unirank.io.atomic_dir`): built in a temporary
     sibling that takes ``out``'s place at the end; a failure leaves an earlier comparison as it
     was, and a non-empty folder without ``comparison.json`` is refused, never replaced."""

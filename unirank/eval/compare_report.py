@@ -54,11 +54,16 @@ def marked_mean(cmp: Comparison, system: str, measure: str, superscript: bool = 
 def legend(cmp: Comparison) -> str:
     """One sentence saying what a mark means (test, correction, family, alpha)."""
     s = cmp.settings
-    test = "paired t-test" if s["test"] == "t" else f"Fisher randomization test ({s['permutations']} permutations, seed {s['seed']})"
+    test = (
+        "paired t-test"
+        if s["test"] == "t"
+        else f"Fisher randomization test ({s['permutations']} permutations, seed {s['seed']})"
+    )
     fam = len({(r.a, r.b) for r in cmp.pairs})
     corr = f"Holm-Bonferroni over the {fam} comparison(s) per measure" if s["correction"] == "holm" else "no correction"
-    return (f"A letter after a mean: significantly better than that system (two-sided {test}, {corr}, "
-            f"alpha {s['alpha']}).")
+    return (
+        f"A letter after a mean: significantly better than that system (two-sided {test}, {corr}, alpha {s['alpha']})."
+    )
 
 
 def _p(x: float) -> str:
@@ -68,20 +73,49 @@ def _p(x: float) -> str:
 
 
 def _row(r: PairResult) -> list[str]:
-    return [f"{r.a} vs {r.b}", r.measure, str(r.n), f"{r.mean_a:.4f}", f"{r.mean_b:.4f}", f"{r.diff:+.4f}",
-            f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]", _p(r.p_t), _p(r.p_fisher), _p(r.p_t_adj), _p(r.p_fisher_adj),
-            f"{r.wins}/{r.ties}/{r.losses}", f"{r.d_z:+.3f}" if math.isfinite(r.d_z) else str(r.d_z), "yes" if r.significant else "no"]
+    return [
+        f"{r.a} vs {r.b}",
+        r.measure,
+        str(r.n),
+        f"{r.mean_a:.4f}",
+        f"{r.mean_b:.4f}",
+        f"{r.diff:+.4f}",
+        f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]",
+        _p(r.p_t),
+        _p(r.p_fisher),
+        _p(r.p_t_adj),
+        _p(r.p_fisher_adj),
+        f"{r.wins}/{r.ties}/{r.losses}",
+        f"{r.d_z:+.3f}" if math.isfinite(r.d_z) else str(r.d_z),
+        "yes" if r.significant else "no",
+    ]
 
 
 def _pair_header(cmp: Comparison) -> list[str]:
     conf = round(100 * cmp.settings["confidence"])
     adj = "Holm" if cmp.settings["correction"] == "holm" else "adj."
-    return ["A vs B", "measure", "n", "mean A", "mean B", "A - B", f"{conf}% CI", "p t", "p Fisher",
-            f"{adj} p t", f"{adj} p Fisher", "W/T/L", "d_z", f"sig. ({cmp.settings['test']})"]
+    return [
+        "A vs B",
+        "measure",
+        "n",
+        "mean A",
+        "mean B",
+        "A - B",
+        f"{conf}% CI",
+        "p t",
+        "p Fisher",
+        f"{adj} p t",
+        f"{adj} p Fisher",
+        "W/T/L",
+        "d_z",
+        f"sig. ({cmp.settings['test']})",
+    ]
 
 
 def _system_label(cmp: Comparison, s: str) -> str:
-    return f"({letters(cmp.systems)[s]}) {s}" + (" (baseline)" if s == cmp.baseline and not cmp.settings["all_pairs"] else "")
+    return f"({letters(cmp.systems)[s]}) {s}" + (
+        " (baseline)" if s == cmp.baseline and not cmp.settings["all_pairs"] else ""
+    )
 
 
 def comparison_markdown(cmp: Comparison) -> str:
@@ -96,10 +130,14 @@ def comparison_markdown(cmp: Comparison) -> str:
         >>> print(comparison_markdown(Comparison(["b", "a"], "b", ["m"], means, pairs, al, settings)).splitlines()[3])
         | (b) a | 0.5350ᵃ |
     """
-    tag_rows = ["| system | " + " | ".join(f"{m} (n={len(cmp.aligned.qids[m])})" for m in cmp.measures) + " |",
-                "|---|" + "---|" * len(cmp.measures)]
+    tag_rows = [
+        "| system | " + " | ".join(f"{m} (n={len(cmp.aligned.qids[m])})" for m in cmp.measures) + " |",
+        "|---|" + "---|" * len(cmp.measures),
+    ]
     for s in cmp.systems:
-        tag_rows.append(f"| {_system_label(cmp, s)} | " + " | ".join(marked_mean(cmp, s, m) for m in cmp.measures) + " |")
+        tag_rows.append(
+            f"| {_system_label(cmp, s)} | " + " | ".join(marked_mean(cmp, s, m) for m in cmp.measures) + " |"
+        )
     head = _pair_header(cmp)
     pair_rows = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     pair_rows += ["| " + " | ".join(_row(r)) + " |" for r in cmp.pairs]
@@ -180,8 +218,10 @@ def _top_list(docs: list[dict[str, Any]]) -> str:
         rel = d["grade"] >= 1
         mark = "&#10003; " if rel else ""
         title = f" {_e(d['title'][:90])}" if d.get("title") else ""
-        items.append(f"<li class='{'rel' if rel else 'non'}'>{mark}<code>{_e(d['id'])}</code>{title} "
-                     f"<span class='s'>({d['score']:.4g})</span></li>")
+        items.append(
+            f"<li class='{'rel' if rel else 'non'}'>{mark}<code>{_e(d['id'])}</code>{title} "
+            f"<span class='s'>({d['score']:.4g})</span></li>"
+        )
     return "<ol>" + "".join(items) + "</ol>"
 
 
@@ -192,7 +232,9 @@ def _changed_html(block: dict[str, Any]) -> str:
         return parts[0] + "<p>No query changed.</p>"
     rows = []
     for q in block["queries"]:
-        rel = ", ".join(f"<code>{_e(r['id'])}</code>" + (f" {_e(r['title'][:60])}" if r["title"] else "") for r in q["relevant"])
+        rel = ", ".join(
+            f"<code>{_e(r['id'])}</code>" + (f" {_e(r['title'][:60])}" if r["title"] else "") for r in q["relevant"]
+        )
         head = f"<b>{_e(q['qid'])}</b>" + (f": {_e(q['text'])}" if q["text"] else "")
         head += f"<br><span class='s'>{_e(m)} {q['b']:.3f} &rarr; {q['a']:.3f} ({q['diff']:+.3f}); relevant: {rel or '-'}</span>"
         rows.append([head, _top_list(q["top"][b]), _top_list(q["top"][a])])
@@ -204,7 +246,10 @@ def html_comparison(cmp: Comparison, changed: list[dict[str, Any]], title: str |
     bars for each pair against the baseline, and the most-changed queries (``changed``, from
     :func:`unirank.eval.compare.changed_queries`)."""
     title = title or f"unirank compare: {', '.join(cmp.systems)}"
-    means_rows = [[_e(_system_label(cmp, s)), *(marked_mean(cmp, s, m, superscript=False) for m in cmp.measures)] for s in cmp.systems]
+    means_rows = [
+        [_e(_system_label(cmp, s)), *(marked_mean(cmp, s, m, superscript=False) for m in cmp.measures)]
+        for s in cmp.systems
+    ]
     means = _table(["system", *(f"{m} (n={len(cmp.aligned.qids[m])})" for m in cmp.measures)], means_rows, raw=True)
     pairs = _table(_pair_header(cmp), [_row(r) for r in cmp.pairs])
     notes = "".join(f"<li>{_e(n)}</li>" for n in cmp.notes)
@@ -214,12 +259,31 @@ def html_comparison(cmp: Comparison, changed: list[dict[str, Any]], title: str |
         if cmp.baseline in (r.a, r.b) and (r.a, r.b) not in seen:
             seen.add((r.a, r.b))
             a, b = (r.a, r.b) if r.b == cmp.baseline else (r.b, r.a)
-            plots.append(f"<h3>{_e(a)} - {_e(b)}</h3><img alt='per-query differences {_e(a)} - {_e(b)}' "
-                         f"src='data:image/png;base64,{_diff_plot(cmp, a, b)}'/>")
+            plots.append(
+                f"<h3>{_e(a)} - {_e(b)}</h3><img alt='per-query differences {_e(a)} - {_e(b)}' "
+                f"src='data:image/png;base64,{_diff_plot(cmp, a, b)}'/>"
+            )
     s = cmp.settings
-    info = _table(["setting", "value"], [[k, s[k]] for k in ("runs", "qrels", "split", "test", "correction", "alpha",
-                                                              "permutations", "bootstrap", "confidence", "seed", "missing")
-                                         if k in s])
+    info = _table(
+        ["setting", "value"],
+        [
+            [k, s[k]]
+            for k in (
+                "runs",
+                "qrels",
+                "split",
+                "test",
+                "correction",
+                "alpha",
+                "permutations",
+                "bootstrap",
+                "confidence",
+                "seed",
+                "missing",
+            )
+            if k in s
+        ],
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{_e(title)}</title>
 <style>body{{font-family:sans-serif;max-width:80em;margin:2em auto}}td,th{{padding:2px 10px;border-bottom:1px solid #ddd;
 vertical-align:top;text-align:left}}ol{{margin:0;padding-left:1.5em}}li.rel{{color:#1d6b3a}}li.non{{color:#555}}
@@ -227,7 +291,7 @@ vertical-align:top;text-align:left}}ol{{margin:0;padding-left:1.5em}}li.rel{{col
 <h2>Means</h2>{means}<p>{_e(legend(cmp))}</p>
 {"<h2>Notes</h2><ul>" + notes + "</ul>" if notes else ""}
 <h2>Paired tests</h2>{pairs}
-<h2>Per-query differences against the baseline ({_e(cmp.baseline)})</h2>{''.join(plots)}
-<h2>Queries that changed most</h2>{''.join(_changed_html(c) for c in changed) or '<p>(not requested)</p>'}
+<h2>Per-query differences against the baseline ({_e(cmp.baseline)})</h2>{"".join(plots)}
+<h2>Queries that changed most</h2>{"".join(_changed_html(c) for c in changed) or "<p>(not requested)</p>"}
 <h2>Settings</h2>{info}</body></html>
 """

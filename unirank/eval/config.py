@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from ..config import Seed
 from ..index.config import BM25Config, DenseConfig, RetrieverConfig, SpladeConfig
 
-__all__ = ["BM25Config", "DenseConfig", "SpladeConfig", "RetrieverConfig", "RerankConfig", "ResponseConfig", "EvalConfig", "DEFAULT_MEASURES"]
+__all__ = [
+    "BM25Config",
+    "DenseConfig",
+    "SpladeConfig",
+    "RetrieverConfig",
+    "RerankConfig",
+    "ResponseConfig",
+    "EvalConfig",
+    "DEFAULT_MEASURES",
+]
 
 
 @dataclass
@@ -55,7 +64,9 @@ DEFAULT_MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "
 class EvalConfig:
     data: str = "stdlib-codesearch"
     split: str = "test"
-    task: str = "retrieval"  # retrieval (first stage, optional rerank) | response (response selection) | budget (retriever.cur)
+    task: str = (
+        "retrieval"  # retrieval (first stage, optional rerank) | response (response selection) | budget (retriever.cur)
+    )
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
     k: int = 100
     measures: list[str] = field(default_factory=lambda: list(DEFAULT_MEASURES))
@@ -72,8 +83,17 @@ class EvalConfig:
         from ..config import check_out_dir, check_positive, check_ranges
 
         check_ranges(self)
-        check_positive({"k": self.k, "limit_queries": self.limit_queries, "max_docs": self.max_docs,
-                        "rerank.depth": self.rerank.depth, "rerank.chunk_size": self.rerank.chunk_size,
-                        "rerank.batch_size": self.rerank.batch_size, "response.batch_size": self.response.batch_size,
-                        "response.chunk_size": self.response.chunk_size, "retriever.dense.batch_size": self.retriever.dense.batch_size})
+        check_positive(
+            {
+                "k": self.k,
+                "limit_queries": self.limit_queries,
+                "max_docs": self.max_docs,
+                "rerank.depth": self.rerank.depth,
+                "rerank.chunk_size": self.rerank.chunk_size,
+                "rerank.batch_size": self.rerank.batch_size,
+                "response.batch_size": self.response.batch_size,
+                "response.chunk_size": self.response.chunk_size,
+                "retriever.dense.batch_size": self.retriever.dense.batch_size,
+            }
+        )
         check_out_dir(self.out, marker=OUTPUT_MARKER)

@@ -50,7 +50,11 @@ def topk_recall(exact_order: np.ndarray, found: np.ndarray, k: int) -> float:
         0.75
     """
     e, f = np.asarray(exact_order)[:, :k], np.asarray(found)[:, :k]
-    return float(np.mean([len(set(a.tolist()) & set(b[b >= 0].tolist())) / len(a) for a, b in zip(e, f)])) if len(e) else 0.0
+    return (
+        float(np.mean([len(set(a.tolist()) & set(b[b >= 0].tolist())) / len(a) for a, b in zip(e, f)]))
+        if len(e)
+        else 0.0
+    )
 
 
 def rerank_hits(first: np.ndarray, S: np.ndarray, budget: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,9 +110,13 @@ def budget_table(rows: Sequence[dict[str, Any]], measures: Sequence[str]) -> str
     head = ["budget", "method", "CE calls / query", *[f"Top-{k}-Recall" for k in tk], *measures]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        vals = [str(r.get("budget", "-")), r["method"], f"{r['ce_calls']:.1f}",
-                *[f"{r[f'top{k}_recall']:.4f}" if f"top{k}_recall" in r else "-" for k in tk],
-                *[f"{r[m]:.4f}" if m in r else "-" for m in measures]]
+        vals = [
+            str(r.get("budget", "-")),
+            r["method"],
+            f"{r['ce_calls']:.1f}",
+            *[f"{r[f'top{k}_recall']:.4f}" if f"top{k}_recall" in r else "-" for k in tk],
+            *[f"{r[m]:.4f}" if m in r else "-" for m in measures],
+        ]
         lines.append("| " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
@@ -126,7 +134,9 @@ def _plot_html(title: str, rows: Sequence[dict[str, Any]], table_md: str, info: 
     from .report import _png
 
     panels = [(f"top{k}_recall", f"Top-{k}-Recall (vs exhaustive CE)") for k in TOPK] + [
-        ("recall@100", "Recall@100 (qrels)"), ("ndcg@10", "nDCG@10 (qrels)")]
+        ("recall@100", "Recall@100 (qrels)"),
+        ("ndcg@10", "nDCG@10 (qrels)"),
+    ]
     panels = [p for p in panels if any(p[0] in r for r in rows)]
     methods = list(dict.fromkeys(r["method"] for r in rows if r.get("budget")))
     budgets = sorted({r["budget"] for r in rows if r.get("budget")})
@@ -143,7 +153,13 @@ def _plot_html(title: str, rows: Sequence[dict[str, Any]], table_md: str, info: 
             if r.get("budget") is None:  # the exhaustive cross-encoder: the ceiling
                 ax.axhline(r[key], ls="--", c="grey", lw=0.8, label="exhaustive CE")
             elif r.get("budget") == 0:  # a first stage alone (no cross-encoder call)
-                ax.axhline(r[key], ls=":", lw=1.2, c=colors.get(f"{r['method']} + CE rerank", "black"), label=f"{r['method']} alone")
+                ax.axhline(
+                    r[key],
+                    ls=":",
+                    lw=1.2,
+                    c=colors.get(f"{r['method']} + CE rerank", "black"),
+                    label=f"{r['method']} alone",
+                )
         ax.set_xscale("log", base=2)
         ax.set_xticks(budgets, [str(b) for b in budgets])
         ax.minorticks_off()
@@ -153,7 +169,9 @@ def _plot_html(title: str, rows: Sequence[dict[str, Any]], table_md: str, info: 
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
     img = _png(fig)
-    info_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in info.items())
+    info_rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in info.items()
+    )
     table = "<pre>" + html.escape(table_md) + "</pre>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:90em;margin:2em auto}}td{{padding:2px 12px;border-bottom:1px solid #ddd}}</style>
@@ -164,8 +182,9 @@ def _plot_html(title: str, rows: Sequence[dict[str, Any]], table_md: str, info: 
 """
 
 
-def _exhaustive_matrix(c: Any, ix: Any, ds: RetrievalDataset, qids: list[str], texts: list[str], out: Path | None,
-                       quiet: bool) -> tuple[np.ndarray, dict[str, Any]]:
+def _exhaustive_matrix(
+    c: Any, ix: Any, ds: RetrievalDataset, qids: list[str], texts: list[str], out: Path | None, quiet: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
     """(Q, m) exact scores of the split's queries in the index's document order (built if missing)."""
     from ..index.cur_store import CURIndex, build_cur_index
     from ..models.base import load_ranker
@@ -180,22 +199,36 @@ def _exhaustive_matrix(c: Any, ix: Any, ds: RetrievalDataset, qids: list[str], t
     except ConfigError:  # not there yet, or a killed build: (re)build, resuming what exists
         source = c.model or ix.meta["ranker"].get("source")
         if not source:
-            raise ConfigError(f"{ix.folder}: the index does not record its cross-encoder; set retriever.cur.model") from None
+            raise ConfigError(
+                f"{ix.folder}: the index does not record its cross-encoder; set retriever.cur.model"
+            ) from None
         ranker = load_ranker(source, "cross", device=c.device)
         ix.check_ranker(ranker)
         if not quiet:
             print(f"scoring {len(queries)} queries x {len(texts)} documents exhaustively into {folder} (resumable)")
-        built = build_cur_index(ranker, list(zip(ix.doc_ids, texts)), queries, folder, source=source,
-                                anchor_source=f"{ds.name}/{ds.split}", batch_size=c.batch_size, score_chunk=c.chunk_size)
+        built = build_cur_index(
+            ranker,
+            list(zip(ix.doc_ids, texts)),
+            queries,
+            folder,
+            source=source,
+            anchor_source=f"{ds.name}/{ds.split}",
+            batch_size=c.batch_size,
+            score_chunk=c.chunk_size,
+        )
         ex = CURIndex(folder)
     if ex.meta["ranker"]["fingerprint"] != ix.meta["ranker"]["fingerprint"]:
-        raise ConfigError(f"{folder}: the exhaustive scores come from another cross-encoder than {ix.folder}'s; use another folder")
+        raise ConfigError(
+            f"{folder}: the exhaustive scores come from another cross-encoder than {ix.folder}'s; use another folder"
+        )
     ex.check_corpus(ix.doc_ids, texts)
     row = {q: i for i, (q, _) in enumerate(ex.anchors)}
     missing = [q for q in qids if q not in row]
     if missing:
-        raise ConfigError(f"{folder}: the exhaustive scores lack {len(missing)} of the split's queries (e.g. {missing[0]!r}); "
-                          "use a new folder")
+        raise ConfigError(
+            f"{folder}: the exhaustive scores lack {len(missing)} of the split's queries (e.g. {missing[0]!r}); "
+            "use a new folder"
+        )
     col = np.array([{d: j for j, d in enumerate(ex.doc_ids)}[d] for d in ix.doc_ids])
     S = ex.R_T[col].T[[row[q] for q in qids]].astype(np.float64)
     return S, {"folder": str(folder), **ex.cost(), **({"this_run": built} if built else {})}
@@ -228,11 +261,15 @@ def check_budget_config(cfg: Any) -> None:
         raise ConfigError(f"retriever.cur.budgets must be positive integers, got {c.budgets}")
     for m in c.methods:
         if m not in CUR_METHODS:
-            raise ConfigError(f"retriever.cur.methods: unknown CUR method {m!r}; valid: {', '.join(CUR_METHODS.names())}")
+            raise ConfigError(
+                f"retriever.cur.methods: unknown CUR method {m!r}; valid: {', '.join(CUR_METHODS.names())}"
+            )
     for b in c.baselines + ([c.first_stage] if c.first_stage else []):
         if b not in RETRIEVERS or b == "cur":
-            raise ConfigError(f"retriever.cur.baselines / first_stage: {b!r} is not a first-stage retriever; valid: "
-                              f"{', '.join(n for n in RETRIEVERS.names() if n != 'cur')}")
+            raise ConfigError(
+                f"retriever.cur.baselines / first_stage: {b!r} is not a first-stage retriever; valid: "
+                f"{', '.join(n for n in RETRIEVERS.names() if n != 'cur')}"
+            )
     for b in c.budgets:
         for m in c.methods:
             dataclasses.replace(c, budget=b, method=m).validate()
@@ -282,16 +319,30 @@ def run_budget_eval(cfg: Any, dataset: RetrievalDataset | None = None, quiet: bo
     rows: list[dict[str, Any]] = []
     runs: dict[str, Run] = {}
 
-    def add(method: str, budget: int | None, scores: np.ndarray, idx: np.ndarray, calls: np.ndarray, **extra: Any) -> None:
+    def add(
+        method: str, budget: int | None, scores: np.ndarray, idx: np.ndarray, calls: np.ndarray, **extra: Any
+    ) -> None:
         run = _hits_run(qids, ix.doc_ids, scores[:, : cfg.k], idx[:, : cfg.k])
         means, _ = score_run(ds.qrels, run, [m for m in cfg.measures if m != "auc"])
-        row = {"method": method, "budget": budget, "ce_calls": float(np.mean(calls)) if len(calls) else 0.0,
-               **{f"top{t}_recall": topk_recall(exact, idx, t) for t in TOPK if t <= S.shape[1]}, **means, **extra}
+        row = {
+            "method": method,
+            "budget": budget,
+            "ce_calls": float(np.mean(calls)) if len(calls) else 0.0,
+            **{f"top{t}_recall": topk_recall(exact, idx, t) for t in TOPK if t <= S.shape[1]},
+            **means,
+            **extra,
+        }
         rows.append(row)
         runs[f"{method}@{budget}"] = run
 
     order = exact
-    add("exhaustive cross-encoder", None, np.take_along_axis(S, order[:, :k], 1), order[:, :k], np.full(len(qids), S.shape[1]))
+    add(
+        "exhaustive cross-encoder",
+        None,
+        np.take_along_axis(S, order[:, :k], 1),
+        order[:, :k],
+        np.full(len(qids), S.shape[1]),
+    )
     first_hits: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
     for name in dict.fromkeys(c.baselines + ([c.first_stage] if c.first_stage else [])):
@@ -317,15 +368,34 @@ def run_budget_eval(cfg: Any, dataset: RetrievalDataset | None = None, quiet: bo
             res = CUR_METHODS.get(m)(CURContext(ix, cm, first), matrix_oracle(S), len(qids), k)
             timings[f"{m}@{b}_search_s"] = round(time.perf_counter() - t, 3)
             s, i = result_hits(res, k)
-            add(m, b, s, i, res.calls, **({"anchors": min(cm.anchor_count(), b)} if m == "anncur" else {"rounds": min(cm.rounds, b)}))
+            add(
+                m,
+                b,
+                s,
+                i,
+                res.calls,
+                **({"anchors": min(cm.anchor_count(), b)} if m == "anncur" else {"rounds": min(cm.rounds, b)}),
+            )
     measures = [m for m in cfg.measures if m != "auc" and any(m in r for r in rows)]
     table = budget_table(rows, measures)
-    info = {"data": {"name": ds.name, "split": ds.split, "fingerprint": ds.fingerprint, "documents": len(ds.corpus),
-                     "queries": len(qids)},
-            "index": {"folder": str(ix.folder), "anchor_queries": ix.n_anchor_queries, "cost": ix.cost(),
-                      "ranker": ix.meta["ranker"].get("source")},
-            "exhaustive": exhaustive_info, "timings_s": {**timings, "total_s": round(time.perf_counter() - t0, 3)},
-            "versions": versions()}
+    info = {
+        "data": {
+            "name": ds.name,
+            "split": ds.split,
+            "fingerprint": ds.fingerprint,
+            "documents": len(ds.corpus),
+            "queries": len(qids),
+        },
+        "index": {
+            "folder": str(ix.folder),
+            "anchor_queries": ix.n_anchor_queries,
+            "cost": ix.cost(),
+            "ranker": ix.meta["ranker"].get("source"),
+        },
+        "exhaustive": exhaustive_info,
+        "timings_s": {**timings, "total_s": round(time.perf_counter() - t0, 3)},
+        "versions": versions(),
+    }
     if out is not None:
         from ..data.trec import write_run
 
@@ -333,9 +403,15 @@ def run_budget_eval(cfg: Any, dataset: RetrievalDataset | None = None, quiet: bo
         uio.write_json(out / "budget.json", {"rows": rows, **info})
         uio.write_text(out / "budget.md", table + "\n")
         uio.write_json(out / "config.json", {"config": to_dict(cfg), **info})
-        uio.write_text(out / "report.html", _plot_html(f"unirank eval --task budget on {ds.name}/{ds.split}", rows, table, info))
+        uio.write_text(
+            out / "report.html", _plot_html(f"unirank eval --task budget on {ds.name}/{ds.split}", rows, table, info)
+        )
         for name, run in runs.items():
-            write_run(run, out / "runs" / (name.replace(" ", "_").replace("+", "plus").replace("@", "_at_") + ".trec"), tag="unirank")
+            write_run(
+                run,
+                out / "runs" / (name.replace(" ", "_").replace("+", "plus").replace("@", "_at_") + ".trec"),
+                tag="unirank",
+            )
     if not quiet:
         print(table)
     return rows

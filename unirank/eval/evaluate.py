@@ -56,7 +56,9 @@ def subsample_corpus(ds: RetrievalDataset, max_docs: int | None) -> RetrievalDat
     return RetrievalDataset(ds.name, corpus, ds.queries, ds.qrels, ds.split, f"{ds.fingerprint}:docs{len(corpus)}")
 
 
-def retrieve(ds: RetrievalDataset, retriever: Any, k: int, query_ids: Sequence[str] | None = None) -> tuple[Run, dict[str, float]]:
+def retrieve(
+    ds: RetrievalDataset, retriever: Any, k: int, query_ids: Sequence[str] | None = None
+) -> tuple[Run, dict[str, float]]:
     """Index the whole corpus (title + text), search the split's queries; returns (run, timings).
 
     ``k`` is capped at the corpus size: the result buffers grow with the data, never with a
@@ -81,7 +83,9 @@ def note_k(k: int, ds: RetrievalDataset, what: str = "k") -> str | None:
         'note: k=1000000000000 is more than the 1 documents of toy; every document is retrieved'
     """
     n = len(ds.corpus)
-    return f"note: {what}={k} is more than the {n} documents of {ds.name}; every document is retrieved" if k > n else None
+    return (
+        f"note: {what}={k} is more than the {n} documents of {ds.name}; every document is retrieved" if k > n else None
+    )
 
 
 def score_run(qrels: Qrels, run: Run, measures: Sequence[str]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
@@ -92,7 +96,9 @@ def score_run(qrels: Qrels, run: Run, measures: Sequence[str]) -> tuple[dict[str
     return means, M.per_query(qrels, run, list(measures))
 
 
-def _explain(retriever: Any, ds: RetrievalDataset, run: Run, n_queries: int = 5, n_docs: int = 3) -> tuple[str, list] | None:
+def _explain(
+    retriever: Any, ds: RetrievalDataset, run: Run, n_queries: int = 5, n_docs: int = 3
+) -> tuple[str, list] | None:
     """A retriever's explain view (SPLADE: expansion and matched terms) for the first queries of
     the run, written as ``explain.md`` beside the report; returns its HTML section (or None)."""
     explain = getattr(retriever, "explain", None)
@@ -101,12 +107,15 @@ def _explain(retriever: Any, ds: RetrievalDataset, run: Run, n_queries: int = 5,
     from ..index.splade_retriever import explain_html
 
     qids = [q for q in run if run[q]][:n_queries]
-    items = explain([ds.queries[q].text for q in qids], [sorted(run[q], key=lambda d: -run[q][d])[:n_docs] for q in qids])
+    items = explain(
+        [ds.queries[q].text for q in qids], [sorted(run[q], key=lambda d: -run[q][d])[:n_docs] for q in qids]
+    )
     return explain_html(items), items
 
 
-def write_eval_outputs(out: str | Path, result: EvalResult, ds: RetrievalDataset, cfg_dict: dict, title: str,
-                       extra_html: Any = None) -> None:
+def write_eval_outputs(
+    out: str | Path, result: EvalResult, ds: RetrievalDataset, cfg_dict: dict, title: str, extra_html: Any = None
+) -> None:
     """run.trec, metrics.json, per_query.json, config.json and report.html, each written atomically
     (and ``explain.md`` / ``explain.json`` when ``extra_html`` is an explain view ``(html, items)``).
 
@@ -131,12 +140,21 @@ def write_eval_outputs(out: str | Path, result: EvalResult, ds: RetrievalDataset
         uio.write_text(out / "explain.md", explain_markdown(items))
     uio.write_text(
         out / "report.html",
-        html_report(title, result.metrics, ds.qrels, result.run, result.per_query.get(ndcg_key) if ndcg_key else None,
-                    info=result.info | {"config": cfg_dict}, extra_html=section),
+        html_report(
+            title,
+            result.metrics,
+            ds.qrels,
+            result.run,
+            result.per_query.get(ndcg_key) if ndcg_key else None,
+            info=result.info | {"config": cfg_dict},
+            extra_html=section,
+        ),
     )
 
 
-def run_eval(cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever: Any = None, quiet: bool = False) -> EvalResult:
+def run_eval(
+    cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever: Any = None, quiet: bool = False
+) -> EvalResult:
     """Evaluate a first-stage retriever on ``cfg.data`` / ``cfg.split`` and write ``cfg.out`` if set."""
     from ..data.datasets import load_dataset
 
@@ -149,7 +167,13 @@ def run_eval(cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever
     run, timings = retrieve(ds, retriever, cfg.k)
     means, per_q = score_run(ds.qrels, run, cfg.measures)
     info = {
-        "data": {"name": ds.name, "split": ds.split, "fingerprint": ds.fingerprint, "documents": len(ds.corpus), "queries": len(ds.qrels)},
+        "data": {
+            "name": ds.name,
+            "split": ds.split,
+            "fingerprint": ds.fingerprint,
+            "documents": len(ds.corpus),
+            "queries": len(ds.qrels),
+        },
         "retriever": cfg.retriever.name,
         "timings_s": {**{k: round(v, 3) for k, v in timings.items()}, "total_s": round(time.perf_counter() - t0, 3)},
         "versions": versions(),
@@ -165,8 +189,14 @@ def run_eval(cfg: EvalConfig, dataset: RetrievalDataset | None = None, retriever
     explained = _explain(retriever, ds, run) if cfg.out else None
     if cfg.out:
         with uio.atomic_dir(cfg.out, OUTPUT_MARKER) as tmp:
-            write_eval_outputs(tmp, result, ds, to_dict(cfg), f"unirank eval: {cfg.retriever.name} on {ds.name}/{ds.split}",
-                               extra_html=explained)
+            write_eval_outputs(
+                tmp,
+                result,
+                ds,
+                to_dict(cfg),
+                f"unirank eval: {cfg.retriever.name} on {ds.name}/{ds.split}",
+                extra_html=explained,
+            )
     if not quiet:
         print(metrics_table(means, title=f"{cfg.retriever.name} on {ds.name}/{ds.split} ({len(ds.qrels)} queries)"))
     return result

@@ -51,9 +51,18 @@ from ..registry import Registry
 from ..types import Qrels, Run
 
 __all__ = [
-    "MEASURES", "Measure", "parse_measure", "rank_docs", "per_query", "evaluate",
-    "roc_auc", "auc_per_query", "auc_global",
-    "recall_at_k_response", "mrr_response", "response_metrics",
+    "MEASURES",
+    "Measure",
+    "parse_measure",
+    "rank_docs",
+    "per_query",
+    "evaluate",
+    "roc_auc",
+    "auc_per_query",
+    "auc_global",
+    "recall_at_k_response",
+    "mrr_response",
+    "response_metrics",
 ]
 
 #: grade at or above which a judged doc counts as relevant (trec_eval's default ``-l1``)
@@ -112,7 +121,9 @@ class Measure:
 MEASURES: Registry[Measure] = Registry("metric")
 
 
-def _measure(name: str, cutoff: Literal["optional", "required", "none"] = "optional") -> Callable[[MeasureFn], MeasureFn]:
+def _measure(
+    name: str, cutoff: Literal["optional", "required", "none"] = "optional"
+) -> Callable[[MeasureFn], MeasureFn]:
     def deco(fn: MeasureFn) -> MeasureFn:
         MEASURES.register(name)(Measure(fn, cutoff))
         return fn
@@ -219,7 +230,9 @@ def _valid_names() -> list[str]:
     return [forms[MEASURES.get(f).cutoff].format(f) for f in MEASURES.names()]
 
 
-def per_query(qrels: Qrels, run: Run, measures: Iterable[str] | str, missing: Literal["skip", "zero"] = "skip") -> dict[str, dict[str, float]]:
+def per_query(
+    qrels: Qrels, run: Run, measures: Iterable[str] | str, missing: Literal["skip", "zero"] = "skip"
+) -> dict[str, dict[str, float]]:
     """Per-query values of each measure: exactly the numbers :func:`evaluate` averages.
 
     Which queries get a value (the same rules as pytrec_eval, which BEIR averages):
@@ -267,7 +280,9 @@ def per_query(qrels: Qrels, run: Run, measures: Iterable[str] | str, missing: Li
     return out
 
 
-def evaluate(qrels: Qrels, run: Run, measures: Iterable[str] | str, missing: Literal["skip", "zero"] = "skip") -> dict[str, float]:
+def evaluate(
+    qrels: Qrels, run: Run, measures: Iterable[str] | str, missing: Literal["skip", "zero"] = "skip"
+) -> dict[str, float]:
     """Mean of each measure over the queries :func:`per_query` gives a value.
 
     With the default ``missing="skip"`` the means equal BEIR's (the mean of pytrec_eval's

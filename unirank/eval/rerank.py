@@ -200,7 +200,13 @@ def rerank_eval(
     t2 = time.perf_counter()
     full = append_tail(reranked, run, max(cfg.k, depth)) if keep_tail else reranked
 
-    data_info = {"name": ds.name, "split": ds.split, "fingerprint": ds.fingerprint, "documents": len(ds.corpus), "queries": len(ds.qrels)}
+    data_info = {
+        "name": ds.name,
+        "split": ds.split,
+        "fingerprint": ds.fingerprint,
+        "documents": len(ds.corpus),
+        "queries": len(ds.qrels),
+    }
     first_means, first_pq = score_run(ds.qrels, run, cfg.measures)
     means, per_q = score_run(ds.qrels, full, cfg.measures)
     if full is not reranked and any(m in SCORE_MEASURES for m in cfg.measures):
@@ -209,7 +215,12 @@ def rerank_eval(
         per_q.update(own_pq)  # {measure: {query: value}}: the reranked-only values replace the whole measure
     common = {"data": data_info, "versions": versions()}
     settings = {"depth": depth, "chunk_size": chunk_size, "batch_size": batch_size, "keep_tail": keep_tail}
-    first = EvalResult(first_means, first_pq, run, {**common, "retriever": first_name, "timings_s": {k: round(v, 3) for k, v in timings.items()}})
+    first = EvalResult(
+        first_means,
+        first_pq,
+        run,
+        {**common, "retriever": first_name, "timings_s": {k: round(v, 3) for k, v in timings.items()}},
+    )
     rr_info = {
         **common,
         "retriever": first_name,
@@ -229,8 +240,16 @@ def rerank_eval(
 
         cfg_dict = {**to_dict(cfg), "rerank": {"kind": ranker.kind, **settings}}
         with uio.atomic_dir(cfg.out, OUTPUT_MARKER) as tmp:  # both runs or neither
-            write_eval_outputs(tmp / "first_stage", first, ds, to_dict(cfg), f"unirank eval: {first_name} on {ds.name}/{ds.split}")
-            write_eval_outputs(tmp, result, ds, cfg_dict, f"unirank eval: {first_name} + {ranker.kind} rerank@{depth} on {ds.name}/{ds.split}")
+            write_eval_outputs(
+                tmp / "first_stage", first, ds, to_dict(cfg), f"unirank eval: {first_name} on {ds.name}/{ds.split}"
+            )
+            write_eval_outputs(
+                tmp,
+                result,
+                ds,
+                cfg_dict,
+                f"unirank eval: {first_name} + {ranker.kind} rerank@{depth} on {ds.name}/{ds.split}",
+            )
     if not quiet:
         measures = [m for m in means]
         print(comparison_markdown({first_name: first_means, f"+ {ranker.kind} rerank@{depth}": means}, measures))

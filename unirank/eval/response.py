@@ -107,7 +107,10 @@ def score_lists(
     was_training = ranker.training
     ranker.eval()
     try:
-        with torch.inference_mode(), tqdm(total=len(order), desc=desc, unit="ctx", disable=not _show_progress(progress)) as bar:
+        with (
+            torch.inference_mode(),
+            tqdm(total=len(order), desc=desc, unit="ctx", disable=not _show_progress(progress)) as bar,
+        ):
             for s in range(0, len(order), batch_size):
                 idx = order[s : s + batch_size]
                 n_max = max(len(candidates[i]) for i in idx)
@@ -175,7 +178,13 @@ def evaluate_response(
         if len(ex.labels) != len(ex.candidates):
             raise ValueError(f"example {ex.id!r}: {len(ex.candidates)} candidates but {len(ex.labels)} labels")
     scores = score_lists(
-        ranker, [ex.context for ex in examples], [ex.candidates for ex in examples], batch_size, chunk_size, progress, "response"
+        ranker,
+        [ex.context for ex in examples],
+        [ex.candidates for ex in examples],
+        batch_size,
+        chunk_size,
+        progress,
+        "response",
     )
     kept = [i for i, ex in enumerate(examples) if any(y > 0 for y in ex.labels)]
     if not kept:
@@ -234,8 +243,12 @@ def ranker_info(ranker: Ranker) -> dict[str, Any]:
     bb = getattr(ranker, "backbone", None)
     info: dict[str, Any] = {"kind": ranker.kind, "settings": settings or {}}
     if getattr(ranker, "backend", None) == "onnx":
-        info["backend"] = {"name": "onnx", "precision": ranker.precision, "folder": str(ranker.onnx_folder),
-                           "source_fingerprint": ranker.onnx_meta["source"]["fingerprint"]}
+        info["backend"] = {
+            "name": "onnx",
+            "precision": ranker.precision,
+            "folder": str(ranker.onnx_folder),
+            "source_fingerprint": ranker.onnx_meta["source"]["fingerprint"],
+        }
     if bb is not None:
         info["source"] = bb.source
         info["fingerprint"] = bb.fingerprint()
@@ -304,7 +317,10 @@ def run_response_eval(
             "without_correct_candidate": sum(1 for e in examples if not any(y > 0 for y in e.labels)),
         },
         "ranker": ranker_info(ranker),
-        "timings_s": {"score_s": round(secs, 3), "candidates_per_s": round(n_cands / secs, 1) if secs > 0 else math.inf},
+        "timings_s": {
+            "score_s": round(secs, 3),
+            "candidates_per_s": round(n_cands / secs, 1) if secs > 0 else math.inf,
+        },
         "versions": versions(),
     }
     if cfg.out is not None:

@@ -43,8 +43,16 @@ import numpy as np
 from ..registry import Registry
 
 __all__ = [
-    "TTest", "paired_t_test", "randomization_test", "bootstrap_ci", "holm", "win_tie_loss", "effect_size",
-    "TESTS", "CORRECTIONS", "TIE_TOL",
+    "TTest",
+    "paired_t_test",
+    "randomization_test",
+    "bootstrap_ci",
+    "holm",
+    "win_tie_loss",
+    "effect_size",
+    "TESTS",
+    "CORRECTIONS",
+    "TIE_TOL",
 ]
 
 #: two per-query values closer than this count as a tie (float noise from metric arithmetic)
@@ -177,8 +185,9 @@ def randomization_test(a: Values, b: Values, n_permutations: int = 10_000, seed:
     return (hits + 1) / (n_permutations + 1)
 
 
-def bootstrap_ci(a: Values, b: Values, n_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0,
-                 batch: int = 1000) -> tuple[float, float]:
+def bootstrap_ci(
+    a: Values, b: Values, n_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0, batch: int = 1000
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of ``mean(a - b)``.
 
     Queries are resampled with replacement ``n_resamples`` times

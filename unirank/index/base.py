@@ -110,7 +110,9 @@ def stable_topk(scores: np.ndarray, k: int, offset: int = 0) -> tuple[np.ndarray
     return np.take_along_axis(scores, order, 1), order.astype(np.int64) + offset
 
 
-def rrf_fuse(runs: Sequence[tuple[np.ndarray, np.ndarray]], n_docs: int, k: int, k_rrf: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+def rrf_fuse(
+    runs: Sequence[tuple[np.ndarray, np.ndarray]], n_docs: int, k: int, k_rrf: float = 60.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Reciprocal-rank fusion of several (scores, indices) hit lists over the same doc ids.
 
     score(d) = sum over lists containing d of 1 / (k_rrf + rank), rank from 1.
@@ -134,6 +136,8 @@ def rrf_fuse(runs: Sequence[tuple[np.ndarray, np.ndarray]], n_docs: int, k: int,
         if fused:
             ids = np.fromiter(fused.keys(), dtype=np.int64)
             sc = np.fromiter(fused.values(), dtype=np.float64)
-            s, i = topk_merge(np.empty((1, 0)), np.empty((1, 0), dtype=np.int64), sc[None].astype(np.float32), ids[None], k)
+            s, i = topk_merge(
+                np.empty((1, 0)), np.empty((1, 0), dtype=np.int64), sc[None].astype(np.float32), ids[None], k
+            )
             out_s[q, : s.shape[1]], out_i[q, : i.shape[1]] = s[0], i[0]
     return out_s, out_i

@@ -31,7 +31,9 @@ class DenseConfig:
     dtype: Literal["fp16", "bf16"] | None = None  # None: float32
     store: str | None = None  # retriever "prebuilt": embedding store written by `unirank encode`
     index_dir: str | None = None  # retriever "prebuilt": per-shard FAISS indexes (`unirank index`); None = exact scan
-    refine: int = 0  # retriever/miner "prebuilt" with index_dir: re-score refine x k compressed hits exactly from the store
+    refine: int = (
+        0  # retriever/miner "prebuilt" with index_dir: re-score refine x k compressed hits exactly from the store
+    )
     backend: str = "torch"  # torch | onnx[:quantize=int8,threads=N] (unirank.runtime.backends)
 
 
@@ -41,13 +43,19 @@ class SpladeConfig:
 
     model: str | None = "splade-tiny"  # kind-splade folder, *ForMaskedLM checkpoint or hub name; splade-tiny = packaged
     index: Literal["exact", "seismic"] = "exact"  # exact (scipy sparse matrix) | seismic (pyseismic-lsr)
-    seismic: dict = field(default_factory=dict)  # build: n_postings, summary_energy, ...; search: query_cut, heap_factor
+    seismic: dict = field(
+        default_factory=dict
+    )  # build: n_postings, summary_energy, ...; search: query_cut, heap_factor
     batch_size: int = 32
     device: str | None = None
     dtype: Literal["fp16", "bf16"] | None = None  # autocast for encoding; None: float32
     store: str | None = None  # a sparse store from `unirank encode --kind splade` (then nothing is encoded)
-    index_dir: str | None = None  # per-shard indexes from `unirank index --kind seismic|exact`; None = exact scan of the store
-    settings: dict = field(default_factory=dict)  # Splade.from_pretrained settings (top_k_doc, max_length, tied_head, ...)
+    index_dir: str | None = (
+        None  # per-shard indexes from `unirank index --kind seismic|exact`; None = exact scan of the store
+    )
+    settings: dict = field(
+        default_factory=dict
+    )  # Splade.from_pretrained settings (top_k_doc, max_length, tied_head, ...)
 
 
 @dataclass
@@ -78,8 +86,12 @@ class CURConfig:
     device: str | None = None
     budgets: list[int] = field(default_factory=lambda: [25, 50, 100, 200])  # --task budget: the budgets compared
     methods: list[str] = field(default_factory=lambda: ["anncur", "adacur"])  # --task budget: CUR methods compared
-    baselines: list[str] = field(default_factory=lambda: ["bm25", "dense"])  # --task budget: first stages reranked top-B
-    exhaustive: str | None = None  # --task budget: CUR index of the split's queries (exact scores); None = OUT/exhaustive
+    baselines: list[str] = field(
+        default_factory=lambda: ["bm25", "dense"]
+    )  # --task budget: first stages reranked top-B
+    exhaustive: str | None = (
+        None  # --task budget: CUR index of the split's queries (exact scores); None = OUT/exhaustive
+    )
 
     def anchor_count(self) -> int:
         return self.anchors if self.anchors is not None else max(1, self.budget // 2)
@@ -87,18 +99,29 @@ class CURConfig:
     def validate(self) -> None:
         """One-line ConfigError for settings that cannot work (before anything is loaded); the
         method name is checked against ``CUR_METHODS`` by :func:`unirank.index.cur_retriever.check_cur_config`."""
-        for key, v in {"budget": self.budget, "rounds": self.rounds, "batch_size": self.batch_size, "chunk_size": self.chunk_size,
-                       "anchors": self.anchors}.items():
+        for key, v in {
+            "budget": self.budget,
+            "rounds": self.rounds,
+            "batch_size": self.batch_size,
+            "chunk_size": self.chunk_size,
+            "anchors": self.anchors,
+        }.items():
             if v is not None and v < 1:
                 raise ConfigError(f"retriever.cur.{key} must be >= 1, got {v}")
         if self.method == "anncur" and self.budget < self.anchor_count():
-            raise ConfigError(f"retriever.cur.budget={self.budget} is smaller than retriever.cur.anchors={self.anchor_count()}: "
-                              "ANNCUR scores its anchor items first (raise the budget or lower the anchors)")
+            raise ConfigError(
+                f"retriever.cur.budget={self.budget} is smaller than retriever.cur.anchors={self.anchor_count()}: "
+                "ANNCUR scores its anchor items first (raise the budget or lower the anchors)"
+            )
         if self.method == "adacur" and self.budget < self.rounds:
-            raise ConfigError(f"retriever.cur.budget={self.budget} is smaller than retriever.cur.rounds={self.rounds}: "
-                              "each adaCUR round scores at least one document")
+            raise ConfigError(
+                f"retriever.cur.budget={self.budget} is smaller than retriever.cur.rounds={self.rounds}: "
+                "each adaCUR round scores at least one document"
+            )
         if self.first_stage == "cur":
-            raise ConfigError("retriever.cur.first_stage: 'cur' cannot be its own first stage; use bm25, dense, ... or leave it unset")
+            raise ConfigError(
+                "retriever.cur.first_stage: 'cur' cannot be its own first stage; use bm25, dense, ... or leave it unset"
+            )
         if self.rcond < 0:
             raise ConfigError(f"retriever.cur.rcond must be >= 0, got {self.rcond}")
 
@@ -115,4 +138,6 @@ class RetrieverConfig:
     k_rrf: float = 60.0
     splade: SpladeConfig = field(default_factory=SpladeConfig)
     fuse: list = field(default_factory=lambda: ["splade", "bm25"])  # retriever "fusion": RRF of these retrievers
-    cur: CURConfig = field(default_factory=CURConfig)  # retriever "cur": cross-encoder-only search (unirank.index.cur_retriever)
+    cur: CURConfig = field(
+        default_factory=CURConfig
+    )  # retriever "cur": cross-encoder-only search (unirank.index.cur_retriever)

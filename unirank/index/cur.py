@@ -305,8 +305,12 @@ def round_plan(budget: int, rounds: int) -> list[int]:
     return [base + (1 if r < extra else 0) for r in range(rounds)]
 
 
-def top_unscored(search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], queries: np.ndarray,
-                 n: Sequence[int], exclude: Sequence[np.ndarray]) -> list[np.ndarray]:
+def top_unscored(
+    search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+    queries: np.ndarray,
+    n: Sequence[int],
+    exclude: Sequence[np.ndarray],
+) -> list[np.ndarray]:
     """Per query the best ``n[q]`` items under ``search`` that are not in ``exclude[q]``.
 
     One ``search`` call for all queries (fetching ``max(n + |exclude|)``); fewer come back
@@ -337,8 +341,15 @@ def _check_budget(budget: int) -> None:
         raise ValueError(f"budget must be >= 1, got {budget}")
 
 
-def anncur_search(score: ScoreFn, anchors: np.ndarray, embedding_search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
-                  n_queries: int, budget: int, n_items: int, tail: int = 0) -> CURResult:
+def anncur_search(
+    score: ScoreFn,
+    anchors: np.ndarray,
+    embedding_search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+    n_queries: int,
+    budget: int,
+    n_items: int,
+    tail: int = 0,
+) -> CURResult:
     """ANNCUR: score the fixed anchor items, retrieve ``budget - len(anchors)`` more by ``s @ E``.
 
     Args:
@@ -376,8 +387,14 @@ def anncur_search(score: ScoreFn, anchors: np.ndarray, embedding_search: Callabl
     )
 
 
-def adacur_search(score: ScoreFn, space: ItemSpace, first: Sequence[np.ndarray], plan: Sequence[int], tail: int = 0,
-                  rtol: float = RTOL) -> CURResult:
+def adacur_search(
+    score: ScoreFn,
+    space: ItemSpace,
+    first: Sequence[np.ndarray],
+    plan: Sequence[int],
+    tail: int = 0,
+    rtol: float = RTOL,
+) -> CURResult:
     """adaCUR: rounds of anchor items, each later round the best unscored items under the
     approximation re-solved from everything scored so far.
 

@@ -75,7 +75,9 @@ CUR_METHODS: Registry[Callable[[CURContext, ScoreFn, int, int], CURResult]] = Re
 def check_cur_config(cfg: CURConfig) -> None:
     """``cfg.validate()``, and ``cfg.method`` checked against :data:`CUR_METHODS`."""
     if cfg.method not in CUR_METHODS:
-        raise ConfigError(f"retriever.cur.method: unknown CUR method {cfg.method!r}; valid: {', '.join(CUR_METHODS.names())}")
+        raise ConfigError(
+            f"retriever.cur.method: unknown CUR method {cfg.method!r}; valid: {', '.join(CUR_METHODS.names())}"
+        )
     cfg.validate()
 
 
@@ -108,7 +110,9 @@ def adacur_method(ctx: CURContext, score: ScoreFn, n_queries: int, tail: int) ->
     return adacur_search(score, ctx.space, _first_round(ctx, n_queries, plan[0]), plan, tail, cfg.rcond)
 
 
-def first_stage_lists(hit_indices: np.ndarray, first_doc_ids: Sequence[str], index_doc_ids: Sequence[str], seed: int = 0) -> list[np.ndarray]:
+def first_stage_lists(
+    hit_indices: np.ndarray, first_doc_ids: Sequence[str], index_doc_ids: Sequence[str], seed: int = 0
+) -> list[np.ndarray]:
     """A first stage's hits (rows into ``first_doc_ids``) as rankings of index positions,
     each followed by the other documents in a seeded random order (so round 1 can always be
     filled, even when the first stage returned fewer documents).
@@ -142,8 +146,14 @@ class CURRetriever:
     After :meth:`search`, :attr:`stats` holds the cross-encoder calls made.
     """
 
-    def __init__(self, index: Any, config: CURConfig | None = None, ranker: Any = None, first_stage: Any = None,
-                 progress: bool | None = False) -> None:
+    def __init__(
+        self,
+        index: Any,
+        config: CURConfig | None = None,
+        ranker: Any = None,
+        first_stage: Any = None,
+        progress: bool | None = False,
+    ) -> None:
         from .cur_store import CURIndex
 
         self.config = config or CURConfig()
@@ -164,7 +174,9 @@ class CURRetriever:
         c = cfg.cur
         check_cur_config(c)
         if not c.index:
-            raise ConfigError("retriever cur needs retriever.cur.index (a folder written by `unirank index --kind cur`)")
+            raise ConfigError(
+                "retriever cur needs retriever.cur.index (a folder written by `unirank index --kind cur`)"
+            )
         first = None
         if c.first_stage:
             first = RETRIEVERS.get(c.first_stage).from_config(dataclasses.replace(cfg, name=c.first_stage))
@@ -180,8 +192,10 @@ class CURRetriever:
 
             source = self.config.model or self.index.meta["ranker"].get("source")
             if not source:
-                raise ConfigError(f"{self.index.folder}: the index does not record where its cross-encoder came from; "
-                                  "set retriever.cur.model")
+                raise ConfigError(
+                    f"{self.index.folder}: the index does not record where its cross-encoder came from; "
+                    "set retriever.cur.model"
+                )
             ranker = load_ranker(source, "cross", device=self.config.device)
             self.index.check_ranker(ranker)
             self.ranker = ranker
@@ -206,9 +220,15 @@ class CURRetriever:
 
         def score(requests: Sequence[np.ndarray]) -> list[np.ndarray]:
             rows = [q for q, r in enumerate(requests) if len(r)]
-            got = score_lists(ranker, [queries[q] for q in rows], [[texts[j] for j in requests[q]] for q in rows],
-                              batch_size=self.config.batch_size, chunk_size=self.config.chunk_size, progress=self.progress,
-                              desc="cur")
+            got = score_lists(
+                ranker,
+                [queries[q] for q in rows],
+                [[texts[j] for j in requests[q]] for q in rows],
+                batch_size=self.config.batch_size,
+                chunk_size=self.config.chunk_size,
+                progress=self.progress,
+                desc="cur",
+            )
             out = [np.empty(0, dtype=np.float64) for _ in requests]
             for q, s in zip(rows, got):
                 out[q] = np.asarray(s, dtype=np.float64)
@@ -225,10 +245,19 @@ class CURRetriever:
             _, hits = self.first_stage.search(queries, min(self.config.budget, self.index.n_items))
             first = first_stage_lists(hits, self.first_stage.doc_ids, self.index.doc_ids, self.config.seed)
         self._ctx.first = first
-        result = CUR_METHODS.get(self.config.method)(self._ctx, self.scorer(queries), len(queries), k if self.config.keep_tail else 0)
+        result = CUR_METHODS.get(self.config.method)(
+            self._ctx, self.scorer(queries), len(queries), k if self.config.keep_tail else 0
+        )
         calls = result.calls
-        self.stats = {"method": self.config.method, "budget": self.config.budget, "queries": len(queries),
-                      "ce_calls_total": int(calls.sum()), "ce_calls_per_query": float(calls.mean()) if len(calls) else 0.0,
-                      "rounds": result.rounds[0] if result.rounds else [], "search_s": round(time.perf_counter() - t0, 3),
-                      "index": str(self.index.folder), "index_cost": self.index.cost()}
+        self.stats = {
+            "method": self.config.method,
+            "budget": self.config.budget,
+            "queries": len(queries),
+            "ce_calls_total": int(calls.sum()),
+            "ce_calls_per_query": float(calls.mean()) if len(calls) else 0.0,
+            "rounds": result.rounds[0] if result.rounds else [],
+            "search_s": round(time.perf_counter() - t0, 3),
+            "index": str(self.index.folder),
+            "index_cost": self.index.cost(),
+        }
         return result_hits(result, k)

@@ -82,7 +82,9 @@ def ranker_fingerprint(ranker: Any) -> str:
     """
     h = hashlib.sha256()
     settings = ranker.settings() if callable(getattr(ranker, "settings", None)) else {}
-    h.update(json.dumps({"kind": getattr(ranker, "kind", "?"), "settings": settings}, sort_keys=True, default=str).encode())
+    h.update(
+        json.dumps({"kind": getattr(ranker, "kind", "?"), "settings": settings}, sort_keys=True, default=str).encode()
+    )
     bb = getattr(ranker, "backbone", None)
     if bb is not None:
         h.update(bb.fingerprint().encode())
@@ -159,7 +161,11 @@ def corpus_fingerprints(ids: Sequence[str], texts: Sequence[str]) -> dict[str, A
         True
     """
     pairs = sorted(zip(ids, texts))
-    return {"documents": len(ids), "ids": text_fingerprint(ids), "texts": text_fingerprint(p for pair in pairs for p in pair)}
+    return {
+        "documents": len(ids),
+        "ids": text_fingerprint(ids),
+        "texts": text_fingerprint(p for pair in pairs for p in pair),
+    }
 
 
 def load_corpus_of(data: str) -> dict[str, Any]:
@@ -196,7 +202,9 @@ class _AnchorScorer:
         def fingerprint(self) -> str:
             return self.value
 
-    def __init__(self, ranker: Any, queries: Sequence[str], fingerprint: str, batch_size: int, chunk_size: int | None) -> None:
+    def __init__(
+        self, ranker: Any, queries: Sequence[str], fingerprint: str, batch_size: int, chunk_size: int | None
+    ) -> None:
         self.ranker, self.queries = ranker, list(queries)
         self.batch_size, self.chunk_size = batch_size, chunk_size
         self.backbone = self._Fingerprint(fingerprint)
@@ -206,19 +214,40 @@ class _AnchorScorer:
         from ..eval.response import score_lists
 
         texts = list(texts)
-        scores = score_lists(self.ranker, self.queries, [texts] * len(self.queries), batch_size=self.batch_size,
-                             chunk_size=self.chunk_size, progress=False, desc="cur index")
+        scores = score_lists(
+            self.ranker,
+            self.queries,
+            [texts] * len(self.queries),
+            batch_size=self.batch_size,
+            chunk_size=self.chunk_size,
+            progress=False,
+            desc="cur index",
+        )
         self.pairs += len(texts) * len(self.queries)
         return np.asarray(scores, dtype=np.float32).T.reshape(len(texts), len(self.queries))
 
 
-def _meta(ranker: Any, source: str | None, anchors: Sequence[tuple[str, str]], anchor_source: str | None,
-          docs: Sequence[tuple[str, str]], dtype: str) -> dict[str, Any]:
+def _meta(
+    ranker: Any,
+    source: str | None,
+    anchors: Sequence[tuple[str, str]],
+    anchor_source: str | None,
+    docs: Sequence[tuple[str, str]],
+    dtype: str,
+) -> dict[str, Any]:
     return {
         "format": FORMAT,
-        "ranker": {"kind": getattr(ranker, "kind", "?"), "source": source, "fingerprint": ranker_fingerprint(ranker),
-                   "settings": ranker.settings() if callable(getattr(ranker, "settings", None)) else {}},
-        "anchors": {"queries": len(anchors), "fingerprint": text_fingerprint(p for a in anchors for p in a), "from": anchor_source},
+        "ranker": {
+            "kind": getattr(ranker, "kind", "?"),
+            "source": source,
+            "fingerprint": ranker_fingerprint(ranker),
+            "settings": ranker.settings() if callable(getattr(ranker, "settings", None)) else {},
+        },
+        "anchors": {
+            "queries": len(anchors),
+            "fingerprint": text_fingerprint(p for a in anchors for p in a),
+            "from": anchor_source,
+        },
         "corpus": corpus_fingerprints([d for d, _ in docs], [t for _, t in docs]),
         "dtype": dtype,
     }
@@ -226,15 +255,21 @@ def _meta(ranker: Any, source: str | None, anchors: Sequence[tuple[str, str]], a
 
 def _check_meta(path: Path, old: dict, new: dict) -> None:
     """One line naming what differs between an existing index and the one asked for."""
-    what = {"ranker": ("fingerprint", "another cross-encoder"), "anchors": ("fingerprint", "other anchor queries"),
-            "corpus": ("texts", "another corpus"), "dtype": (None, "another dtype")}
+    what = {
+        "ranker": ("fingerprint", "another cross-encoder"),
+        "anchors": ("fingerprint", "other anchor queries"),
+        "corpus": ("texts", "another corpus"),
+        "dtype": (None, "another dtype"),
+    }
     for key, (sub, words) in what.items():
         a, b = old.get(key), new.get(key)
         if sub is not None:
             a, b = (a or {}).get(sub), (b or {}).get(sub)
         if a != b:
-            raise ConfigError(f"{path}: this CUR index was built with {words} ({key}: {a} here, {b} asked for); "
-                              f"use a new --out or the same inputs")
+            raise ConfigError(
+                f"{path}: this CUR index was built with {words} ({key}: {a} here, {b} asked for); "
+                f"use a new --out or the same inputs"
+            )
 
 
 def build_cur_index(
@@ -293,15 +328,24 @@ def build_cur_index(
         out.mkdir(parents=True, exist_ok=True)
         write_jsonl(out / "anchors.jsonl", ({"_id": qid, "text": text} for qid, text in anchors))
         write_json(f, meta)  # last: a folder with cur.json is a whole index header
-    scorer = _AnchorScorer(ranker, [t for _, t in anchors], meta["ranker"]["fingerprint"] + ":" + meta["anchors"]["fingerprint"],
-                           batch_size, score_chunk)
+    scorer = _AnchorScorer(
+        ranker,
+        [t for _, t in anchors],
+        meta["ranker"]["fingerprint"] + ":" + meta["anchors"]["fingerprint"],
+        batch_size,
+        score_chunk,
+    )
     if shard is None:
         from ..training.distributed import env_world
 
         rank, world, _ = env_world()
         shard = (rank, world)
     cost_file = out / f"cost-shard-{shard[0]:05d}-of-{shard[1]:05d}.json"
-    cost = json.loads(cost_file.read_text(encoding="utf-8")) if cost_file.is_file() and resume else {"pairs": 0, "seconds": 0.0}
+    cost = (
+        json.loads(cost_file.read_text(encoding="utf-8"))
+        if cost_file.is_file() and resume
+        else {"pairs": 0, "seconds": 0.0}
+    )
     t0 = last = time.perf_counter()
     seen = 0
 
@@ -316,14 +360,27 @@ def build_cur_index(
             on_chunk(c, n)
 
     try:
-        encode_corpus_shard(scorer, docs, shard=shard, out_dir=out / "R", batch_size=batch_size, chunk_size=chunk_size,
-                            resume=resume, dtype=dtype, on_chunk=chunk_done)
+        encode_corpus_shard(
+            scorer,
+            docs,
+            shard=shard,
+            out_dir=out / "R",
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            resume=resume,
+            dtype=dtype,
+            on_chunk=chunk_done,
+        )
     except ConfigError as e:  # the store's own layout check (chunk size, shards)
         raise ConfigError(f"{out}: {e}") from None
     if not cost_file.is_file():  # nothing left to score: record the (zero) cost of this shard
         write_json(cost_file, cost)
-    return {"pairs_scored": scorer.pairs, "seconds": round(time.perf_counter() - t0, 3), "shard": list(shard),
-            "total_pairs": len(docs) * len(anchors)}
+    return {
+        "pairs_scored": scorer.pairs,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "shard": list(shard),
+        "total_pairs": len(docs) * len(anchors),
+    }
 
 
 # --------------------------------------------------------------------------- reading it
@@ -367,14 +424,18 @@ class CURIndex:
         self.folder = Path(folder)
         f = self.folder / CUR_FILE
         if not f.is_file():
-            raise ConfigError(f"{self.folder}: not a CUR index (no {CUR_FILE}); build one with `unirank index --kind cur`")
+            raise ConfigError(
+                f"{self.folder}: not a CUR index (no {CUR_FILE}); build one with `unirank index --kind cur`"
+            )
         self.meta = json.loads(f.read_text(encoding="utf-8"))
         if self.meta.get("format") != FORMAT:
             raise ConfigError(f"{f}: unsupported format {self.meta.get('format')!r}; expected {FORMAT}")
         try:
             self.doc_ids = [d for part in read_shard_ids(self.folder / "R") for d in part]
         except (ConfigError, FileNotFoundError) as e:
-            raise ConfigError(f"{self.folder}: the index is not finished ({e}); run `unirank index --kind cur` again to resume") from None
+            raise ConfigError(
+                f"{self.folder}: the index is not finished ({e}); run `unirank index --kind cur` again to resume"
+            ) from None
         from ..data.beir import load_queries
 
         self.anchors = [(q.id, q.text) for q in load_queries(self.folder / "anchors.jsonl").values()]
@@ -404,18 +465,25 @@ class CURIndex:
         if got["texts"] != have["texts"]:
             missing = len(set(doc_ids) - set(self.doc_ids))
             extra = len(set(self.doc_ids) - set(doc_ids))
-            detail = (f"{missing} documents not in the index, {extra} index documents not in the corpus" if missing or extra
-                      else "same ids, other texts")
-            raise ConfigError(f"{self.folder}: this CUR index was built on another corpus ({have['documents']} documents; "
-                              f"this one has {got['documents']}: {detail}); build one for it with `unirank index --kind cur`")
+            detail = (
+                f"{missing} documents not in the index, {extra} index documents not in the corpus"
+                if missing or extra
+                else "same ids, other texts"
+            )
+            raise ConfigError(
+                f"{self.folder}: this CUR index was built on another corpus ({have['documents']} documents; "
+                f"this one has {got['documents']}: {detail}); build one for it with `unirank index --kind cur`"
+            )
 
     def check_ranker(self, ranker: Any) -> None:
         """ConfigError (one line) unless ``ranker`` is the cross-encoder the index was built with."""
         fp = ranker_fingerprint(ranker)
         want = self.meta["ranker"]["fingerprint"]
         if fp != want:
-            raise ConfigError(f"{self.folder}: this CUR index was built with another cross-encoder ({self.meta['ranker'].get('source')}, "
-                              f"fingerprint {want}; the model given has {fp}); use that model or rebuild the index")
+            raise ConfigError(
+                f"{self.folder}: this CUR index was built with another cross-encoder ({self.meta['ranker'].get('source')}, "
+                f"fingerprint {want}; the model given has {fp}); use that model or rebuild the index"
+            )
 
     def space(self, index_dir: str | os.PathLike | None = None) -> StoreSpace:
         """The items as an :class:`~unirank.index.cur.ItemSpace` (for adaCUR)."""
@@ -447,18 +515,37 @@ class CURIndex:
         return out
 
 
-def build_cur_index_cli(data: str | None, model: str | None, anchor_queries: str | None, out: str | os.PathLike,
-                        max_anchor_queries: int | None = None, dtype: str = "float32", batch_size: int = 16,
-                        chunk_size: int = 512, shard: str | None = None, device: str | None = None) -> str:
+def build_cur_index_cli(
+    data: str | None,
+    model: str | None,
+    anchor_queries: str | None,
+    out: str | os.PathLike,
+    max_anchor_queries: int | None = None,
+    dtype: str = "float32",
+    batch_size: int = 16,
+    chunk_size: int = 512,
+    shard: str | None = None,
+    device: str | None = None,
+) -> str:
     """What ``unirank index --kind cur`` runs: check the flags, load, build (resumable); the line to print."""
     from .shards import parse_shard
 
-    missing = [flag for flag, v in (("--data", data), ("--reranker-model", model), ("--anchor-queries", anchor_queries)) if not v]
+    missing = [
+        flag
+        for flag, v in (("--data", data), ("--reranker-model", model), ("--anchor-queries", anchor_queries))
+        if not v
+    ]
     if missing:
-        raise ConfigError(f"--kind cur needs {', '.join(missing)} (the corpus, the cross-encoder and the anchor queries)")
+        raise ConfigError(
+            f"--kind cur needs {', '.join(missing)} (the corpus, the cross-encoder and the anchor queries)"
+        )
     if dtype not in ("float32", "float16"):
         raise ConfigError(f"--dtype {dtype!r}: expected float32 or float16")
-    for flag, v in (("--batch-size", batch_size), ("--chunk-size", chunk_size), ("--max-anchor-queries", max_anchor_queries)):
+    for flag, v in (
+        ("--batch-size", batch_size),
+        ("--chunk-size", chunk_size),
+        ("--max-anchor-queries", max_anchor_queries),
+    ):
         if v is not None and v < 1:
             raise ConfigError(f"{flag} must be >= 1, got {v}")
     shard_t = parse_shard(shard) if shard else None
@@ -467,11 +554,23 @@ def build_cur_index_cli(data: str | None, model: str | None, anchor_queries: str
     from ..models.base import load_ranker
 
     ranker = load_ranker(str(model), "cross", device=device)
-    stats = build_cur_index(ranker, corpus, anchors, out, source=str(model), anchor_source=str(anchor_queries), dtype=dtype,
-                            batch_size=batch_size, chunk_size=chunk_size, shard=shard_t)
+    stats = build_cur_index(
+        ranker,
+        corpus,
+        anchors,
+        out,
+        source=str(model),
+        anchor_source=str(anchor_queries),
+        dtype=dtype,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        shard=shard_t,
+    )
     cost = CURIndex(out).cost() if _all_shards_done(Path(out)) else None
-    line = (f"wrote {out}: {len(anchors)} anchor queries x {len(corpus)} documents; this run scored {stats['pairs_scored']:,} pairs "
-            f"in {stats['seconds']:.1f} s")
+    line = (
+        f"wrote {out}: {len(anchors)} anchor queries x {len(corpus)} documents; this run scored {stats['pairs_scored']:,} pairs "
+        f"in {stats['seconds']:.1f} s"
+    )
     if cost is not None:
         line += f" (whole index: {cost['pairs']:,} cross-encoder calls, {cost['seconds']:.1f} s)"
     return line

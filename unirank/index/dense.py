@@ -94,7 +94,13 @@ class DenseIndex:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self._index, str(folder / "faiss.index"))
-        meta = {"kind": self.kind, "nlist": self.nlist, "nprobe": self.nprobe, "seed": self.seed, "doc_ids": self.doc_ids}
+        meta = {
+            "kind": self.kind,
+            "nlist": self.nlist,
+            "nprobe": self.nprobe,
+            "seed": self.seed,
+            "doc_ids": self.doc_ids,
+        }
         (folder / "unirank_index.json").write_text(json.dumps(meta))
 
     @classmethod

@@ -41,14 +41,30 @@ from ..errors import ConfigError
 from ..io import write_json
 from .base import topk_merge
 
-__all__ = ["SparseExactIndex", "SeismicIndex", "warn_empty_queries", "check_vocab", "encode_sparse_shard",
-           "SparseShardedIndex", "is_sparse_store", "sparse_topk", "SEISMIC_BUILD_DEFAULTS", "SEISMIC_SEARCH_DEFAULTS"]
+__all__ = [
+    "SparseExactIndex",
+    "SeismicIndex",
+    "warn_empty_queries",
+    "check_vocab",
+    "encode_sparse_shard",
+    "SparseShardedIndex",
+    "is_sparse_store",
+    "sparse_topk",
+    "SEISMIC_BUILD_DEFAULTS",
+    "SEISMIC_SEARCH_DEFAULTS",
+]
 
 SPARSE_FORMAT = "unirank-sparse/1"
 #: Seismic build parameters and the defaults used here (Seismic's own, sized for MS MARCO, are
 #: n_postings 3500 / summary_energy 0.4; for small corpora fewer postings keep recall high)
-SEISMIC_BUILD_DEFAULTS = {"n_postings": 3500, "centroid_fraction": 0.1, "min_cluster_size": 2, "summary_energy": 0.4,
-                          "max_fraction": 1.5, "doc_cut": 15}
+SEISMIC_BUILD_DEFAULTS = {
+    "n_postings": 3500,
+    "centroid_fraction": 0.1,
+    "min_cluster_size": 2,
+    "summary_energy": 0.4,
+    "max_fraction": 1.5,
+    "doc_cut": 15,
+}
 SEISMIC_SEARCH_DEFAULTS = {"query_cut": 10, "heap_factor": 0.7}
 
 
@@ -76,10 +92,13 @@ def warn_empty_queries(queries: Any, where: str = "splade") -> int:
     empty = int((nnz == 0).sum())
     if empty:
         rows = np.flatnonzero(nnz == 0)[:5].tolist()
-        warnings.warn(f"{where}: {empty} of {len(nnz)} queries have an all-zero sparse vector (rows {rows}"
-                      f"{', ...' if empty > 5 else ''}) and retrieve nothing; the model gives their terms no weight "
-                      f"(check the query text, top_k_query, or whether the model was trained with too strong a FLOPS "
-                      f"regulariser)", stacklevel=2)
+        warnings.warn(
+            f"{where}: {empty} of {len(nnz)} queries have an all-zero sparse vector (rows {rows}"
+            f"{', ...' if empty > 5 else ''}) and retrieve nothing; the model gives their terms no weight "
+            f"(check the query text, top_k_query, or whether the model was trained with too strong a FLOPS "
+            f"regulariser)",
+            stacklevel=2,
+        )
     return empty
 
 
@@ -91,8 +110,10 @@ def check_vocab(stored: str | None, model: Any, where: str) -> None:
     """
     have = model.vocab_fingerprint() if callable(getattr(model, "vocab_fingerprint", None)) else None
     if stored and have and stored != have:
-        raise ConfigError(f"{where}: the index was written with another vocabulary (fingerprint {stored}) than this "
-                          f"model's ({have}); its term ids would mean other tokens - re-encode the corpus with this model")
+        raise ConfigError(
+            f"{where}: the index was written with another vocabulary (fingerprint {stored}) than this "
+            f"model's ({have}); its term ids would mean other tokens - re-encode the corpus with this model"
+        )
 
 
 def sparse_topk(scores: Any, k: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -178,8 +199,10 @@ class SparseExactIndex:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         _sp().save_npz(folder / "matrix.npz", self.matrix)
-        write_json(folder / "unirank_index.json", {"kind": "splade-exact", "doc_ids": self.doc_ids,
-                                                   "vocab_fingerprint": self.vocab_fingerprint})
+        write_json(
+            folder / "unirank_index.json",
+            {"kind": "splade-exact", "doc_ids": self.doc_ids, "vocab_fingerprint": self.vocab_fingerprint},
+        )
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "SparseExactIndex":
@@ -193,7 +216,9 @@ class SparseExactIndex:
 def _seismic() -> Any:
     from ..optional import optional_import
 
-    return optional_import("seismic", "the seismic index", "pip install 'unirank[splade]' (or pip install pyseismic-lsr)")
+    return optional_import(
+        "seismic", "the seismic index", "pip install 'unirank[splade]' (or pip install pyseismic-lsr)"
+    )
 
 
 class SeismicIndex:
@@ -210,12 +235,21 @@ class SeismicIndex:
         vocab_fingerprint: the writing model's vocabulary fingerprint.
     """
 
-    def __init__(self, build: dict[str, Any] | None = None, search: dict[str, Any] | None = None, num_threads: int = 1,
-                 vocab_fingerprint: str | None = None) -> None:
-        unknown = sorted(set(build or {}) - set(SEISMIC_BUILD_DEFAULTS)) + sorted(set(search or {}) - set(SEISMIC_SEARCH_DEFAULTS))
+    def __init__(
+        self,
+        build: dict[str, Any] | None = None,
+        search: dict[str, Any] | None = None,
+        num_threads: int = 1,
+        vocab_fingerprint: str | None = None,
+    ) -> None:
+        unknown = sorted(set(build or {}) - set(SEISMIC_BUILD_DEFAULTS)) + sorted(
+            set(search or {}) - set(SEISMIC_SEARCH_DEFAULTS)
+        )
         if unknown:
-            raise ConfigError(f"seismic: unknown parameter(s) {', '.join(unknown)}; build: {', '.join(SEISMIC_BUILD_DEFAULTS)}; "
-                              f"search: {', '.join(SEISMIC_SEARCH_DEFAULTS)}")
+            raise ConfigError(
+                f"seismic: unknown parameter(s) {', '.join(unknown)}; build: {', '.join(SEISMIC_BUILD_DEFAULTS)}; "
+                f"search: {', '.join(SEISMIC_SEARCH_DEFAULTS)}"
+            )
         self.build_params = {**SEISMIC_BUILD_DEFAULTS, **(build or {})}
         self.search_params = {**SEISMIC_SEARCH_DEFAULTS, **(search or {})}
         self.num_threads = int(num_threads)
@@ -239,13 +273,23 @@ class SeismicIndex:
         self._dim = int(docs.shape[1])
         ds = seismic.SeismicDataset()
         # Seismic names a document by a string; its row number keeps the lookup trivial
-        ds.add_documents_by_id([str(i) for i in range(docs.shape[0])], docs.indices.astype(np.int64),
-                               docs.data.astype(np.float32), docs.indptr.astype(np.int64))
+        ds.add_documents_by_id(
+            [str(i) for i in range(docs.shape[0])],
+            docs.indices.astype(np.int64),
+            docs.data.astype(np.float32),
+            docs.indptr.astype(np.int64),
+        )
         p = self.build_params
         self._index = seismic.SeismicIndex.build_from_dataset(
-            ds, n_postings=int(p["n_postings"]), centroid_fraction=float(p["centroid_fraction"]),
-            min_cluster_size=int(p["min_cluster_size"]), summary_energy=float(p["summary_energy"]),
-            max_fraction=float(p["max_fraction"]), doc_cut=int(p["doc_cut"]), num_threads=self.num_threads)
+            ds,
+            n_postings=int(p["n_postings"]),
+            centroid_fraction=float(p["centroid_fraction"]),
+            min_cluster_size=int(p["min_cluster_size"]),
+            summary_energy=float(p["summary_energy"]),
+            max_fraction=float(p["max_fraction"]),
+            doc_cut=int(p["doc_cut"]),
+            num_threads=self.num_threads,
+        )
         self.doc_ids = list(doc_ids)
 
     def search(self, queries: Any, k: int, **params: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -266,9 +310,15 @@ class SeismicIndex:
             return out_s, out_i
         comps = [np.array([str(c) for c in q.indices[q.indptr[r] : q.indptr[r + 1]]], dtype=string) for r in live]
         vals = [np.ascontiguousarray(q.data[q.indptr[r] : q.indptr[r + 1]], dtype=np.float32) for r in live]
-        res = self._index.batch_search(np.array([str(r) for r in live], dtype=string), comps, vals, k=int(k),
-                                       query_cut=int(sp_["query_cut"]), heap_factor=float(sp_["heap_factor"]),
-                                       num_threads=self.num_threads)
+        res = self._index.batch_search(
+            np.array([str(r) for r in live], dtype=string),
+            comps,
+            vals,
+            k=int(k),
+            query_cut=int(sp_["query_cut"]),
+            heap_factor=float(sp_["heap_factor"]),
+            num_threads=self.num_threads,
+        )
         for hits in res:  # results are not in query order: each hit names its query
             hits = [h for h in hits if h[1] > 0]
             for j, (qid, score, doc) in enumerate(hits[:k]):
@@ -285,9 +335,17 @@ class SeismicIndex:
         folder.mkdir(parents=True, exist_ok=True)
         self._index.save(str(folder / "index"))
         self._file_bytes = (folder / "index.index.seismic").stat().st_size
-        write_json(folder / "unirank_index.json", {"kind": "seismic", "doc_ids": self.doc_ids, "dim": self._dim,
-                                                   "build": self.build_params, "search": self.search_params,
-                                                   "vocab_fingerprint": self.vocab_fingerprint})
+        write_json(
+            folder / "unirank_index.json",
+            {
+                "kind": "seismic",
+                "doc_ids": self.doc_ids,
+                "dim": self._dim,
+                "build": self.build_params,
+                "search": self.search_params,
+                "vocab_fingerprint": self.vocab_fingerprint,
+            },
+        )
 
     @classmethod
     def load(cls, folder: str | os.PathLike, **search: Any) -> "SeismicIndex":
@@ -344,9 +402,16 @@ def encode_sparse_shard(
     items = _corpus_items(corpus)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    meta = {"format": SPARSE_FORMAT, "n_docs": len(items), "shards": n, "chunk_size": int(chunk_size),
-            "corpus_fingerprint": _fingerprint([d for d, _ in items]), "model_fingerprint": model.backbone.fingerprint(),
-            "vocab_fingerprint": model.vocab_fingerprint(), "dim": int(model.vocab_size)}
+    meta = {
+        "format": SPARSE_FORMAT,
+        "n_docs": len(items),
+        "shards": n,
+        "chunk_size": int(chunk_size),
+        "corpus_fingerprint": _fingerprint([d for d, _ in items]),
+        "model_fingerprint": model.backbone.fingerprint(),
+        "vocab_fingerprint": model.vocab_fingerprint(),
+        "dim": int(model.vocab_size),
+    }
     store = root / "store.json"
     if store.is_file():
         old = json.loads(store.read_text(encoding="utf-8"))
@@ -364,7 +429,12 @@ def encode_sparse_shard(
         part = mine[c * chunk_size : (c + 1) * chunk_size]
         ids = [d for d, _ in part]
         ids_path, vec_path = folder / f"chunk-{c:06d}.ids.json", folder / f"chunk-{c:06d}.npz"
-        if resume and vec_path.is_file() and ids_path.is_file() and json.loads(ids_path.read_text(encoding="utf-8")) == ids:
+        if (
+            resume
+            and vec_path.is_file()
+            and ids_path.is_file()
+            and json.loads(ids_path.read_text(encoding="utf-8")) == ids
+        ):
             continue
         kw: dict[str, Any] = {"batch_size": batch_size, "show_progress": False}
         if device is not None:
@@ -389,8 +459,13 @@ class SparseShardedIndex:
         max_block: as in :class:`SparseExactIndex`.
     """
 
-    def __init__(self, root: str | os.PathLike, index_dir: str | os.PathLike | None = None,
-                 search: dict[str, Any] | None = None, max_block: int = 32_000_000) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        index_dir: str | os.PathLike | None = None,
+        search: dict[str, Any] | None = None,
+        max_block: int = 32_000_000,
+    ) -> None:
         from .shards import _chunk_paths, _shards
 
         self.root = Path(root)
@@ -402,7 +477,9 @@ class SparseShardedIndex:
         self.search_params = dict(search or {})
         self.max_block = max_block
         self._chunks = [[(ids, vec.with_suffix(".npz")) for ids, vec in _chunk_paths(f)] for f in _shards(self.root)]
-        self._shard_ids = [[d for ids, _ in chunks for d in json.loads(ids.read_text(encoding="utf-8"))] for chunks in self._chunks]
+        self._shard_ids = [
+            [d for ids, _ in chunks for d in json.loads(ids.read_text(encoding="utf-8"))] for chunks in self._chunks
+        ]
         self._offsets = np.cumsum([0] + [len(s) for s in self._shard_ids])[:-1].tolist()
         self.doc_ids = [d for part in self._shard_ids for d in part]
         self._loaded: dict[int, Any] = {}
@@ -416,8 +493,15 @@ class SparseShardedIndex:
         return sp.vstack([sp.load_npz(v) for _, v in self._chunks[s]], format="csr")
 
     @classmethod
-    def build(cls, root: str | os.PathLike, index_dir: str | os.PathLike, kind: str = "seismic",
-              params: dict[str, Any] | None = None, num_threads: int = 1, resume: bool = True) -> "SparseShardedIndex":
+    def build(
+        cls,
+        root: str | os.PathLike,
+        index_dir: str | os.PathLike,
+        kind: str = "seismic",
+        params: dict[str, Any] | None = None,
+        num_threads: int = 1,
+        resume: bool = True,
+    ) -> "SparseShardedIndex":
         """Build and save one index per shard (``kind``: ``seismic`` or ``exact``); with
         ``resume`` a shard whose index is already saved is skipped."""
         if kind not in ("seismic", "exact"):
@@ -428,8 +512,11 @@ class SparseShardedIndex:
             out = index_dir / f"shard-{s:05d}"
             if resume and (out / "unirank_index.json").is_file():
                 continue
-            ix: Any = (SeismicIndex(params, num_threads=num_threads, vocab_fingerprint=store.vocab_fingerprint) if kind == "seismic"
-                       else SparseExactIndex(vocab_fingerprint=store.vocab_fingerprint))
+            ix: Any = (
+                SeismicIndex(params, num_threads=num_threads, vocab_fingerprint=store.vocab_fingerprint)
+                if kind == "seismic"
+                else SparseExactIndex(vocab_fingerprint=store.vocab_fingerprint)
+            )
             ix.add(store.shard_matrix(s), ids)
             tmp = index_dir / f".shard-{s:05d}.tmp"
             import shutil
@@ -444,7 +531,9 @@ class SparseShardedIndex:
         if s not in self._loaded:
             folder = self.index_dir / f"shard-{s:05d}"  # type: ignore[operator]
             kind = json.loads((folder / "unirank_index.json").read_text(encoding="utf-8"))["kind"]
-            self._loaded[s] = SeismicIndex.load(folder, **self.search_params) if kind == "seismic" else SparseExactIndex.load(folder)
+            self._loaded[s] = (
+                SeismicIndex.load(folder, **self.search_params) if kind == "seismic" else SparseExactIndex.load(folder)
+            )
         return self._loaded[s]
 
     def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:

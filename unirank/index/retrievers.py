@@ -33,11 +33,23 @@ class DenseRetriever:
         backend: ``torch`` or ``onnx[:options]`` (:mod:`unirank.runtime.backends`) for a model given by name.
     """
 
-    def __init__(self, model: Any = None, index_kind: str = "flat", batch_size: int = 64, device: str | None = None, dtype: str | None = None, nprobe: int = 16, show_progress: bool | None = None, backend: str = "torch") -> None:
+    def __init__(
+        self,
+        model: Any = None,
+        index_kind: str = "flat",
+        batch_size: int = 64,
+        device: str | None = None,
+        dtype: str | None = None,
+        nprobe: int = 16,
+        show_progress: bool | None = None,
+        backend: str = "torch",
+    ) -> None:
         from ..models.base import load_ranker
         from ..models.bi import BiEncoder
 
-        self.encoder = model if isinstance(model, BiEncoder) else load_ranker(model, "bi", device="cpu", backend=backend)
+        self.encoder = (
+            model if isinstance(model, BiEncoder) else load_ranker(model, "bi", device="cpu", backend=backend)
+        )
         self.index = DenseIndex(kind=index_kind, nprobe=nprobe)
         self.enc_kw = {"batch_size": batch_size, "device": device, "dtype": dtype, "show_progress": show_progress}
 
@@ -45,7 +57,15 @@ class DenseRetriever:
     def from_config(cls, cfg) -> "DenseRetriever":
         """Build from a :class:`unirank.index.config.RetrieverConfig`."""
         d = cfg.dense
-        return cls(d.model, index_kind=d.index_kind, batch_size=d.batch_size, device=d.device, dtype=d.dtype, nprobe=d.nprobe, backend=d.backend)
+        return cls(
+            d.model,
+            index_kind=d.index_kind,
+            batch_size=d.batch_size,
+            device=d.device,
+            dtype=d.dtype,
+            nprobe=d.nprobe,
+            backend=d.backend,
+        )
 
     @property
     def doc_ids(self) -> list[str]:

@@ -154,7 +154,9 @@ def check_store_dir(out_dir: str | os.PathLike, key: str = "--out") -> None:
     """
     root = Path(out_dir)
     if root.is_dir() and any(root.iterdir()) and not (root / STORE).is_file():
-        raise ConfigError(f"{key}: {root} is a non-empty folder but no embedding store (no {STORE}); choose a new folder")
+        raise ConfigError(
+            f"{key}: {root} is a non-empty folder but no embedding store (no {STORE}); choose a new folder"
+        )
     check_writable_dir(root, key, inside=True)
 
 
@@ -229,9 +231,17 @@ def encode_corpus_shard(
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     backbone = getattr(model, "backbone", None)
-    meta = {"format": "unirank-embeddings/1", "n_docs": len(items), "shards": n, "chunk_size": int(chunk_size), "dtype": dtype,
-            "corpus_fingerprint": _fingerprint([d for d, _ in items]),
-            "model_fingerprint": backbone.fingerprint() if backbone is not None and hasattr(backbone, "fingerprint") else None}
+    meta = {
+        "format": "unirank-embeddings/1",
+        "n_docs": len(items),
+        "shards": n,
+        "chunk_size": int(chunk_size),
+        "dtype": dtype,
+        "corpus_fingerprint": _fingerprint([d for d, _ in items]),
+        "model_fingerprint": backbone.fingerprint()
+        if backbone is not None and hasattr(backbone, "fingerprint")
+        else None,
+    }
     store = root / STORE
     if store.is_file():
         old = read_json(store)
@@ -254,7 +264,12 @@ def encode_corpus_shard(
             part = mine[c * chunk_size : (c + 1) * chunk_size]
             ids = [d for d, _ in part]
             ids_path, vec_path = into / f"chunk-{c:06d}.ids.json", into / f"chunk-{c:06d}.npy"
-            if resume and vec_path.is_file() and ids_path.is_file() and json.loads(ids_path.read_text(encoding="utf-8")) == ids:
+            if (
+                resume
+                and vec_path.is_file()
+                and ids_path.is_file()
+                and json.loads(ids_path.read_text(encoding="utf-8")) == ids
+            ):
                 if dim is None:
                     dim = int(np.load(vec_path, mmap_mode="r").shape[1])
                 continue
@@ -269,7 +284,9 @@ def encode_corpus_shard(
             _atomic_save(vec_path, lambda p: np.save(open(p, "wb"), vecs))
             if on_chunk is not None:
                 on_chunk(c, n_chunks)
-        write_json(into / "done.json", {"shard": i, "of": n, "docs": len(mine), "chunks": n_chunks, "start": start, "dim": dim})
+        write_json(
+            into / "done.json", {"shard": i, "of": n, "docs": len(mine), "chunks": n_chunks, "start": start, "dim": dim}
+        )
 
     if resume:  # in place, chunk by chunk: what a killed run wrote is kept
         folder.mkdir(exist_ok=True)
@@ -389,8 +406,10 @@ def _ivfpq(dim: int, n: int, nlist: int | None = None, m: int | None = None, nbi
     per centroid); ``m`` (sub-quantisers, must divide ``dim``) to ``dim / 8``.
     """
     if n < 2**nbits:
-        raise ConfigError(f"ivfpq: {n} vectors in this shard are too few to train its {2**nbits}-centroid product quantiser "
-                          f"(at least {2**nbits}); use kind flat (exact) or hnsw, fewer shards, or a smaller nbits")
+        raise ConfigError(
+            f"ivfpq: {n} vectors in this shard are too few to train its {2**nbits}-centroid product quantiser "
+            f"(at least {2**nbits}); use kind flat (exact) or hnsw, fewer shards, or a smaller nbits"
+        )
     nlist = nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))
     m = m or max(1, dim // 8)
     if dim % m:
@@ -523,8 +542,13 @@ class ShardedIndex:
     ``indices`` returned by :meth:`search` are positions in :attr:`doc_ids` (the store order).
     """
 
-    def __init__(self, root: str | os.PathLike, index_dir: str | os.PathLike | None = None, keep_loaded: bool = True,
-                 refine: int = 0) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        index_dir: str | os.PathLike | None = None,
+        keep_loaded: bool = True,
+        refine: int = 0,
+    ) -> None:
         if refine < 0:
             raise ConfigError(f"refine must be >= 0, got {refine}")
         self.refine = int(refine)
@@ -547,7 +571,9 @@ class ShardedIndex:
         return sum(len(s) for s in self._shard_ids)
 
     @classmethod
-    def build(cls, root: str | os.PathLike, index_dir: str | os.PathLike, kind: str = "ivfpq", **kw: Any) -> "ShardedIndex":
+    def build(
+        cls, root: str | os.PathLike, index_dir: str | os.PathLike, kind: str = "ivfpq", **kw: Any
+    ) -> "ShardedIndex":
         """Build and save one FAISS index per shard (each trained on a sample of its shard)."""
         root, index_dir = Path(root), Path(index_dir)
         n = len(read_shard_ids(root))
@@ -601,7 +627,9 @@ class ShardedIndex:
         return best_s.astype(np.float32), best_i
 
 
-def _exact_topk(q: np.ndarray, cand: np.ndarray, vectors: "StoreVectors", k: int, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def _exact_topk(
+    q: np.ndarray, cand: np.ndarray, vectors: "StoreVectors", k: int, chunk: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner products of each query with its candidate rows (-1 = none), best ``k`` first
     (``chunk`` queries at a time, so memory is ``chunk x candidates x dim`` floats)."""
     out_s = np.full((len(q), k), -np.inf, dtype=np.float32)
@@ -669,7 +697,12 @@ class PrebuiltRetriever:
         if not d.store:
             raise ConfigError("retriever prebuilt needs retriever.dense.store (a folder written by `unirank encode`)")
 
-        return cls(load_ranker(d.model, "bi", device="cpu", backend=d.backend), ShardedIndex(d.store, d.index_dir, refine=d.refine), batch_size=d.batch_size, device=d.device)
+        return cls(
+            load_ranker(d.model, "bi", device="cpu", backend=d.backend),
+            ShardedIndex(d.store, d.index_dir, refine=d.refine),
+            batch_size=d.batch_size,
+            device=d.device,
+        )
 
     @property
     def doc_ids(self) -> list[str]:
@@ -679,11 +712,15 @@ class PrebuiltRetriever:
         """Check that the index covers exactly ``doc_ids`` (any order); nothing is encoded."""
         have, want = set(self.index.doc_ids), set(doc_ids)
         if have != want:
-            raise ConfigError(f"prebuilt index and corpus differ: {len(want - have)} corpus documents missing from the index, "
-                              f"{len(have - want)} index documents not in the corpus")
+            raise ConfigError(
+                f"prebuilt index and corpus differ: {len(want - have)} corpus documents missing from the index, "
+                f"{len(have - want)} index documents not in the corpus"
+            )
 
     def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         kw: dict[str, Any] = {"batch_size": self.batch_size, "show_progress": False}
         if self.device is not None:
             kw["device"] = self.device
-        return self.index.search(np.ascontiguousarray(self.model.encode_queries(list(queries), **kw), dtype=np.float32), k)
+        return self.index.search(
+            np.ascontiguousarray(self.model.encode_queries(list(queries), **kw), dtype=np.float32), k
+        )

@@ -43,7 +43,14 @@ class BM25Index:
         ['a', 'c']
     """
 
-    def __init__(self, k1: float = 0.9, b: float = 0.4, method: str = "lucene", stemmer: str | None = "english", stopwords: str | None = "en") -> None:
+    def __init__(
+        self,
+        k1: float = 0.9,
+        b: float = 0.4,
+        method: str = "lucene",
+        stemmer: str | None = "english",
+        stopwords: str | None = "en",
+    ) -> None:
         self.settings = {"k1": k1, "b": b, "method": method, "stemmer": stemmer, "stopwords": stopwords}
         self.doc_ids: list[str] = []
         self._bm25 = None
@@ -74,7 +81,9 @@ class BM25Index:
         self._bm25 = bm25s.BM25(k1=s["k1"], b=s["b"], method=s["method"])
         self._bm25.index(self._tokenize(texts, show_progress), show_progress=show_progress)
 
-    def search(self, queries: Sequence[str], k: int, chunk_size: int = 1024, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: Sequence[str], k: int, chunk_size: int = 1024, show_progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k per query: ``(scores, indices)``, each (Q, k); -1 indices where fewer docs match.
 
         Documents with a zero score (no query term in common) are not returned.
@@ -131,7 +140,9 @@ class BM25Index:
     def save(self, folder: str | os.PathLike) -> None:
         folder = Path(folder)
         self._bm25.save(str(folder), show_progress=False)
-        (folder / "unirank_index.json").write_text(json.dumps({"kind": "bm25", "settings": self.settings, "doc_ids": self.doc_ids}))
+        (folder / "unirank_index.json").write_text(
+            json.dumps({"kind": "bm25", "settings": self.settings, "doc_ids": self.doc_ids})
+        )
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "BM25Index":

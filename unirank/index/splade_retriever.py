@@ -56,9 +56,19 @@ class SpladeRetriever:
         settings: ``Splade.from_pretrained`` keyword settings when ``model`` is a name.
     """
 
-    def __init__(self, model: Any = "splade-tiny", index: str = "exact", seismic: dict[str, Any] | None = None,
-                 batch_size: int = 32, device: str | None = None, dtype: str | None = None, show_progress: bool | None = None,
-                 store: str | None = None, index_dir: str | None = None, settings: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: Any = "splade-tiny",
+        index: str = "exact",
+        seismic: dict[str, Any] | None = None,
+        batch_size: int = 32,
+        device: str | None = None,
+        dtype: str | None = None,
+        show_progress: bool | None = None,
+        store: str | None = None,
+        index_dir: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
         from ..models.splade import Splade
 
         if index not in SPLADE_INDEXES:
@@ -77,8 +87,17 @@ class SpladeRetriever:
     def from_config(cls, cfg: Any) -> "SpladeRetriever":
         """Build from a :class:`unirank.eval.config.RetrieverConfig` (``cfg.splade``)."""
         s = cfg.splade
-        return cls(s.model, index=s.index, seismic=s.seismic, batch_size=s.batch_size, device=s.device, dtype=s.dtype,
-                   store=s.store, index_dir=s.index_dir, settings=s.settings)
+        return cls(
+            s.model,
+            index=s.index,
+            seismic=s.seismic,
+            batch_size=s.batch_size,
+            device=s.device,
+            dtype=s.dtype,
+            store=s.store,
+            index_dir=s.index_dir,
+            settings=s.settings,
+        )
 
     @property
     def doc_ids(self) -> list[str]:
@@ -91,8 +110,10 @@ class SpladeRetriever:
             check_vocab(self.index.vocab_fingerprint, self.encoder, self.store)
             have, want = set(self.index.doc_ids), set(doc_ids)
             if have != want:
-                raise ConfigError(f"{self.store}: the sparse store and the corpus differ: {len(want - have)} corpus documents "
-                                  f"missing from the store, {len(have - want)} store documents not in the corpus")
+                raise ConfigError(
+                    f"{self.store}: the sparse store and the corpus differ: {len(want - have)} corpus documents "
+                    f"missing from the store, {len(have - want)} store documents not in the corpus"
+                )
             self.stats = {"doc_nnz": None, "index_bytes": None}
             return
         t0 = time.perf_counter()
@@ -107,8 +128,12 @@ class SpladeRetriever:
         t2 = time.perf_counter()
         self.docs = docs
         nbytes = int(docs.data.nbytes + docs.indices.nbytes + docs.indptr.nbytes)
-        self.stats = {"doc_nnz": round(float(np.diff(docs.indptr).mean()), 2) if docs.shape[0] else 0.0,
-                      "index_bytes": nbytes, "encode_docs_s": round(t1 - t0, 3), "index_s": round(t2 - t1, 3)}
+        self.stats = {
+            "doc_nnz": round(float(np.diff(docs.indptr).mean()), 2) if docs.shape[0] else 0.0,
+            "index_bytes": nbytes,
+            "encode_docs_s": round(t1 - t0, 3),
+            "index_s": round(t2 - t1, 3),
+        }
 
     def encode_queries(self, queries: Sequence[str]) -> Any:
         """The queries' sparse vectors (warns about all-zero ones)."""
@@ -125,9 +150,13 @@ class SpladeRetriever:
         out = self.index.search(q, k)
         t2 = time.perf_counter()
         n = max(len(queries), 1)
-        self.stats.update({"query_nnz": round(float(np.diff(q.indptr).mean()), 2) if q.shape[0] else 0.0,
-                           "encode_queries_ms_per_query": round(1000 * (t1 - t0) / n, 3),
-                           "search_ms_per_query": round(1000 * (t2 - t1) / n, 3)})
+        self.stats.update(
+            {
+                "query_nnz": round(float(np.diff(q.indptr).mean()), 2) if q.shape[0] else 0.0,
+                "encode_queries_ms_per_query": round(1000 * (t1 - t0) / n, 3),
+                "search_ms_per_query": round(1000 * (t2 - t1) / n, 3),
+            }
+        )
         return out
 
     def explain(self, queries: Sequence[str], doc_ids: Sequence[Sequence[str]], top: int = 10) -> list[dict[str, Any]]:
@@ -148,16 +177,31 @@ class SpladeRetriever:
         out = []
         for r, (text, ids) in enumerate(zip(queries, doc_ids)):
             qi, qw = q.indices[q.indptr[r] : q.indptr[r + 1]], q.data[q.indptr[r] : q.indptr[r + 1]]
-            item: dict[str, Any] = {"query": text, "query_terms": dec(qi, qw, top), "query_nnz": int(len(qi)), "docs": []}
+            item: dict[str, Any] = {
+                "query": text,
+                "query_terms": dec(qi, qw, top),
+                "query_nnz": int(len(qi)),
+                "docs": [],
+            }
             qmap = dict(zip(qi.tolist(), qw.tolist()))
             for d in ids:
                 j = row_of[d]
-                di, dw = self.docs.indices[self.docs.indptr[j] : self.docs.indptr[j + 1]], self.docs.data[self.docs.indptr[j] : self.docs.indptr[j + 1]]
+                di, dw = (
+                    self.docs.indices[self.docs.indptr[j] : self.docs.indptr[j + 1]],
+                    self.docs.data[self.docs.indptr[j] : self.docs.indptr[j + 1]],
+                )
                 contrib = np.array([qmap.get(int(t), 0.0) * float(w) for t, w in zip(di, dw)])
                 score = float(contrib.sum())
                 matched = [(t, c) for t, c in dec(di, contrib, top) if c > 0]
-                item["docs"].append({"id": d, "score": round(score, 4), "doc_terms": dec(di, dw, top), "doc_nnz": int(len(di)),
-                                     "matched": [(t, round(c, 4), round(c / score, 3) if score else 0.0) for t, c in matched]})
+                item["docs"].append(
+                    {
+                        "id": d,
+                        "score": round(score, 4),
+                        "doc_terms": dec(di, dw, top),
+                        "doc_nnz": int(len(di)),
+                        "matched": [(t, round(c, 4), round(c / score, 3) if score else 0.0) for t, c in matched],
+                    }
+                )
             out.append(item)
         return out
 
@@ -167,10 +211,14 @@ def explain_markdown(items: Sequence[dict[str, Any]]) -> str:
     lines = ["# SPLADE explain view", ""]
     for it in items:
         lines.append(f"## {it['query']}")
-        lines.append(f"query terms ({it['query_nnz']} non-zero): " + ", ".join(f"{t} {w:.2f}" for t, w in it["query_terms"]))
+        lines.append(
+            f"query terms ({it['query_nnz']} non-zero): " + ", ".join(f"{t} {w:.2f}" for t, w in it["query_terms"])
+        )
         for d in it["docs"]:
             lines.append(f"- doc `{d['id']}` score {d['score']:.3f} ({d['doc_nnz']} non-zero)")
-            lines.append("  - matched: " + (", ".join(f"{t} {c:.2f} ({100 * s:.0f}%)" for t, c, s in d["matched"]) or "(none)"))
+            lines.append(
+                "  - matched: " + (", ".join(f"{t} {c:.2f} ({100 * s:.0f}%)" for t, c, s in d["matched"]) or "(none)")
+            )
             lines.append("  - doc terms: " + ", ".join(f"{t} {w:.2f}" for t, w in d["doc_terms"]))
         lines.append("")
     return "\n".join(lines)
@@ -179,15 +227,25 @@ def explain_markdown(items: Sequence[dict[str, Any]]) -> str:
 def explain_html(items: Sequence[dict[str, Any]]) -> str:
     """The explain view as an HTML section for ``report.html``."""
     e = html.escape
-    parts = ["<h2>SPLADE explain view</h2><p>Heaviest expansion terms of sample queries and of their top documents; "
-             "matched terms with their contribution (query weight x document weight) and share of the score.</p>"]
+    parts = [
+        "<h2>SPLADE explain view</h2><p>Heaviest expansion terms of sample queries and of their top documents; "
+        "matched terms with their contribution (query weight x document weight) and share of the score.</p>"
+    ]
     for it in items:
-        parts.append(f"<h3>{e(it['query'])}</h3><p><b>query terms</b> ({it['query_nnz']} non-zero): "
-                     + ", ".join(f"{e(t)}&nbsp;{w:.2f}" for t, w in it["query_terms"]) + "</p><ul>")
+        parts.append(
+            f"<h3>{e(it['query'])}</h3><p><b>query terms</b> ({it['query_nnz']} non-zero): "
+            + ", ".join(f"{e(t)}&nbsp;{w:.2f}" for t, w in it["query_terms"])
+            + "</p><ul>"
+        )
         for d in it["docs"]:
-            parts.append(f"<li>doc <code>{e(d['id'])}</code> score {d['score']:.3f} ({d['doc_nnz']} non-zero)<br>"
-                         "<b>matched</b>: " + (", ".join(f"{e(t)}&nbsp;{c:.2f}&nbsp;({100 * s:.0f}%)" for t, c, s in d["matched"]) or "(none)")
-                         + "<br><b>doc terms</b>: " + ", ".join(f"{e(t)}&nbsp;{w:.2f}" for t, w in d["doc_terms"]) + "</li>")
+            parts.append(
+                f"<li>doc <code>{e(d['id'])}</code> score {d['score']:.3f} ({d['doc_nnz']} non-zero)<br>"
+                "<b>matched</b>: "
+                + (", ".join(f"{e(t)}&nbsp;{c:.2f}&nbsp;({100 * s:.0f}%)" for t, c, s in d["matched"]) or "(none)")
+                + "<br><b>doc terms</b>: "
+                + ", ".join(f"{e(t)}&nbsp;{w:.2f}" for t, w in d["doc_terms"])
+                + "</li>"
+            )
         parts.append("</ul>")
     return "".join(parts)
 
@@ -203,7 +261,9 @@ class FusionRetriever:
         depth: candidates per part before fusion (at least ``k``).
     """
 
-    def __init__(self, parts: Sequence[Any], k_rrf: float = 60.0, depth: int = 100, names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, parts: Sequence[Any], k_rrf: float = 60.0, depth: int = 100, names: Sequence[str] | None = None
+    ) -> None:
         if len(parts) < 2:
             raise ConfigError("retriever fusion needs at least two retrievers in retriever.fuse")
         self.parts, self.k_rrf, self.depth = list(parts), float(k_rrf), int(depth)
@@ -230,7 +290,9 @@ class FusionRetriever:
 
     @property
     def stats(self) -> dict[str, Any]:
-        return {n: dict(getattr(p, "stats", {}) or {}) for n, p in zip(self.names, self.parts) if getattr(p, "stats", None)}
+        return {
+            n: dict(getattr(p, "stats", {}) or {}) for n, p in zip(self.names, self.parts) if getattr(p, "stats", None)
+        }
 
     def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
         self._doc_ids = list(doc_ids)

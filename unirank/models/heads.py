@@ -225,8 +225,11 @@ class BackboneRanker(Ranker, MaskedLMTrainable):
 
     def head_state(self) -> dict[str, torch.Tensor]:
         """Parameters and buffers that belong to no backbone (the head)."""
-        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()
-                if not self._is_backbone_key(k) and k not in TIED_KEYS}
+        return {
+            k: v.detach().cpu().contiguous()
+            for k, v in self.state_dict().items()
+            if not self._is_backbone_key(k) and k not in TIED_KEYS
+        }
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model folder atomically (see the module docstring)."""

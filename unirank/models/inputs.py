@@ -298,10 +298,16 @@ class TextPacker:
         if self.speaker_tokens is not None:
             object.__setattr__(self, "speaker_tokens", tuple(self.speaker_tokens))
             unk = self.tokenizer.unk_token_id
-            bad = [t for t in self.speaker_tokens if not isinstance(t, str) or self.tokenizer.convert_tokens_to_ids(t) in (None, unk)]
+            bad = [
+                t
+                for t in self.speaker_tokens
+                if not isinstance(t, str) or self.tokenizer.convert_tokens_to_ids(t) in (None, unk)
+            ]
             if bad or not self.speaker_tokens:
-                raise ConfigError(f"speaker_tokens: {bad or 'an empty list'} is not a list of vocabulary tokens "
-                                  f"(e.g. [\"[unused1]\", \"[unused2]\"] for a BERT vocabulary)")
+                raise ConfigError(
+                    f"speaker_tokens: {bad or 'an empty list'} is not a list of vocabulary tokens "
+                    f'(e.g. ["[unused1]", "[unused2]"] for a BERT vocabulary)'
+                )
         if self.candidate_cls and self.candidate_sep:
             raise ConfigError("candidate_cls and candidate_sep exclude each other")
         if self.max_context_length < 2:

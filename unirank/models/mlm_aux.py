@@ -78,18 +78,34 @@ class MLMPass:
         masked: labelled (selected) tokens so far.
     """
 
-    def __init__(self, head: MLMHead, structure_ids: Iterable[int], mask_token_id: int, vocab_size: int, prob: float,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        head: MLMHead,
+        structure_ids: Iterable[int],
+        mask_token_id: int,
+        vocab_size: int,
+        prob: float,
+        generator: torch.Generator | None = None,
+    ) -> None:
         self.head, self.structure_ids = head, frozenset(structure_ids)
-        self.mask_token_id, self.vocab_size, self.prob, self.generator = int(mask_token_id), int(vocab_size), float(prob), generator
+        self.mask_token_id, self.vocab_size, self.prob, self.generator = (
+            int(mask_token_id),
+            int(vocab_size),
+            float(prob),
+            generator,
+        )
         self._sum: torch.Tensor | None = None
         self.masked = 0
 
     def corrupt(self, packed: PackedBatch) -> tuple[PackedBatch, torch.Tensor]:
         """The batch with masked input ids, and the labels (original id where selected, -100 elsewhere)."""
         maskable = maskable_tokens(packed.input_ids, packed.segment_ids, self.structure_ids)
-        ids, labels = mask_tokens(packed.input_ids, maskable, self.mask_token_id, self.vocab_size, self.prob, self.generator)
-        return PackedBatch(ids, packed.token_type_ids, packed.position_ids, packed.segment_ids, packed.candidate_mask), labels
+        ids, labels = mask_tokens(
+            packed.input_ids, maskable, self.mask_token_id, self.vocab_size, self.prob, self.generator
+        )
+        return PackedBatch(
+            ids, packed.token_type_ids, packed.position_ids, packed.segment_ids, packed.candidate_mask
+        ), labels
 
     def observe(self, hidden: torch.Tensor, labels: torch.Tensor) -> None:
         """Add the masked-LM loss of ``hidden`` ``(B, L, H)`` at the labelled positions."""
@@ -157,7 +173,9 @@ class MaskedLMTrainable:
         tok = self.tokenizer
         if tok.mask_token_id is None:
             raise ValueError("the tokenizer has no mask token; the MLM loss needs one")
-        self._mlm_pass = MLMPass(self.mlm_head, self.packer.structure_ids, tok.mask_token_id, self.mlm_head.vocab_size, prob, generator)
+        self._mlm_pass = MLMPass(
+            self.mlm_head, self.packer.structure_ids, tok.mask_token_id, self.mlm_head.vocab_size, prob, generator
+        )
         try:
             yield self._mlm_pass
         finally:

@@ -37,11 +37,24 @@ __all__ = ["MLMHead", "HEAD_LAYOUTS", "mask_tokens"]
 
 #: model_type -> names of the head's parts inside a ``*ForMaskedLM`` state dict
 HEAD_LAYOUTS: dict[str, dict[str, str]] = {
-    "bert": {"dense": "cls.predictions.transform.dense", "norm": "cls.predictions.transform.LayerNorm",
-             "decoder": "cls.predictions.decoder", "bias": "cls.predictions.bias"},
-    "distilbert": {"dense": "vocab_transform", "norm": "vocab_layer_norm", "decoder": "vocab_projector",
-                   "bias": "vocab_projector.bias"},
-    "roberta": {"dense": "lm_head.dense", "norm": "lm_head.layer_norm", "decoder": "lm_head.decoder", "bias": "lm_head.bias"},
+    "bert": {
+        "dense": "cls.predictions.transform.dense",
+        "norm": "cls.predictions.transform.LayerNorm",
+        "decoder": "cls.predictions.decoder",
+        "bias": "cls.predictions.bias",
+    },
+    "distilbert": {
+        "dense": "vocab_transform",
+        "norm": "vocab_layer_norm",
+        "decoder": "vocab_projector",
+        "bias": "vocab_projector.bias",
+    },
+    "roberta": {
+        "dense": "lm_head.dense",
+        "norm": "lm_head.layer_norm",
+        "decoder": "lm_head.decoder",
+        "bias": "lm_head.bias",
+    },
 }
 HEAD_LAYOUTS["xlm-roberta"] = HEAD_LAYOUTS["camembert"] = HEAD_LAYOUTS["roberta"]
 
@@ -86,8 +99,15 @@ class MLMHead(nn.Module):
         return int(self.decoder_weight.shape[1])
 
     @classmethod
-    def tied_to(cls, word_embeddings: nn.Embedding, act: str = "gelu", eps: float = 1e-12, init: str = "normal",
-                std: float = 0.02, seed: int | None = 0) -> "MLMHead":
+    def tied_to(
+        cls,
+        word_embeddings: nn.Embedding,
+        act: str = "gelu",
+        eps: float = 1e-12,
+        init: str = "normal",
+        std: float = 0.02,
+        seed: int | None = 0,
+    ) -> "MLMHead":
         """A new head whose decoder is ``word_embeddings.weight`` (tied, not copied).
 
         Args:
@@ -130,8 +150,10 @@ class MLMHead(nn.Module):
         cfg = mlm.config
         layout = HEAD_LAYOUTS.get(cfg.model_type)
         if layout is None:
-            raise ValueError(f"MLM head of model type {cfg.model_type!r} is not supported; "
-                             f"supported: {', '.join(sorted(HEAD_LAYOUTS))}")
+            raise ValueError(
+                f"MLM head of model type {cfg.model_type!r} is not supported; "
+                f"supported: {', '.join(sorted(HEAD_LAYOUTS))}"
+            )
         act = getattr(cfg, "hidden_act", None) if cfg.model_type != "distilbert" else getattr(cfg, "activation", "gelu")
         if cfg.model_type in ("roberta", "xlm-roberta", "camembert"):
             act = "gelu"  # RobertaLMHead applies gelu whatever hidden_act says
@@ -162,11 +184,16 @@ class MLMHead(nn.Module):
         """
         layout = HEAD_LAYOUTS.get(model_type)
         if layout is None:
-            raise ValueError(f"MLM head of model type {model_type!r} is not supported; supported: {', '.join(sorted(HEAD_LAYOUTS))}")
+            raise ValueError(
+                f"MLM head of model type {model_type!r} is not supported; supported: {', '.join(sorted(HEAD_LAYOUTS))}"
+            )
         out = {
-            layout["dense"] + ".weight": self.dense.weight, layout["dense"] + ".bias": self.dense.bias,
-            layout["norm"] + ".weight": self.norm.weight, layout["norm"] + ".bias": self.norm.bias,
-            layout["decoder"] + ".weight": self.decoder_weight, layout["decoder"] + ".bias": self.bias,
+            layout["dense"] + ".weight": self.dense.weight,
+            layout["dense"] + ".bias": self.dense.bias,
+            layout["norm"] + ".weight": self.norm.weight,
+            layout["norm"] + ".bias": self.norm.bias,
+            layout["decoder"] + ".weight": self.decoder_weight,
+            layout["decoder"] + ".bias": self.bias,
             layout["bias"]: self.bias,
         }
         return {k: v.detach() for k, v in out.items()}

@@ -217,7 +217,11 @@ class PolyEncoder(BackboneRanker, SharedPoolScorer):
         """
         out = []
         for i in range(0, len(texts), self.chunk_size):
-            out.append(self.candidate_vectors(self.packer.pack_single(texts[i : i + self.chunk_size], self.packer.max_candidate_length)))
+            out.append(
+                self.candidate_vectors(
+                    self.packer.pack_single(texts[i : i + self.chunk_size], self.packer.max_candidate_length)
+                )
+            )
         if not out:
             return torch.zeros(0, self.backbone.hidden_size, device=self.device)
         return torch.cat(out)

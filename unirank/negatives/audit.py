@@ -145,9 +145,21 @@ class AuditCollector:
                 self._teacher_margins.append(np.array([tm], dtype=np.float32))
             key = tm if tm is not None else r
             entry = AuditEntry(
-                suspicion=float(key), query_id=query_id, query=query, pos_id=pid, pos_text=ptext, pos_score=float(pscore),
-                neg_id=nid, neg_text=ntext, neg_score=float(nscore), neg_rank=nrank, margin=float(m), relative=float(r),
-                pos_teacher=pteacher, neg_teacher=nteacher, teacher_margin=tm,
+                suspicion=float(key),
+                query_id=query_id,
+                query=query,
+                pos_id=pid,
+                pos_text=ptext,
+                pos_score=float(pscore),
+                neg_id=nid,
+                neg_text=ntext,
+                neg_score=float(nscore),
+                neg_rank=nrank,
+                margin=float(m),
+                relative=float(r),
+                pos_teacher=pteacher,
+                neg_teacher=nteacher,
+                teacher_margin=tm,
             )
             # min-heap on (key, reversed tie-break): the smallest key leaves first
             item = (float(key), _Rev(query_id), _Rev(nid), self._count, entry)
@@ -164,7 +176,10 @@ class AuditCollector:
     def margins(self) -> dict[str, np.ndarray]:
         """Histogram series: all candidates' and written negatives' miner margins (and teacher's)."""
         cat = lambda xs: np.concatenate(xs) if xs else np.empty(0, dtype=np.float32)  # noqa: E731
-        out = {"retrieved candidates (positives excluded)": cat(self._cand_margins), "written negatives": cat(self._neg_margins)}
+        out = {
+            "retrieved candidates (positives excluded)": cat(self._cand_margins),
+            "written negatives": cat(self._neg_margins),
+        }
         if self._teacher_margins:
             out["written negatives, teacher margin"] = cat(self._teacher_margins)
         return out
@@ -191,7 +206,14 @@ class _Rev:
 _COLOURS = ("#4c72b0", "#dd8452", "#55a868")
 
 
-def svg_histogram(series: Mapping[str, np.ndarray], bins: int = 40, title: str = "", xlabel: str = "", width: int = 640, height: int = 260) -> str:
+def svg_histogram(
+    series: Mapping[str, np.ndarray],
+    bins: int = 40,
+    title: str = "",
+    xlabel: str = "",
+    width: int = 640,
+    height: int = 260,
+) -> str:
     """Overlaid histograms (each series as fractions of its own size) as an inline SVG string.
 
     Infinite and NaN values are left out. Bins are shared (:func:`numpy.histogram_bin_edges`
@@ -207,10 +229,14 @@ def svg_histogram(series: Mapping[str, np.ndarray], bins: int = 40, title: str =
     allv = np.concatenate([v for v in clean.values()]) if clean else np.empty(0)
     left, right, top, bottom = 50, 10, 24, 40
     pw, ph = width - left - right, height - top - bottom
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
-             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
+    ]
     if title:
-        parts.append(f'<text x="{width / 2:.1f}" y="15" text-anchor="middle" font-size="13">{html.escape(title)}</text>')
+        parts.append(
+            f'<text x="{width / 2:.1f}" y="15" text-anchor="middle" font-size="13">{html.escape(title)}</text>'
+        )
     if allv.size == 0:
         parts.append(f'<text x="{width / 2:.1f}" y="{top + ph / 2:.1f}" text-anchor="middle">no data</text></svg>')
         return "".join(parts)
@@ -226,16 +252,26 @@ def svg_histogram(series: Mapping[str, np.ndarray], bins: int = 40, title: str =
             if f[b] <= 0:
                 continue
             h = f[b] / ymax * ph
-            parts.append(f'<rect x="{xpix(edges[b]):.1f}" y="{top + ph - h:.1f}" width="{max(xpix(edges[b + 1]) - xpix(edges[b]), 0.5):.1f}" height="{h:.1f}" fill="{colour}" fill-opacity="0.55"/>')
-        parts.append(f'<rect x="{left + 8}" y="{top + 6 + 14 * n}" width="10" height="10" fill="{colour}" fill-opacity="0.55"/>'
-                     f'<text x="{left + 22}" y="{top + 15 + 14 * n}">{html.escape(name)} (n={clean[name].size})</text>')
+            parts.append(
+                f'<rect x="{xpix(edges[b]):.1f}" y="{top + ph - h:.1f}" width="{max(xpix(edges[b + 1]) - xpix(edges[b]), 0.5):.1f}" height="{h:.1f}" fill="{colour}" fill-opacity="0.55"/>'
+            )
+        parts.append(
+            f'<rect x="{left + 8}" y="{top + 6 + 14 * n}" width="10" height="10" fill="{colour}" fill-opacity="0.55"/>'
+            f'<text x="{left + 22}" y="{top + 15 + 14 * n}">{html.escape(name)} (n={clean[name].size})</text>'
+        )
     for t in np.linspace(x0, x1, 5):
         parts.append(f'<text x="{xpix(t):.1f}" y="{top + ph + 14}" text-anchor="middle">{t:.3g}</text>')
     if x0 < 0 < x1:
-        parts.append(f'<line x1="{xpix(0.0):.1f}" y1="{top}" x2="{xpix(0.0):.1f}" y2="{top + ph}" stroke="#c00" stroke-dasharray="4,3"/>')
-    parts.append(f'<text x="{left - 6}" y="{top + 8}" text-anchor="end">{ymax:.2g}</text><text x="{left - 6}" y="{top + ph}" text-anchor="end">0</text>')
+        parts.append(
+            f'<line x1="{xpix(0.0):.1f}" y1="{top}" x2="{xpix(0.0):.1f}" y2="{top + ph}" stroke="#c00" stroke-dasharray="4,3"/>'
+        )
+    parts.append(
+        f'<text x="{left - 6}" y="{top + 8}" text-anchor="end">{ymax:.2g}</text><text x="{left - 6}" y="{top + ph}" text-anchor="end">0</text>'
+    )
     if xlabel:
-        parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">{html.escape(xlabel)}</text>')
+        parts.append(
+            f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">{html.escape(xlabel)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -261,33 +297,55 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
-def render_audit_html(title: str, entries: Sequence[AuditEntry], margins: Mapping[str, np.ndarray], summary: Mapping[str, Any]) -> str:
+def render_audit_html(
+    title: str, entries: Sequence[AuditEntry], margins: Mapping[str, np.ndarray], summary: Mapping[str, Any]
+) -> str:
     """The audit page (see the module docstring)."""
     miner_series = {k: v for k, v in margins.items() if "teacher" not in k}
-    svgs = [svg_histogram(miner_series, title="neg score - pos score (miner)", xlabel="margin; right of the red line: the negative outscored the positive")]
+    svgs = [
+        svg_histogram(
+            miner_series,
+            title="neg score - pos score (miner)",
+            xlabel="margin; right of the red line: the negative outscored the positive",
+        )
+    ]
     teacher = {k: v for k, v in margins.items() if "teacher" in k}
     if teacher:
         svgs.append(svg_histogram(teacher, title="neg score - pos score (teacher)", xlabel="teacher margin"))
     summ = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in _flatten(summary))
     has_teacher = any(e.teacher_margin is not None for e in entries)
-    head = "<tr><th>#</th><th>query</th><th>positive</th><th>negative</th><th>margin</th><th>relative</th>" + ("<th>teacher margin</th>" if has_teacher else "") + "</tr>"
+    head = (
+        "<tr><th>#</th><th>query</th><th>positive</th><th>negative</th><th>margin</th><th>relative</th>"
+        + ("<th>teacher margin</th>" if has_teacher else "")
+        + "</tr>"
+    )
     rows = []
     for n, e in enumerate(entries, start=1):
         rows.append(
             f"<tr><td>{n}</td><td><b>{html.escape(e.query_id)}</b><br>{_cut(e.query)}</td>"
-            f"<td><b>{html.escape(e.pos_id)}</b> score {_fmt(e.pos_score)}" + (f", teacher {_fmt(e.pos_teacher)}" if has_teacher else "") + f"<br>{_cut(e.pos_text)}</td>"
-            f"<td><b>{html.escape(e.neg_id)}</b> rank {e.neg_rank if e.neg_rank is not None else '-'}, score {_fmt(e.neg_score)}" + (f", teacher {_fmt(e.neg_teacher)}" if has_teacher else "") + f"<br>{_cut(e.neg_text)}</td>"
-            f"<td>{_fmt(e.margin)}</td><td>{_fmt(e.relative)}</td>" + (f"<td>{_fmt(e.teacher_margin)}</td>" if has_teacher else "") + "</tr>"
+            f"<td><b>{html.escape(e.pos_id)}</b> score {_fmt(e.pos_score)}"
+            + (f", teacher {_fmt(e.pos_teacher)}" if has_teacher else "")
+            + f"<br>{_cut(e.pos_text)}</td>"
+            f"<td><b>{html.escape(e.neg_id)}</b> rank {e.neg_rank if e.neg_rank is not None else '-'}, score {_fmt(e.neg_score)}"
+            + (f", teacher {_fmt(e.neg_teacher)}" if has_teacher else "")
+            + f"<br>{_cut(e.neg_text)}</td>"
+            f"<td>{_fmt(e.margin)}</td><td>{_fmt(e.relative)}</td>"
+            + (f"<td>{_fmt(e.teacher_margin)}</td>" if has_teacher else "")
+            + "</tr>"
         )
-    key = "teacher margin (teacher score of the negative minus that of the positive)" if has_teacher else "relative margin (neg - pos) / |pos| of miner scores"
+    key = (
+        "teacher margin (teacher score of the negative minus that of the positive)"
+        if has_teacher
+        else "relative margin (neg - pos) / |pos| of miner scores"
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:80em;margin:2em auto}}td,th{{padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top;text-align:left}}td{{font-size:90%}}</style>
 </head><body><h1>{html.escape(title)}</h1>
 <h2>Run</h2><table>{summ}</table>
-<h2>Margins</h2>{''.join(f'<p>{s}</p>' for s in svgs)}
+<h2>Margins</h2>{"".join(f"<p>{s}</p>" for s in svgs)}
 <h2>Negatives most likely to be false ({len(entries)})</h2>
 <p>Written negatives ranked by {html.escape(key)}, highest first. The positive shown is the query's lowest-scoring positive (the one margin filters compare with). Inspect these: a negative that answers the query is an unlabelled positive.</p>
-<table>{head}{''.join(rows)}</table></body></html>
+<table>{head}{"".join(rows)}</table></body></html>
 """
 
 

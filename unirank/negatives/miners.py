@@ -394,13 +394,21 @@ class DenseMiner(Miner):
         backbone = getattr(self.encoder, "backbone", None)
         model = None
         if backbone is not None:
-            model = {"source": backbone.source, "fingerprint": backbone.fingerprint(), "settings": dict(getattr(self.encoder, "settings", {}))}
+            model = {
+                "source": backbone.source,
+                "fingerprint": backbone.fingerprint(),
+                "settings": dict(getattr(self.encoder, "settings", {})),
+            }
         elif self.encoder is not None:
             model = {"source": type(self.encoder).__name__, "fingerprint": None}
         return {
             "miner": "dense",
             "index": index,
-            "settings": {"query_chunk": self.query_chunk, "doc_chunk": self.doc_chunk, "dim": None if self.doc_vectors is None else int(self.doc_vectors.shape[1])},
+            "settings": {
+                "query_chunk": self.query_chunk,
+                "doc_chunk": self.doc_chunk,
+                "dim": None if self.doc_vectors is None else int(self.doc_vectors.shape[1]),
+            },
             "model": model,
         }
 
@@ -433,8 +441,14 @@ class PrebuiltMiner(DenseMiner):
             :class:`~unirank.index.shards.ShardedIndex`).
     """
 
-    def __init__(self, encoder: Any = None, store: str | None = None, index_dir: str | None = None,
-                 encode_kw: dict[str, Any] | None = None, refine: int = 0) -> None:
+    def __init__(
+        self,
+        encoder: Any = None,
+        store: str | None = None,
+        index_dir: str | None = None,
+        encode_kw: dict[str, Any] | None = None,
+        refine: int = 0,
+    ) -> None:
         super().__init__(encoder, search="scan", encode_kw=encode_kw)
         if not store:
             raise ConfigError("miner prebuilt needs miner.dense.store (a folder written by `unirank encode`)")
@@ -449,23 +463,32 @@ class PrebuiltMiner(DenseMiner):
             from ..models.base import load_ranker
 
             encoder = load_ranker(d.model, "bi", device="cpu", backend=d.backend)
-        return cls(encoder, d.store, d.index_dir, {"batch_size": d.batch_size, "device": d.device, "dtype": d.dtype}, d.refine)
+        return cls(
+            encoder, d.store, d.index_dir, {"batch_size": d.batch_size, "device": d.device, "dtype": d.dtype}, d.refine
+        )
 
     def build(self, doc_ids: Sequence[str], texts: Sequence[str]) -> None:
         """Open the store and check it holds ``doc_ids`` in this order; nothing is encoded."""
         from ..index.shards import ShardedIndex
 
         if getattr(self.encoder, "similarity", None) == "cosine" and not getattr(self.encoder, "normalize", True):
-            raise ConfigError("miner prebuilt: the store holds the encoder's raw vectors, but this encoder scores by cosine "
-                              "without normalising them; use a normalising encoder (or the dense miner)")
+            raise ConfigError(
+                "miner prebuilt: the store holds the encoder's raw vectors, but this encoder scores by cosine "
+                "without normalising them; use a normalising encoder (or the dense miner)"
+            )
 
         index = ShardedIndex(self.store, self.index_dir, refine=self.refine)
         if index.doc_ids != list(doc_ids):
             have, want = set(index.doc_ids), set(doc_ids)
-            why = (f"{len(want - have)} corpus documents missing, {len(have - want)} extra" if have != want
-                   else "same documents in another order")
-            raise ConfigError(f"{self.store}: the store does not match the corpus being mined ({why}); "
-                              "encode this corpus with `unirank encode`")
+            why = (
+                f"{len(want - have)} corpus documents missing, {len(have - want)} extra"
+                if have != want
+                else "same documents in another order"
+            )
+            raise ConfigError(
+                f"{self.store}: the store does not match the corpus being mined ({why}); "
+                "encode this corpus with `unirank encode`"
+            )
         self._index, self._doc_ids, self.doc_vectors = index, list(doc_ids), index.vectors
 
     def build_from_vectors(self, doc_ids: Sequence[str], vectors: np.ndarray) -> None:
@@ -481,7 +504,12 @@ class PrebuiltMiner(DenseMiner):
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
-        out.update({"miner": "prebuilt", "index": f"store {self.store}" + (f" + faiss {self.index_dir}" if self.index_dir else " (exact scan)")})
+        out.update(
+            {
+                "miner": "prebuilt",
+                "index": f"store {self.store}" + (f" + faiss {self.index_dir}" if self.index_dir else " (exact scan)"),
+            }
+        )
         return out
 
 
@@ -619,10 +647,18 @@ class SpladeMiner(Miner):
 
     def describe(self) -> dict[str, Any]:
         backbone = getattr(self.encoder, "backbone", None)
-        return {"miner": "splade", "index": "splade-exact (scipy sparse)",
-                "settings": {"vocab_fingerprint": self.encoder.vocab_fingerprint()},
-                "model": {"source": backbone.source, "fingerprint": backbone.fingerprint(),
-                          "settings": dict(getattr(self.encoder, "settings", {}))} if backbone is not None else None}
+        return {
+            "miner": "splade",
+            "index": "splade-exact (scipy sparse)",
+            "settings": {"vocab_fingerprint": self.encoder.vocab_fingerprint()},
+            "model": {
+                "source": backbone.source,
+                "fingerprint": backbone.fingerprint(),
+                "settings": dict(getattr(self.encoder, "settings", {})),
+            }
+            if backbone is not None
+            else None,
+        }
 
 
 def build_miner(cfg: Any, encoder: Any = None) -> Miner:

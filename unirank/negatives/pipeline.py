@@ -53,7 +53,17 @@ from .filters import CandidatePool, Filter, apply_filters, build_filters
 from .miners import DENSE_SEARCHES, Miner, TeacherScorer, build_miner
 from .samplers import SampleContext, Sampler, build_sampler
 
-__all__ = ["MineConfig", "MineStats", "TeacherConfig", "build_mine_config", "load_teacher", "mine_rows", "parse_spec", "query_rng", "run_mine"]
+__all__ = [
+    "MineConfig",
+    "MineStats",
+    "TeacherConfig",
+    "build_mine_config",
+    "load_teacher",
+    "mine_rows",
+    "parse_spec",
+    "query_rng",
+    "run_mine",
+]
 
 #: output formats: the native one plus every converter
 FORMATS_NATIVE = "unirank"
@@ -150,20 +160,34 @@ class MineConfig:
         check_positive({key: getattr(self, key) for key in ("depth", "query_chunk", "doc_chunk", "hybrid_depth")})
         if self.negatives < 0:
             raise ConfigError(f"negatives must be >= 0, got {self.negatives}")
-        check_positive({"limit_queries": self.limit_queries, "teacher.depth": self.teacher.depth,
-                        "teacher.chunk_size": self.teacher.chunk_size, "miner.dense.batch_size": self.miner.dense.batch_size})
-        check_devices({"miner.dense.device": self.miner.dense.device,
-                       "teacher.device": self.teacher.device if self.teacher.kind is not None else None})
+        check_positive(
+            {
+                "limit_queries": self.limit_queries,
+                "teacher.depth": self.teacher.depth,
+                "teacher.chunk_size": self.teacher.chunk_size,
+                "miner.dense.batch_size": self.miner.dense.batch_size,
+            }
+        )
+        check_devices(
+            {
+                "miner.dense.device": self.miner.dense.device,
+                "teacher.device": self.teacher.device if self.teacher.kind is not None else None,
+            }
+        )
         check_out_dir(self.out, marker=OUTPUT_MARKER)
         if self.teacher.kind is not None:
             from ..models.base import MODELS, DualEncoder
 
             import_model_kinds()
             if self.teacher.kind not in MODELS:
-                raise ConfigError(f"teacher.kind: unknown model kind {self.teacher.kind!r}; valid: {', '.join(MODELS.names())}")
+                raise ConfigError(
+                    f"teacher.kind: unknown model kind {self.teacher.kind!r}; valid: {', '.join(MODELS.names())}"
+                )
             if self.teacher.model is None and not issubclass(MODELS.get(self.teacher.kind), DualEncoder):
-                raise ConfigError(f"teacher.model: a {self.teacher.kind} teacher needs trained weights (--teacher-model DIR): "
-                                  f"from the plain backbone its scoring head would be random")
+                raise ConfigError(
+                    f"teacher.model: a {self.teacher.kind} teacher needs trained weights (--teacher-model DIR): "
+                    f"from the plain backbone its scoring head would be random"
+                )
         build_filters(self.filters)
         build_sampler(self.sampler)
 
@@ -316,7 +340,9 @@ def mine_rows(
         stop = min(start + cfg.query_chunk, n_q)
         qids, qtexts, prow = task.query_ids[start:stop], task.query_texts[start:stop], task.positives[start:stop]
         state = miner.prepare(qtexts)
-        hits = miner.search(state, min(cfg.depth, len(doc_ids)), prow)  # buffers grow with the corpus, not a typo'd depth
+        hits = miner.search(
+            state, min(cfg.depth, len(doc_ids)), prow
+        )  # buffers grow with the corpus, not a typo'd depth
         for j, qid in enumerate(qids):
             stats.queries_mined += 1
             valid = hits.indices[j] >= 0
@@ -341,8 +367,14 @@ def mine_rows(
                 teach = teacher(qtexts[j], texts)
                 pos_teach = teacher(qtexts[j], pos_texts, limit=False)
             pool = CandidatePool(
-                ids=[doc_ids[r] for r in rows.tolist()], scores=scores, pos_ids=[doc_ids[r] for r in pos_rows],
-                pos_scores=pos_scores, texts=texts, teacher=teach, pos_texts=pos_texts, pos_teacher=pos_teach,
+                ids=[doc_ids[r] for r in rows.tolist()],
+                scores=scores,
+                pos_ids=[doc_ids[r] for r in pos_rows],
+                pos_scores=pos_scores,
+                texts=texts,
+                teacher=teach,
+                pos_texts=pos_texts,
+                pos_teacher=pos_teach,
             )
             stats.candidates_seen += len(pool)
             filtered = apply_filters(pool, filters)
@@ -350,11 +382,18 @@ def mine_rows(
                 stats.dropped[name] += k
             kept = filtered.pool
             stats.candidates_kept += len(kept)
-            ctx = SampleContext(rng=query_rng(cfg.seed, qid), corpus_ids=doc_ids, exclude=frozenset(filtered.dropped_ids))
+            ctx = SampleContext(
+                rng=query_rng(cfg.seed, qid), corpus_ids=doc_ids, exclude=frozenset(filtered.dropped_ids)
+            )
             picked = sampler(kept, cfg.negatives, ctx)
             negatives = []
             for i in picked.index.tolist():
-                neg = {"id": kept.ids[i], "text": kept.texts[i], "score": _f(kept.scores[i]), "rank": int(kept.ranks[i])}
+                neg = {
+                    "id": kept.ids[i],
+                    "text": kept.texts[i],
+                    "score": _f(kept.scores[i]),
+                    "rank": int(kept.ranks[i]),
+                }
                 if kept.teacher is not None:
                     neg["teacher"] = _f(kept.teacher[i])
                 negatives.append(neg)
@@ -393,13 +432,18 @@ def mine_rows(
             log(f"mined {stop}/{n_q} queries")
 
 
-def _audit_query(audit: AuditCollector, qid: str, query: str, positives: list[dict], pool: CandidatePool, negatives: list[dict]) -> None:
+def _audit_query(
+    audit: AuditCollector, qid: str, query: str, positives: list[dict], pool: CandidatePool, negatives: list[dict]
+) -> None:
     anchor = min(range(len(positives)), key=lambda n: (positives[n]["score"], n))
     p = positives[anchor]
     pos_set = set(pool.pos_ids)
     cand = [s for d, s in zip(pool.ids, pool.scores.tolist()) if d not in pos_set]
     audit.add(
-        qid, query, (p["id"], p["text"], p["score"], p.get("teacher")), cand,
+        qid,
+        query,
+        (p["id"], p["text"], p["score"], p.get("teacher")),
+        cand,
         [(n["id"], n["text"], n["score"], n["rank"], n.get("teacher")) for n in negatives if n["score"] is not None],
     )
 
@@ -418,7 +462,11 @@ def load_teacher(cfg: TeacherConfig) -> TeacherScorer | None:
         return None
     from ..models.base import load_ranker
 
-    return TeacherScorer(load_ranker(cfg.model, cfg.kind, device=cfg.device, backend=cfg.backend), depth=cfg.depth, chunk_size=cfg.chunk_size)
+    return TeacherScorer(
+        load_ranker(cfg.model, cfg.kind, device=cfg.device, backend=cfg.backend),
+        depth=cfg.depth,
+        chunk_size=cfg.chunk_size,
+    )
 
 
 #: the file every ``unirank mine`` output folder holds (an existing folder without it is never replaced)
@@ -478,8 +526,10 @@ def run_mine(
     teacher = teacher if teacher is not None else load_teacher(cfg.teacher)
     timings["index_s"] = time.perf_counter() - t
     if cfg.depth > len(doc_ids):
-        print(f"note: depth={cfg.depth} is more than the {len(doc_ids)} documents of {ds.name}; every document is a candidate",
-              file=sys.stderr)
+        print(
+            f"note: depth={cfg.depth} is more than the {len(doc_ids)} documents of {ds.name}; every document is a candidate",
+            file=sys.stderr,
+        )
 
     # the folder is the unit: a failed run leaves an earlier one as it was, never old and new files side by side
     with atomic_dir(cfg.out, marker=OUTPUT_MARKER) as out:
@@ -514,8 +564,15 @@ def run_mine(
             "outputs": outputs,
             "versions": versions(),
         }
-        summary = {"data": f"{ds.name} / {ds.split}", "miner": manifest["miner"]["index"], "filters": cfg.filters,
-                   "sampler": cfg.sampler, "negatives": cfg.negatives, "seed": cfg.seed, "counts": manifest["counts"]}
+        summary = {
+            "data": f"{ds.name} / {ds.split}",
+            "miner": manifest["miner"]["index"],
+            "filters": cfg.filters,
+            "sampler": cfg.sampler,
+            "negatives": cfg.negatives,
+            "seed": cfg.seed,
+            "counts": manifest["counts"],
+        }
         write_audit(out, audit, f"unirank mine audit: {cfg.miner.name} on {ds.name}/{ds.split}", summary)
         write_json(out / "mine.json", manifest)
         timings["total_s"] = time.perf_counter() - t0

@@ -72,8 +72,13 @@ def backend_names() -> list[str]:
     return BACKENDS.names()
 
 
-def load_model(kind: str | None, model: str | os.PathLike | None, backend: str | None = "torch", device: str | None = None,
-               **settings: Any) -> Any:
+def load_model(
+    kind: str | None,
+    model: str | os.PathLike | None,
+    backend: str | None = "torch",
+    device: str | None = None,
+    **settings: Any,
+) -> Any:
     """A ranker of ``kind`` from ``model``, computed by ``backend``.
 
     Args:
@@ -104,8 +109,10 @@ def _resolve_kind(kind: str | None, model: Any) -> str:
     kind = kind or found
     import_model_kinds()
     if kind is None:
-        raise ConfigError(f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build "
-                          f"({', '.join(MODELS.names())})")
+        raise ConfigError(
+            f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build "
+            f"({', '.join(MODELS.names())})"
+        )
     return kind
 
 
@@ -123,14 +130,24 @@ _ONNX_OPTIONS = ("quantize", "threads", "optimize")
 
 
 @BACKENDS.register("onnx")
-def onnx_backend(kind: str | None, model: Any, device: str | None, settings: dict[str, Any], quantize: str | None = None,
-                 threads: int | None = None, optimize: bool = False, **unknown: Any) -> Any:
+def onnx_backend(
+    kind: str | None,
+    model: Any,
+    device: str | None,
+    settings: dict[str, Any],
+    quantize: str | None = None,
+    threads: int | None = None,
+    optimize: bool = False,
+    **unknown: Any,
+) -> Any:
     """ONNX Runtime: open an export folder, or export ``model`` into the cache first (see the module docstring)."""
     from .onnx_export import QUANTIZATIONS, is_onnx_folder, read_onnx_meta, require_onnx
     from .onnx_models import load_onnx_ranker
 
     if unknown:
-        raise ConfigError(f"backend: onnx has no option {', '.join(sorted(unknown))}; valid: {', '.join(_ONNX_OPTIONS)}")
+        raise ConfigError(
+            f"backend: onnx has no option {', '.join(sorted(unknown))}; valid: {', '.join(_ONNX_OPTIONS)}"
+        )
     if quantize not in QUANTIZATIONS:
         raise ConfigError(f"backend: onnx quantize={quantize!r} is unknown; valid: int8 (or unset for fp32)")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
@@ -140,8 +157,10 @@ def onnx_backend(kind: str | None, model: Any, device: str | None, settings: dic
     if is_onnx_folder(model):
         meta = read_onnx_meta(model)
         if quantize is not None and meta["precision"] != quantize:
-            raise ConfigError(f"{model} is a {meta['precision']} export; quantize={quantize} needs a new export "
-                              f"(`unirank export --format onnx --quantize {quantize}`)")
+            raise ConfigError(
+                f"{model} is a {meta['precision']} export; quantize={quantize} needs a new export "
+                f"(`unirank export --format onnx --quantize {quantize}`)"
+            )
         return load_onnx_ranker(model, threads=threads, device=device, **settings)
     torch_model = torch_backend(kind, model, "cpu", settings)
     folder = _cached_export(torch_model, quantize, bool(optimize))
@@ -160,9 +179,21 @@ def _cached_export(model: Any, quantize: str | None, optimize: bool) -> Path:
     from .onnx_export import GRAPH_REVISION, ONNX_FILE, _fingerprint, _settings, _versions, export_onnx
 
     v = _versions()
-    key_src = json.dumps({"kind": model.kind, "weights": _fingerprint(model), "settings": _settings(model), "quantize": quantize,
-                          "optimize": optimize, "graph": GRAPH_REVISION, "unirank": v["unirank"], "onnxruntime": v["onnxruntime"], "torch": v["torch"]},
-                         sort_keys=True, default=str)
+    key_src = json.dumps(
+        {
+            "kind": model.kind,
+            "weights": _fingerprint(model),
+            "settings": _settings(model),
+            "quantize": quantize,
+            "optimize": optimize,
+            "graph": GRAPH_REVISION,
+            "unirank": v["unirank"],
+            "onnxruntime": v["onnxruntime"],
+            "torch": v["torch"],
+        },
+        sort_keys=True,
+        default=str,
+    )
     folder = onnx_cache_dir() / f"{model.kind}-{quantize or 'fp32'}-{hashlib.sha256(key_src.encode()).hexdigest()[:16]}"
     if not (folder / ONNX_FILE).is_file():
         export_onnx(model, folder, quantize=quantize, optimize=optimize)

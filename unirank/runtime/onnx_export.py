@@ -52,7 +52,16 @@ from ..models.base import ONNX_MODEL_FILE as ONNX_FILE
 from ..optional import optional_import
 from ..registry import Registry
 
-__all__ = ["ONNX_FILE", "ONNX_FORMAT", "QUANTIZATIONS", "MissingDependency", "export_onnx", "is_onnx_folder", "read_onnx_meta", "require_onnx"]
+__all__ = [
+    "ONNX_FILE",
+    "ONNX_FORMAT",
+    "QUANTIZATIONS",
+    "MissingDependency",
+    "export_onnx",
+    "is_onnx_folder",
+    "read_onnx_meta",
+    "require_onnx",
+]
 
 #: the metadata file of an exported folder
 #: value of "format" in :data:`ONNX_FILE`
@@ -110,7 +119,9 @@ class _Call(torch.nn.Module):
         return self.fn(*args)
 
 
-def _packed(ids: torch.Tensor, tt: torch.Tensor, pos: torch.Tensor, seg: torch.Tensor, cand: torch.Tensor | None = None) -> Any:
+def _packed(
+    ids: torch.Tensor, tt: torch.Tensor, pos: torch.Tensor, seg: torch.Tensor, cand: torch.Tensor | None = None
+) -> Any:
     from ..models.inputs import PackedBatch
 
     return PackedBatch(ids, tt, pos, seg, seg[:, :1] >= 0 if cand is None else cand)
@@ -121,20 +132,36 @@ def _packed_inputs(packed: Any) -> dict[str, torch.Tensor]:
 
 
 _SAMPLE_CONTEXTS = ["how do I sort a list in python", ["hi there", "hello, how are you doing today?"]]
-_SAMPLE_CANDIDATES = [["use sorted() or list.sort()", "no idea", "a much longer candidate text with more words"], ["fine thanks"]]
+_SAMPLE_CANDIDATES = [
+    ["use sorted() or list.sort()", "no idea", "a much longer candidate text with more words"],
+    ["fine thanks"],
+]
 
 
 @ONNX_GRAPHS.register("bi")
 def _bi_graphs(model: Any) -> list[Graph]:
-    ids, mask = model._pad(model._token_ids(["a short text", "a somewhat longer text than the first one"], 32), torch.device("cpu"))
-    return [Graph("encoder", _Call(model, model._vectors), {"input_ids": ids, "attention_mask": mask}, {"embeddings": {0: "batch"}})]
+    ids, mask = model._pad(
+        model._token_ids(["a short text", "a somewhat longer text than the first one"], 32), torch.device("cpu")
+    )
+    return [
+        Graph(
+            "encoder",
+            _Call(model, model._vectors),
+            {"input_ids": ids, "attention_mask": mask},
+            {"embeddings": {0: "batch"}},
+        )
+    ]
 
 
 @ONNX_GRAPHS.register("cross")
 def _cross_graphs(model: Any) -> list[Graph]:
-    packed = model.packer.pack_ids(model.packer.context_ids(["a query", "another longer query text"]),
-                                   [[x] for x in model.packer.candidate_ids(["doc one", "a longer second document"])])
-    return [Graph("scorer", _Call(model, lambda *t: model(_packed(*t))), _packed_inputs(packed), {"scores": {0: "batch"}})]
+    packed = model.packer.pack_ids(
+        model.packer.context_ids(["a query", "another longer query text"]),
+        [[x] for x in model.packer.candidate_ids(["doc one", "a longer second document"])],
+    )
+    return [
+        Graph("scorer", _Call(model, lambda *t: model(_packed(*t))), _packed_inputs(packed), {"scores": {0: "batch"}})
+    ]
 
 
 @ONNX_GRAPHS.register("uni")
@@ -153,10 +180,24 @@ def _poly_graphs(model: Any) -> list[Graph]:
         vecs = model.candidate_vectors(cand)[None].expand(2, -1, -1).contiguous()
     cand_mask = torch.tensor([[True, True], [True, False]])
     return [
-        Graph("context", _Call(model, lambda *t: model.context_codes(_packed(*t))), _packed_inputs(ctx), {"codes": {0: "batch"}}),
-        Graph("candidate", _Call(model, lambda *t: model.candidate_vectors(_packed(*t))), _packed_inputs(cand), {"vectors": {0: "batch"}}),
-        Graph("score", _Call(model, model.score_embeddings), {"codes": codes, "candidates": vecs, "candidate_mask": cand_mask},
-              {"scores": {0: "batch", 1: "slots"}}),
+        Graph(
+            "context",
+            _Call(model, lambda *t: model.context_codes(_packed(*t))),
+            _packed_inputs(ctx),
+            {"codes": {0: "batch"}},
+        ),
+        Graph(
+            "candidate",
+            _Call(model, lambda *t: model.candidate_vectors(_packed(*t))),
+            _packed_inputs(cand),
+            {"vectors": {0: "batch"}},
+        ),
+        Graph(
+            "score",
+            _Call(model, model.score_embeddings),
+            {"codes": codes, "candidates": vecs, "candidate_mask": cand_mask},
+            {"scores": {0: "batch", 1: "slots"}},
+        ),
     ]
 
 
@@ -193,7 +234,9 @@ def _optimize(path: Path, cfg: Any) -> None:
     """ONNX Runtime's transformer fusions for a BERT-family graph, in place."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    opt = optimize_model(str(path), model_type="bert", num_heads=int(cfg.num_attention_heads), hidden_size=int(cfg.hidden_size))
+    opt = optimize_model(
+        str(path), model_type="bert", num_heads=int(cfg.num_attention_heads), hidden_size=int(cfg.hidden_size)
+    )
     opt.save_model_to_file(str(path))
 
 
@@ -205,8 +248,13 @@ def _quantize(path: Path) -> None:
     tmp = path.with_name(path.stem + ".int8.onnx")
     # fused (contrib) ops defeat ONNX shape inference; their outputs are float tensors
     # per-channel weights: per-tensor scales cost all-MiniLM-L6-v2 embeddings a cosine of 0.90 to fp32, per-channel 0.99
-    quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    quantize_dynamic(
+        str(path),
+        str(tmp),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options={"DefaultTensorType": TensorProto.FLOAT},
+    )
     os.replace(tmp, path)
 
 
@@ -271,8 +319,14 @@ def export_onnx(model: Any, out: str | os.PathLike, quantize: str | None = None,
             for g in build(model):
                 path = tmp / f"{g.name}.onnx"
                 torch.onnx.export(
-                    g.module, tuple(g.inputs.values()), str(path), input_names=list(g.inputs), output_names=list(g.outputs),
-                    dynamic_axes=g.dynamic_axes(), opset_version=OPSET, dynamo=False,
+                    g.module,
+                    tuple(g.inputs.values()),
+                    str(path),
+                    input_names=list(g.inputs),
+                    output_names=list(g.outputs),
+                    dynamic_axes=g.dynamic_axes(),
+                    opset_version=OPSET,
+                    dynamo=False,
                 )
                 if fuse and g.name != "score":
                     _optimize(path, cfg)
@@ -322,7 +376,9 @@ def read_onnx_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The parsed :data:`ONNX_FILE` of an export folder (DataError if unusable)."""
     f = Path(path).expanduser() / ONNX_FILE
     if not f.is_file():
-        raise DataError(f"not an ONNX export folder (no {ONNX_FILE}; write one with `unirank export --format onnx`)", path=path)
+        raise DataError(
+            f"not an ONNX export folder (no {ONNX_FILE}; write one with `unirank export --format onnx`)", path=path
+        )
     try:
         meta = json.loads(f.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:

@@ -70,7 +70,9 @@ class OrtGraph:
         providers = ["CPUExecutionProvider"]
         if device is not None and str(device).startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ConfigError(f"device: {device!r} asked for, but this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); use cpu")
+                raise ConfigError(
+                    f"device: {device!r} asked for, but this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); use cpu"
+                )
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), so, providers=providers)
@@ -122,9 +124,15 @@ def _onnx_backbone(folder: Path, meta: dict[str, Any]) -> Any:
 
     import hashlib
 
-    fp = hashlib.sha256(f"{meta['source']['fingerprint']}|onnx|{meta['precision']}|{meta.get('optimized')}".encode()).hexdigest()[:16]
-    return OnnxBackbone(model=_GraphHolder(meta["backbone"]), tokenizer=load_tokenizer(folder),
-                        source=f"{meta['source']['model']} (onnx {meta['precision']})", onnx_fingerprint=fp)
+    fp = hashlib.sha256(
+        f"{meta['source']['fingerprint']}|onnx|{meta['precision']}|{meta.get('optimized')}".encode()
+    ).hexdigest()[:16]
+    return OnnxBackbone(
+        model=_GraphHolder(meta["backbone"]),
+        tokenizer=load_tokenizer(folder),
+        source=f"{meta['source']['model']} (onnx {meta['precision']})",
+        onnx_fingerprint=fp,
+    )
 
 
 class _OnnxMixin:
@@ -137,7 +145,9 @@ class _OnnxMixin:
     def _attach(self, folder: Path, meta: dict[str, Any], threads: int | None, device: str | None) -> None:
         self.onnx_meta = meta
         self.onnx_folder = folder
-        self.graphs = {name: OrtGraph(folder / g["file"], threads=threads, device=device) for name, g in meta["graphs"].items()}
+        self.graphs = {
+            name: OrtGraph(folder / g["file"], threads=threads, device=device) for name, g in meta["graphs"].items()
+        }
         self.eval()
 
     @property
@@ -149,8 +159,10 @@ class _OnnxMixin:
         return str(self.onnx_meta["precision"])
 
     def save(self, path: str | os.PathLike) -> None:
-        raise ConfigError(f"an ONNX ranker is saved by `unirank export --format onnx` from its PyTorch model "
-                          f"(this one was loaded from {self.onnx_folder})")
+        raise ConfigError(
+            f"an ONNX ranker is saved by `unirank export --format onnx` from its PyTorch model "
+            f"(this one was loaded from {self.onnx_folder})"
+        )
 
 
 #: model kind -> ONNX ranker class
@@ -164,12 +176,16 @@ class OnnxBiEncoder(_OnnxMixin, BiEncoder):
     def _vectors(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.graphs["encoder"](input_ids=input_ids, attention_mask=mask))
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, device: Any = None, dtype: str | None = None, **kw: Any) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 64, device: Any = None, dtype: str | None = None, **kw: Any
+    ) -> np.ndarray:
         """:meth:`BiEncoder.encode` (same length-sorted batching) through the ``encoder`` graph;
         ``dtype`` is the export's precision, not an autocast (``None`` only)."""
         if dtype is not None:
-            raise ConfigError(f"dtype: {dtype!r} is an autocast of the PyTorch backend; an ONNX export has its own "
-                              f"precision ({self.precision}); unset dtype")
+            raise ConfigError(
+                f"dtype: {dtype!r} is an autocast of the PyTorch backend; an ONNX export has its own "
+                f"precision ({self.precision}); unset dtype"
+            )
         return super().encode(texts, batch_size=batch_size, device="cpu", dtype=None, **kw)
 
 
@@ -199,17 +215,24 @@ class OnnxPolyEncoder(_OnnxMixin, PolyEncoder):
     def candidate_vectors(self, packed: Any) -> torch.Tensor:
         return torch.from_numpy(self.graphs["candidate"](**_packed_feed(packed)))
 
-    def score_embeddings(self, context_codes: torch.Tensor, candidate_vectors: torch.Tensor,
-                         candidate_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def score_embeddings(
+        self, context_codes: torch.Tensor, candidate_vectors: torch.Tensor, candidate_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         B = context_codes.shape[0]
         cand = candidate_vectors if candidate_vectors.dim() == 3 else candidate_vectors.unsqueeze(0).expand(B, -1, -1)
         mask = torch.ones(cand.shape[:2], dtype=torch.bool) if candidate_mask is None else candidate_mask.bool()
-        return torch.from_numpy(self.graphs["score"](codes=context_codes.float(), candidates=cand.float(), candidate_mask=mask))
+        return torch.from_numpy(
+            self.graphs["score"](codes=context_codes.float(), candidates=cand.float(), candidate_mask=mask)
+        )
 
 
 def _packed_feed(packed: Any) -> dict[str, torch.Tensor]:
-    return {"input_ids": packed.input_ids, "token_type_ids": packed.token_type_ids,
-            "position_ids": packed.position_ids, "segment_ids": packed.segment_ids}
+    return {
+        "input_ids": packed.input_ids,
+        "token_type_ids": packed.token_type_ids,
+        "position_ids": packed.position_ids,
+        "segment_ids": packed.segment_ids,
+    }
 
 
 def onnx_class(kind: str) -> Any:
@@ -222,7 +245,9 @@ def onnx_class(kind: str) -> Any:
     return ONNX_RANKERS.get(kind)
 
 
-def load_onnx_ranker(folder: str | os.PathLike, threads: int | None = None, device: str | None = None, **overrides: Any) -> Any:
+def load_onnx_ranker(
+    folder: str | os.PathLike, threads: int | None = None, device: str | None = None, **overrides: Any
+) -> Any:
     """Open an export folder as a ranker of its kind.
 
     Args:
@@ -240,11 +265,24 @@ def load_onnx_ranker(folder: str | os.PathLike, threads: int | None = None, devi
     meta = read_onnx_meta(folder)
     cls = onnx_class(meta["kind"])
     settings = dict(meta["settings"])
-    baked = {"pooling", "normalize", "similarity", "mask", "head_activation", "n_codes", "codes_attention", "poly_attention",
-             "candidate_pooling", "shared_encoder", "candidate_token_type"}
+    baked = {
+        "pooling",
+        "normalize",
+        "similarity",
+        "mask",
+        "head_activation",
+        "n_codes",
+        "codes_attention",
+        "poly_attention",
+        "candidate_pooling",
+        "shared_encoder",
+        "candidate_token_type",
+    }
     for k, v in overrides.items():
         if k in baked and v != settings.get(k):
-            raise ConfigError(f"{k}: {v!r} differs from the exported graphs' {settings.get(k)!r}; export the model again with it")
+            raise ConfigError(
+                f"{k}: {v!r} differs from the exported graphs' {settings.get(k)!r}; export the model again with it"
+            )
         settings[k] = v
     backbone = _onnx_backbone(folder, meta)
     if meta["kind"] == "poly":

@@ -113,10 +113,14 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         if self.api_key is not None and not self.api_key.strip():
-            raise ConfigError("api_key (--api-key / UNIRANK_API_KEY) is empty: that would turn authentication off; "
-                              "give a key, or unset it to serve without one")
+            raise ConfigError(
+                "api_key (--api-key / UNIRANK_API_KEY) is empty: that would turn authentication off; "
+                "give a key, or unset it to serve without one"
+            )
         if self.api_key is not None and self.api_key != self.api_key.strip():
-            raise ConfigError("api_key (--api-key / UNIRANK_API_KEY) starts or ends with white space; no request could send it")
+            raise ConfigError(
+                "api_key (--api-key / UNIRANK_API_KEY) starts or ends with white space; no request could send it"
+            )
         for name, low in (("max_batch_size", 1), ("max_queue", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -172,8 +176,12 @@ class _State:
         size, wait = (s.max_batch_size, s.max_wait_ms) if s.batching else (1, 0.0)
         for name, method in (("rank", "rank_batch"), ("search", "search_batch"), ("encode", "encode_batch")):
             b = DynamicBatcher(
-                self._run(method), max_batch_size=size, max_wait_ms=wait, max_queue=s.max_queue,
-                executor=self.executor, name=name,
+                self._run(method),
+                max_batch_size=size,
+                max_wait_ms=wait,
+                max_queue=s.max_queue,
+                executor=self.executor,
+                name=name,
                 on_batch=lambda n, sec, q=name: self.metrics.observe_batch(q, n, sec),
             )
             b.start()
@@ -319,9 +327,18 @@ class _Guard:
     async def _handle(self, scope: dict, receive: Callable, send: Callable, path: str) -> None:
         if self.key is not None and path not in OPEN_PATHS and not _authorized(scope.get("headers", []), self.key):
             if len(_credentials(scope.get("headers", []))) > 1:
-                return await self._reply(send, 401, "send one API key (one X-API-Key or Authorization: Bearer header), not several",
-                                         [(b"www-authenticate", b"Bearer")])
-            return await self._reply(send, 401, "missing or wrong API key (send X-API-Key or Authorization: Bearer)", [(b"www-authenticate", b"Bearer")])
+                return await self._reply(
+                    send,
+                    401,
+                    "send one API key (one X-API-Key or Authorization: Bearer header), not several",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+            return await self._reply(
+                send,
+                401,
+                "missing or wrong API key (send X-API-Key or Authorization: Bearer)",
+                [(b"www-authenticate", b"Bearer")],
+            )
         if scope.get("method") not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         limit = self.state.settings.limits.max_body_bytes
@@ -341,9 +358,15 @@ class _Guard:
             if message is None:  # a half-sent body: never held past the deadline or into the shutdown
                 stopping = self.state.shutting_down is not None and self.state.shutting_down.is_set()
                 if stopping:
-                    return await self._reply(send, 503, "server is shutting down", [(b"connection", b"close"), (b"retry-after", b"5")])
-                return await self._reply(send, 408, f"request body not received within {self.state.settings.body_timeout_s:g} s",
-                                         [(b"connection", b"close")])
+                    return await self._reply(
+                        send, 503, "server is shutting down", [(b"connection", b"close"), (b"retry-after", b"5")]
+                    )
+                return await self._reply(
+                    send,
+                    408,
+                    f"request body not received within {self.state.settings.body_timeout_s:g} s",
+                    [(b"connection", b"close")],
+                )
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
@@ -360,10 +383,24 @@ class _Guard:
             except UnicodeDecodeError as e:  # FastAPI would answer 400; malformed JSON is 422 everywhere else
                 import json
 
-                detail = [{"loc": ["body", e.start], "msg": f"JSON decode error: the body is not UTF-8 (byte {e.start})", "type": "json_invalid"}]
+                detail = [
+                    {
+                        "loc": ["body", e.start],
+                        "msg": f"JSON decode error: the body is not UTF-8 (byte {e.start})",
+                        "type": "json_invalid",
+                    }
+                ]
                 payload = json.dumps({"detail": detail}).encode()
-                await send({"type": "http.response.start", "status": 422,
-                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 422,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode()),
+                        ],
+                    }
+                )
                 return await send({"type": "http.response.body", "body": payload})
 
         async def replay() -> dict:
@@ -391,7 +428,9 @@ def _clean_errors(errors: Any) -> list[dict]:
     for e in errors:
         d = {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
         if e.get("ctx"):
-            d["ctx"] = {k: v if isinstance(v, (int, float, str, bool)) or v is None else str(v) for k, v in e["ctx"].items()}
+            d["ctx"] = {
+                k: v if isinstance(v, (int, float, str, bool)) or v is None else str(v) for k, v in e["ctx"].items()
+            }
         out.append(d)
     return out
 
@@ -478,16 +517,29 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
         req, n_cut = prepare(req)
         be = ready("retriever", "index (start it with --index)")
         if req.rerank and be.ranker is None:
-            raise invalid([{"loc": ["body", "rerank"], "msg": "this server has no reranker model (start it with --model)", "type": "value_error"}])
+            raise invalid(
+                [
+                    {
+                        "loc": ["body", "rerank"],
+                        "msg": "this server has no reranker model (start it with --model)",
+                        "type": "value_error",
+                    }
+                ]
+            )
         k = req.k if req.k is not None else min(DEFAULT_K, limits.max_k)
         hits = await submit("search", SearchItem(req.query, k, req.rerank))
         out = []
         for h in hits:
             doc = be.document(h.index)
-            out.append(SearchHit(
-                id=doc.id, score=h.score, retrieval_score=h.retrieval_score,
-                title=doc.title if req.return_text else None, text=doc.text if req.return_text else None,
-            ))
+            out.append(
+                SearchHit(
+                    id=doc.id,
+                    score=h.score,
+                    retrieval_score=h.retrieval_score,
+                    title=doc.title if req.return_text else None,
+                    text=doc.text if req.return_text else None,
+                )
+            )
         return SearchResponse(hits=out, truncated=n_cut)
 
     @app.post("/rank", response_model=RankResponse, responses={**busy, **missing})
@@ -499,7 +551,9 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         if req.top_k is not None:
             order = order[: req.top_k]
-        return RankResponse(results=[RankedCandidate(index=i, text=req.candidates[i], score=scores[i]) for i in order], truncated=n_cut)
+        return RankResponse(
+            results=[RankedCandidate(index=i, text=req.candidates[i], score=scores[i]) for i in order], truncated=n_cut
+        )
 
     @app.post("/encode", response_model=EncodeResponse, responses={**busy, **missing})
     async def encode(req: EncodeRequest) -> EncodeResponse:
@@ -520,7 +574,11 @@ def build_app(backend: Backend | Callable[[], Backend], settings: ServeSettings 
         """Readiness: 200 once model and index are loaded, 503 while loading or after a failure.
         With an API key set, a request without it sees only ``ready`` and the status word."""
         info = state.backend.describe() if state.backend is not None else {}
-        body = ReadyResponse(ready=state.backend is not None, status=state.status, **{k: v for k, v in info.items() if k in ReadyResponse.model_fields})
+        body = ReadyResponse(
+            ready=state.backend is not None,
+            status=state.status,
+            **{k: v for k, v in info.items() if k in ReadyResponse.model_fields},
+        )
         key = settings.api_key
         if key is not None and not _authorized(request.scope.get("headers", []), key.encode("utf-8")):
             body = ReadyResponse(ready=body.ready, status=body.status.split(":")[0])  # no paths, no error text
@@ -647,13 +705,22 @@ def serve_main(
 
         retriever_config(load_kw.get("retriever", "bm25"), load_kw["retriever_set"])
     check_devices({"--device": load_kw.get("device")})
-    logging.basicConfig(level=getattr(logging, str(log_level).upper(), logging.INFO), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, str(log_level).upper(), logging.INFO),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     if not _is_loopback(host) and settings.api_key is None:
         log.warning("listening on %s without an API key: anyone who can reach it can use it (set --api-key)", host)
     _check_listen(host, port)  # a taken or foreign address fails here, in one line, not after the model loaded
     app = build_app(lambda: load_backend(model=model, kind=kind, index=index, **load_kw), settings)
-    config = uvicorn.Config(app, host=host, port=port, log_level=str(log_level).lower(), timeout_graceful_shutdown=graceful,
-                            access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=str(log_level).lower(),
+        timeout_graceful_shutdown=graceful,
+        access_log=False,
+    )
     server = _make_server(config, app.state.unirank)
     failed: list[BaseException] = []
 

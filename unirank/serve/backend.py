@@ -39,8 +39,16 @@ from ..errors import ConfigError, DataError
 from ..models.base import Context, DualEncoder, Ranker
 from ..types import Document
 
-__all__ = ["Backend", "SearchItem", "Hit", "NotAvailable", "check_backend_args", "load_backend", "load_corpus_for_index",
-           "retriever_config"]
+__all__ = [
+    "Backend",
+    "SearchItem",
+    "Hit",
+    "NotAvailable",
+    "check_backend_args",
+    "load_backend",
+    "load_corpus_for_index",
+    "retriever_config",
+]
 
 
 class NotAvailable(Exception):
@@ -255,14 +263,21 @@ def check_backend_args(model: str | None, kind: str | None, index: str | None, r
         MODELS.get(kind)
     importlib.import_module("unirank.index.retrievers")
     RETRIEVERS.get(retriever)
-    if model is not None and (os.sep in model or model.startswith((".", "~"))) and not Path(model).expanduser().is_dir():
+    if (
+        model is not None
+        and (os.sep in model or model.startswith((".", "~")))
+        and not Path(model).expanduser().is_dir()
+    ):
         raise DataError("model folder not found", path=model)
     recorded = saved_kind(model)
     if kind is not None and recorded is not None and kind != recorded:
         raise ConfigError(f"--model {model} holds a {recorded!r} model, but --kind {kind} was given")
     if index is not None and not (index in DATASETS and os.sep not in index):
         if not (Path(index).expanduser() / "corpus.jsonl").is_file():
-            raise DataError(f"not a built-in data set (valid: {', '.join(DATASETS.names())}) nor a folder holding corpus.jsonl", path=index)
+            raise DataError(
+                f"not a built-in data set (valid: {', '.join(DATASETS.names())}) nor a folder holding corpus.jsonl",
+                path=index,
+            )
 
 
 def retriever_config(retriever: str, retriever_set: Sequence[str] = ()) -> Any:
@@ -318,7 +333,9 @@ def load_backend(
     check_backend_args(model, kind, index, retriever)
     kind = kind or saved_kind(model) or "bi"
     ranker = load_ranker(model, kind, device=device, backend=backend) if model is not None else None
-    encoder = ranker if isinstance(ranker, DualEncoder) and not ranker.sparse_vectors else None  # /encode gives dense vectors
+    encoder = (
+        ranker if isinstance(ranker, DualEncoder) and not ranker.sparse_vectors else None
+    )  # /encode gives dense vectors
     built = None
     corpus = None
     if index is not None:
@@ -337,7 +354,11 @@ def load_backend(
             built = retriever_for(ranker, device=device)  # the ranker searches its own index (e.g. SPLADE)
         elif retriever in ("dense", "hybrid") and encoder is not None and dense_model is None:
             dense = DenseRetriever(encoder, device=device)
-            built = dense if retriever == "dense" else RETRIEVERS.get("hybrid")(RETRIEVERS.get("bm25").from_config(cfg), dense, k_rrf=cfg.k_rrf)
+            built = (
+                dense
+                if retriever == "dense"
+                else RETRIEVERS.get("hybrid")(RETRIEVERS.get("bm25").from_config(cfg), dense, k_rrf=cfg.k_rrf)
+            )
         else:
             built = make_retriever(cfg)
         corpus = load_corpus_for_index(index, max_docs)
@@ -351,6 +372,11 @@ def load_backend(
         retriever=built,
         corpus=corpus,
         rerank_depth=rerank_depth,
-        info={"model": model, "kind": kind if model is not None else None, "index": index, "retriever": retriever if index else None,
-              "backend": backend},
+        info={
+            "model": model,
+            "kind": kind if model is not None else None,
+            "index": index,
+            "retriever": retriever if index else None,
+            "backend": backend,
+        },
     )

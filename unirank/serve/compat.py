@@ -32,7 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from .protocol import EncodeRequest, RankRequest
 
-__all__ = ["EmbeddingsRequest", "EmbeddingsResponse", "RerankRequest", "RerankResponse", "add_compat_routes", "embedding_payload"]
+__all__ = [
+    "EmbeddingsRequest",
+    "EmbeddingsResponse",
+    "RerankRequest",
+    "RerankResponse",
+    "add_compat_routes",
+    "embedding_payload",
+]
 
 
 class _Lenient(BaseModel):
@@ -43,12 +50,19 @@ class _Lenient(BaseModel):
 class EmbeddingsRequest(_Lenient):
     """``POST /v1/embeddings`` (OpenAI)."""
 
-    input: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]] = Field(description="a text or a list of texts")
-    model: StrictStr | None = Field(None, description="ignored: the server embeds with its own model (echoed back as its name)")
-    encoding_format: Literal["float", "base64"] = Field("float", description="float lists, or base64 of float32 little-endian bytes")
+    input: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]] = Field(
+        description="a text or a list of texts"
+    )
+    model: StrictStr | None = Field(
+        None, description="ignored: the server embeds with its own model (echoed back as its name)"
+    )
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="float lists, or base64 of float32 little-endian bytes"
+    )
     dimensions: StrictInt | None = Field(None, ge=1, description="must equal the model's dimension when given")
     input_type: Literal["query", "document", "search_query", "search_document", "passage"] | None = Field(
-        None, description="embed as queries or as documents (default)")
+        None, description="embed as queries or as documents (default)"
+    )
 
 
 class EmbeddingData(BaseModel):
@@ -80,7 +94,9 @@ class RerankRequest(_Lenient):
     documents: list[StrictStr | RerankDocument] = Field(description="texts, or objects with a text")
     top_n: StrictInt | None = Field(None, ge=1, description="return only the best top_n (default: all)")
     return_documents: StrictBool = Field(False, description="include each result's document text")
-    model: StrictStr | None = Field(None, description="ignored: the server reranks with its own model (echoed back as its name)")
+    model: StrictStr | None = Field(
+        None, description="ignored: the server reranks with its own model (echoed back as its name)"
+    )
 
 
 class RerankResult(BaseModel):
@@ -119,7 +135,9 @@ def embedding_payload(vector: np.ndarray, encoding_format: str) -> list[float] |
 def _token_count(tokenizer: Any, texts: list[str]) -> int:
     if tokenizer is None or not texts:
         return 0
-    return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+    return sum(
+        len(ids) for ids in tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    )
 
 
 def _renamed(errors: list[dict], names: dict[str, str]) -> list[dict]:
@@ -133,8 +151,14 @@ def _renamed(errors: list[dict], names: dict[str, str]) -> list[dict]:
     return out
 
 
-def add_compat_routes(app: Any, *, prepare: Callable[[Any], tuple[Any, int]], ready: Callable[[str, str], Any],
-                      submit: Callable[[str, Any], Any], invalid: Callable[[list[dict]], Exception]) -> None:
+def add_compat_routes(
+    app: Any,
+    *,
+    prepare: Callable[[Any], tuple[Any, int]],
+    ready: Callable[[str, str], Any],
+    submit: Callable[[str, Any], Any],
+    invalid: Callable[[list[dict]], Exception],
+) -> None:
     """Add ``/v1/embeddings`` and ``/v1/rerank`` to a :func:`~unirank.serve.app.build_app` app.
 
     Args:
@@ -156,40 +180,77 @@ def add_compat_routes(app: Any, *, prepare: Callable[[Any], tuple[Any, int]], re
     def model_name(be: Any) -> str:
         return str(be.info.get("model") or be.info.get("kind") or "unirank")
 
-    missing = {404: {"description": "the server was started without the part this route needs"},
-               503: {"description": "loading, overloaded or shutting down (see Retry-After)"}}
+    missing = {
+        404: {"description": "the server was started without the part this route needs"},
+        503: {"description": "loading, overloaded or shutting down (see Retry-After)"},
+    }
 
     @app.post("/v1/embeddings", response_model=EmbeddingsResponse, responses=missing, tags=["compatible APIs"])
     async def embeddings(req: EmbeddingsRequest) -> EmbeddingsResponse:
         """OpenAI-compatible embeddings of the server's bi-encoder (documents unless ``input_type`` says query)."""
         texts = [req.input] if isinstance(req.input, str) else list(req.input)
         if any(not isinstance(t, str) for t in texts):
-            raise invalid([{"loc": ["body", "input"], "msg": "token-id input is not accepted; send the text", "type": "value_error"}])
+            raise invalid(
+                [
+                    {
+                        "loc": ["body", "input"],
+                        "msg": "token-id input is not accepted; send the text",
+                        "type": "value_error",
+                    }
+                ]
+            )
         be = ready("encoder", "bi-encoder (start it with --model DIR --kind bi, or with a dense --retriever)")
         kind = "query" if req.input_type in ("query", "search_query") else "doc"
         fixed = checked(EncodeRequest(texts=texts, kind=kind), {"texts": "input"})
         vecs = await submit("encode", (list(fixed.texts), kind)) if texts else np.zeros((0, 0), dtype=np.float32)
         if req.dimensions is not None and texts and req.dimensions != vecs.shape[1]:
-            raise invalid([{"loc": ["body", "dimensions"], "msg": f"this model's embeddings have {vecs.shape[1]} dimensions (got {req.dimensions})",
-                            "type": "value_error"}])
+            raise invalid(
+                [
+                    {
+                        "loc": ["body", "dimensions"],
+                        "msg": f"this model's embeddings have {vecs.shape[1]} dimensions (got {req.dimensions})",
+                        "type": "value_error",
+                    }
+                ]
+            )
         n_tok = _token_count(getattr(be.encoder, "tokenizer", None), list(fixed.texts))
         return EmbeddingsResponse(
-            data=[EmbeddingData(index=i, embedding=embedding_payload(v, req.encoding_format)) for i, v in enumerate(vecs)],
-            model=model_name(be), usage=Usage(prompt_tokens=n_tok, total_tokens=n_tok),
+            data=[
+                EmbeddingData(index=i, embedding=embedding_payload(v, req.encoding_format)) for i, v in enumerate(vecs)
+            ],
+            model=model_name(be),
+            usage=Usage(prompt_tokens=n_tok, total_tokens=n_tok),
         )
 
     async def rerank(req: RerankRequest) -> RerankResponse:
         """Cohere / Jina-compatible reranking of ``documents`` for ``query`` with the server's ranker, best first."""
         docs = [d if isinstance(d, str) else d.text for d in req.documents]
         be = ready("ranker", "ranker model (start it with --model)")
-        fixed = checked(RankRequest(context=req.query, candidates=docs, top_k=req.top_n), {"candidates": "documents", "context": "query"})
+        fixed = checked(
+            RankRequest(context=req.query, candidates=docs, top_k=req.top_n),
+            {"candidates": "documents", "context": "query"},
+        )
         scores = await submit("rank", (fixed.context, list(fixed.candidates))) if docs else []
         order = sorted(range(len(scores)), key=lambda i: -scores[i])[: req.top_n]
         n_tok = _token_count(getattr(be.ranker, "tokenizer", None), [fixed.context, *fixed.candidates])
         return RerankResponse(
-            id=str(uuid.uuid4()), model=model_name(be), usage=RerankUsage(total_tokens=n_tok),
-            results=[RerankResult(index=i, relevance_score=scores[i], document=RerankDocument(text=docs[i]) if req.return_documents else None)
-                     for i in order],
+            id=str(uuid.uuid4()),
+            model=model_name(be),
+            usage=RerankUsage(total_tokens=n_tok),
+            results=[
+                RerankResult(
+                    index=i,
+                    relevance_score=scores[i],
+                    document=RerankDocument(text=docs[i]) if req.return_documents else None,
+                )
+                for i in order
+            ],
         )
 
-    app.post("/v1/rerank", response_model=RerankResponse, response_model_exclude_none=True, responses=missing, tags=["compatible APIs"])(rerank)
+    app.post(
+        "/v1/rerank",
+        response_model=RerankResponse,
+        response_model_exclude_none=True,
+        responses=missing,
+        tags=["compatible APIs"],
+    )(rerank)

@@ -52,9 +52,15 @@ class ServerMetrics:
         self.registry = p.CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = p.Counter("unirank_requests", "Requests answered", ["route", "method", "status"], registry=r)
-        self.latency = p.Histogram("unirank_request_duration_seconds", "Request latency", ["route"], buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_size = p.Histogram("unirank_batch_size", "Items per model call", ["queue"], buckets=BATCH_BUCKETS, registry=r)
-        self.batch_time = p.Histogram("unirank_batch_duration_seconds", "Model call time", ["queue"], buckets=LATENCY_BUCKETS, registry=r)
+        self.latency = p.Histogram(
+            "unirank_request_duration_seconds", "Request latency", ["route"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.batch_size = p.Histogram(
+            "unirank_batch_size", "Items per model call", ["queue"], buckets=BATCH_BUCKETS, registry=r
+        )
+        self.batch_time = p.Histogram(
+            "unirank_batch_duration_seconds", "Model call time", ["queue"], buckets=LATENCY_BUCKETS, registry=r
+        )
         self.queue_depth = p.Gauge("unirank_queue_depth", "Items waiting for a batch", ["queue"], registry=r)
         self.in_flight = p.Gauge("unirank_in_flight_requests", "Requests being served", registry=r)
         self.ready = p.Gauge("unirank_ready", "1 when model and index are loaded", registry=r)

@@ -100,7 +100,9 @@ class SearchRequest(_Request):
     """``POST /search``: retrieve the top ``k`` documents for a query."""
 
     query: StrictStr = Field(description="the query text")
-    k: StrictInt | None = Field(None, ge=1, description="documents returned; default 10 or the server's max_k if smaller")
+    k: StrictInt | None = Field(
+        None, ge=1, description="documents returned; default 10 or the server's max_k if smaller"
+    )
     rerank: StrictBool = Field(False, description="rerank the retrieved documents with the server's ranker model")
     return_text: StrictBool = Field(True, description="include title and text of each hit")
 
@@ -193,11 +195,32 @@ def check_limits(req: BaseModel, limits: Limits) -> list[dict]:
         errs.append(_err(["k"], f"k must be at most {limits.max_k} (got {req.k})", "less_than_equal", le=limits.max_k))
     if isinstance(req, RankRequest):
         if len(req.candidates) > limits.max_candidates:
-            errs.append(_err(["candidates"], f"at most {limits.max_candidates} candidates per request (got {len(req.candidates)})", "too_long", max_length=limits.max_candidates))
+            errs.append(
+                _err(
+                    ["candidates"],
+                    f"at most {limits.max_candidates} candidates per request (got {len(req.candidates)})",
+                    "too_long",
+                    max_length=limits.max_candidates,
+                )
+            )
         if isinstance(req.context, list) and len(req.context) > limits.max_turns:
-            errs.append(_err(["context"], f"at most {limits.max_turns} turns per context (got {len(req.context)})", "too_long", max_length=limits.max_turns))
+            errs.append(
+                _err(
+                    ["context"],
+                    f"at most {limits.max_turns} turns per context (got {len(req.context)})",
+                    "too_long",
+                    max_length=limits.max_turns,
+                )
+            )
     if isinstance(req, EncodeRequest) and len(req.texts) > limits.max_encode_texts:
-        errs.append(_err(["texts"], f"at most {limits.max_encode_texts} texts per request (got {len(req.texts)})", "too_long", max_length=limits.max_encode_texts))
+        errs.append(
+            _err(
+                ["texts"],
+                f"at most {limits.max_encode_texts} texts per request (got {len(req.texts)})",
+                "too_long",
+                max_length=limits.max_encode_texts,
+            )
+        )
     return errs
 
 
@@ -226,13 +249,22 @@ def apply_text_policy(req: BaseModel, limits: Limits) -> tuple[BaseModel, list[d
         value = getattr(req, name)
         if isinstance(value, str):
             if len(value) > n:
-                errs.append(_err([name], f"text longer than {n} characters (got {len(value)})", "string_too_long", max_length=n))
+                errs.append(
+                    _err([name], f"text longer than {n} characters (got {len(value)})", "string_too_long", max_length=n)
+                )
                 update[name] = value[-n:] if keep_end else value[:n]
         else:
             cut = list(value)
             for i, s in enumerate(value):
                 if len(s) > n:
-                    errs.append(_err([name, i], f"text longer than {n} characters (got {len(s)})", "string_too_long", max_length=n))
+                    errs.append(
+                        _err(
+                            [name, i],
+                            f"text longer than {n} characters (got {len(s)})",
+                            "string_too_long",
+                            max_length=n,
+                        )
+                    )
                     cut[i] = s[-n:] if keep_end else s[:n]
             if cut != list(value):
                 update[name] = cut

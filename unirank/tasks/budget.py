@@ -22,7 +22,9 @@ class BudgetTask(Task):
     default_metric = "top10_recall"
 
     def check_train(self, cfg: Any) -> None:
-        raise ConfigError("data.task: budget is an evaluation task (unirank eval --task budget); train with retrieval or response")
+        raise ConfigError(
+            "data.task: budget is an evaluation task (unirank eval --task budget); train with retrieval or response"
+        )
 
     def check_eval(self, cfg: Any) -> None:
         from ..config import check_devices
@@ -31,7 +33,12 @@ class BudgetTask(Task):
         check_budget_config(cfg)
         c = cfg.retriever.cur
         uses_dense = "dense" in c.baselines or c.first_stage in ("dense", "hybrid")
-        check_devices({"retriever.cur.device": c.device, "retriever.dense.device": cfg.retriever.dense.device if uses_dense else None})
+        check_devices(
+            {
+                "retriever.cur.device": c.device,
+                "retriever.dense.device": cfg.retriever.dense.device if uses_dense else None,
+            }
+        )
 
     def run_eval(self, cfg: Any) -> Any:
         from ..eval.cur_budget import run_budget_eval

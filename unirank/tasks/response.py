@@ -29,15 +29,21 @@ class ResponseTask(Task):
 
     def check_train(self, cfg: Any) -> None:
         if cfg.data.mined:
-            raise ConfigError("data.mined and data.task response exclude each other: response data brings its own negatives")
+            raise ConfigError(
+                "data.mined and data.task response exclude each other: response data brings its own negatives"
+            )
         if cfg.refresh.every_steps:
-            raise ConfigError("refresh.every_steps (ANCE re-mining) needs retrieval data (a corpus to mine); data.task is response")
+            raise ConfigError(
+                "refresh.every_steps (ANCE re-mining) needs retrieval data (a corpus to mine); data.task is response"
+            )
         if not _builtin_response_name(cfg.data.train):
             for key in ("dev", "test"):
                 split = getattr(cfg, key)
                 if split.split is not None and split.data is None:
-                    raise ConfigError(f"{key}.data: response data given as a path ({cfg.data.train}) has no splits; name the "
-                                      f"{key} file or folder in {key}.data, or set {key}.split: null")
+                    raise ConfigError(
+                        f"{key}.data: response data given as a path ({cfg.data.train}) has no splits; name the "
+                        f"{key} file or folder in {key}.data, or set {key}.split: null"
+                    )
 
     def check_eval(self, cfg: Any) -> None:
         from ..config import check_devices
@@ -46,7 +52,9 @@ class ResponseTask(Task):
         if cfg.response.kind is not None:
             import_model_kinds()
             if cfg.response.kind not in MODELS:
-                raise ConfigError(f"response.kind: unknown model kind {cfg.response.kind!r}; valid: {', '.join(MODELS.names())}")
+                raise ConfigError(
+                    f"response.kind: unknown model kind {cfg.response.kind!r}; valid: {', '.join(MODELS.names())}"
+                )
         check_devices({"response.device": cfg.response.device})
 
     # ---- training
@@ -57,9 +65,15 @@ class ResponseTask(Task):
         task = load_response_data(data.train, split=data.split, **data.options)
         dialogues = task.examples[: data.limit_queries] if data.limit_queries is not None else task.examples
         examples, counts = examples_from_dialogues(dialogues)
-        return examples, {"source": "response", "name": str(data.train), "split": data.split, "options": dict(data.options),
-                          "fingerprint": examples_fingerprint(dialogues), "counts": counts,
-                          "manifest_counts": task.manifest.get("counts")}
+        return examples, {
+            "source": "response",
+            "name": str(data.train),
+            "split": data.split,
+            "options": dict(data.options),
+            "fingerprint": examples_fingerprint(dialogues),
+            "counts": counts,
+            "manifest_counts": task.manifest.get("counts"),
+        }
 
     # ---- the loop's evaluation
     def load_split(self, data: str, split: str, options: dict[str, Any]) -> Any:
@@ -80,7 +94,9 @@ class ResponseTask(Task):
             examples = examples[: ev.cfg.limit_queries]
         metrics, scores = evaluate_response(model, examples, batch_size=max(1, ev.cfg.batch_size // 4), progress=False)
         if out is not None:
-            write_response_outputs(out, examples, scores, metrics, {"data": ev.data, "split": ev.cfg.split, "options": ev.options})
+            write_response_outputs(
+                out, examples, scores, metrics, {"data": ev.data, "split": ev.cfg.split, "options": ev.options}
+            )
         return metrics
 
     # ---- unirank eval

@@ -36,19 +36,29 @@ class RetrievalTask(Task):
             from ..index.retrievers import RETRIEVERS  # importing it registers every retriever
 
             if cfg.retriever.name not in RETRIEVERS:
-                raise ConfigError(f"retriever.name: unknown retriever {cfg.retriever.name!r}; valid: {', '.join(RETRIEVERS.names())}")
+                raise ConfigError(
+                    f"retriever.name: unknown retriever {cfg.retriever.name!r}; valid: {', '.join(RETRIEVERS.names())}"
+                )
             if cfg.retriever.name in ("dense", "hybrid") and cfg.retriever.dense.index_kind not in DENSE_INDEX_KINDS:
-                raise ConfigError(f"retriever.dense.index_kind: {cfg.retriever.dense.index_kind!r} is unknown; valid: "
-                                  f"{', '.join(DENSE_INDEX_KINDS)} (compressed or HNSW indexes: `unirank index`, then "
-                                  f"--retriever prebuilt --set retriever.dense.index_dir=DIR)")
+                raise ConfigError(
+                    f"retriever.dense.index_kind: {cfg.retriever.dense.index_kind!r} is unknown; valid: "
+                    f"{', '.join(DENSE_INDEX_KINDS)} (compressed or HNSW indexes: `unirank index`, then "
+                    f"--retriever prebuilt --set retriever.dense.index_dir=DIR)"
+                )
         reranking = cfg.rerank.kind is not None or cfg.rerank.model is not None
         if cfg.rerank.kind is not None:
             import_model_kinds()
             if cfg.rerank.kind not in MODELS:
-                raise ConfigError(f"rerank.kind: unknown model kind {cfg.rerank.kind!r}; valid: {', '.join(MODELS.names())}")
+                raise ConfigError(
+                    f"rerank.kind: unknown model kind {cfg.rerank.kind!r}; valid: {', '.join(MODELS.names())}"
+                )
         dense_first_stage = cfg.rerank.first_stage_run is None and cfg.retriever.name != "bm25"
-        check_devices({"retriever.dense.device": cfg.retriever.dense.device if dense_first_stage else None,
-                       "rerank.device": cfg.rerank.device if reranking else None})
+        check_devices(
+            {
+                "retriever.dense.device": cfg.retriever.dense.device if dense_first_stage else None,
+                "rerank.device": cfg.rerank.device if reranking else None,
+            }
+        )
 
     # ---- training
     def load_examples(self, data: Any) -> tuple[list, dict[str, Any]]:
@@ -67,15 +77,24 @@ class RetrievalTask(Task):
                 "source": "mined",
                 "path": str(data.mined),
                 "fingerprint": file_sha256(data.mined),
-                "counts": {"queries": len(examples), "positives": sum(len(e.positives) for e in examples),
-                           "negatives": sum(len(e.negatives) for e in examples)},
+                "counts": {
+                    "queries": len(examples),
+                    "positives": sum(len(e.positives) for e in examples),
+                    "negatives": sum(len(e.negatives) for e in examples),
+                },
             }
             return examples, info
         from ..data.datasets import load_dataset
 
         ds = load_dataset(data.train, split=data.split)
         examples, counts = examples_from_dataset(ds, data.limit_queries)
-        return examples, {"source": "qrels", "name": ds.name, "split": ds.split, "fingerprint": ds.fingerprint, "counts": counts}
+        return examples, {
+            "source": "qrels",
+            "name": ds.name,
+            "split": ds.split,
+            "fingerprint": ds.fingerprint,
+            "counts": counts,
+        }
 
     # ---- the loop's evaluation
     def load_split(self, data: str, split: str, options: dict[str, Any]) -> Any:
@@ -92,9 +111,16 @@ class RetrievalTask(Task):
         from ..models.base import DualEncoder
 
         cfg = ev.cfg
-        ecfg = EvalConfig(data=ev.data, split=cfg.split, retriever=RetrieverConfig(name="dense"), k=100,
-                          measures=list(cfg.measures), limit_queries=cfg.limit_queries, max_docs=cfg.max_docs,
-                          out=str(out) if out else None)
+        ecfg = EvalConfig(
+            data=ev.data,
+            split=cfg.split,
+            retriever=RetrieverConfig(name="dense"),
+            k=100,
+            measures=list(cfg.measures),
+            limit_queries=cfg.limit_queries,
+            max_docs=cfg.max_docs,
+            out=str(out) if out else None,
+        )
         if isinstance(model, DualEncoder):
             from ..eval.evaluate import run_eval
             from ..index.retrievers import retriever_for
@@ -103,8 +129,16 @@ class RetrievalTask(Task):
             return run_eval(ecfg, dataset=ev.dataset, retriever=retriever, quiet=True).metrics
         from ..eval.rerank import rerank_eval
 
-        _, result = rerank_eval(ecfg, model, depth=cfg.rerank_depth, batch_size=max(1, cfg.batch_size // 4),
-                                dataset=ev.dataset, first_stage=_first_stage(ev, ecfg), quiet=True, progress=False)
+        _, result = rerank_eval(
+            ecfg,
+            model,
+            depth=cfg.rerank_depth,
+            batch_size=max(1, cfg.batch_size // 4),
+            dataset=ev.dataset,
+            first_stage=_first_stage(ev, ecfg),
+            quiet=True,
+            progress=False,
+        )
         return result.metrics
 
     # ---- unirank eval
@@ -118,8 +152,15 @@ class RetrievalTask(Task):
         from ..models.base import load_ranker
 
         ranker = load_ranker(r.model, r.kind, device=r.device, backend=r.backend)
-        return rerank_eval(cfg, ranker, depth=r.depth, chunk_size=r.chunk_size, batch_size=r.batch_size,
-                           first_stage=r.first_stage_run, keep_tail=r.keep_tail)
+        return rerank_eval(
+            cfg,
+            ranker,
+            depth=r.depth,
+            chunk_size=r.chunk_size,
+            batch_size=r.batch_size,
+            first_stage=r.first_stage_run,
+            keep_tail=r.keep_tail,
+        )
 
 
 def _first_stage(ev: SplitEvaluator, ecfg: Any) -> Any:

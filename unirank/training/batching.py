@@ -46,7 +46,15 @@ from ..errors import ConfigError
 from ..registry import Registry
 from .data import Row
 
-__all__ = ["BATCH_SAMPLERS", "BatchSampler", "RandomSampler", "NoDuplicatesSampler", "TASBalancedSampler", "local_part", "build_batch_sampler"]
+__all__ = [
+    "BATCH_SAMPLERS",
+    "BatchSampler",
+    "RandomSampler",
+    "NoDuplicatesSampler",
+    "TASBalancedSampler",
+    "local_part",
+    "build_batch_sampler",
+]
 
 #: sampler name -> class; ``BATCH_SAMPLERS.get(name)(batch_size=..., seed=..., **params)``
 BATCH_SAMPLERS: Registry[type["BatchSampler"]] = Registry("batch sampler")
@@ -63,7 +71,9 @@ def _chunks(order: Sequence[int], size: int, drop_last: bool) -> list[list[int]]
     return out
 
 
-def _no_duplicate_groups(order: Sequence[int], keys: Sequence[frozenset[str]], size: int, drop_last: bool) -> list[list[int]]:
+def _no_duplicate_groups(
+    order: Sequence[int], keys: Sequence[frozenset[str]], size: int, drop_last: bool
+) -> list[list[int]]:
     """Greedy grouping in ``order``: a row joins the open batch unless it shares a key with it."""
     remaining = list(order)
     out: list[list[int]] = []
@@ -152,8 +162,15 @@ class TASBalancedSampler(BatchSampler):
         niter: k-means iterations.
     """
 
-    def __init__(self, batch_size: int, seed: int = 0, drop_last: bool = False, clusters: int | None = None,
-                 no_duplicates: bool = True, niter: int = 20) -> None:
+    def __init__(
+        self,
+        batch_size: int,
+        seed: int = 0,
+        drop_last: bool = False,
+        clusters: int | None = None,
+        no_duplicates: bool = True,
+        niter: int = 20,
+    ) -> None:
         super().__init__(batch_size, seed, drop_last)
         self.clusters, self.no_duplicates, self.niter = clusters, bool(no_duplicates), int(niter)
         self.labels: list[int] | None = None
@@ -205,13 +222,17 @@ class TASBalancedSampler(BatchSampler):
         self.labels = state.get("labels")
 
 
-def build_batch_sampler(name: str, batch_size: int, seed: int, drop_last: bool = False, params: dict[str, Any] | None = None) -> BatchSampler:
+def build_batch_sampler(
+    name: str, batch_size: int, seed: int, drop_last: bool = False, params: dict[str, Any] | None = None
+) -> BatchSampler:
     """Build a registered sampler; unknown names or parameters raise :class:`ConfigError`."""
     try:
         cls = BATCH_SAMPLERS.get(name)
     except KeyError as e:
         raise ConfigError(f"batching.name: {e.args[0]}") from None
-    return construct(cls, dict(params or {}), f"batching.params for {name!r}", batch_size=batch_size, seed=seed, drop_last=drop_last)
+    return construct(
+        cls, dict(params or {}), f"batching.params for {name!r}", batch_size=batch_size, seed=seed, drop_last=drop_last
+    )
 
 
 def local_part(batch: Sequence[int], rank: int, world_size: int) -> list[int]:

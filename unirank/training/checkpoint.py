@@ -303,8 +303,9 @@ def _read(path: Path, reader: Any) -> Any:
         if os_error is not None and os_error.errno not in (None, errno.ENOENT):
             raise os_error from None  # unreadable (permissions, I/O), not damaged: the CLI names the file
         detail = " ".join(str(e).split()) or type(e).__name__
-        raise DataError(f"damaged checkpoint ({detail}); delete {path.parent} to resume from the checkpoint before it",
-                        path=path) from None
+        raise DataError(
+            f"damaged checkpoint ({detail}); delete {path.parent} to resume from the checkpoint before it", path=path
+        ) from None
 
 
 def load_checkpoint(

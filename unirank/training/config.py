@@ -34,8 +34,16 @@ from typing import Any, Literal
 from ..config import NonNegative, Positive, Seed
 from ..errors import ConfigError
 
-__all__ = ["ModelConfig", "DataConfig", "BatchingConfig", "EvalSplitConfig", "RefreshConfig", "MLMConfig", "TrainConfig",
-           "RESUME_SAFE_KEYS"]
+__all__ = [
+    "ModelConfig",
+    "DataConfig",
+    "BatchingConfig",
+    "EvalSplitConfig",
+    "RefreshConfig",
+    "MLMConfig",
+    "TrainConfig",
+    "RESUME_SAFE_KEYS",
+]
 
 
 @dataclass
@@ -288,11 +296,27 @@ class TrainConfig:
         if self.model.kind not in MODELS:
             raise ConfigError(f"model.kind: unknown model kind {self.model.kind!r}; valid: {', '.join(MODELS.names())}")
         if self.batching.name not in BATCH_SAMPLERS:
-            raise ConfigError(f"batching.name: unknown batch sampler {self.batching.name!r}; valid: {', '.join(BATCH_SAMPLERS.names())}")
+            raise ConfigError(
+                f"batching.name: unknown batch sampler {self.batching.name!r}; valid: {', '.join(BATCH_SAMPLERS.names())}"
+            )
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES.names())}")
-        check_positive({key: getattr(self, key) for key in ("batch_size", "accumulate", "chunk_size", "epochs", "log_every",
-                                                             "max_steps", "stop_after", "train_max_length", "threads")})
+        check_positive(
+            {
+                key: getattr(self, key)
+                for key in (
+                    "batch_size",
+                    "accumulate",
+                    "chunk_size",
+                    "epochs",
+                    "log_every",
+                    "max_steps",
+                    "stop_after",
+                    "train_max_length",
+                    "threads",
+                )
+            }
+        )
         check_positive({"data.limit_queries": self.data.limit_queries})
         if self.warmup_steps is not None and self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
@@ -307,8 +331,11 @@ class TrainConfig:
         if self.shuffle_pool and not self.in_batch_negatives:
             raise ConfigError("shuffle_pool orders the in-batch pool; it needs in_batch_negatives: true")
         betas = self.adam_betas
-        if not (isinstance(betas, (list, tuple)) and len(betas) == 2
-                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+        if not (
+            isinstance(betas, (list, tuple))
+            and len(betas) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
+        ):
             raise ConfigError(f"adam_betas must be two numbers in [0, 1), e.g. [0.9, 0.98]; got {betas!r}")
         if not self.mlm.weight >= 0:
             raise ConfigError(f"mlm.weight must be >= 0, got {self.mlm.weight}")
@@ -323,7 +350,9 @@ class TrainConfig:
             if split.rerank_depth < 1:
                 raise ConfigError(f"{key}.rerank_depth must be >= 1, got {split.rerank_depth}")
             if split.first_stage != "bm25" and not Path(split.first_stage).is_file():
-                raise ConfigError(f"{key}.first_stage: {split.first_stage!r} is neither 'bm25' nor an existing TREC run file")
+                raise ConfigError(
+                    f"{key}.first_stage: {split.first_stage!r} is neither 'bm25' nor an existing TREC run file"
+                )
         if self.refresh.every_steps < 0:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
         check_devices({"device": self.device})
@@ -332,4 +361,6 @@ class TrainConfig:
 
 #: top-level keys that may differ between a checkpoint's config and the config given to
 #: ``--resume`` (they do not change the weights of the steps already taken)
-RESUME_SAFE_KEYS = frozenset({"out", "stop_after", "log_every", "save_every", "keep_checkpoints", "device", "threads", "test", "export"})
+RESUME_SAFE_KEYS = frozenset(
+    {"out", "stop_after", "log_every", "save_every", "keep_checkpoints", "device", "threads", "test", "export"}
+)

@@ -68,7 +68,9 @@ class Row:
         return [self.query, self.positive.text, *(n.text for n in self.negatives)]
 
 
-def examples_from_dataset(ds: RetrievalDataset, limit_queries: int | None = None) -> tuple[list[TrainExample], dict[str, int]]:
+def examples_from_dataset(
+    ds: RetrievalDataset, limit_queries: int | None = None
+) -> tuple[list[TrainExample], dict[str, int]]:
     """One example per judged query of ``ds`` (qrels order) with its relevant documents.
 
     Args:
@@ -175,7 +177,9 @@ def epoch_rows(
     return rows
 
 
-def replace_negatives(examples: Sequence[TrainExample], mined: Sequence[TrainExample]) -> tuple[list[TrainExample], int]:
+def replace_negatives(
+    examples: Sequence[TrainExample], mined: Sequence[TrainExample]
+) -> tuple[list[TrainExample], int]:
     """Examples with the negatives of ``mined`` (matched by query id), positives unchanged.
 
     Used by the ANCE refresh so that the rows (and the epoch's batches) keep their layout.

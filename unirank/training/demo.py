@@ -42,8 +42,15 @@ def _eval(model: Any, ds: Any, limit_queries: int, max_docs: int, out: Path | No
     from ..index.config import RetrieverConfig
     from ..index.retrievers import DenseRetriever
 
-    cfg = EvalConfig(data="stdlib-codesearch", split="test", retriever=RetrieverConfig(name="dense"), measures=list(MEASURES),
-                     limit_queries=limit_queries, max_docs=max_docs, out=str(out) if out else None)
+    cfg = EvalConfig(
+        data="stdlib-codesearch",
+        split="test",
+        retriever=RetrieverConfig(name="dense"),
+        measures=list(MEASURES),
+        limit_queries=limit_queries,
+        max_docs=max_docs,
+        out=str(out) if out else None,
+    )
     return run_eval(cfg, dataset=ds, retriever=DenseRetriever(model=model, show_progress=False), quiet=True).metrics
 
 
@@ -105,7 +112,9 @@ def finetune_demo(
     train_budget = minutes_budget * 60 - (time.perf_counter() - t0) - 1.2 * max(t_eval, 1.0) - 10
     steps = int(max(5, min(len(examples) // cfg.batch_size, train_budget // step_s)))
     cfg.max_steps = steps
-    say(f"fine-tune demo: {steps} steps of {cfg.batch_size} queries (about {step_s:.1f} s each) on stdlib-codesearch train")
+    say(
+        f"fine-tune demo: {steps} steps of {cfg.batch_size} queries (about {step_s:.1f} s each) on stdlib-codesearch train"
+    )
 
     import shutil
 
@@ -114,15 +123,28 @@ def finetune_demo(
     summary = train(cfg, model=model, progress=None, log=lambda m: None)
     fine = _eval(model, ds, limit_queries, max_docs, out / "fine_tuned")
     gain = {k: fine[k] - zero_shot[k] for k in fine if k in zero_shot}
-    result = {"zero_shot": zero_shot, "fine_tuned": fine, "gain": gain, "steps": summary["steps"], "train_s": summary["train_s"],
-              "total_s": round(time.perf_counter() - t0, 1), "out": str(out), "config": to_dict(cfg)}
+    result = {
+        "zero_shot": zero_shot,
+        "fine_tuned": fine,
+        "gain": gain,
+        "steps": summary["steps"],
+        "train_s": summary["train_s"],
+        "total_s": round(time.perf_counter() - t0, 1),
+        "out": str(out),
+        "config": to_dict(cfg),
+    }
     rows_md = ["| | " + " | ".join(MEASURES[:-1] + ["auc_global"]) + " |", "|---|" + "---|" * len(MEASURES)]
     for name, m in (("zero-shot", zero_shot), (f"fine-tuned ({summary['steps']} steps)", fine)):
-        rows_md.append(f"| {name} | " + " | ".join(f"{m.get(k, float('nan')):.4f}" for k in MEASURES[:-1] + ["auc_global"]) + " |")
+        rows_md.append(
+            f"| {name} | " + " | ".join(f"{m.get(k, float('nan')):.4f}" for k in MEASURES[:-1] + ["auc_global"]) + " |"
+        )
     base = model_name or "all-MiniLM-L6-v2"
-    text = (f"# Fine-tuning {base} on stdlib-codesearch train ({summary['steps']} steps, {summary['train_s']:.0f} s of training)\n\n"
-            + "\n".join(rows_md) + f"\n\nnDCG@10 gain: {gain.get('ndcg@10', 0.0):+.4f}. Test subset: {limit_queries} queries, "
-            f"{max_docs} documents. Model: {out / 'run' / 'model'}. Total {result['total_s']:.0f} s.\n")
+    text = (
+        f"# Fine-tuning {base} on stdlib-codesearch train ({summary['steps']} steps, {summary['train_s']:.0f} s of training)\n\n"
+        + "\n".join(rows_md)
+        + f"\n\nnDCG@10 gain: {gain.get('ndcg@10', 0.0):+.4f}. Test subset: {limit_queries} queries, "
+        f"{max_docs} documents. Model: {out / 'run' / 'model'}. Total {result['total_s']:.0f} s.\n"
+    )
     uio.write_text(out / "summary.md", text)
     uio.write_json(out / "summary.json", result)
     say(text)

@@ -232,7 +232,9 @@ class Dist:
             return [float(v) for v in values]
         import torch.distributed as tdist
 
-        dev = torch.device("cuda", torch.cuda.current_device()) if tdist.get_backend() == "nccl" else torch.device("cpu")
+        dev = (
+            torch.device("cuda", torch.cuda.current_device()) if tdist.get_backend() == "nccl" else torch.device("cpu")
+        )
         t = torch.tensor(list(values), dtype=torch.float64, device=dev)
         tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
         return t.cpu().tolist()

@@ -66,7 +66,9 @@ class RandContext:
         self._fork = None
 
 
-def embed_no_grad(embed: Callable[[Sequence[Any]], torch.Tensor], texts: Sequence[Any], chunk_size: int) -> tuple[torch.Tensor, list[RandContext]]:
+def embed_no_grad(
+    embed: Callable[[Sequence[Any]], torch.Tensor], texts: Sequence[Any], chunk_size: int
+) -> tuple[torch.Tensor, list[RandContext]]:
     """Embed ``texts`` in chunks without a graph; returns ``(embeddings (N, H), one RandContext per chunk)``."""
     parts, states = [], []
     for i in range(0, len(texts), chunk_size):
