@@ -138,7 +138,8 @@ def main() -> None:
                 rows.append(json.loads(p.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
     table = [
-        "| kind | checkpointing | rows x candidates | peak RSS after load (MiB) | peak RSS after steps (MiB) | step s (fwd+bwd) |",
+        "| kind | checkpointing | rows x candidates | peak RSS after load (MiB) | peak RSS after steps (MiB) | step s "
+        "(fwd+bwd) |",
         "|---|---|---|---:|---:|---:|",
     ]
     for r in rows:
@@ -148,7 +149,8 @@ def main() -> None:
             )
         else:
             table.append(
-                f"| {r['kind']} | {'on' if r['checkpointing'] else 'off'} | {r['batch']} x {r['candidates']} | {r['load_mib']} | "
+                f"| {r['kind']} | {'on' if r['checkpointing'] else 'off'} | {r['batch']} x {r['candidates']} | "
+                f"{r['load_mib']} | "
                 f"{r['peak_mib']} | {r['step_s']} |"
             )
     print("\n".join(table))

@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
 
     body = [
         f"Equivalent CLI: `{shlex.join(cli_args(cfg))}` ({secs:.1f} s for 3 systems x 3 measures, all pairs, "
-        f"{a.permutations} permutations and 10,000 bootstrap resamples per pair; report: `{Path(a.out).relative_to(ROOT) if Path(a.out).is_relative_to(ROOT) else a.out}/report.html`)",
+        f"{a.permutations} permutations and 10,000 bootstrap resamples per pair; report: "
+        f"`{Path(a.out).relative_to(ROOT) if Path(a.out).is_relative_to(ROOT) else a.out}/report.html`)",
         "",
         "Runs (all on SciFact test, 300 queries; commands in the script's docstring and the README): "
         + "; ".join(f"{n} `{p}`" for n, p in runs.items()),
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
             + ("all within" if summary["fisher_within_mc_error"] else "NOT all within")
             + " the Monte-Carlo bound 4 sqrt(2) sqrt(p(1-p)/N) + 2/N.",
             "",
-            "| pair | measure | p t (unirank) | p t (ranx) | abs diff | p Fisher (unirank) | p Fisher (ranx) | abs diff | MC bound |",
+            "| pair | measure | p t (unirank) | p t (ranx) | abs diff | p Fisher (unirank) | p Fisher (ranx) | abs "
+            "diff | MC bound |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         body += ["| " + " | ".join(r) + " |" for r in rows]

@@ -438,10 +438,12 @@ def report(args, out: Path, manifest: dict, cmds: dict, wall: dict, live: dict) 
     if live:
         body += [
             "",
-            f"Live `unirank eval --retriever cur` at B={args.live_budget} ({manifest['test_queries']} queries, the cross-encoder "
+            f"Live `unirank eval --retriever cur` at B={args.live_budget} ({manifest['test_queries']} queries, the "
+            "cross-encoder "
             "called for real):",
             "",
-            "| method | CE calls / query | search s (all queries) | s / query | same top-10 as simulated | same top-100 |",
+            "| method | CE calls / query | search s (all queries) | s / query | same top-10 as simulated | same "
+            "top-100 |",
             "|---|---|---|---|---|---|",
         ]
         for m, v in live.items():
@@ -525,7 +527,8 @@ def significance(out: Path, budgets: list[int], by: dict) -> list[str]:
     return [
         "",
         "Significance (`unirank compare`, adaCUR as the baseline, paired t-test, Holm-adjusted over the three pairs "
-        "of each budget and measure, alpha 0.05; Top-10-Recall is recall@10 on judgements made of each query's exhaustive "
+        "of each budget and measure, alpha 0.05; Top-10-Recall is recall@10 on judgements made of each query's "
+        "exhaustive "
         "cross-encoder top 10, which equals the table's Top-10-Recall"
         + (f" - except {', '.join(mismatch)}!" if mismatch else ", checked for every system and budget")
         + "). "
@@ -556,7 +559,8 @@ def diagnose(out: Path, budgets: list[int]) -> list[str]:
         "Where the judged relevant document goes (queries out of "
         + f"{len(qrels)}; adaCUR's top B = the documents it scored):",
         "",
-        "| B | relevant in top 10: exhaustive CE | adaCUR | dense + CE rerank | in exhaustive top 10, never scored by adaCUR |",
+        "| B | relevant in top 10: exhaustive CE | adaCUR | dense + CE rerank | in exhaustive top 10, never scored by "
+        "adaCUR |",
         "|---|---|---|---|---|",
     ]
     for B in budgets:

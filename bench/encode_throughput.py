@@ -46,7 +46,8 @@ def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return (
         f"nproc {os.cpu_count()}, CPU {cpu}, GPU {gpu}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}), python {platform.python_version()}"
+        f"({torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}), python "
+        f"{platform.python_version()}"
     )
 
 
@@ -106,12 +107,14 @@ def main(argv: list[str] | None = None) -> dict:
     python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd() + os.sep) else "python"
     command = shlex.join([python, "bench/encode_throughput.py", *(sys.argv[1:] if argv is None else argv)])
     lines = [
-        f"## Encode throughput: unirank BiEncoder.encode vs SentenceTransformer.encode ({dt.datetime.now():%Y-%m-%d %H:%M})",
+        "## Encode throughput: unirank BiEncoder.encode vs SentenceTransformer.encode "
+        f"({dt.datetime.now():%Y-%m-%d %H:%M})",
         "",
         f"- command: `{command}`",
         f"- machine: {machine()}; device {device}",
         f"- versions: sentence-transformers {version('sentence-transformers')}, transformers {version('transformers')}",
-        f"- workload: first {len(texts)} docs of `{args.corpus}` (title + text), model {args.model or 'all-MiniLM-L6-v2'}, "
+        f"- workload: first {len(texts)} docs of `{args.corpus}` (title + text), model "
+        f"{args.model or 'all-MiniLM-L6-v2'}, "
         f"batch size {args.batch_size}, max length {args.max_length}, {args.rounds} rounds alternating order",
         f"- 1-minute load average before / after the timed runs: {load_before[0]:.2f} / {load_after[0]:.2f} "
         "(the 'after' value includes this benchmark's own threads)",

@@ -72,13 +72,15 @@ class RunStats:
     def row(self) -> str:
         mb = "-" if self.mean_batch is None else f"{self.mean_batch:.1f}"
         return (
-            f"| {self.backend} | {self.route} | {self.mode} | {self.concurrency} | {self.ok} | {self.ok / self.seconds:.1f} | "
+            f"| {self.backend} | {self.route} | {self.mode} | {self.concurrency} | {self.ok} | "
+            f"{self.ok / self.seconds:.1f} | "
             f"{self.pct(50):.0f} | {self.pct(99):.0f} | {self.five_xx} | {self.transport_errors} | {mb} |"
         )
 
 
 HEADER = (
-    "| backend | route | batching | clients | ok requests | req/s | p50 ms | p99 ms | 5xx | transport errors | mean batch |\n"
+    "| backend | route | batching | clients | ok requests | req/s | p50 ms | p99 ms | 5xx | transport errors | mean "
+    "batch |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
@@ -246,7 +248,10 @@ def machine() -> str:
         pass
     import torch
 
-    return f"{cpu}, {cores} CPU cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__} (threads {torch.get_num_threads()})"
+    return (
+        f"{cpu}, {cores} CPU cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"torch {torch.__version__} (threads {torch.get_num_threads()})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                 "load_test.py",
                 f"2 shared CPU cores; {meta['machine']}",
                 [
-                    f"{args.duration:g} s per route, batching mode and client count; /rank: {args.candidates} candidates of "
+                    f"{args.duration:g} s per route, batching mode and client count; /rank: {args.candidates} "
+                    "candidates of "
                     f"{args.candidate_chars} characters, ranker `{args.rank_model}` ({args.rank_kind}).",
                     "",
                     table,

@@ -150,10 +150,12 @@ def record(r: dict, argv: list[str]) -> None:
     c = r["counts"]
     cmd = ".venv/bin/python bench/mine_memory.py " + " ".join(shlex.quote(a) for a in argv)
     text = f"""
-## Mining memory: {r["queries"]:,} queries x {r["docs"]:,} documents, dim {r["dim"]}, search={r["search"]} ({dt.date.today().isoformat()})
+## Mining memory: {r["queries"]:,} queries x {r["docs"]:,} documents, dim {r["dim"]}, \
+search={r["search"]} ({dt.date.today().isoformat()})
 
 Command: `{cmd.strip()}`
-Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared), {platform.platform()}, Python {platform.python_version()}, numpy {np.__version__}
+Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared), {platform.platform()}, \
+Python {platform.python_version()}, numpy {np.__version__}
 
 The full `run_mine` pipeline (dense miner, depth 100 -> duplicates + relative_margin p=0.05 ->
 top sampler skipping 3 ranks, 7 negatives -> train.jsonl + mine.json + audit) on synthetic

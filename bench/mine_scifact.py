@@ -94,11 +94,14 @@ def record(manifest: dict, timings: dict, out: str, argv: list[str], audit_rows:
         f"## Mining SciFact train with {manifest['config']['miner']['name']} ({dt.date.today().isoformat()})",
         "",
         f"Command: `{cmd.strip()}`",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared), {platform.platform()}, Python {platform.python_version()}",
-        f"Data: {manifest['data']['name']} / train, {manifest['data']['documents']} documents, fingerprint {manifest['data']['fingerprint']}",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared), {platform.platform()}, Python "
+        f"{platform.python_version()}",
+        f"Data: {manifest['data']['name']} / train, {manifest['data']['documents']} documents, fingerprint "
+        f"{manifest['data']['fingerprint']}",
         f"Miner: {miner['index']}"
         + (f", model {model.get('source')}, fingerprint {model.get('fingerprint')}" if model else ""),
-        "Settings: depth 100; filters duplicates + relative_margin p=0.05; sampler top, range_min=3; 7 negatives; seed 0",
+        "Settings: depth 100; filters duplicates + relative_margin p=0.05; sampler top, range_min=3; 7 negatives; "
+        "seed 0",
         f"Outputs: `{rel}/` (train.jsonl, train.flag.jsonl, mine.json, audit.html, audit.jsonl); "
         f"wall time {timings.get('total_s')} s (index {timings.get('index_s')} s, mining {timings.get('mine_s')} s)",
         "",
@@ -113,15 +116,18 @@ def record(manifest: dict, timings: dict, out: str, argv: list[str], audit_rows:
             lines.append(f"| {k} | {v} |")
     lines += [
         "",
-        f"Audit excerpt: the {len(audit)} written negatives scoring closest to their positive (relative margin = (neg - pos) / |pos|):",
+        f"Audit excerpt: the {len(audit)} written negatives scoring closest to their positive (relative margin = (neg "
+        "- pos) / |pos|):",
         "",
         "| query | positive (score) | negative (rank, score) | relative |",
         "|---|---|---|---|",
     ]
     for a in audit:
         lines.append(
-            f"| {a['query_id']}: {_short(a['query'], 90)} | {a['pos_id']} ({a['pos_score']:.4g}): {_short(a['pos_text'])} "
-            f"| {a['neg_id']} (rank {a['neg_rank']}, {a['neg_score']:.4g}): {_short(a['neg_text'])} | {a['relative']:.4f} |"
+            f"| {a['query_id']}: {_short(a['query'], 90)} | {a['pos_id']} ({a['pos_score']:.4g}): "
+            f"{_short(a['pos_text'])} "
+            f"| {a['neg_id']} (rank {a['neg_rank']}, {a['neg_score']:.4g}): {_short(a['neg_text'])} | "
+            f"{a['relative']:.4f} |"
         )
     with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

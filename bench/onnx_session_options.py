@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     torch_ref = work / "emb" / "unirank-torch.npy"
     ref_emb = np.load(torch_ref) if torch_ref.is_file() else None
     body = [
-        f"Encoding {args.n} SciFact abstracts, batch {args.batch_size}, {args.max_length} tokens, all-MiniLM-L6-v2 exported by unirank; "
+        f"Encoding {args.n} SciFact abstracts, batch {args.batch_size}, {args.max_length} tokens, all-MiniLM-L6-v2 "
+        "exported by unirank; "
         f"variant = graph / intra-op threads (0: ONNX Runtime's default) / allow_spinning / graph optimisation level; "
         f"{args.rounds} rounds alternating order, one process per variant; onnxruntime {res[variants[0]][0]['ort']}.",
         "",
@@ -182,11 +183,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"{float(np.abs(np.load(work / 'emb' / f'opt-{v.replace(chr(47), chr(95))}.npy') - ref_emb).max()):.1e}"
             )
         body.append(
-            f"| {v} | {' / '.join(f'{x:.1f}' for x in rates)} | {statistics.median(rates):.1f} | {statistics.median(rates) / base:.2f} | {diff} |"
+            f"| {v} | {' / '.join(f'{x:.1f}' for x in rates)} | {statistics.median(rates):.1f} | "
+            f"{statistics.median(rates) / base:.2f} | {diff} |"
         )
     body.append("")
     body.append(
-        f"1-minute load average at the end: {os.getloadavg()[0]:.2f} (2 CPU cores shared with other jobs; heavy jobs serialised by a lock)."
+        f"1-minute load average at the end: {os.getloadavg()[0]:.2f} (2 CPU cores shared with other jobs; heavy jobs "
+        "serialised by a lock)."
     )
     text = section(
         "ONNX Runtime session settings for corpus encoding (bench/onnx_session_options.py)",

@@ -183,7 +183,8 @@ def rounds(systems: list[str], n: int, run_one) -> dict[str, list[dict]]:
 
 
 def prepare_st_onnx(args: argparse.Namespace, work: Path) -> tuple[str, str]:
-    """Export the packaged MiniLM with sentence-transformers' ONNX backend (fp32 + its dynamic int8), in the side folder."""
+    """Export the packaged MiniLM with sentence-transformers' ONNX backend (fp32 + its dynamic int8),
+    in the side folder."""
     code = (
         "import sys; from sentence_transformers import SentenceTransformer; "
         "from sentence_transformers.backend import export_dynamic_quantized_onnx_model as q; "
@@ -299,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
         ref = np.load(work / "emb" / "unirank-torch.npy")
         torch_rate = statistics.median(r["rate"] for r in res["unirank-torch"])
         body += [
-            f"### Corpus encoding: {args.n} SciFact abstracts, batch {args.batch_size}, {args.max_length} tokens, all-MiniLM-L6-v2, "
+            f"### Corpus encoding: {args.n} SciFact abstracts, batch {args.batch_size}, {args.max_length} tokens, "
+            "all-MiniLM-L6-v2, "
             f"{args.threads} threads, {args.rounds} rounds alternating order",
             "",
             "| system | texts/s per round | median | x unirank PyTorch | max abs diff to unirank PyTorch | libraries |",
@@ -367,7 +369,8 @@ def main(argv: list[str] | None = None) -> None:
 
     load = os.getloadavg()
     body.append(
-        f"1-minute load average at the end: {load[0]:.2f} (2 CPU cores shared with other jobs; heavy jobs serialised by a lock)."
+        f"1-minute load average at the end: {load[0]:.2f} (2 CPU cores shared with other jobs; heavy jobs serialised "
+        "by a lock)."
     )
     text = section(
         "PyTorch vs ONNX Runtime on the CPU (bench/onnx_speed.py)", "onnx_speed.py", host("cpu", args.threads), body

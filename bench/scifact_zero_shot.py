@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         m = res.metrics
         rows.append((name, m["ndcg@10"], m["recall@100"], m["auc_global"], secs))
         print(
-            f"{name:6s} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  AUC(global) {m['auc_global']:.4f}  {secs:.1f} s",
+            f"{name:6s} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  AUC(global) "
+            f"{m['auc_global']:.4f}  {secs:.1f} s",
             flush=True,
         )
 

@@ -139,7 +139,10 @@ def recall(args: argparse.Namespace) -> None:
         bpv = (d // 8 + 8) if kind == "ivfpq" else (4 * d + 8 * params["M"])
         rows.append(
             {
-                "index": f"{kind} {params} {search} nlist={faiss.extract_index_ivf(ix.index).nlist if kind == 'ivfpq' else '-'}",
+                "index": (
+                    f"{kind} {params} {search} "
+                    f"nlist={faiss.extract_index_ivf(ix.index).nlist if kind == 'ivfpq' else '-'}"
+                ),
                 "build_s": round(build, 2),
                 "search_s": round(time.perf_counter() - t, 2),
                 "recall@100": round(recall_at_k(exact, got, 100), 4),

@@ -372,7 +372,8 @@ def main() -> int:
         f"- tracebacks in the server log: {tracebacks}",
         f"- fully sent before SIGTERM and not answered: {unanswered_before}; not fully sent when the server stopped "
         f"(refused by the closed listener, or reset while still sending): {closed_after}",
-        f"- server exit after SIGTERM: {'%.2f s' % soak.exit_seconds if soak.exit_seconds is not None else 'did not exit'}"
+        "- server exit after SIGTERM: "
+        f"{'%.2f s' % soak.exit_seconds if soak.exit_seconds is not None else 'did not exit'}"
         f" (exit status {code}; uvicorn re-raises the SIGTERM it caught)",
         f"- checks: {'all passed' if not problems else f'{len(problems)} FAILED'}",
     ]
@@ -386,8 +387,10 @@ def main() -> int:
         body = [
             f"`unirank serve --index {args.index} --retriever bm25"
             + (f" --model {args.model} --kind {args.kind}" if args.model else "")
-            + f" --api-key K --body-timeout {args.body_timeout:g} --max-queue {args.max_queue}` on 127.0.0.1; {args.concurrency} "
-            f"client workers, one connection per request, {args.duration:g} s of load, SIGTERM at {args.sigterm_after:g} s "
+            + f" --api-key K --body-timeout {args.body_timeout:g} --max-queue {args.max_queue}` on 127.0.0.1; "
+            f"{args.concurrency} "
+            f"client workers, one connection per request, {args.duration:g} s of load, SIGTERM at "
+            f"{args.sigterm_after:g} s "
             "while the clients keep going. Request kinds are drawn at random (seed "
             f"{args.seed}); see `bench/soak_serve.py` for what each sends and must get.",
             "",

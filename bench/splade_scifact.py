@@ -193,30 +193,38 @@ def main(argv: list[str] | None = None) -> None:
         f"SciFact test ({len(qids)} queries, {len(doc_ids)} documents), model `{args.model}`, settings "
         f"`{json.dumps(model.settings)}`, encoding batch {args.batch_size}.",
         "",
-        "| system | nDCG@10 | R@100 | nnz/query | nnz/doc | index MB | corpus encode s | query enc ms | exact ms/q | seismic ms/q | seismic R@100 vs exact | seismic nDCG@10 |",
+        "| system | nDCG@10 | R@100 | nnz/query | nnz/doc | index MB | corpus encode s | query enc ms | exact ms/q | "
+        "seismic ms/q | seismic R@100 vs exact | seismic nDCG@10 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| unirank {args.name} | {out['ndcg@10']:.4f} | {out['recall@100']:.4f} | {out['query_nnz']} | {out['doc_nnz']} | "
-        f"{out['exact_index_mb']} (seismic {out['seismic_index_mb']}) | {out['encode_corpus_s']} | {out['encode_query_ms']} | "
-        f"{out['exact_search_ms']} | {out['seismic_search_ms']} | {out['seismic_recall@100_vs_exact']} | {out['seismic']['ndcg@10']:.4f} |",
+        f"| unirank {args.name} | {out['ndcg@10']:.4f} | {out['recall@100']:.4f} | {out['query_nnz']} | "
+        f"{out['doc_nnz']} | "
+        f"{out['exact_index_mb']} (seismic {out['seismic_index_mb']}) | {out['encode_corpus_s']} | "
+        f"{out['encode_query_ms']} | "
+        f"{out['exact_search_ms']} | {out['seismic_search_ms']} | {out['seismic_recall@100_vs_exact']} | "
+        f"{out['seismic']['ndcg@10']:.4f} |",
     ]
     if "sentence_transformers" in out:
         s = out["sentence_transformers"]
         body.append(
-            f"| sentence-transformers SparseEncoder, same folder | {s['ndcg@10']:.4f} | {s['recall@100']:.4f} | {s['query_nnz']} | "
+            f"| sentence-transformers SparseEncoder, same folder | {s['ndcg@10']:.4f} | {s['recall@100']:.4f} | "
+            f"{s['query_nnz']} | "
             f"{s['doc_nnz']} | - | {s['encode_corpus_s']} | - | - | - | - | - |"
         )
     if "fused_with_dense" in out:
         body.append(
-            f"| dense `{args.fuse_dense}` alone | {out['dense']['ndcg@10']:.4f} | {out['dense']['recall@100']:.4f} | - | - | - | - | - | - | - | - | - |"
+            f"| dense `{args.fuse_dense}` alone | {out['dense']['ndcg@10']:.4f} | {out['dense']['recall@100']:.4f} | "
+            "- | - | - | - | - | - | - | - | - |"
         )
         body.append(
-            f"| RRF(unirank {args.name}, dense) | {out['fused_with_dense']['ndcg@10']:.4f} | {out['fused_with_dense']['recall@100']:.4f} "
+            f"| RRF(unirank {args.name}, dense) | {out['fused_with_dense']['ndcg@10']:.4f} | "
+            f"{out['fused_with_dense']['recall@100']:.4f} "
             "| - | - | - | - | - | - | - | - | - |"
         )
     body.append(f"\nSeismic parameters: `{json.dumps(out['seismic']['params'])}`, build {out['seismic_build_s']} s.")
     if "sentence_transformers" in out:
         body.append(
-            f"Largest absolute difference between the two document matrices: {out['sentence_transformers']['max_abs_diff_docs']:.2e}. "
+            "Largest absolute difference between the two document matrices: "
+            f"{out['sentence_transformers']['max_abs_diff_docs']:.2e}. "
             "unirank encoded first, then sentence-transformers, in one process."
         )
     record(

@@ -307,7 +307,8 @@ def run_suite(
         results["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         results_path.write_text(json.dumps(results, indent=1))
         print(json.dumps({kind: results["runs"][kind]["test"], "train_s": summary["train_s"]}), flush=True)
-    # paired tests between the kinds over the same test contexts / queries (each test run folder: scores.jsonl or run.trec)
+    # paired tests between the kinds over the same test contexts / queries
+    # (each test run folder: scores.jsonl or run.trec)
     from _compare import compare_runs
 
     qrels = str(Path(data_root or default_data_root()) / "scifact") if suite == "scifact" else None
@@ -341,10 +342,13 @@ def report(results: dict) -> str:
     first = base["config"]
     test = first.get("test") or {}
     lines = [
-        f"Suite `{results['suite']}` ({results['date']}; {results['machine'].get('gpu', 'CPU')}, torch {results['machine']['torch']})",
+        f"Suite `{results['suite']}` ({results['date']}; {results['machine'].get('gpu', 'CPU')}, torch "
+        f"{results['machine']['torch']})",
         f"Command: `{results['command']}`",
-        f"Budget (all rows, `--budget {results.get('budget', 'full')}`): {first.get('epochs')} epoch(s), max_steps {first.get('max_steps')},"
-        f" batch {first['batch_size']} contexts, lr {first['lr']}, losses {first['losses']}, schedule {first['schedule']} (warmup ratio"
+        f"Budget (all rows, `--budget {results.get('budget', 'full')}`): {first.get('epochs')} epoch(s), max_steps "
+        f"{first.get('max_steps')},"
+        f" batch {first['batch_size']} contexts, lr {first['lr']}, losses {first['losses']}, schedule "
+        f"{first['schedule']} (warmup ratio"
         f" {first['warmup_ratio']}), token limits {base['settings']}; test {test.get('data')} {test.get('split')}"
         + (f", first {test['limit_queries']} contexts" if test.get("limit_queries") else "")
         + ". Rows without changes: each context's own candidate list, random batches.",
@@ -357,7 +361,8 @@ def report(results: dict) -> str:
         loss = "{:.3f} -> {:.3f}".format(*r["loss_first_last"]) if r.get("loss_first_last") else "-"
         mlm = "{:.3f} -> {:.3f}".format(*r["mlm_first_last"]) if r.get("mlm_first_last") else "-"
         lines.append(
-            f"| {name} | {r.get('kind', name)} | {_changes(r)} | {vals} | {r['steps']} | {r['train_s']:.0f} | {loss} | {mlm} |"
+            f"| {name} | {r.get('kind', name)} | {_changes(r)} | {vals} | {r['steps']} | {r['train_s']:.0f} | {loss} "
+            f"| {mlm} |"
         )
     from _compare import markdown_block
 

@@ -331,7 +331,8 @@ def report(res: dict) -> str:
             continue
         t = r.get("test") or {}
         lines.append(
-            f"| {label} | {r.get('steps', 0)} | {_fmt(t.get('ndcg@10'))} | {_fmt(t.get('recall@100'))} | {_fmt(t.get('mrr@10'))} "
+            f"| {label} | {r.get('steps', 0)} | {_fmt(t.get('ndcg@10'))} | {_fmt(t.get('recall@100'))} | "
+            f"{_fmt(t.get('mrr@10'))} "
             f"| {_fmt(t.get('auc_global'))} | {_fmt(r.get('train_s'))} |"
         )
     p = runs.get("parity")
@@ -339,14 +340,18 @@ def report(res: dict) -> str:
         u, s = p["unirank"], p["sentence_transformers"]
         lines += [
             "",
-            f"Parity: the same {p['rows']} triplets (query, positive, first mined negative), batch 32, no-duplicates batches, "
+            f"Parity: the same {p['rows']} triplets (query, positive, first mined negative), batch 32, no-duplicates "
+            "batches, "
             f"lr 2e-5 linear, warmup {p['warmup_steps']} steps, weight decay 0.01, clip 1.0, seed 42:",
             "",
             "| trainer | steps | nDCG@10 | Recall@100 | train s | wall s (load + train) |",
             "|---|---|---|---|---|---|",
-            f"| unirank infonce | {u['steps']} | {_fmt(u['test']['ndcg@10'])} | {_fmt(u['test']['recall@100'])} | {u['train_s']} | {u['wall_s']} |",
-            f"| sentence-transformers MNRL | {s['steps']} | {_fmt(s['test']['ndcg@10'])} | {_fmt(s['test']['recall@100'])} | {s['train_s']} | {s['wall_s']} |",
-            f"| ratio unirank / ST | | {u['test']['ndcg@10'] / s['test']['ndcg@10']:.3f} | | {u['train_s'] / s['train_s']:.2f} | |",
+            f"| unirank infonce | {u['steps']} | {_fmt(u['test']['ndcg@10'])} | {_fmt(u['test']['recall@100'])} | "
+            f"{u['train_s']} | {u['wall_s']} |",
+            f"| sentence-transformers MNRL | {s['steps']} | {_fmt(s['test']['ndcg@10'])} | "
+            f"{_fmt(s['test']['recall@100'])} | {s['train_s']} | {s['wall_s']} |",
+            f"| ratio unirank / ST | | {u['test']['ndcg@10'] / s['test']['ndcg@10']:.3f} | | "
+            f"{u['train_s'] / s['train_s']:.2f} | |",
         ]
     from _compare import markdown_block
 

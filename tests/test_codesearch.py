@@ -115,7 +115,8 @@ def skipped_function(a, b):
 
 def gen_module(n: int) -> str:
     return "\n\n".join(
-        f'def f{i}(x):\n    """Compute generated value number {i} for the caller."""\n    y = x + {i}\n    return y * {i}\n'
+        f'def f{i}(x):\n    """Compute generated value number {i} for the caller."""\n    y = x + {i}\n    return y * '
+        f"{i}\n"
         for i in range(n)
     )
 
@@ -134,7 +135,10 @@ def make_stdlib(root: Path, n_generated: int = 40) -> Path:
         "site-packages/thirdparty.py": SKIPPED,
         "lib-dynload/x.py": SKIPPED,
         "broken.py": "def oops(:\n    pass\n",
-        "latin1.py": '# -*- coding: latin-1 -*-\ndef caf(x):\n    """Return the caf\xe9 menu for the day."""\n    m = x\n    return m\n',
+        "latin1.py": (
+            '# -*- coding: latin-1 -*-\ndef caf(x):\n    """Return the caf\xe9 menu for the day."""\n'
+            "    m = x\n    return m\n"
+        ),
     }
     for rel, text in files.items():
         p = root / rel

@@ -3,9 +3,9 @@ from the newest complete checkpoint and ends byte-identical to an uninterrupted 
 
 The driver (``tests/_kill_anywhere.py``) counts every file-system mutation of a tiny training
 run through the real ``unirank train`` command and kills a forked copy of it right before
-the chosen one. The default run kills at six moments: the first file of a fresh run, and the five most likely to lose progress
-around an epoch end that coincides with a ``save_every`` checkpoint; the slow test kills
-before every one of the run's ~400 mutations.
+the chosen one. The default run kills at six moments: the first file of a fresh run, and the
+five most likely to lose progress around an epoch end that coincides with a ``save_every``
+checkpoint; the slow test kills before every one of the run's ~400 mutations.
 """
 
 from __future__ import annotations

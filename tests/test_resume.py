@@ -82,7 +82,8 @@ def test_resuming_at_an_epoch_end_step_runs_the_epoch_end_once(tmp_path, last):
 def test_metrics_log_drops_a_torn_last_line_and_refuses_a_garbled_one(tmp_path):
     p = tmp_path / "metrics.jsonl"
     p.write_text(
-        '{"step": 1, "loss": 1.0}\n{"step": 1, "epoch": 0, "dev/ndcg@10": 0.5}\n{"step": 2, "epoch": 0, "dev/ndcg@10": 0.6}\n'
+        '{"step": 1, "loss": 1.0}\n{"step": 1, "epoch": 0, "dev/ndcg@10": 0.5}\n{"step": 2, "epoch": 0, '
+        '"dev/ndcg@10": 0.6}\n'
         '{"step": 2, "test/ndcg@10": 0.6}\n{"step": 3, "lo'
     )
     MetricsLog(p, keep_until_step=2, dev_rows=[{"step": 1, "epoch": 0}])

@@ -75,7 +75,10 @@ def eval_cmd(
     limit_queries: Optional[int] = typer.Option(None, help="evaluate the first N queries (examples) only"),
     task: Optional[str] = typer.Option(
         None,
-        help="retrieval (default) | response (response selection: R_n@k, MRR) | budget (CUR vs reranking at cross-encoder budgets)",
+        help=(
+            "retrieval (default) | response (response selection: R_n@k, MRR) | "
+            "budget (CUR vs reranking at cross-encoder budgets)"
+        ),
     ),
     reranker: Optional[str] = typer.Option(None, help="rerank the first stage with this kind: cross | uni | poly | bi"),
     reranker_model: Optional[str] = typer.Option(None, help="reranker folder (saved unirank model) or name"),
@@ -394,7 +397,10 @@ def export_cmd(
 def compare(
     runs: List[Path] = typer.Argument(
         ...,
-        help="run folders (unirank eval: run.trec, or scores.jsonl for --task response) or TREC run files; the first is the baseline",
+        help=(
+            "run folders (unirank eval: run.trec, or scores.jsonl for --task response) or TREC run files; "
+            "the first is the baseline"
+        ),
     ),
     qrels: Optional[Path] = typer.Option(
         None, help="retrieval: TREC qrels file, BEIR qrels .tsv, or BEIR folder (adds texts to the report)"

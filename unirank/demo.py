@@ -55,7 +55,8 @@ def run_demo(
     table = comparison_markdown(rows, MEASURES + ["auc_global", "seconds"])
     text = (
         f"# unirank demo: stdlib-codesearch test ({limit_queries} queries, {max_docs} documents)\n\n{table}\n\n"
-        f"Reports: {out}/bm25/report.html, {out}/dense/report.html, {out}/finetune/fine_tuned/report.html. Total {time.perf_counter() - t0:.0f} s.\n"
+        f"Reports: {out}/bm25/report.html, {out}/dense/report.html, {out}/finetune/fine_tuned/report.html. Total "
+        f"{time.perf_counter() - t0:.0f} s.\n"
     )
     uio.write_text(out / "summary.md", text)
     uio.write_json(out / "summary.json", {"rows": rows, "config": to_dict(cfg)})

@@ -96,7 +96,8 @@ def os_error_from(error: BaseException, path: str | os.PathLike) -> OSError | No
     ``I/O error: No space left on device (os error 28)`` - or ``None``.
 
     Example:
-        >>> e = os_error_from(RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"), "m.safetensors")
+        >>> e = os_error_from(RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"),
+        ...                   "m.safetensors")
         >>> type(e).__name__, e.errno, e.filename
         ('OSError', 28, 'm.safetensors')
         >>> os_error_from(RuntimeError("invalid header"), "m.safetensors") is None

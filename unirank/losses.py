@@ -647,7 +647,8 @@ def flops(inputs: LossInputs, *, query: float = 5e-4, doc: float = 3e-4, warmup_
 
     Example:
         >>> x = LossInputs(torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool),
-        ...                query_reps=torch.tensor([[2.0, 0.0]]), doc_reps=torch.tensor([[1.0, 1.0], [1.0, 0.0]]), step=1)
+        ...                query_reps=torch.tensor([[2.0, 0.0]]), doc_reps=torch.tensor([[1.0, 1.0], [1.0, 0.0]]),
+        ...                step=1)
         >>> round(flops(x, query=1.0, doc=2.0, warmup_steps=2).item(), 4)  # 0.25 * (1 * 4 + 2 * (1 + 0.25))
         1.625
     """

@@ -63,8 +63,10 @@ Example (tiny random model, two steps)::
     >>> from unirank.models.bi import BiEncoder
     >>> from unirank.types import Candidate, TrainExample
     >>> ex = [TrainExample(f"q{i}", f"question {i}", [Candidate(f"d{i}", f"answer {i}")]) for i in range(4)]
-    >>> cfg = from_dict(TrainConfig, {"batch_size": 2, "dev": {"split": None}, "out": tempfile.mkdtemp(), "log_every": 1})
-    >>> summary = train(cfg, model=BiEncoder(tiny_backbone(hidden=16), max_length=16), examples=ex, progress=False, log=lambda m: None)
+    >>> cfg = from_dict(TrainConfig, {"batch_size": 2, "dev": {"split": None}, "out": tempfile.mkdtemp(),
+    ...                               "log_every": 1})
+    >>> summary = train(cfg, model=BiEncoder(tiny_backbone(hidden=16), max_length=16), examples=ex, progress=False,
+    ...                 log=lambda m: None)
     >>> summary["steps"], sorted(summary["export"])
     (2, ['model', 'transformers'])
 """
@@ -253,7 +255,8 @@ def shuffle_columns(layout: Layout, order: Sequence[int]) -> Layout:
 
     Example:
         >>> from unirank.types import Candidate
-        >>> r = [Row("q1", "Q1", Candidate("a", "A"), (), frozenset({"a"})), Row("q2", "Q2", Candidate("b", "B"), (), frozenset({"b"}))]
+        >>> r = [Row("q1", "Q1", Candidate("a", "A"), (), frozenset({"a"})),
+        ...      Row("q2", "Q2", Candidate("b", "B"), (), frozenset({"b"}))]
         >>> lay = shuffle_columns(pool_layout(r), [1, 0])
         >>> lay.docs, lay.positive_mask.tolist()
         (['B', 'A'], [[False, True], [True, False]])
@@ -631,7 +634,8 @@ def _train(
     if cfg.mlm.weight > 0:
         if not isinstance(model, MaskedLMTrainable):
             raise ConfigError(
-                f"mlm.weight: the MLM auxiliary loss needs a packed-input ranker (cross, poly, uni); got {type(model).__name__}"
+                "mlm.weight: the MLM auxiliary loss needs a packed-input ranker (cross, poly, uni); got "
+                f"{type(model).__name__}"
             )
         model.add_mlm_head(seed=cfg.seed)  # tied to the word embeddings; kept if the model has one
     model.to(device)
@@ -754,7 +758,8 @@ def _train(
         _save_rank_rng(ckpt_root / name, dist)
 
     say(
-        f"training {type(model).__name__} on {len(examples)} queries: {total_steps} step{'' if total_steps == 1 else 's'}, batch {cfg.batch_size}"
+        f"training {type(model).__name__} on {len(examples)} queries: {total_steps} "
+        f"step{'' if total_steps == 1 else 's'}, batch {cfg.batch_size}"
         f" x accumulate {cfg.accumulate}, warmup {warmup}, device {device}"
         + (f", {dist.world_size} processes" if dist.active else "")
     )
@@ -983,7 +988,8 @@ def _check_resume_config(cfg: TrainConfig, saved: dict, where: Path) -> None:
     diff = sorted(k for k in set(now) | set(saved) if k not in RESUME_SAFE_KEYS and now.get(k) != saved.get(k))
     if diff:
         raise ConfigError(
-            f"{where}: cannot resume: the config differs in {', '.join(diff)} (only {', '.join(sorted(RESUME_SAFE_KEYS))} may change)"
+            f"{where}: cannot resume: the config differs in {', '.join(diff)} (only "
+            f"{', '.join(sorted(RESUME_SAFE_KEYS))} may change)"
         )
 
 

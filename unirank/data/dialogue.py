@@ -311,7 +311,8 @@ def read_response_tsv(path: str | os.PathLike, group_size: int | None = None) ->
                 flush()
         elif block and ctx != block_ctx:
             raise DataError(
-                f"context differs from the block that starts on line {block[0][0]} (blocks of {group_size} lines expected)",
+                f"context differs from the block that starts on line {block[0][0]} (blocks of {group_size} lines "
+                "expected)",
                 path=path,
                 line=lineno,
             )
@@ -558,7 +559,8 @@ def examples_fingerprint(examples: Iterable[DialogueExample]) -> str:
 
     Example:
         >>> ex = [DialogueExample("a", ["hi"], ["x", "y"], [1, 0])]
-        >>> examples_fingerprint(ex) == examples_fingerprint(ex), examples_fingerprint(ex) == examples_fingerprint(ex[:0])
+        >>> examples_fingerprint(ex) == examples_fingerprint(ex), examples_fingerprint(ex) == examples_fingerprint(
+        ...     ex[:0])
         (True, False)
     """
     from ..provenance import text_fingerprint

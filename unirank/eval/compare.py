@@ -387,13 +387,15 @@ def _retrieval_values(
         values[s.name] = M.per_query(qrels, s.run, names, missing=missing)  # type: ignore[arg-type]
         if missing == "zero" and judged < len(qrels):
             notes.append(
-                f"{s.name}: {len(qrels) - judged} of {len(qrels)} judged queries are not in the run and score 0 (--missing zero)"
+                f"{s.name}: {len(qrels) - judged} of {len(qrels)} judged queries are not in the run and score 0 "
+                "(--missing zero)"
             )
     nowhere = [q for q in qrels if not any(q in s.run for s in systems)]
     if nowhere and missing == "skip":  # a TREC file cannot hold a query that retrieved nothing: say it is left out
         more = ", ..." if len(nowhere) > 5 else ""
         notes.append(
-            f"{len(nowhere)} of {len(qrels)} judged queries are in no run and are left out ({', '.join(nowhere[:5])}{more}); "
+            f"{len(nowhere)} of {len(qrels)} judged queries are in no run and are left out "
+            f"({', '.join(nowhere[:5])}{more}); "
             "--missing zero scores them 0"
         )
     return names, values, notes

@@ -123,7 +123,8 @@ def comparison_markdown(cmp: Comparison) -> str:
 
     Example:
         >>> from unirank.eval.compare import Comparison, align, compare_values
-        >>> al = align({"b": {"m": {f"q{i}": 0.1 for i in range(8)}}, "a": {"m": {f"q{i}": 0.5 + i / 100 for i in range(8)}}}, ["m"])
+        >>> al = align({"b": {"m": {f"q{i}": 0.1 for i in range(8)}},
+        ...             "a": {"m": {f"q{i}": 0.5 + i / 100 for i in range(8)}}}, ["m"])
         >>> means, pairs = compare_values(al, ["b", "a"], "b", bootstrap=100)
         >>> settings = {"test": "t", "correction": "holm", "alpha": 0.05, "confidence": 0.95, "all_pairs": False,
         ...             "permutations": 10, "seed": 0}
@@ -236,7 +237,10 @@ def _changed_html(block: dict[str, Any]) -> str:
             f"<code>{_e(r['id'])}</code>" + (f" {_e(r['title'][:60])}" if r["title"] else "") for r in q["relevant"]
         )
         head = f"<b>{_e(q['qid'])}</b>" + (f": {_e(q['text'])}" if q["text"] else "")
-        head += f"<br><span class='s'>{_e(m)} {q['b']:.3f} &rarr; {q['a']:.3f} ({q['diff']:+.3f}); relevant: {rel or '-'}</span>"
+        head += (
+            f"<br><span class='s'>{_e(m)} {q['b']:.3f} &rarr; {q['a']:.3f} ({q['diff']:+.3f}); "
+            f"relevant: {rel or '-'}</span>"
+        )
         rows.append([head, _top_list(q["top"][b]), _top_list(q["top"][a])])
     return parts[0] + _table(["query", f"top of {b}", f"top of {a}"], rows, raw=True)
 
@@ -285,7 +289,8 @@ def html_comparison(cmp: Comparison, changed: list[dict[str, Any]], title: str |
         ],
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{_e(title)}</title>
-<style>body{{font-family:sans-serif;max-width:80em;margin:2em auto}}td,th{{padding:2px 10px;border-bottom:1px solid #ddd;
+<style>body{{font-family:sans-serif;max-width:80em;margin:2em auto}}\
+td,th{{padding:2px 10px;border-bottom:1px solid #ddd;
 vertical-align:top;text-align:left}}ol{{margin:0;padding-left:1.5em}}li.rel{{color:#1d6b3a}}li.non{{color:#555}}
 .s{{color:#777;font-size:90%}}sup{{color:#1f4e9c}}</style></head><body><h1>{_e(title)}</h1>
 <h2>Means</h2>{means}<p>{_e(legend(cmp))}</p>

@@ -101,7 +101,8 @@ def budget_table(rows: Sequence[dict[str, Any]], measures: Sequence[str]) -> str
     """Markdown: one table per budget, a row per method (calls, Top-k-Recall, measures).
 
     Example:
-        >>> print(budget_table([{"method": "adacur", "budget": 10, "ce_calls": 10.0, "top10_recall": 0.5, "ndcg@10": 0.4}], ["ndcg@10"]))
+        >>> print(budget_table([{"method": "adacur", "budget": 10, "ce_calls": 10.0, "top10_recall": 0.5,
+        ...                      "ndcg@10": 0.4}], ["ndcg@10"]))
         | budget | method | CE calls / query | Top-10-Recall | ndcg@10 |
         |---|---|---|---|---|
         | 10 | adacur | 10.0 | 0.5000 | 0.4000 |
@@ -174,7 +175,8 @@ def _plot_html(title: str, rows: Sequence[dict[str, Any]], table_md: str, info: 
     )
     table = "<pre>" + html.escape(table_md) + "</pre>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:90em;margin:2em auto}}td{{padding:2px 12px;border-bottom:1px solid #ddd}}</style>
+<style>body{{font-family:sans-serif;max-width:90em;margin:2em auto}}\
+td{{padding:2px 12px;border-bottom:1px solid #ddd}}</style>
 </head><body><h1>{html.escape(title)}</h1>
 <h2>Recall against cross-encoder calls (dashed: exhaustive cross-encoder)</h2>
 <img alt="recall vs cross-encoder calls" src="data:image/png;base64,{img}"/>

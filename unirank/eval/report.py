@@ -136,7 +136,8 @@ def html_report(
     info: Mapping[str, object] | None = None,
     extra_html: str = "",
 ) -> str:
-    """A self-contained HTML page: metrics table, run info, the plots (and ``extra_html``, e.g. SPLADE's explain view)."""
+    """A self-contained HTML page: metrics table, run info, the plots (and ``extra_html``,
+    e.g. SPLADE's explain view)."""
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in metrics.items())
     info_rows = "".join(
         f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in (info or {}).items()
@@ -146,7 +147,8 @@ def html_report(
         for t, b in _plots(qrels, run, per_query_ndcg)
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td{{padding:2px 12px;border-bottom:1px solid #ddd}}</style>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}\
+td{{padding:2px 12px;border-bottom:1px solid #ddd}}</style>
 </head><body><h1>{html.escape(title)}</h1><h2>Metrics</h2><table>{rows}</table>
 <h2>Run</h2><table>{info_rows}</table>{imgs}{extra_html}</body></html>
 """

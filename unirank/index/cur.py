@@ -318,7 +318,8 @@ def top_unscored(
 
     Example:
         >>> sp = MatrixSpace(np.array([[3., 2., 1., 0.]]))
-        >>> [x.tolist() for x in top_unscored(sp.search, np.array([[1.], [-1.]]), [2, 1], [np.array([0]), np.array([])])]
+        >>> [x.tolist() for x in top_unscored(sp.search, np.array([[1.], [-1.]]), [2, 1],
+        ...                                   [np.array([0]), np.array([])])]
         [[1, 2], [3]]
     """
     if not len(queries):

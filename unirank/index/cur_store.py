@@ -77,7 +77,8 @@ def ranker_fingerprint(ranker: Any) -> str:
     Example:
         >>> from unirank.models.backbone import tiny_backbone
         >>> from unirank.models.cross import CrossEncoder
-        >>> ranker_fingerprint(CrossEncoder(tiny_backbone(seed=0))) != ranker_fingerprint(CrossEncoder(tiny_backbone(seed=1)))
+        >>> ranker_fingerprint(CrossEncoder(tiny_backbone(seed=0))) != ranker_fingerprint(
+        ...     CrossEncoder(tiny_backbone(seed=1)))
         True
     """
     h = hashlib.sha256()
@@ -481,7 +482,8 @@ class CURIndex:
         want = self.meta["ranker"]["fingerprint"]
         if fp != want:
             raise ConfigError(
-                f"{self.folder}: this CUR index was built with another cross-encoder ({self.meta['ranker'].get('source')}, "
+                f"{self.folder}: this CUR index was built with another cross-encoder "
+                f"({self.meta['ranker'].get('source')}, "
                 f"fingerprint {want}; the model given has {fp}); use that model or rebuild the index"
             )
 
@@ -568,7 +570,8 @@ def build_cur_index_cli(
     )
     cost = CURIndex(out).cost() if _all_shards_done(Path(out)) else None
     line = (
-        f"wrote {out}: {len(anchors)} anchor queries x {len(corpus)} documents; this run scored {stats['pairs_scored']:,} pairs "
+        f"wrote {out}: {len(anchors)} anchor queries x {len(corpus)} documents; this run scored "
+        f"{stats['pairs_scored']:,} pairs "
         f"in {stats['seconds']:.1f} s"
     )
     if cost is not None:

@@ -350,7 +350,8 @@ class StoreVectors:
         ...     def encode_docs(self, texts, **kw):
         ...         return np.array([[len(t), 1.0] for t in texts], dtype="float32")
         >>> root = tempfile.mkdtemp()
-        >>> _ = encode_corpus_shard(Toy(), [(f"d{i}", "x" * i) for i in range(5)], shard=(0, 1), out_dir=root, chunk_size=2)
+        >>> _ = encode_corpus_shard(Toy(), [(f"d{i}", "x" * i) for i in range(5)], shard=(0, 1), out_dir=root,
+        ...                         chunk_size=2)
         >>> v = StoreVectors(root)
         >>> v.shape, v[np.array([4, 0])][:, 0].tolist()
         ((5, 2), [4.0, 0.0])

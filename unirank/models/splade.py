@@ -650,7 +650,8 @@ class Splade(DualEncoder):
         missing = [k for k in missing if not k.endswith("position_ids")]
         if missing or unexpected:
             raise RuntimeError(
-                f"could not map the SPLADE weights onto {type(mlm).__name__}: missing {missing}, unexpected {unexpected}"
+                f"could not map the SPLADE weights onto {type(mlm).__name__}: missing {missing}, unexpected "
+                f"{unexpected}"
             )
         mlm.config.architectures = [type(mlm).__name__]
         return mlm.eval()
@@ -741,7 +742,8 @@ def _st_sparse_settings(folder: Path) -> dict[str, Any]:
             strategy = pcfg.get("pooling_strategy", "max")
             if strategy not in POOLINGS:
                 raise ConfigError(
-                    f"{folder / m.get('path', '')}/config.json: pooling_strategy {strategy!r}; valid: {', '.join(POOLINGS)}"
+                    f"{folder / m.get('path', '')}/config.json: pooling_strategy {strategy!r}; valid: "
+                    f"{', '.join(POOLINGS)}"
                 )
             if pcfg.get("activation_function", "relu") != "relu":
                 raise ConfigError(

@@ -76,7 +76,8 @@ def segmented_pays_off(device_type: str, half: bool, width: int, fill: float = 1
     :data:`SEGMENTED_MIN_FILL`; device types other than ``cuda`` follow the CPU)?
 
     Example:
-        >>> segmented_pays_off("cuda", False, 32), segmented_pays_off("cuda", False, 256), segmented_pays_off("cuda", True, 128)
+        >>> segmented_pays_off("cuda", False, 32), segmented_pays_off("cuda", False, 256), segmented_pays_off(
+        ...     "cuda", True, 128)
         (False, True, False)
         >>> segmented_pays_off("cpu", False, 128, fill=0.18)
         False

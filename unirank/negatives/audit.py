@@ -230,7 +230,8 @@ def svg_histogram(
     left, right, top, bottom = 50, 10, 24, 40
     pw, ph = width - left - right, height - top - bottom
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        'font-size="11">',
         f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
     ]
     if title:
@@ -253,7 +254,9 @@ def svg_histogram(
                 continue
             h = f[b] / ymax * ph
             parts.append(
-                f'<rect x="{xpix(edges[b]):.1f}" y="{top + ph - h:.1f}" width="{max(xpix(edges[b + 1]) - xpix(edges[b]), 0.5):.1f}" height="{h:.1f}" fill="{colour}" fill-opacity="0.55"/>'
+                f'<rect x="{xpix(edges[b]):.1f}" y="{top + ph - h:.1f}" '
+                f'width="{max(xpix(edges[b + 1]) - xpix(edges[b]), 0.5):.1f}" height="{h:.1f}" fill="{colour}" '
+                'fill-opacity="0.55"/>'
             )
         parts.append(
             f'<rect x="{left + 8}" y="{top + 6 + 14 * n}" width="10" height="10" fill="{colour}" fill-opacity="0.55"/>'
@@ -263,10 +266,12 @@ def svg_histogram(
         parts.append(f'<text x="{xpix(t):.1f}" y="{top + ph + 14}" text-anchor="middle">{t:.3g}</text>')
     if x0 < 0 < x1:
         parts.append(
-            f'<line x1="{xpix(0.0):.1f}" y1="{top}" x2="{xpix(0.0):.1f}" y2="{top + ph}" stroke="#c00" stroke-dasharray="4,3"/>'
+            f'<line x1="{xpix(0.0):.1f}" y1="{top}" x2="{xpix(0.0):.1f}" y2="{top + ph}" stroke="#c00" '
+            'stroke-dasharray="4,3"/>'
         )
     parts.append(
-        f'<text x="{left - 6}" y="{top + 8}" text-anchor="end">{ymax:.2g}</text><text x="{left - 6}" y="{top + ph}" text-anchor="end">0</text>'
+        f'<text x="{left - 6}" y="{top + 8}" text-anchor="end">{ymax:.2g}</text><text x="{left - 6}" y="{top + ph}" '
+        'text-anchor="end">0</text>'
     )
     if xlabel:
         parts.append(
@@ -326,7 +331,8 @@ def render_audit_html(
             f"<td><b>{html.escape(e.pos_id)}</b> score {_fmt(e.pos_score)}"
             + (f", teacher {_fmt(e.pos_teacher)}" if has_teacher else "")
             + f"<br>{_cut(e.pos_text)}</td>"
-            f"<td><b>{html.escape(e.neg_id)}</b> rank {e.neg_rank if e.neg_rank is not None else '-'}, score {_fmt(e.neg_score)}"
+            f"<td><b>{html.escape(e.neg_id)}</b> rank {e.neg_rank if e.neg_rank is not None else '-'}, score "
+            f"{_fmt(e.neg_score)}"
             + (f", teacher {_fmt(e.neg_teacher)}" if has_teacher else "")
             + f"<br>{_cut(e.neg_text)}</td>"
             f"<td>{_fmt(e.margin)}</td><td>{_fmt(e.relative)}</td>"
@@ -339,12 +345,15 @@ def render_audit_html(
         else "relative margin (neg - pos) / |pos| of miner scores"
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:80em;margin:2em auto}}td,th{{padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top;text-align:left}}td{{font-size:90%}}</style>
+<style>body{{font-family:sans-serif;max-width:80em;margin:2em auto}}\
+td,th{{padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top;text-align:left}}td{{font-size:90%}}</style>
 </head><body><h1>{html.escape(title)}</h1>
 <h2>Run</h2><table>{summ}</table>
 <h2>Margins</h2>{"".join(f"<p>{s}</p>" for s in svgs)}
 <h2>Negatives most likely to be false ({len(entries)})</h2>
-<p>Written negatives ranked by {html.escape(key)}, highest first. The positive shown is the query's lowest-scoring positive (the one margin filters compare with). Inspect these: a negative that answers the query is an unlabelled positive.</p>
+<p>Written negatives ranked by {html.escape(key)}, highest first. \
+The positive shown is the query's lowest-scoring positive (the one margin filters compare with). \
+Inspect these: a negative that answers the query is an unlabelled positive.</p>
 <table>{head}{"".join(rows)}</table></body></html>
 """
 

@@ -527,7 +527,8 @@ def run_mine(
     timings["index_s"] = time.perf_counter() - t
     if cfg.depth > len(doc_ids):
         print(
-            f"note: depth={cfg.depth} is more than the {len(doc_ids)} documents of {ds.name}; every document is a candidate",
+            f"note: depth={cfg.depth} is more than the {len(doc_ids)} documents of {ds.name}; every document is a "
+            "candidate",
             file=sys.stderr,
         )
 

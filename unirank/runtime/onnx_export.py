@@ -77,7 +77,8 @@ INSTALL_HINT = "pip install 'unirank[onnx]'"
 
 
 def require_onnx() -> Any:
-    """Import onnxruntime, or raise :class:`~unirank.errors.MissingDependency` (an ImportError) with the install hint."""
+    """Import onnxruntime, or raise :class:`~unirank.errors.MissingDependency` (an ImportError) with the
+    install hint."""
     optional_import("onnx", "the ONNX backend", INSTALL_HINT)
     return optional_import("onnxruntime", "the ONNX backend", INSTALL_HINT)
 

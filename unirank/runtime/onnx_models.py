@@ -71,7 +71,8 @@ class OrtGraph:
         if device is not None and str(device).startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise ConfigError(
-                    f"device: {device!r} asked for, but this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); use cpu"
+                    f"device: {device!r} asked for, but this onnxruntime has no CUDA provider (pip install "
+                    "onnxruntime-gpu); use cpu"
                 )
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         self.path = Path(path)

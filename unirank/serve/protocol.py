@@ -18,7 +18,8 @@ Example:
     >>> req = RankRequest(context=["hi", "how are you?"], candidates=["fine", "a cat"])
     >>> check_limits(req, Limits(max_candidates=1))[0]["loc"]
     ['body', 'candidates']
-    >>> fixed, errors = apply_text_policy(SearchRequest(query="x" * 5), Limits(max_text_chars=3, text_policy="truncate"))
+    >>> fixed, errors = apply_text_policy(SearchRequest(query="x" * 5),
+    ...                                   Limits(max_text_chars=3, text_policy="truncate"))
     >>> fixed.query, errors
     ('xxx', [])
 """

@@ -36,7 +36,8 @@ Example:
     >>> m2 = torch.nn.Linear(2, 1); opt2 = torch.optim.AdamW(m2.parameters(), lr=0.1)
     >>> load_checkpoint(latest_checkpoint(root), m2, opt2, None)["step"]
     1
-    >>> bool(torch.equal(m.weight, m2.weight)), bool(torch.equal(opt.state[m.weight]["exp_avg"], opt2.state[m2.weight]["exp_avg"]))
+    >>> bool(torch.equal(m.weight, m2.weight)), bool(torch.equal(opt.state[m.weight]["exp_avg"],
+    ...                                                           opt2.state[m2.weight]["exp_avg"]))
     (True, True)
 """
 

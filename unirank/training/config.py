@@ -79,8 +79,8 @@ class DataConfig:
         negative_choice: ``random`` (a fresh seeded draw from each query's mined list every
             epoch, as Tevatron does) or ``first`` (the best-ranked ``negatives``, fixed).
         limit_queries: train on the first N queries only (quick runs, tests).
-        task: a :data:`unirank.tasks.TASKS` name: ``retrieval`` (``train`` is a BEIR folder or data set name) or ``response``
-            (``train`` is response-selection data for
+        task: a :data:`unirank.tasks.TASKS` name: ``retrieval`` (``train`` is a BEIR folder or data set name)
+            or ``response`` (``train`` is response-selection data for
             :func:`unirank.data.dialogue.load_response_data`: ``mutual``, ``dailydialog``
             or a MuTual/TSV/JSONL/task path; each context becomes a query whose correct
             replies are positives and whose other candidates are its negatives).
@@ -297,7 +297,8 @@ class TrainConfig:
             raise ConfigError(f"model.kind: unknown model kind {self.model.kind!r}; valid: {', '.join(MODELS.names())}")
         if self.batching.name not in BATCH_SAMPLERS:
             raise ConfigError(
-                f"batching.name: unknown batch sampler {self.batching.name!r}; valid: {', '.join(BATCH_SAMPLERS.names())}"
+                f"batching.name: unknown batch sampler {self.batching.name!r}; valid: "
+                f"{', '.join(BATCH_SAMPLERS.names())}"
             )
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES.names())}")

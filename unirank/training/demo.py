@@ -113,7 +113,8 @@ def finetune_demo(
     steps = int(max(5, min(len(examples) // cfg.batch_size, train_budget // step_s)))
     cfg.max_steps = steps
     say(
-        f"fine-tune demo: {steps} steps of {cfg.batch_size} queries (about {step_s:.1f} s each) on stdlib-codesearch train"
+        f"fine-tune demo: {steps} steps of {cfg.batch_size} queries (about {step_s:.1f} s each) on stdlib-codesearch "
+        "train"
     )
 
     import shutil
@@ -140,7 +141,8 @@ def finetune_demo(
         )
     base = model_name or "all-MiniLM-L6-v2"
     text = (
-        f"# Fine-tuning {base} on stdlib-codesearch train ({summary['steps']} steps, {summary['train_s']:.0f} s of training)\n\n"
+        f"# Fine-tuning {base} on stdlib-codesearch train ({summary['steps']} steps, {summary['train_s']:.0f} s of "
+        "training)\n\n"
         + "\n".join(rows_md)
         + f"\n\nnDCG@10 gain: {gain.get('ndcg@10', 0.0):+.4f}. Test subset: {limit_queries} queries, "
         f"{max_docs} documents. Model: {out / 'run' / 'model'}. Total {result['total_s']:.0f} s.\n"
