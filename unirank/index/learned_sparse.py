@@ -388,7 +388,7 @@ def encode_sparse_shard(
     Raises:
         ConfigError: the store holds another model's, corpus's or layout's vectors.
     """
-    from .shards import _atomic_save, _corpus_items, _fingerprint, _shard_dir, shard_range
+    from .shards import _atomic_save, _corpus_items, _fingerprint, _shard_dir, chunk_done, open_store, shard_range
 
     sp = _sp()
     if shard is None:
@@ -412,14 +412,7 @@ def encode_sparse_shard(
         "vocab_fingerprint": model.vocab_fingerprint(),
         "dim": int(model.vocab_size),
     }
-    store = root / "store.json"
-    if store.is_file():
-        old = json.loads(store.read_text(encoding="utf-8"))
-        diff = sorted(k for k in meta if old.get(k) != meta[k])
-        if diff:
-            raise ConfigError(f"{store}: the store was written with other {', '.join(diff)}; use a new out_dir")
-    else:
-        write_json(store, meta)
+    open_store(root, meta)
     folder = _shard_dir(root, i, n)
     folder.mkdir(exist_ok=True)
     start, stop = shard_range(len(items), i, n)
@@ -429,12 +422,7 @@ def encode_sparse_shard(
         part = mine[c * chunk_size : (c + 1) * chunk_size]
         ids = [d for d, _ in part]
         ids_path, vec_path = folder / f"chunk-{c:06d}.ids.json", folder / f"chunk-{c:06d}.npz"
-        if (
-            resume
-            and vec_path.is_file()
-            and ids_path.is_file()
-            and json.loads(ids_path.read_text(encoding="utf-8")) == ids
-        ):
+        if resume and chunk_done(ids_path, vec_path, ids):
             continue
         kw: dict[str, Any] = {"batch_size": batch_size, "show_progress": False}
         if device is not None:

@@ -140,6 +140,28 @@ def _corpus_items(corpus: Any) -> list[tuple[str, Any]]:
     return [(str(i), t) for i, t in corpus]
 
 
+def open_store(root: Path, meta: dict[str, Any]) -> None:
+    """A store's ``store.json``: written by the first shard to start, and checked by every later
+    one against its own ``meta`` (:class:`ConfigError` naming the keys that differ)."""
+    store = root / STORE
+    if store.is_file():
+        old = read_json(store)
+        diff = sorted(k for k in meta if old.get(k) != meta[k])
+        if diff:
+            raise ConfigError(f"{store}: the store was written with other {', '.join(diff)}; use a new out_dir")
+    else:
+        try:
+            write_json(store, meta)
+        except FileExistsError:  # pragma: no cover - another shard wrote it first
+            pass
+
+
+def chunk_done(ids_path: Path, vec_path: Path, ids: list[str]) -> bool:
+    """Whether a chunk of these document ids is already on disk: both files (each written
+    atomically) are there and the ids file names the same documents."""
+    return vec_path.is_file() and ids_path.is_file() and json.loads(ids_path.read_text(encoding="utf-8")) == ids
+
+
 def check_store_dir(out_dir: str | os.PathLike, key: str = "--out") -> None:
     """Before any work: ``out_dir`` is an embedding store, an empty folder or no folder yet,
     and can be written (:class:`ConfigError` naming ``key`` otherwise).
@@ -242,17 +264,7 @@ def encode_corpus_shard(
         if backbone is not None and hasattr(backbone, "fingerprint")
         else None,
     }
-    store = root / STORE
-    if store.is_file():
-        old = read_json(store)
-        diff = sorted(k for k in meta if old.get(k) != meta[k])
-        if diff:
-            raise ConfigError(f"{store}: the store was written with other {', '.join(diff)}; use a new out_dir")
-    else:
-        try:
-            write_json(store, meta)
-        except FileExistsError:  # pragma: no cover - another shard wrote it first
-            pass
+    open_store(root, meta)
     folder = _shard_dir(root, i, n)
     start, stop = shard_range(len(items), i, n)
     mine = items[start:stop]
@@ -264,12 +276,7 @@ def encode_corpus_shard(
             part = mine[c * chunk_size : (c + 1) * chunk_size]
             ids = [d for d, _ in part]
             ids_path, vec_path = into / f"chunk-{c:06d}.ids.json", into / f"chunk-{c:06d}.npy"
-            if (
-                resume
-                and vec_path.is_file()
-                and ids_path.is_file()
-                and json.loads(ids_path.read_text(encoding="utf-8")) == ids
-            ):
+            if resume and chunk_done(ids_path, vec_path, ids):
                 if dim is None:
                     dim = int(np.load(vec_path, mmap_mode="r").shape[1])
                 continue
