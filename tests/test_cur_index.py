@@ -498,39 +498,14 @@ def test_budget_task_errors(beir_and_index, tmp_path):
     data, ix = beir_and_index
     r = runner.invoke(app, ["eval", "--task", "budget", "--data", str(data), "--set", f"retriever.cur.index={ix}"])
     assert r.exit_code == 2 and "needs retriever.cur.exhaustive" in r.output
-    r = runner.invoke(
-        app,
-        [
-            "eval",
-            "--task",
-            "budget",
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "o"),
-            "--set",
-            f"retriever.cur.index={ix}",
-            "--set",
-            "retriever.cur.baselines=[cur]",
-        ],
-    )
+
+    def budget(setting: str):
+        args = ["eval", "--task", "budget", "--data", str(data), "--out", str(tmp_path / "o")]
+        return runner.invoke(app, [*args, "--set", f"retriever.cur.index={ix}", "--set", setting])
+
+    r = budget("retriever.cur.baselines=[cur]")
     assert r.exit_code == 2 and "'cur' is not a first-stage retriever" in r.output
-    r = runner.invoke(
-        app,
-        [
-            "eval",
-            "--task",
-            "budget",
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "o"),
-            "--set",
-            f"retriever.cur.index={ix}",
-            "--set",
-            "retriever.cur.budgets=[3,10]",
-        ],
-    )
+    r = budget("retriever.cur.budgets=[3,10]")
     assert r.exit_code == 2 and "budget=3 is smaller than retriever.cur.rounds=5" in r.output
 
 
