@@ -436,3 +436,78 @@ def test_recipe_config_errors(tmp_path):
             examples=_examples(),
             **QUIET,
         )
+
+
+def _masked_lm_folder(folder: Path, architecture: str = "mlm") -> Path:
+    """A tiny BERT checkpoint written by transformers: ``mlm`` a BertForMaskedLM (with its
+    pre-trained-style head, weights drawn at random here), ``plain`` a BertModel (no head)."""
+    from transformers import BertForMaskedLM, BertModel
+
+    bb = tiny_backbone(hidden=16)
+    torch.manual_seed(1)
+    cls = BertForMaskedLM if architecture == "mlm" else BertModel
+    model = cls(bb.model.config)
+    with torch.no_grad():  # a head that is not BERT's init, so copying it is visible
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape) * 0.1)
+    model.save_pretrained(str(folder))
+    bb.tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def test_mlm_head_comes_from_a_masked_lm_checkpoint(tmp_path):
+    from transformers import BertForMaskedLM
+
+    src = _masked_lm_folder(tmp_path / "bert-mlm")
+    m = UniEncoder.from_pretrained(src, max_context_length=16, max_candidate_length=8)
+    head = m.add_mlm_head(seed=3)
+    assert m.mlm_head_origin == "checkpoint"
+    assert head.decoder_weight is m.encoder.get_input_embeddings().weight  # tied to *this* model's embeddings
+    ref = BertForMaskedLM.from_pretrained(str(src)).eval()
+    hidden = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(head(hidden), ref.cls(hidden))  # the checkpoint's logits, not a new head's
+    # saved and loaded, the trained head comes back from head.safetensors, not from the source again
+    with torch.no_grad():
+        head.bias.add_(1.0)
+    m.save(tmp_path / "saved")
+    back = load_ranker(tmp_path / "saved")
+    torch.testing.assert_close(back.mlm_head.bias, head.bias)
+
+
+def test_mlm_head_is_new_without_a_usable_checkpoint_head(tmp_path):
+    plain = UniEncoder.from_pretrained(_masked_lm_folder(tmp_path / "plain", "plain"), max_context_length=16)
+    plain.add_mlm_head()
+    assert plain.mlm_head_origin == "new"  # a BertModel folder (as all-MiniLM-L6-v2) has no head
+    changed = UniEncoder.from_pretrained(_masked_lm_folder(tmp_path / "mlm"), max_context_length=16)
+    with torch.no_grad():
+        changed.encoder.get_input_embeddings().weight.add_(
+            0.5
+        )  # fine-tuned since: the head decodes for other embeddings
+    changed.add_mlm_head()
+    assert changed.mlm_head_origin == "new"
+    tiny = _uni()
+    tiny.add_mlm_head()  # a made-up source name: no config to read
+    assert tiny.mlm_head_origin == "new"
+
+
+def test_training_notes_a_new_mlm_head_only(tmp_path):
+    lines: list[str] = []
+    train(
+        _cfg(tmp_path / "a", mlm={"weight": 1.0}, epochs=1),
+        model=_uni(),
+        examples=_examples(),
+        progress=False,
+        log=lines.append,
+    )
+    assert sum("has no pre-trained MLM head" in x and "ln(vocab) = 10.3" in x for x in lines) == 1
+    lines.clear()
+    m = UniEncoder.from_pretrained(_masked_lm_folder(tmp_path / "mlm"), max_context_length=24, max_candidate_length=12)
+    train(
+        _cfg(tmp_path / "b", mlm={"weight": 1.0}, epochs=1),
+        model=m,
+        examples=_examples(),
+        progress=False,
+        log=lines.append,
+    )
+    assert m.mlm_head_origin == "checkpoint" and not any("MLM head" in x for x in lines)

@@ -29,7 +29,9 @@
 **Auxiliary MLM loss** (``mlm.weight > 0``; cross, poly, uni): the batch is scored inside
 ``model.masked_lm(...)`` (:mod:`unirank.models.mlm_aux`), which corrupts every packed input
 BERT-style with a generator seeded per batch; ``weight x`` its masked-LM loss joins the
-ranking loss and is logged as ``mlm``.
+ranking loss and is logged as ``mlm``. The head is the backbone checkpoint's pre-trained one
+when it has one (``*ForMaskedLM`` checkpoints such as ``bert-base-uncased``), else a new one
+(all-MiniLM-L6-v2), with a note in the log: a new head's loss starts near ln(vocab).
 
 **Accumulation and GradCache.** ``accumulate: k`` averages the gradients of ``k`` batches
 per optimizer step; each batch keeps its own pool of ``batch_size`` rows, exactly as a
@@ -637,7 +639,15 @@ def _train(
                 "mlm.weight: the MLM auxiliary loss needs a packed-input ranker (cross, poly, uni); got "
                 f"{type(model).__name__}"
             )
-        model.add_mlm_head(seed=cfg.seed)  # tied to the word embeddings; kept if the model has one
+        if model.mlm_head is None:
+            head = model.add_mlm_head(seed=cfg.seed)  # the checkpoint's own head, or a new one tied to the embeddings
+            if model.mlm_head_origin == "new":
+                say(
+                    f"note: mlm: {model.backbone.source} has no pre-trained MLM head; training a new one tied to the "
+                    f"word embeddings, whose loss starts near ln(vocab) = {math.log(head.vocab_size):.1f} - at "
+                    f"mlm.weight {cfg.mlm.weight:g} it can drown the ranking loss on a small budget "
+                    "(bench/RESULTS.md, issue 17)"
+                )
     model.to(device)
     start_fingerprint = _model_fingerprint(model)
     if cfg.gradient_checkpointing:

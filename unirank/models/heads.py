@@ -273,7 +273,7 @@ class BackboneRanker(Ranker, MaskedLMTrainable):
         }
         model = cls(**backbones, **{**meta.get("settings", {}), **overrides})
         if meta.get("mlm_head") is not None:  # trained with the MLM auxiliary loss: its head comes back too
-            model.add_mlm_head(**meta["mlm_head"])
+            model.add_mlm_head(**meta["mlm_head"], from_checkpoint=False)  # its weights come next
         with model_load_errors(str(root / HEAD_FILE)):
             head = load_file(str(root / HEAD_FILE))
         result = model.load_state_dict(head, strict=False)

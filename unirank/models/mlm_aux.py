@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from .inputs import PackedBatch
-from .mlm_head import MLMHead, mask_tokens
+from .mlm_head import MLMHead, checkpoint_head, mask_tokens
 
 __all__ = ["maskable_tokens", "MLMPass", "MaskedLMTrainable", "TIED_KEYS"]
 
@@ -132,25 +132,45 @@ class MaskedLMTrainable:
 
     mlm_head: MLMHead | None  # set to None by the host's __init__ (a class attribute would hide the registered module)
     _mlm_pass: MLMPass | None = None
+    #: where :meth:`add_mlm_head` took the head from: ``"checkpoint"`` or ``"new"`` (``None``: no head added)
+    mlm_head_origin: str | None = None
 
-    def add_mlm_head(self, act: str | None = None, eps: float | None = None, seed: int = 0) -> MLMHead:
-        """Give the model an MLM head tied to its word embeddings (a new transform layer,
-        BERT's init, seeded); returns the existing one if it has one.
+    def add_mlm_head(
+        self, act: str | None = None, eps: float | None = None, seed: int = 0, from_checkpoint: bool = True
+    ) -> MLMHead:
+        """Give the model an MLM head decoding with its word embeddings; returns the existing
+        one if it has one.
+
+        The head is the pre-trained one of the checkpoint the backbone came from when that is
+        a ``*ForMaskedLM`` / ``*ForPreTraining`` checkpoint with the same embeddings
+        (:func:`~unirank.models.mlm_head.checkpoint_head`; ``mlm_head_origin`` becomes
+        ``"checkpoint"``), else a new one: a new transform layer (BERT's init, seeded) and the
+        decoder tied to the word embeddings (``"new"``).
 
         Args:
-            act, eps: the transform's activation and LayerNorm epsilon (default: the encoder
-                config's ``hidden_act`` and ``layer_norm_eps``, as BERT's own head).
+            act, eps: the new transform's activation and LayerNorm epsilon (default: the
+                encoder config's ``hidden_act`` and ``layer_norm_eps``, as BERT's own head).
             seed: seeds the new transform's weights.
+            from_checkpoint: look for the checkpoint's head first (``False``: always a new one,
+                e.g. when saved weights are loaded into it next).
         """
         if self.mlm_head is not None:
             return self.mlm_head
+        emb = self.encoder.get_input_embeddings()
+        if from_checkpoint:
+            source = getattr(getattr(self, "backbone", None), "source", None)
+            found = checkpoint_head(str(source), emb) if source else None
+            if found is not None:
+                self.mlm_head, self.mlm_head_origin = found, "checkpoint"
+                self.mlm_head.train(self.encoder.training)
+                return found
         cfg = self.encoder.config
         act = act or getattr(cfg, "hidden_act", None) or "gelu"
         eps = float(eps if eps is not None else getattr(cfg, "layer_norm_eps", 1e-12))
-        emb = self.encoder.get_input_embeddings()
         head = MLMHead.tied_to(emb, act=act if isinstance(act, str) else "gelu", eps=eps, seed=seed)
         head.to(emb.weight.device)
         self.mlm_head = head  # nn.Module.__setattr__ registers it: it trains, saves and moves with the model
+        self.mlm_head_origin = "new"
         self.mlm_head.train(self.encoder.training)
         return head
 

@@ -10,6 +10,9 @@ same shape under other names), as a module of its own so that any backbone can g
   the Uni-Encoder's MLM auxiliary loss build it this way.
 * :meth:`MLMHead.from_masked_lm` - the head of a published ``*ForMaskedLM`` checkpoint
   (BERT, DistilBERT, RoBERTa/XLM-R layouts), same weights, same logits.
+* :func:`checkpoint_head` - the pre-trained head of the checkpoint a backbone was loaded
+  from (a ``*ForMaskedLM`` / ``*ForPreTraining`` folder or hub name), its decoder tied to the
+  backbone's own word embeddings; the MLM auxiliary loss starts from it when there is one.
 * :meth:`MLMHead.hf_state_dict` - its weights under the checkpoint's own names, so a
   backbone + head can be written back as a ``*ForMaskedLM`` folder.
 
@@ -33,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["MLMHead", "HEAD_LAYOUTS", "mask_tokens"]
+__all__ = ["MLMHead", "HEAD_LAYOUTS", "mask_tokens", "checkpoint_head"]
 
 #: model_type -> names of the head's parts inside a ``*ForMaskedLM`` state dict
 HEAD_LAYOUTS: dict[str, dict[str, str]] = {
@@ -274,3 +277,51 @@ def mask_tokens(
     out = torch.where(picked & (r < 0.8), torch.full_like(input_ids, mask_token_id), input_ids)
     out = torch.where(picked & (r >= 0.8) & (r < 0.9), rand_ids, out)
     return out, labels
+
+
+def checkpoint_head(source: str, word_embeddings: nn.Embedding) -> MLMHead | None:
+    """The pre-trained MLM head of the checkpoint at ``source``, decoding with ``word_embeddings``.
+
+    A backbone loaded from a ``*ForMaskedLM`` / ``*ForPreTraining`` checkpoint (``bert-base-
+    uncased``, a folder written by transformers) leaves its MLM head behind; this reads it back
+    (transform, LayerNorm, bias) and ties its decoder to the backbone's embedding parameter, so
+    the head and the encoder train as one model, as BERT's own do.
+
+    Returns ``None`` - the caller then builds a new head (:meth:`MLMHead.tied_to`) - when the
+    checkpoint cannot be read as a config (e.g. a test backbone's made-up name), has no MLM
+    head (``BertModel`` folders such as all-MiniLM-L6-v2), is of a layout not in
+    :data:`HEAD_LAYOUTS`, keeps an untied decoder, or its word embeddings are not
+    ``word_embeddings``' values (the backbone changed since: its head would decode for other
+    embeddings).
+    """
+    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    try:
+        cfg = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError):
+        return None
+    archs = list(getattr(cfg, "architectures", None) or [])
+    if cfg.model_type not in HEAD_LAYOUTS or not any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs):
+        return None
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        mlm = AutoModelForMaskedLM.from_pretrained(source)
+    except (OSError, ValueError):
+        return None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    emb, out = mlm.get_input_embeddings(), mlm.get_output_embeddings()
+    mine = word_embeddings.weight
+    if out is None or out.weight is not emb.weight or emb.weight.shape != mine.shape:
+        return None
+    if not torch.equal(emb.weight.detach().to(mine.device, mine.dtype), mine.detach()):
+        return None
+    loaded = MLMHead.from_masked_lm(mlm)
+    head = MLMHead(mine, act=loaded.act_name, eps=float(loaded.norm.eps))
+    with torch.no_grad():
+        for name, param in head.named_parameters():
+            if name != "decoder_weight":  # the transform, LayerNorm and bias; the decoder is ``mine``
+                param.copy_(loaded.get_parameter(name))
+    return head.to(mine.device)

@@ -173,8 +173,9 @@ class MLMConfig:
     text tokens selected: 80% ``[MASK]``, 10% random, 10% kept; never special, speaker or
     separator tokens), the candidate scores come from the corrupted input and
     ``weight * MLM loss`` is added to the ranking loss - the Uni-Encoder paper's recipe
-    (``weight: 1``, ``prob: 0.15``). A model without an MLM head gets one tied to its word
-    embeddings; it is saved with the model and never used to score.
+    (``weight: 1``, ``prob: 0.15``). The head is the backbone checkpoint's pre-trained one
+    when it has one (a ``*ForMaskedLM`` checkpoint), else a new one tied to the word
+    embeddings (all-MiniLM-L6-v2 has none); it is saved with the model and never used to score.
 
     Attributes:
         weight: weight of the MLM loss (0: off).
