@@ -19,7 +19,7 @@ from unirank.models.inputs import TextPacker, mark_speakers
 from unirank.models.mlm_aux import maskable_tokens
 from unirank.models.poly import PolyEncoder
 from unirank.models.uni import UniEncoder
-from unirank.train import TrainConfig, batch_backward, pool_layout, shuffle_columns, train
+from unirank.train import TrainConfig, batch_backward, pool_layout, shuffle_columns, train, warm_mlm_head
 from unirank.training.data import Row, epoch_rows, examples_from_dialogues
 from unirank.training.schedules import SCHEDULES
 from unirank.types import Candidate, DialogueExample
@@ -427,6 +427,10 @@ def test_recipe_config_errors(tmp_path):
         _cfg(tmp_path, mlm={"weight": 1.0, "prob": 0.0}).validate()
     with pytest.raises(ConfigError, match="mlm.weight"):
         _cfg(tmp_path, mlm={"weight": -1.0}).validate()
+    with pytest.raises(ConfigError, match="mlm.head_warmup_steps .* needs mlm.weight > 0"):
+        _cfg(tmp_path, mlm={"head_warmup_steps": 5}).validate()
+    with pytest.raises(ConfigError, match="mlm.head_warmup_lr must be > 0"):
+        _cfg(tmp_path, mlm={"weight": 1.0, "head_warmup_steps": 5, "head_warmup_lr": 0.0}).validate()
     from unirank.models.bi import BiEncoder
 
     with pytest.raises(ConfigError, match="mlm.weight: the MLM auxiliary loss needs a packed-input ranker"):
@@ -511,3 +515,67 @@ def test_training_notes_a_new_mlm_head_only(tmp_path):
         log=lines.append,
     )
     assert m.mlm_head_origin == "checkpoint" and not any("MLM head" in x for x in lines)
+
+
+def _rows(n: int = 4) -> list[Row]:
+    return epoch_rows(_examples(n), 0, 0, 2, "first")
+
+
+def test_head_warmup_trains_only_the_heads_transform_and_bias():
+    m = _uni()
+    m.add_mlm_head(seed=1)
+    cfg = _cfg(Path("unused"), **IN_BATCH, mlm={"weight": 1.0, "head_warmup_lr": 1e-2})
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    losses = warm_mlm_head(m, [_rows()] * 15, cfg)
+    assert len(losses) == 15 and sum(losses[-3:]) < sum(losses[:3])  # the same batch, so the head fits it
+    after = m.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved == {
+        "mlm_head.dense.weight",
+        "mlm_head.dense.bias",
+        "mlm_head.norm.weight",
+        "mlm_head.norm.bias",
+        "mlm_head.bias",
+    }  # not the encoder, not the tied decoder (= word embeddings), not the ranking head
+    assert all(p.requires_grad for p in m.parameters())  # unfrozen again
+    again = _uni()
+    again.add_mlm_head(seed=1)
+    assert warm_mlm_head(again, [_rows()] * 15, cfg) == losses  # seeded masks: the same steps
+
+
+def test_training_warms_a_new_head_first_and_resumes_to_the_same_weights(tmp_path):
+    settings, kw = OPTIONS["recipe"]
+    kw = {**kw, "mlm": {"weight": 1.0, "head_warmup_steps": 4}}
+    lines: list[str] = []
+    full = train(
+        _cfg(tmp_path / "a", **kw), model=_uni(**settings), examples=_examples(), progress=False, log=lines.append
+    )
+    assert sum(x.startswith("mlm: fitted the new MLM head alone for 4 steps") for x in lines) == 1
+    plain = train(_cfg(tmp_path / "p", **OPTIONS["recipe"][1]), model=_uni(**settings), examples=_examples(), **QUIET)
+
+    def first_mlm(summary):
+        rows = [json.loads(x) for x in (Path(summary["out"]) / "metrics.jsonl").read_text().splitlines()]
+        return next(r["mlm"] for r in rows if "mlm" in r)
+
+    assert first_mlm(full) < first_mlm(plain)  # the warmed head starts lower
+    cfg_b = _cfg(tmp_path / "b", **kw, stop_after=3)
+    train(cfg_b, model=_uni(**settings), examples=_examples(), **QUIET)
+    cfg_b.stop_after = None
+    lines.clear()
+    done = train(cfg_b, resume=True, model=_uni(**settings), examples=_examples(), progress=False, log=lines.append)
+    assert done["steps"] == full["steps"] and not any("fitted the new MLM head" in x for x in lines)
+    from safetensors.torch import load_file
+
+    (ca,), (cb,) = ((tmp_path / r / "run" / "checkpoints").glob("step-0000006*") for r in "ab")
+    wa, wb = load_file(str(ca / "model.safetensors")), load_file(str(cb / "model.safetensors"))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_head_warmup_leaves_a_checkpoint_head_alone(tmp_path):
+    m = UniEncoder.from_pretrained(_masked_lm_folder(tmp_path / "mlm"), max_context_length=24, max_candidate_length=12)
+    lines: list[str] = []
+    cfg = _cfg(tmp_path / "r", mlm={"weight": 1.0, "head_warmup_steps": 3}, epochs=1)
+    train(cfg, model=m, examples=_examples(), progress=False, log=lines.append)
+    assert any("the MLM head is not a new one" in x for x in lines)
+    assert not any("fitted the new MLM head" in x for x in lines)

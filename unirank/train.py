@@ -416,6 +416,42 @@ def batch_backward(
     return _global_parts(out, share, dist) if local else out
 
 
+def warm_mlm_head(model: Any, batches: Sequence[Sequence[Row]], cfg: TrainConfig) -> list[float]:
+    """Fit the model's MLM head alone on ``batches`` (``mlm.head_warmup_steps``); returns the
+    MLM loss of each step.
+
+    Each batch is laid out as training lays it out (in-batch pool or own candidate lists),
+    masked with a seed of its own (:func:`batch_seed`, salt 3) and scored in train mode; AdamW
+    at ``mlm.head_warmup_lr`` updates the head's transform and bias only - the encoder, the
+    tied decoder (the word embeddings) and the ranking head are frozen, so the encoder runs
+    forward only. Deterministic given the batches and ``cfg.seed``.
+    """
+    head = model.mlm_head
+    own = [p for name, p in head.named_parameters() if name != "decoder_weight"]
+    own_ids = {id(p) for p in own}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in own_ids]
+    optimizer = torch.optim.AdamW(own, lr=cfg.mlm.head_warmup_lr)
+    losses: list[float] = []
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        model.train()
+        for i, rows in enumerate(batches):
+            layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
+            gen = torch.Generator().manual_seed(batch_seed(cfg.seed, -1 - i, rows, 3))
+            with model.masked_lm(cfg.mlm.prob, gen) as mlm:
+                pool_scores(model, layout)
+            loss = mlm.loss()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return losses
+
+
 def _global_parts(parts: dict[str, float], share: float, dist: Dist) -> dict[str, float]:
     """The global row mean of per-rank mean losses (every rank takes part, also with no rows)."""
     keys = sorted(k for k in parts)
@@ -732,6 +768,24 @@ def _train(
             examples, _ = replace_negatives(examples, read_mined(state["negatives"], scores=cfg.data.teacher_scores))
         say(f"resumed from {latest} at step {state['step']}/{total_steps}")
     state["sampler"] = sampler.state_dict()
+    if latest is None and cfg.mlm.head_warmup_steps:
+        if getattr(model, "mlm_head_origin", None) != "new":
+            say("note: mlm.head_warmup_steps: the MLM head is not a new one (the checkpoint's own); not warmed")
+        else:
+            rows0 = rows_of(0)
+            first = getattr(sampler, "global_batches", sampler.batches)(rows0, 0)
+            n = cfg.mlm.head_warmup_steps
+            picked = [[rows0[j] for j in first[i % len(first)]] for i in range(n)]  # epoch 0's batches, cycled
+            with _train_length(model, cfg.train_max_length), _autocast(cfg, device):
+                losses = warm_mlm_head(model, picked, cfg)
+            # every rank ran the same batches; rank 0's head is the one all keep (bitwise equal on CPU)
+            kept = dist.broadcast({k: v.cpu() for k, v in model.mlm_head.state_dict().items() if k != "decoder_weight"})
+            model.mlm_head.load_state_dict(kept, strict=False)
+            say(
+                f"mlm: fitted the new MLM head alone for {n} step{'' if n == 1 else 's'} (encoder frozen): "
+                f"MLM loss {losses[0]:.3f} -> {sum(losses[-10:]) / len(losses[-10:]):.3f} (mean of the last "
+                f"{len(losses[-10:])})"
+            )
     metrics = (
         MetricsLog(
             out / "metrics.jsonl", keep_until_step=state["step"] if latest is not None else None, dev_rows=state["dev"]

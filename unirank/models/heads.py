@@ -283,6 +283,8 @@ class BackboneRanker(Ranker, MaskedLMTrainable):
                 f"head weights do not fit the model: missing {missing}, unexpected {result.unexpected_keys}",
                 path=root / HEAD_FILE,
             )
+        if model.mlm_head is not None:
+            model.mlm_head_origin = "saved"  # trained weights, neither the checkpoint's nor new
         model.eval()
         return model
 

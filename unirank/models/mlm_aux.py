@@ -132,7 +132,8 @@ class MaskedLMTrainable:
 
     mlm_head: MLMHead | None  # set to None by the host's __init__ (a class attribute would hide the registered module)
     _mlm_pass: MLMPass | None = None
-    #: where :meth:`add_mlm_head` took the head from: ``"checkpoint"`` or ``"new"`` (``None``: no head added)
+    #: where the MLM head came from: ``"checkpoint"`` or ``"new"`` (:meth:`add_mlm_head`), ``"saved"``
+    #: (a unirank model folder's trained head); ``None``: no head
     mlm_head_origin: str | None = None
 
     def add_mlm_head(
