@@ -55,11 +55,15 @@ def batches(data_root: str | None, n_batches: int, size: int, seed: int) -> list
 
 def grad_norms(model: Any, batch: tuple[list[list[str]], list[str]], seed: int) -> dict[str, float]:
     """Ranking CE and MLM loss of one masked in-batch pass, and the norms of their gradients
-    into the encoder's parameters."""
+    into the encoder's parameters: all of them (the word embeddings included - the tied
+    decoder is that same matrix, so the MLM gradient there includes the decoder's own) and
+    the layers alone (the word embeddings left out)."""
     import torch
 
     ctxs, golds = batch
-    params = [p for p in model.encoder.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in model.encoder.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    layers = [i for i, (n, _) in enumerate(named) if not n.endswith("word_embeddings.weight")]
     with model.masked_lm(0.15, torch.Generator().manual_seed(seed)) as mlm:
         scores = model.score(ctxs, [golds] * len(ctxs))
     ce = torch.nn.functional.cross_entropy(scores, torch.arange(len(ctxs)))
@@ -71,7 +75,17 @@ def grad_norms(model: Any, batch: tuple[list[list[str]], list[str]], seed: int) 
         return float(torch.sqrt(sum((g.float() ** 2).sum() for g in gs if g is not None)))
 
     n_ce, n_lm = norm(g_ce), norm(g_lm)
-    return {"ce": ce.item(), "mlm": lm.item(), "grad_ce": n_ce, "grad_mlm": n_lm, "ratio": n_lm / max(n_ce, 1e-12)}
+    l_ce, l_lm = norm(tuple(g_ce[i] for i in layers)), norm(tuple(g_lm[i] for i in layers))
+    return {
+        "ce": ce.item(),
+        "mlm": lm.item(),
+        "grad_ce": n_ce,
+        "grad_mlm": n_lm,
+        "ratio": n_lm / max(n_ce, 1e-12),
+        "layers_ce": l_ce,
+        "layers_mlm": l_lm,
+        "layers_ratio": l_lm / max(l_ce, 1e-12),
+    }
 
 
 def mean_norms(model: Any, probe: list[Any], seed: int) -> dict[str, float]:
@@ -137,17 +151,23 @@ def main() -> None:
     from _record import host, record, section
 
     def row(label: str, r: dict[str, float]) -> str:
-        return f"| {label} | {r['ce']:.3f} | {r['mlm']:.3f} | {r['grad_ce']:.3f} | {r['grad_mlm']:.3f} | {r['ratio']:.1f}x |"
+        return (
+            f"| {label} | {r['ce']:.3f} | {r['mlm']:.3f} | {r['grad_ce']:.3f} | {r['grad_mlm']:.3f} | {r['ratio']:.1f}x "
+            f"| {r['layers_ce']:.3f} | {r['layers_mlm']:.3f} | {r['layers_ratio']:.1f}x |"
+        )
 
     body = [
         f"Model: `{a.model or 'all-MiniLM-L6-v2 (packaged)'}`, its MLM head: **{model.mlm_head_origin}**. "
         f"Uni-Encoder with the recipe's inputs (in-batch candidates = the batch's {a.batch_size} gold replies, "
-        "speaker tokens, 128/32 tokens, 15% masking, train mode); gradient norms into the encoder, "
+        "speaker tokens, 128/32 tokens, 15% masking, train mode); gradient norms into all the encoder's "
+        "parameters (the word embeddings included, which the tied decoder shares) and into its layers alone "
+        "(word embeddings left out), "
         f"mean of {a.batches} DailyDialog train batches; head-only fit: {a.head_steps} AdamW steps at lr "
         f"{a.head_lr:g} on other batches, encoder and tied decoder frozen. {wall:.0f} s in all.",
         "",
-        "| head | ranking CE | MLM loss | grad norm (CE) | grad norm (MLM) | MLM / CE |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| head | ranking CE | MLM loss | grad norm (CE) | grad norm (MLM) | MLM / CE | layers (CE) | layers (MLM) "
+        "| layers MLM / CE |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         row(f"{model.mlm_head_origin}, as added", before),
         row(f"after {a.head_steps} head-only steps", after),
         "",

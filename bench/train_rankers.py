@@ -335,6 +335,8 @@ def _changes(r: dict) -> str:
         said.append("in-batch candidates")
     if c.get("mlm", {}).get("weight"):
         said.append(f"MLM x{c['mlm']['weight']:g}")
+    if c.get("mlm", {}).get("head_warmup_steps"):
+        said.append(f"MLM head fitted alone first ({c['mlm']['head_warmup_steps']} steps)")
     if r.get("settings", {}).get("speaker_tokens"):
         said.append("speaker tokens")
     if c.get("schedule") == "noam":

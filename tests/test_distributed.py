@@ -123,6 +123,39 @@ def _losses(out: Path) -> list[float]:
     return [r["loss"] for r in rows if "loss" in r]
 
 
+def _run_mlm_warmup(out: Path, dist: Dist) -> None:
+    """A Uni-Encoder with a new MLM head fitted alone for 3 steps, then 1 epoch; each rank saves
+    its head as warmed (before step 1) and its log."""
+    from unirank.models.backbone import tiny_backbone
+    from unirank.models.uni import UniEncoder
+
+    model = UniEncoder(tiny_backbone(hidden=16, seed=0), max_context_length=16, max_candidate_length=8)
+    warmed: dict[str, torch.Tensor] = {}
+    lines: list[str] = []
+    cfg = _cfg(
+        out,
+        {"ce": 1.0},
+        in_batch_negatives=False,
+        epochs=1,
+        mlm={"weight": 1.0, "head_warmup_steps": 3, "head_warmup_lr": 1e-2},
+    )
+    import unirank.train as T
+
+    real = T.warm_mlm_head
+
+    def spy(m, batches, c, d=None):
+        losses = real(m, batches, c, d)
+        warmed.update({k: v.detach().clone() for k, v in m.mlm_head.state_dict().items() if k != "decoder_weight"})
+        return losses
+
+    T.warm_mlm_head = spy
+    try:
+        train(cfg, model=model, examples=_examples_all_negatives(), progress=False, log=lines.append, dist=dist)
+    finally:
+        T.warm_mlm_head = real
+    torch.save({"warmed": warmed, "log": lines}, out / f"warm-{dist.rank}.pt")
+
+
 class _WrongSlotDist(Dist):
     """The classic bug: the local tensor is put into slot 0 instead of slot ``rank``."""
 
@@ -161,6 +194,9 @@ def _worker(rank: int, port: int, root: str, scenarios: tuple[str, ...]) -> None
             _run_refresh(root_p, root_p / "ddp-refresh", d)
         if "gradcache" in scenarios:
             _run(root_p / "ddp-gradcache", LOSSES["infonce"], d, grad_cache=True, chunk_size=1)
+        if "mlm-warmup" in scenarios:
+            (root_p / "ddp-mlm").mkdir(exist_ok=True)
+            _run_mlm_warmup(root_p / "ddp-mlm", d)
         if "wrong-slot" in scenarios:
             _run(root_p / "ddp-wrong-slot", LOSSES["infonce"], _WrongSlotDist(rank, WORLD))
         if "resume" in scenarios:  # dropout on: each rank's random state must be restored
@@ -189,7 +225,7 @@ def ddp_fast(tmp_path_factory) -> Path:
     """Gather + infonce: the default (fast) distributed check."""
     root = tmp_path_factory.mktemp("ddp-fast")
     _beir(root)
-    return _spawn(root, "gather", "infonce", "listwise", "refresh", "gradcache")
+    return _spawn(root, "gather", "infonce", "listwise", "refresh", "gradcache", "mlm-warmup")
 
 
 @pytest.fixture(scope="module")
@@ -271,6 +307,22 @@ def test_ance_refresh_under_two_processes_equals_one(ddp_fast: Path, reference) 
     ref_w, got = _weights(ref), _weights(ddp)
     for k in ref_w:
         torch.testing.assert_close(got[k], ref_w[k], rtol=1e-4, atol=1e-5)
+
+
+def test_mlm_head_warmup_keeps_the_ranks_heads_equal(ddp_fast: Path) -> None:
+    """Each rank warms the new head on its share of the global batches (gradients averaged),
+    and every rank starts training with the same, moved head."""
+    from unirank.models.backbone import tiny_backbone
+    from unirank.models.uni import UniEncoder
+
+    r0, r1 = (torch.load(ddp_fast / "ddp-mlm" / f"warm-{r}.pt") for r in range(WORLD))
+    assert r0["warmed"].keys() == r1["warmed"].keys() and r0["warmed"]
+    for k in r0["warmed"]:
+        assert torch.equal(r0["warmed"][k], r1["warmed"][k]), k
+    fresh = UniEncoder(tiny_backbone(hidden=16, seed=0), max_context_length=16, max_candidate_length=8)
+    fresh.add_mlm_head(seed=42)  # the run's seed: the head the warm-up started from
+    assert not torch.equal(fresh.mlm_head.dense.weight, r0["warmed"]["dense.weight"])
+    assert sum(x.startswith("mlm: fitted the new MLM head alone for 3 steps") for x in r0["log"]) == 1
 
 
 @pytest.mark.slow

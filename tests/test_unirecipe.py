@@ -495,6 +495,33 @@ def test_mlm_head_is_new_without_a_usable_checkpoint_head(tmp_path):
     assert tiny.mlm_head_origin == "new"
 
 
+def test_a_config_naming_a_masked_lm_over_headless_weights_gives_a_new_head(tmp_path):
+    folder = _masked_lm_folder(tmp_path / "headless", "plain")
+    conf = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**conf, "architectures": ["BertForMaskedLM"]}))
+    m = UniEncoder.from_pretrained(folder, max_context_length=16)
+    m.add_mlm_head()
+    assert m.mlm_head_origin == "new"  # transformers would have made up the head; it is not "the checkpoint's"
+
+
+def test_a_checkpoint_head_is_refused_when_the_encoder_changed_but_not_its_embeddings(tmp_path):
+    m = UniEncoder.from_pretrained(_masked_lm_folder(tmp_path / "mlm"), max_context_length=16)
+    with torch.no_grad():  # e.g. trained with the embeddings frozen
+        m.encoder.encoder.layer[0].attention.self.query.weight.add_(0.5)
+    m.add_mlm_head()
+    assert m.mlm_head_origin == "new"
+
+
+@pytest.mark.parametrize("kind", ["mlm", "plain"])
+def test_adding_an_mlm_head_leaves_the_global_random_state_alone(tmp_path, kind):
+    m = UniEncoder.from_pretrained(_masked_lm_folder(tmp_path / kind, kind), max_context_length=16)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    m.add_mlm_head()
+    assert m.mlm_head_origin == ("checkpoint" if kind == "mlm" else "new")
+    assert torch.equal(torch.get_rng_state(), before)  # transformers' init draws happen on a forked generator
+
+
 def test_training_notes_a_new_mlm_head_only(tmp_path):
     lines: list[str] = []
     train(
@@ -504,7 +531,7 @@ def test_training_notes_a_new_mlm_head_only(tmp_path):
         progress=False,
         log=lines.append,
     )
-    assert sum("has no pre-trained MLM head" in x and "ln(vocab) = 10.3" in x for x in lines) == 1
+    assert sum("has no usable pre-trained MLM head" in x and "ln(vocab) = 10.3" in x for x in lines) == 1
     lines.clear()
     m = UniEncoder.from_pretrained(_masked_lm_folder(tmp_path / "mlm"), max_context_length=24, max_candidate_length=12)
     train(
@@ -570,6 +597,40 @@ def test_training_warms_a_new_head_first_and_resumes_to_the_same_weights(tmp_pat
     wa, wb = load_file(str(ca / "model.safetensors")), load_file(str(cb / "model.safetensors"))
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
+
+
+def test_head_warmup_does_not_change_the_random_draws_of_the_run_after_it(tmp_path):
+    """A warm-up whose updates round to nothing (lr 1e-30) ends in the weights of a run without
+    one, bit for bit: its dropout draws came from a forked generator (dropout is on here)."""
+    settings, kw = OPTIONS["recipe"]
+    runs = {}
+    for name, mlm in {
+        "none": {"weight": 1.0},
+        "warm": {"weight": 1.0, "head_warmup_steps": 3, "head_warmup_lr": 1e-30},
+    }.items():
+        runs[name] = train(
+            _cfg(tmp_path / name, **{**kw, "mlm": mlm}, epochs=1), model=_uni(**settings), examples=_examples(), **QUIET
+        )
+    from safetensors.torch import load_file
+
+    a, b = (
+        load_file(str(next((Path(r["out"]) / "checkpoints").glob("step-*")) / "model.safetensors"))
+        for r in runs.values()
+    )
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_head_warmup_with_an_empty_first_epoch_is_a_note(tmp_path):
+    lines: list[str] = []
+    cfg = _cfg(
+        tmp_path,
+        mlm={"weight": 1.0, "head_warmup_steps": 3},
+        epochs=1,
+        batch_size=16,
+        batching={"name": "random", "drop_last": True},
+    )
+    done = train(cfg, model=_uni(), examples=_examples(), progress=False, log=lines.append)
+    assert done["steps"] == 0 and any("the first epoch has no batches" in x for x in lines)
 
 
 def test_head_warmup_leaves_a_checkpoint_head_alone(tmp_path):

@@ -416,36 +416,49 @@ def batch_backward(
     return _global_parts(out, share, dist) if local else out
 
 
-def warm_mlm_head(model: Any, batches: Sequence[Sequence[Row]], cfg: TrainConfig) -> list[float]:
+def warm_mlm_head(
+    model: Any, batches: Sequence[Sequence[Row]], cfg: TrainConfig, dist: Dist | None = None
+) -> list[float]:
     """Fit the model's MLM head alone on ``batches`` (``mlm.head_warmup_steps``); returns the
-    MLM loss of each step.
+    MLM loss of each step (this rank's).
 
-    Each batch is laid out as training lays it out (in-batch pool or own candidate lists),
-    masked with a seed of its own (:func:`batch_seed`, salt 3) and scored in train mode; AdamW
-    at ``mlm.head_warmup_lr`` updates the head's transform and bias only - the encoder, the
-    tied decoder (the word embeddings) and the ranking head are frozen, so the encoder runs
-    forward only. Deterministic given the batches and ``cfg.seed``.
+    Each batch is laid out as training lays it out (this rank's share of the global batch,
+    in-batch pool or own candidate lists, the pool's columns in their seeded order with
+    ``shuffle_pool``; gradients averaged over ranks), masked with a seed of its own (:func:`batch_seed`, salt 3) and scored in train mode; AdamW
+    at ``mlm.head_warmup_lr`` (no weight decay) updates the head's transform and bias only -
+    the encoder, the tied decoder (the word embeddings) and the ranking head are frozen, so
+    the encoder runs forward only and keeps no activations for a backward pass. The masks
+    are seeded; dropout draws from the global generator, which :func:`train` forks around
+    this call (the run after it draws what it would have drawn without a warm-up).
     """
     head = model.mlm_head
     own = [p for name, p in head.named_parameters() if name != "decoder_weight"]
     own_ids = {id(p) for p in own}
     frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in own_ids]
-    optimizer = torch.optim.AdamW(own, lr=cfg.mlm.head_warmup_lr)
+    optimizer = torch.optim.AdamW(own, lr=cfg.mlm.head_warmup_lr, weight_decay=0.0)
     losses: list[float] = []
     for p in frozen:
         p.requires_grad_(False)
     try:
         model.train()
         for i, rows in enumerate(batches):
-            layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
-            gen = torch.Generator().manual_seed(batch_seed(cfg.seed, -1 - i, rows, 3))
-            with model.masked_lm(cfg.mlm.prob, gen) as mlm:
-                pool_scores(model, layout)
-            loss = mlm.loss()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            mine = dist.share(rows) if dist is not None else list(rows)
+            if mine:  # a rank with no share of a short batch still joins the gradient average
+                layout = pool_layout(mine) if cfg.in_batch_negatives else list_layout(mine)
+                if cfg.shuffle_pool:
+                    gen = torch.Generator().manual_seed(batch_seed(cfg.seed, -1 - i, mine, 1))
+                    layout = shuffle_columns(layout, torch.randperm(len(layout.docs), generator=gen).tolist())
+                gen = torch.Generator().manual_seed(batch_seed(cfg.seed, -1 - i, mine, 3))
+                with model.masked_lm(cfg.mlm.prob, gen) as mlm:
+                    pool_scores(model, layout)
+                loss = mlm.loss()
+                if loss.requires_grad:
+                    loss.backward()
+                losses.append(loss.item())
+            if dist is not None:
+                dist.sync_gradients(own)
             optimizer.step()
-            losses.append(loss.item())
     finally:
         for p in frozen:
             p.requires_grad_(True)
@@ -679,10 +692,11 @@ def _train(
             head = model.add_mlm_head(seed=cfg.seed)  # the checkpoint's own head, or a new one tied to the embeddings
             if model.mlm_head_origin == "new":
                 say(
-                    f"note: mlm: {model.backbone.source} has no pre-trained MLM head; training a new one tied to the "
-                    f"word embeddings, whose loss starts near ln(vocab) = {math.log(head.vocab_size):.1f} - at "
-                    f"mlm.weight {cfg.mlm.weight:g} it can drown the ranking loss on a small budget "
-                    "(bench/RESULTS.md, issue 17)"
+                    f"note: mlm: {model.backbone.source} has no usable pre-trained MLM head (none saved with it, or "
+                    "its weights differ from the backbone's); training a new one tied to the word embeddings, whose "
+                    f"loss starts at or above ln(vocab) = {math.log(head.vocab_size):.1f} - at mlm.weight "
+                    f"{cfg.mlm.weight:g} it can drown the ranking loss on a small budget; mlm.head_warmup_steps "
+                    "fits it alone first (bench/RESULTS.md, issue 17)"
                 )
     model.to(device)
     start_fingerprint = _model_fingerprint(model)
@@ -769,23 +783,32 @@ def _train(
         say(f"resumed from {latest} at step {state['step']}/{total_steps}")
     state["sampler"] = sampler.state_dict()
     if latest is None and cfg.mlm.head_warmup_steps:
-        if getattr(model, "mlm_head_origin", None) != "new":
-            say("note: mlm.head_warmup_steps: the MLM head is not a new one (the checkpoint's own); not warmed")
+        origin = getattr(model, "mlm_head_origin", None)
+        rows0 = rows_of(0) if origin == "new" else []
+        first = getattr(sampler, "global_batches", sampler.batches)(rows0, 0) if rows0 else []
+        if origin != "new":
+            whose = "the checkpoint's own" if origin == "checkpoint" else "loaded with the model's saved weights"
+            say(f"note: mlm.head_warmup_steps: the MLM head is not a new one ({whose}); not warmed")
+        elif not first:
+            say("note: mlm.head_warmup_steps: the first epoch has no batches; the MLM head is not warmed")
         else:
-            rows0 = rows_of(0)
-            first = getattr(sampler, "global_batches", sampler.batches)(rows0, 0)
             n = cfg.mlm.head_warmup_steps
             picked = [[rows0[j] for j in first[i % len(first)]] for i in range(n)]  # epoch 0's batches, cycled
-            with _train_length(model, cfg.train_max_length), _autocast(cfg, device):
-                losses = warm_mlm_head(model, picked, cfg)
-            # every rank ran the same batches; rank 0's head is the one all keep (bitwise equal on CPU)
+            with (
+                torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+                _train_length(model, cfg.train_max_length),
+                _autocast(cfg, device),
+            ):
+                losses = warm_mlm_head(model, picked, cfg, dist)
+            # the ranks averaged their gradients; rank 0's head is the one all keep (equal already on CPU)
             kept = dist.broadcast({k: v.cpu() for k, v in model.mlm_head.state_dict().items() if k != "decoder_weight"})
             model.mlm_head.load_state_dict(kept, strict=False)
-            say(
-                f"mlm: fitted the new MLM head alone for {n} step{'' if n == 1 else 's'} (encoder frozen): "
-                f"MLM loss {losses[0]:.3f} -> {sum(losses[-10:]) / len(losses[-10:]):.3f} (mean of the last "
-                f"{len(losses[-10:])})"
-            )
+            if losses:  # rank 0 always has rows; a later rank may have had none
+                say(
+                    f"mlm: fitted the new MLM head alone for {n} step{'' if n == 1 else 's'} (encoder frozen): "
+                    f"MLM loss {losses[0]:.3f} -> {sum(losses[-10:]) / len(losses[-10:]):.3f} (mean of the last "
+                    f"{len(losses[-10:])})"
+                )
     metrics = (
         MetricsLog(
             out / "metrics.jsonl", keep_until_step=state["step"] if latest is not None else None, dev_rows=state["dev"]

@@ -160,7 +160,7 @@ class MaskedLMTrainable:
         emb = self.encoder.get_input_embeddings()
         if from_checkpoint:
             source = getattr(getattr(self, "backbone", None), "source", None)
-            found = checkpoint_head(str(source), emb) if source else None
+            found = checkpoint_head(str(source), emb, self.encoder) if source else None
             if found is not None:
                 self.mlm_head, self.mlm_head_origin = found, "checkpoint"
                 self.mlm_head.train(self.encoder.training)

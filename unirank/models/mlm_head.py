@@ -128,7 +128,11 @@ class MLMHead(nn.Module):
             >>> bool(torch.equal(h.dense.weight, torch.eye(4))), h.vocab_size
             (True, 5)
         """
-        head = cls(word_embeddings.weight, act=act, eps=eps)
+        if seed is not None or init == "identity":  # every value is set below: keep nn.Linear's init draws away
+            with torch.random.fork_rng(devices=[]):
+                head = cls(word_embeddings.weight, act=act, eps=eps)
+        else:
+            head = cls(word_embeddings.weight, act=act, eps=eps)
         with torch.no_grad():
             if init == "normal":
                 g = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -279,7 +283,7 @@ def mask_tokens(
     return out, labels
 
 
-def checkpoint_head(source: str, word_embeddings: nn.Embedding) -> MLMHead | None:
+def checkpoint_head(source: str, word_embeddings: nn.Embedding, encoder: nn.Module | None = None) -> MLMHead | None:
     """The pre-trained MLM head of the checkpoint at ``source``, decoding with ``word_embeddings``.
 
     A backbone loaded from a ``*ForMaskedLM`` / ``*ForPreTraining`` checkpoint (``bert-base-
@@ -289,39 +293,63 @@ def checkpoint_head(source: str, word_embeddings: nn.Embedding) -> MLMHead | Non
 
     Returns ``None`` - the caller then builds a new head (:meth:`MLMHead.tied_to`) - when the
     checkpoint cannot be read as a config (e.g. a test backbone's made-up name), has no MLM
-    head (``BertModel`` folders such as all-MiniLM-L6-v2), is of a layout not in
-    :data:`HEAD_LAYOUTS`, keeps an untied decoder, or its word embeddings are not
-    ``word_embeddings``' values (the backbone changed since: its head would decode for other
-    embeddings).
+    head (``BertModel`` folders such as all-MiniLM-L6-v2, or a config naming
+    ``BertForMaskedLM`` over weights without the head's tensors), is of a layout not in
+    :data:`HEAD_LAYOUTS`, keeps an untied decoder, or its encoder weights are not
+    ``encoder``'s (or, without ``encoder``, its word embeddings not ``word_embeddings``'):
+    the backbone changed since, and its head would decode for other hidden states.
+
+    Only local files are read (a folder, or a hub name already in the cache - the backbone's
+    own loading put it there), and the global random state is left as it was, so adding a
+    head never changes the draws of the run around it.
     """
     from transformers import AutoConfig, AutoModelForMaskedLM
     from transformers.utils import logging as hf_logging
 
     try:
-        cfg = AutoConfig.from_pretrained(source)
+        cfg = AutoConfig.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError):
         return None
     archs = list(getattr(cfg, "architectures", None) or [])
-    if cfg.model_type not in HEAD_LAYOUTS or not any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs):
+    layout = HEAD_LAYOUTS.get(cfg.model_type)
+    if layout is None or not any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs):
         return None
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        mlm = AutoModelForMaskedLM.from_pretrained(source)
+        with torch.random.fork_rng(devices=[]):  # transformers initialises weights before it loads them
+            mlm, info = AutoModelForMaskedLM.from_pretrained(source, local_files_only=True, output_loading_info=True)
     except (OSError, ValueError):
         return None
     finally:
         hf_logging.set_verbosity(verbosity)
+    parts = (layout["dense"] + ".", layout["norm"] + ".")
+    if any(k.startswith(parts) for k in info.get("missing_keys", ())):
+        return None  # the config names a masked LM, the weights hold no head: transformers made one up
     emb, out = mlm.get_input_embeddings(), mlm.get_output_embeddings()
     mine = word_embeddings.weight
     if out is None or out.weight is not emb.weight or emb.weight.shape != mine.shape:
         return None
     if not torch.equal(emb.weight.detach().to(mine.device, mine.dtype), mine.detach()):
         return None
-    loaded = MLMHead.from_masked_lm(mlm)
-    head = MLMHead(mine, act=loaded.act_name, eps=float(loaded.norm.eps))
+    if encoder is not None and not _same_weights(mlm.base_model, encoder):
+        return None
+    with torch.random.fork_rng(devices=[]):  # both inits are overwritten; no draw leaves this function
+        loaded = MLMHead.from_masked_lm(mlm)
+        head = MLMHead(mine, act=loaded.act_name, eps=float(loaded.norm.eps))
     with torch.no_grad():
         for name, param in head.named_parameters():
             if name != "decoder_weight":  # the transform, LayerNorm and bias; the decoder is ``mine``
                 param.copy_(loaded.get_parameter(name))
     return head.to(mine.device)
+
+
+def _same_weights(theirs: nn.Module, mine: nn.Module) -> bool:
+    """Every tensor of ``theirs`` is in ``mine`` under the same name with equal values (``mine``
+    may hold more, e.g. a pooler a masked LM drops)."""
+    ours = mine.state_dict()
+    for name, t in theirs.state_dict().items():
+        o = ours.get(name)
+        if o is None or o.shape != t.shape or not torch.equal(t.to(o.device, o.dtype), o):
+            return False
+    return True
