@@ -345,6 +345,17 @@ def _sparsity(reps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {f"nnz_{k[0]}": (v.detach() > 0).sum(1).float().mean() for k, v in reps.items() if v.shape[0]}
 
 
+def batch_layout(rows: Sequence[Row], cfg: TrainConfig, step: int) -> Layout:
+    """How training lays out a batch's rows: one shared pool (``in_batch_negatives``) or each
+    row's own candidate list, the pool's columns in a seeded order with ``shuffle_pool``
+    (:func:`batch_seed` of ``step``, salt 1)."""
+    layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
+    if cfg.shuffle_pool:
+        gen = torch.Generator().manual_seed(batch_seed(cfg.seed, step, rows, 1))
+        layout = shuffle_columns(layout, torch.randperm(len(layout.docs), generator=gen).tolist())
+    return layout
+
+
 def batch_backward(
     model: Any, rows: Sequence[Row], cfg: TrainConfig, weight: float, dist: Dist = Dist(), step: int | None = None
 ) -> dict[str, float]:
@@ -367,12 +378,7 @@ def batch_backward(
     scale = weight * (dist.loss_scale if gathers else share * dist.world_size)
     if not rows:  # a short last batch with fewer rows than ranks: nothing here, but join the loss sum
         return _global_parts({}, 0.0, dist)
-    layout = pool_layout(rows) if cfg.in_batch_negatives else list_layout(rows)
-    if cfg.shuffle_pool:
-        order = torch.randperm(
-            len(layout.docs), generator=torch.Generator().manual_seed(batch_seed(cfg.seed, step, rows, 1))
-        )
-        layout = shuffle_columns(layout, order.tolist())
+    layout = batch_layout(rows, cfg, step)
     if cfg.grad_cache and layout.candidates is None and isinstance(model, DualEncoder):
         # tagged items so one embed function serves both groups: queries / dialogue contexts go
         # through embed_contexts (prefix, most recent tokens kept), documents through embed
@@ -423,9 +429,8 @@ def warm_mlm_head(
     MLM loss of each step (this rank's).
 
     Each batch is laid out as training lays it out (this rank's share of the global batch,
-    in-batch pool or own candidate lists, the pool's columns in their seeded order with
-    ``shuffle_pool``; gradients averaged over ranks), masked with a seed of its own (:func:`batch_seed`, salt 3) and scored in train mode; AdamW
-    at ``mlm.head_warmup_lr`` (no weight decay) updates the head's transform and bias only -
+    :func:`batch_layout`; gradients averaged over ranks), masked with a seed of its own
+    (:func:`batch_seed`, salt 3) and scored in train mode; AdamW at ``mlm.head_warmup_lr`` (no weight decay) updates the head's transform and bias only -
     the encoder, the tied decoder (the word embeddings) and the ranking head are frozen, so
     the encoder runs forward only and keeps no activations for a backward pass. The masks
     are seeded; dropout draws from the global generator, which :func:`train` forks around
@@ -445,13 +450,9 @@ def warm_mlm_head(
             optimizer.zero_grad(set_to_none=True)
             mine = dist.share(rows) if dist is not None else list(rows)
             if mine:  # a rank with no share of a short batch still joins the gradient average
-                layout = pool_layout(mine) if cfg.in_batch_negatives else list_layout(mine)
-                if cfg.shuffle_pool:
-                    gen = torch.Generator().manual_seed(batch_seed(cfg.seed, -1 - i, mine, 1))
-                    layout = shuffle_columns(layout, torch.randperm(len(layout.docs), generator=gen).tolist())
                 gen = torch.Generator().manual_seed(batch_seed(cfg.seed, -1 - i, mine, 3))
                 with model.masked_lm(cfg.mlm.prob, gen) as mlm:
-                    pool_scores(model, layout)
+                    pool_scores(model, batch_layout(mine, cfg, -1 - i))
                 loss = mlm.loss()
                 if loss.requires_grad:
                     loss.backward()
@@ -800,9 +801,6 @@ def _train(
                 _autocast(cfg, device),
             ):
                 losses = warm_mlm_head(model, picked, cfg, dist)
-            # the ranks averaged their gradients; rank 0's head is the one all keep (equal already on CPU)
-            kept = dist.broadcast({k: v.cpu() for k, v in model.mlm_head.state_dict().items() if k != "decoder_weight"})
-            model.mlm_head.load_state_dict(kept, strict=False)
             if losses:  # rank 0 always has rows; a later rank may have had none
                 say(
                     f"mlm: fitted the new MLM head alone for {n} step{'' if n == 1 else 's'} (encoder frozen): "

@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -128,10 +129,9 @@ class MLMHead(nn.Module):
             >>> bool(torch.equal(h.dense.weight, torch.eye(4))), h.vocab_size
             (True, 5)
         """
-        if seed is not None or init == "identity":  # every value is set below: keep nn.Linear's init draws away
-            with torch.random.fork_rng(devices=[]):
-                head = cls(word_embeddings.weight, act=act, eps=eps)
-        else:
+        # every value is set below (unless seed is None): keep nn.Linear's init draws off the global stream
+        keep = seed is not None or init == "identity"
+        with torch.random.fork_rng(devices=[]) if keep else contextlib.nullcontext():
             head = cls(word_embeddings.weight, act=act, eps=eps)
         with torch.no_grad():
             if init == "normal":

@@ -246,8 +246,7 @@ class Dist:
             tdist.barrier()
 
     def broadcast(self, obj: Any, src: int = 0) -> Any:
-        """Rank ``src``'s picklable Python object on every rank (JSON-able values, or CPU tensors
-        such as the warmed MLM head's state)."""
+        """Rank ``src``'s Python object on every rank (pickle-free JSON-able values are expected)."""
         if not self.active:
             return obj
         import torch.distributed as tdist
