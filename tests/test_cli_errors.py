@@ -281,6 +281,18 @@ def test_user_errors_are_one_line_with_exit_2(world):
             ["encode", "--data", f"{w}/beir", "--out", f"{w}/user-folder"],
             "is a non-empty folder but no embedding store",
         ),
+        "demo steps and minutes": (
+            ["demo", "--out", f"{w}/demo-out", "--finetune-steps", "3", "--finetune-minutes", "1"],
+            "demo: give --finetune-steps or --finetune-minutes, not both",
+        ),
+        "demo negative steps": (
+            ["demo", "--out", f"{w}/demo-out", "--finetune-steps", "-1"],
+            "demo: --finetune-steps must be >= 0 (0 skips fine-tuning), got -1",
+        ),
+        "demo nan minutes": (
+            ["demo", "--out", f"{w}/demo-out", "--finetune-minutes", "nan"],
+            "demo: --finetune-minutes must be >= 0 (0 skips fine-tuning), got nan",
+        ),
     }
     try:
         env = {"serve UNIRANK_API_KEY=''": {"UNIRANK_API_KEY": ""}}  # set but empty: typer reads it as unset
@@ -295,6 +307,7 @@ def test_user_errors_are_one_line_with_exit_2(world):
             failures.append(f"{name}: {e}")
     assert not failures, "\n".join(failures)
     assert (world / "user-folder" / "thesis.tex").read_text() == "years of work"
+    assert not (world / "demo-out").exists()  # a refused demo writes nothing
 
 
 def test_a_bug_still_shows_its_traceback(world, monkeypatch, capsys):

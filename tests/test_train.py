@@ -506,6 +506,28 @@ def test_finetune_demo_runs_within_its_budget(tmp_path):
     assert time.perf_counter() - t < 300
 
 
+@pytest.mark.slow
+def test_finetune_demo_with_a_step_count_gives_the_same_numbers_twice(tmp_path):
+    """The default demo trains a fixed number of steps, so two runs agree (a time budget did not)."""
+    from unirank.training.demo import finetune_demo
+
+    model_dir = tmp_path / "tiny"
+    _model().save(model_dir)
+    runs = [
+        finetune_demo(
+            tmp_path / f"demo{i}",
+            steps=4,
+            limit_queries=20,
+            max_docs=200,
+            model_name=str(model_dir),
+            log=lambda m: None,
+        )
+        for i in range(2)
+    ]
+    assert runs[0]["steps"] == runs[1]["steps"] == 4
+    assert runs[0]["fine_tuned"] == runs[1]["fine_tuned"] and runs[0]["fine_tuned"] != runs[0]["zero_shot"]
+
+
 def _response_jsonl(path: Path, n: int) -> Path:
     """A tiny response-selection set: the right reply repeats the context's last topic word."""
     rows = []

@@ -464,12 +464,25 @@ def demo(
     out: Path = typer.Option(Path("unirank-demo"), help="where the reports go"),
     limit_queries: int = typer.Option(300, help="test queries evaluated"),
     max_docs: int = typer.Option(3000, help="corpus size searched (judged docs + a stable sample)"),
-    finetune_minutes: float = typer.Option(4.0, help="budget of the fine-tuning step (0 skips it)"),
+    finetune_steps: Optional[int] = typer.Option(
+        None, help="training steps of the fine-tuning step (default 24; 0 skips it); the same numbers every run"
+    ),
+    finetune_minutes: Optional[float] = typer.Option(
+        None, help="instead of a step count: as many steps as fit this many minutes (varies with the machine)"
+    ),
 ) -> None:
     """BM25 vs zero-shot vs briefly fine-tuned all-MiniLM-L6-v2 on the embedded stdlib-codesearch set."""
     from .demo import run_demo
 
-    _guard(lambda: run_demo(out, limit_queries=limit_queries, max_docs=max_docs, finetune_minutes=finetune_minutes))
+    _guard(
+        lambda: run_demo(
+            out,
+            limit_queries=limit_queries,
+            max_docs=max_docs,
+            finetune_steps=finetune_steps,
+            finetune_minutes=finetune_minutes,
+        )
+    )
 
 
 @app.command()

@@ -15,10 +15,31 @@ MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100", "auc"]
 
 
 def run_demo(
-    out: Path, limit_queries: int = 300, max_docs: int = 3000, finetune_minutes: float = 4.0
+    out: Path,
+    limit_queries: int = 300,
+    max_docs: int = 3000,
+    finetune_steps: int | None = None,
+    finetune_minutes: float | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Build/load the data set, evaluate BM25 and the dense model, fine-tune briefly, write reports under ``out``."""
+    """Build/load the data set, evaluate BM25 and the dense model, fine-tune briefly, write reports under ``out``.
+
+    Fine-tuning runs ``finetune_steps`` steps (default
+    :data:`~unirank.training.demo.DEMO_STEPS`, reproducible), or as many as fit
+    ``finetune_minutes``; either one at 0 skips it. Giving both is an error.
+    """
     from .data.datasets import load_dataset
+    from .errors import ConfigError
+    from .training.demo import DEMO_STEPS
+
+    if finetune_steps is not None and finetune_minutes is not None:
+        raise ConfigError("demo: give --finetune-steps or --finetune-minutes, not both")
+    if finetune_steps is not None and finetune_steps < 0:
+        raise ConfigError(f"demo: --finetune-steps must be >= 0 (0 skips fine-tuning), got {finetune_steps}")
+    if finetune_minutes is not None and not finetune_minutes >= 0:
+        raise ConfigError(f"demo: --finetune-minutes must be >= 0 (0 skips fine-tuning), got {finetune_minutes}")
+    if finetune_steps is None and finetune_minutes is None:
+        finetune_steps = DEMO_STEPS
+    finetune = bool(finetune_steps) if finetune_minutes is None else finetune_minutes > 0
 
     t0 = time.perf_counter()
     print("loading stdlib-codesearch (built from this Python's standard library on first use) ...", flush=True)
@@ -40,12 +61,13 @@ def run_demo(
         t = time.perf_counter()
         res = run_eval(cfg, dataset=ds)
         rows[name] = {**res.metrics, "seconds": time.perf_counter() - t}
-    if finetune_minutes > 0:
+    if finetune:
         from .training.demo import finetune_demo
 
         t = time.perf_counter()
         ft = finetune_demo(
             out / "finetune",
+            steps=finetune_steps,
             minutes_budget=finetune_minutes,
             limit_queries=limit_queries,
             max_docs=max_docs,

@@ -1,10 +1,12 @@
-"""The fine-tuning step of ``unirank demo``: a few minutes of training on stdlib-codesearch train.
+"""The fine-tuning step of ``unirank demo``: a short training run on stdlib-codesearch train.
 
 :func:`finetune_demo` evaluates zero-shot all-MiniLM-L6-v2 on a test subset (the same
-subset as the rest of the demo), measures how long one training step takes on this machine,
-trains for as many steps as fit in the time budget (in-batch negatives, InfoNCE, tokens cut
-to 128 during training), evaluates again and writes ``summary.md`` / ``summary.json`` with
-the gain. The step count is recorded, so a run is reproducible with ``max_steps``.
+subset as the rest of the demo), trains a fixed number of steps (in-batch negatives,
+InfoNCE, tokens cut to 128 during training, seed 42), evaluates again and writes
+``summary.md`` / ``summary.json`` with the gain. A fixed step count makes the demo's numbers
+the same on every run and every machine that computes alike; ``minutes_budget`` instead
+sizes the run to a measured step time (faster machines train more steps, so the numbers
+then vary from run to run).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ __all__ = ["finetune_demo", "DEMO_TRAIN"]
 
 MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "auc"]
 
-#: the demo's training settings (``max_steps`` is set from the time budget)
+#: training steps of the demo by default (about 3.5 minutes on two idle CPU cores)
+DEMO_STEPS = 24
+
+#: the demo's training settings (``max_steps`` is the step count, or set from a time budget)
 DEMO_TRAIN: dict[str, Any] = {
     "model": {"kind": "bi"},
     "data": {"train": "stdlib-codesearch", "split": "train", "negatives": 0},
@@ -56,7 +61,8 @@ def _eval(model: Any, ds: Any, limit_queries: int, max_docs: int, out: Path | No
 
 def finetune_demo(
     out_dir: str | Path,
-    minutes_budget: float = 4.0,
+    steps: int | None = DEMO_STEPS,
+    minutes_budget: float | None = None,
     limit_queries: int = 300,
     max_docs: int = 3000,
     zero_shot: dict[str, float] | None = None,
@@ -67,8 +73,10 @@ def finetune_demo(
 
     Args:
         out_dir: output folder (``run/`` holds the training run, ``fine_tuned/`` the report).
+        steps: training steps of ``batch_size`` queries (reproducible); ignored when
+            ``minutes_budget`` is given.
         minutes_budget: wall-clock budget for the whole step (evaluations included); the
-            number of training steps is chosen from a measured step time.
+            number of training steps is then chosen from a measured step time (at least 5).
         limit_queries, max_docs: the test subset (as in ``unirank demo``).
         zero_shot: metrics of the base model on the same subset if already computed (skips
             that evaluation).
@@ -81,8 +89,7 @@ def finetune_demo(
     """
     from ..data.datasets import load_dataset
     from ..models.bi import BiEncoder
-    from ..train import TrainConfig, batch_backward, train
-    from ..training.data import epoch_rows, examples_from_dataset
+    from ..train import TrainConfig, train
 
     say = log or (lambda m: print(m, flush=True))
     t0 = time.perf_counter()
@@ -94,33 +101,21 @@ def finetune_demo(
         zero_shot = _eval(model, ds, limit_queries, max_docs, None)
     t_eval = time.perf_counter() - t0
 
-    # time one training step (after a warm-up step) to size the run to the budget
     cfg = from_dict(TrainConfig, {**DEMO_TRAIN, "model": {"kind": "bi", "name": model_name}, "out": str(out / "run")})
-    examples, _ = examples_from_dataset(load_dataset("stdlib-codesearch", split="train"))
-    rows = epoch_rows(examples, 0, cfg.seed, negatives=0)[: cfg.batch_size]
-    model.train()
-    old = model.max_length
-    model.max_length = cfg.train_max_length
-    times = []
-    for _ in range(2):
-        t = time.perf_counter()
-        batch_backward(model, rows, cfg, 1.0)
-        times.append(time.perf_counter() - t)
-    model.max_length = old
-    model.zero_grad(set_to_none=True)
-    step_s = times[-1] * 1.2  # optimizer step, logging
-    train_budget = minutes_budget * 60 - (time.perf_counter() - t0) - 1.2 * max(t_eval, 1.0) - 10
-    steps = int(max(5, min(len(examples) // cfg.batch_size, train_budget // step_s)))
+    if minutes_budget is not None:
+        steps = _steps_for_budget(model, cfg, minutes_budget, time.perf_counter() - t0, t_eval)
+    if steps is None or steps < 1:
+        raise ValueError(f"finetune_demo: steps must be >= 1 (or give minutes_budget), got {steps!r}")
     cfg.max_steps = steps
-    say(
-        f"fine-tune demo: {steps} steps of {cfg.batch_size} queries (about {step_s:.1f} s each) on stdlib-codesearch "
-        "train"
-    )
+    say(f"fine-tune demo: {steps} steps of {cfg.batch_size} queries on stdlib-codesearch train ...")
 
     import shutil
 
     shutil.rmtree(cfg.out, ignore_errors=True)
-    model = BiEncoder.from_pretrained(model_name)  # a fresh copy: the timing steps changed no weights, but be explicit
+    if minutes_budget is not None:
+        model = BiEncoder.from_pretrained(
+            model_name
+        )  # a fresh copy: the timing steps changed no weights, but be explicit
     summary = train(cfg, model=model, progress=None, log=lambda m: None)
     fine = _eval(model, ds, limit_queries, max_docs, out / "fine_tuned")
     gain = {k: fine[k] - zero_shot[k] for k in fine if k in zero_shot}
@@ -151,3 +146,29 @@ def finetune_demo(
     uio.write_json(out / "summary.json", result)
     say(text)
     return result
+
+
+def _steps_for_budget(model: Any, cfg: Any, minutes_budget: float, spent_s: float, t_eval: float) -> int:
+    """How many training steps fit ``minutes_budget`` (one evaluation still to come), from the
+    time of one training step measured after a warm-up step (at least 5, at most one epoch)."""
+    from ..data.datasets import load_dataset
+    from ..train import batch_backward
+    from ..training.data import epoch_rows, examples_from_dataset
+
+    t0 = time.perf_counter()
+    examples, _ = examples_from_dataset(load_dataset("stdlib-codesearch", split="train"))
+    rows = epoch_rows(examples, 0, cfg.seed, negatives=0)[: cfg.batch_size]
+    model.train()
+    old = model.max_length
+    model.max_length = cfg.train_max_length
+    times = []
+    for _ in range(2):
+        t = time.perf_counter()
+        batch_backward(model, rows, cfg, 1.0)
+        times.append(time.perf_counter() - t)
+    model.max_length = old
+    model.zero_grad(set_to_none=True)
+    step_s = times[-1] * 1.2  # optimizer step, logging
+    spent_s += time.perf_counter() - t0
+    train_budget = minutes_budget * 60 - spent_s - 1.2 * max(t_eval, 1.0) - 10
+    return int(max(5, min(len(examples) // cfg.batch_size, train_budget // step_s)))
