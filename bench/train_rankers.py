@@ -27,15 +27,19 @@ shared config (:data:`ROWS`). ``bi``, ``poly``, ``cross``, ``uni`` are the kinds
 switches one of the four off (``no_inbatch``, ``no_mlm``, ``no_speakers``, ``no_noam``);
 ``uni_recipe-mlm_0.1`` has the MLM loss at weight 0.1; ``uni_recipe-head_warmup`` fits the new MLM head
 alone for 150 batches first (``mlm.head_warmup_steps``; extra forward passes beyond the budget);
-``poly_inbatch`` is ParlAI's recipe: the poly-encoder on in-batch candidates. Every row
+``poly_inbatch`` is ParlAI's recipe: the poly-encoder on in-batch candidates. ``uni_cls``
+scores each candidate from its own ``[CLS]`` (``candidate_pooling: cls``) instead of the mean
+of its tokens, ``uni_strict`` uses the ``arrow_strict`` mask and ``uni_strict_cls`` both (the
+SciFact reranker hypotheses). Every row
 keeps the suite's lr, batch size (= in-batch candidate count), steps, token limits and
 test set.
 
 Budgets (``--budget``): ``full`` (the suites as above, GPU-sized) or ``cpu`` (:data:`BUDGETS`:
 what two shared CPU cores allow - 128-token contexts / 32-token replies, 8 contexts per
 batch, 150 steps, lr 5e-5, DailyDialog evaluated on its first 500 test contexts, MuTual on all 886
-dev contexts; the same for every
-row). ``--skip-done`` keeps the rows already in ``results.json``, so a killed chain resumes
+dev contexts; SciFact: 256-token documents kept, 1 positive + 3 mined negatives per query,
+8 queries per batch, 100 steps, the BM25 top 20 of the first 100 test queries reranked; the
+same for every row). ``--skip-done`` keeps the rows already in ``results.json``, so a killed chain resumes
 where it stopped (a row cut off mid-way restarts from its last checkpoint).
 
 Usage:
@@ -174,6 +178,11 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # bench/mlm_head_probe.py: the MLM/ranking gradient ratio falls from 16.5x to 3.0x). Those
     # are extra forward passes beyond the equal training budget of the other rows.
     "uni_recipe-head_warmup": ("uni", SPEAKERS, _merge(IN_BATCH, MLM, {"mlm": {"head_warmup_steps": 150}}, NOAM)),
+    # the SciFact reranker hypotheses (issue 17): each candidate scored from its own [CLS]
+    # instead of the mean of its (up to 256) tokens; and with arrow_strict as well
+    "uni_cls": ("uni", {"candidate_pooling": "cls"}, {}),
+    "uni_strict": ("uni", {"mask": "arrow_strict"}, {}),
+    "uni_strict_cls": ("uni", {"mask": "arrow_strict", "candidate_pooling": "cls"}, {}),
 }
 
 #: budget -> suite -> {lengths, config changes}; ``cpu`` is one equal reduced budget for every row
@@ -194,6 +203,22 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
                 "threads": 2,
                 "save_every": 50,
                 "test": {"limit_queries": 500},
+            },
+        },
+        # SciFact reranking on two CPU cores: documents keep their 256 tokens (the pooling
+        # hypothesis is about long candidates), but 1 positive + 3 mined negatives per query,
+        # 8 queries per batch, 100 steps (about one epoch of the 809 train queries) and the
+        # BM25 top 20 of the first 100 test queries
+        "scifact": {
+            "config": {
+                "epochs": 1,
+                "max_steps": 100,
+                "batch_size": 8,
+                "lr": 5.0e-5,
+                "threads": 2,
+                "save_every": 50,
+                "data": {"negatives": 3},
+                "test": {"limit_queries": 100, "rerank_depth": 20},
             },
         },
     },
@@ -339,6 +364,10 @@ def _changes(r: dict) -> str:
         said.append(f"MLM head fitted alone first ({c['mlm']['head_warmup_steps']} steps)")
     if r.get("settings", {}).get("speaker_tokens"):
         said.append("speaker tokens")
+    if r.get("settings", {}).get("candidate_pooling") == "cls":
+        said.append("candidate's own [CLS] pooled")
+    if r.get("settings", {}).get("mask"):
+        said.append(f"mask {r['settings']['mask']}")
     if c.get("schedule") == "noam":
         said.append(f"Noam, betas {tuple(c.get('adam_betas', ()))}")
     return ", ".join(said) or "-"

@@ -41,6 +41,7 @@ MODELS = {
     "cross_tanh_candmean": lambda: CrossEncoder(lively_backbone(), pooling="candidate_mean", head_activation="tanh"),
     "uni_arrow": lambda: UniEncoder(lively_backbone()),
     "uni_strict_chunked": lambda: UniEncoder(lively_backbone(), mask="arrow_strict", chunk_size=2),
+    "uni_cls_pooling": lambda: UniEncoder(lively_backbone(), candidate_pooling="cls"),
     "poly": lambda: PolyEncoder(lively_backbone(), n_codes=4),
     "poly_separate_sqrt": lambda: PolyEncoder(
         lively_backbone(), n_codes=3, shared_encoder=False, codes_attention="sqrt", poly_attention="sqrt"

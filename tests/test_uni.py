@@ -244,6 +244,41 @@ def test_score_is_linear_head_on_mean_of_candidate_tokens_with_cls_and_sep(backb
             torch.testing.assert_close(model(packed)[0, k - 1], expected[0], atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("segmented", [False, True])
+def test_cls_pooling_scores_the_candidates_own_cls(backbone, segmented):
+    """candidate_pooling="cls": the head reads the vector of each candidate's own [CLS] (not the
+    context's), and a slot without a candidate stays -inf."""
+    model = make(backbone, mask="arrow", candidate_pooling="cls", segmented=segmented).eval()
+    mean = make(backbone, mask="arrow", segmented=segmented).eval()
+    packed = model.packer.pack(CTX, CANDS)
+    with torch.no_grad():
+        scores = model(packed)
+        hidden = model.encode_packed(packed, "arrow")
+        for b, cands in enumerate(CANDS):
+            seg, ids = packed.segment_ids[b], packed.input_ids[b]
+            for k in range(1, len(cands) + 1):
+                first = int((seg == k).nonzero()[0])
+                assert ids[first] == 101 and int((seg == 0).nonzero()[0]) != first
+                expected = model.head(hidden[b, first])[0]
+                torch.testing.assert_close(scores[b, k - 1], expected, atol=1e-5, rtol=1e-5)
+        assert scores[1, 3] == float("-inf")
+        assert not torch.allclose(scores[0], mean(packed)[0])  # the same weights pool differently
+
+
+def test_candidate_pooling_is_checked_and_saved(backbone, tmp_path):
+    with pytest.raises(ConfigError, match="candidate_pooling must be 'mean' or 'cls'; got 'max'"):
+        make(backbone, candidate_pooling="max")
+    with pytest.raises(ConfigError, match="needs candidate_cls true"):
+        make(backbone, candidate_pooling="cls", candidate_cls=False)
+    assert make(backbone).settings()["candidate_pooling"] == "mean"  # the paper's pooling by default
+    model = make(backbone, candidate_pooling="cls").eval()
+    model.save(tmp_path / "m")
+    loaded = load_ranker(tmp_path / "m")
+    assert loaded.candidate_pooling == "cls"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.score(CTX, CANDS), model.score(CTX, CANDS), atol=1e-6, rtol=0)
+
+
 def test_save_load_round_trip(backbone, tmp_path):
     model = make(backbone, mask="arrow_strict", max_context_length=64, chunk_size=5).eval()
     with torch.no_grad():
@@ -291,11 +326,13 @@ def test_loading_a_broken_folder_names_the_file_and_line(tmp_path):
 # ---- the segment-factorised pass -----------------------------------------------------------
 
 
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
 @pytest.mark.parametrize("mask", ["arrow", "arrow_strict"])
-def test_segmented_pass_equals_the_masked_pass(backbone, mask):
+def test_segmented_pass_equals_the_masked_pass(backbone, mask, pooling):
     """Same scores and same gradients as one masked pass over the packed rows (ragged contexts
     and candidate lists, so both paths see padding)."""
-    seg, masked = make(backbone, mask=mask, segmented=True), make(backbone, mask=mask, segmented=False)
+    seg = make(backbone, mask=mask, segmented=True, candidate_pooling=pooling)
+    masked = make(backbone, mask=mask, segmented=False, candidate_pooling=pooling)
     assert seg.uses_segmented_pass and not masked.uses_segmented_pass
     masked.load_state_dict(seg.state_dict())
     cands = [CANDS[0], CANDS[1][:2]]

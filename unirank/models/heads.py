@@ -1,6 +1,6 @@
 """What the cross-, poly- and Uni-Encoder share on top of the backbone.
 
-* pooling of packed hidden states (registry :data:`PACKED_POOLINGS`, and :func:`segment_mean`
+* pooling of packed hidden states (registry :data:`PACKED_POOLINGS`, :func:`segment_first` and :func:`segment_mean`
   for all candidates of a packed row at once);
 * :class:`BackboneRanker`, the base class that owns the backbone, runs packed batches
   through it with a chosen attention mask, and saves / loads a model folder.
@@ -66,6 +66,30 @@ def segment_mean(hidden: torch.Tensor, segment_ids: torch.Tensor, n_segments: in
     onehot = (segment_ids[:, None, :] == ks[None, :, None]).to(hidden.dtype)  # (B, N, L)
     counts = onehot.sum(-1, keepdim=True).clamp(min=1.0)
     return torch.bmm(onehot, hidden) / counts
+
+
+def segment_first(hidden: torch.Tensor, segment_ids: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Vector of the first token of candidate segments 1..n_segments of each row (the
+    candidate's own ``[CLS]`` in the Uni-Encoder layout). An absent segment gives a zero vector.
+
+    Args:
+        hidden: (B, L, H) token vectors.
+        segment_ids: (B, L) segment ids (0 context, k candidate k, -1 padding).
+        n_segments: N, the number of candidate slots.
+
+    Shapes:
+        -> (B, N, H).
+
+    Example:
+        >>> h = torch.tensor([[[1.0], [2.0], [4.0], [8.0]]])
+        >>> segment_first(h, torch.tensor([[0, 1, 1, 2]]), 3)[0, :, 0].tolist()
+        [2.0, 8.0, 0.0]
+    """
+    ks = torch.arange(1, n_segments + 1, device=segment_ids.device)
+    member = segment_ids[:, None, :] == ks[None, :, None]  # (B, N, L)
+    first = member.to(torch.uint8).argmax(-1)  # the first maximal index: the segment's first token
+    vecs = hidden.gather(1, first[..., None].expand(-1, -1, hidden.shape[-1]))
+    return vecs * member.any(-1, keepdim=True).to(hidden.dtype)
 
 
 @PACKED_POOLINGS.register("cls")

@@ -6,8 +6,11 @@ candidates, context positions ``0..c-1`` and every candidate's positions restart
 ``c``. An attention mask (:mod:`unirank.models.masks`, default ``arrow`` as in the paper)
 keeps candidates from seeing each other. Each candidate's score is a linear layer on the
 mean of its token vectors, its own ``[CLS]`` and ``[SEP]`` included — the tokens the
-official code (dll-wu/Uni-Encoder, ``uni_encoder.py``) averages. Training is
-cross-entropy over a context's candidate set (the loss lives in ``unirank.losses``).
+official code (dll-wu/Uni-Encoder, ``uni_encoder.py``) averages — or, with
+``candidate_pooling="cls"``, on the vector of its own ``[CLS]`` (one token that attends to
+the whole candidate; a mean over a 256-token document dilutes what a reply-sized
+candidate keeps). Training is cross-entropy over a context's candidate set (the loss
+lives in ``unirank.losses``).
 
 Long lists are scored ``chunk_size`` candidates per forward pass. With ``arrow_strict``
 (or ``diag``) chunking is exact. With ``arrow`` (or ``full``) the context attends to the
@@ -29,7 +32,7 @@ import torch
 from ..errors import ConfigError
 from .backbone import Backbone, mean_pool
 from .base import MODELS, Context
-from .heads import BackboneRanker, segment_mean
+from .heads import BackboneRanker, segment_first, segment_mean
 from .inputs import PackedBatch
 from .masks import MASKS
 from .segmented import segmented_candidate_states, supports_segmented
@@ -108,6 +111,8 @@ class UniEncoder(BackboneRanker):
         speaker_tokens: tokens marking the context's turns, e.g. ``["[unused1]", "[unused2]"]``
             (see :class:`~unirank.models.inputs.TextPacker`).
         candidate_cls: candidates are ``[CLS] cand [SEP]`` (paper) or ``cand [SEP]``.
+        candidate_pooling: ``mean`` (the paper: mean of the candidate's tokens) or ``cls`` (the
+            candidate's own ``[CLS]``; needs ``candidate_cls``).
         candidate_token_type: token type id of candidate tokens (1; 0 for models with one
             token type).
         segmented: with ``arrow`` / ``arrow_strict`` on a BERT-family backbone, compute the
@@ -141,6 +146,7 @@ class UniEncoder(BackboneRanker):
         turn_separator: str | None = None,
         speaker_tokens: Sequence[str] | None = None,
         candidate_cls: bool = True,
+        candidate_pooling: str = "mean",
         candidate_token_type: int = 1,
         segmented: bool | str = "auto",
     ) -> None:
@@ -148,7 +154,12 @@ class UniEncoder(BackboneRanker):
         MASKS.get(mask)  # unknown kinds fail here, listing the valid ones
         if segmented not in (True, False, "auto"):  # 1 / 0 are True / False here, as in YAML
             raise ConfigError(f"uni: segmented must be true, false or auto; got {segmented!r}")
+        if candidate_pooling not in ("mean", "cls"):
+            raise ConfigError(f"uni: candidate_pooling must be 'mean' or 'cls'; got {candidate_pooling!r}")
+        if candidate_pooling == "cls" and not candidate_cls:
+            raise ConfigError("uni: candidate_pooling 'cls' needs candidate_cls true (the candidate's own [CLS])")
         self.mask = mask
+        self.candidate_pooling = candidate_pooling
         self.segmented: bool | str = segmented if segmented == "auto" else bool(segmented)
         self._init_scoring_head(
             chunk_size,
@@ -161,7 +172,12 @@ class UniEncoder(BackboneRanker):
         )
 
     def settings(self) -> dict[str, Any]:
-        return {"mask": self.mask, "segmented": self.segmented, **self._packer_settings()}
+        return {
+            "mask": self.mask,
+            "segmented": self.segmented,
+            "candidate_pooling": self.candidate_pooling,
+            **self._packer_settings(),
+        }
 
     @property
     def uses_segmented_pass(self) -> bool:
@@ -196,13 +212,16 @@ class UniEncoder(BackboneRanker):
         return self.segmented is True or any(segmented_pays_off(self.device.type, h, widest) for h in (False, True))
 
     def candidate_vectors(self, packed: PackedBatch) -> torch.Tensor:
-        """Mean token vector of every candidate slot. Shapes: -> (B, N, H)."""
+        """Pooled vector of every candidate slot (``candidate_pooling``). Shapes: -> (B, N, H)."""
         if self.takes_segmented_pass(packed):
             states, valid = segmented_candidate_states(self.encoder, packed.to(self.device), self.mask == "arrow")
             B, N, R, H = states.shape
+            if self.candidate_pooling == "cls":  # a segment's tokens are in order, [CLS] first
+                return states[:, :, 0].float() * valid[:, :, :1].to(torch.float32)
             return mean_pool(states.reshape(B * N, R, H).float(), valid.reshape(B * N, R)).view(B, N, H)
         hidden = self.encode_packed(packed, self.mask)
-        return segment_mean(hidden, packed.segment_ids.to(hidden.device), packed.candidate_mask.shape[1])
+        pool = segment_first if self.candidate_pooling == "cls" else segment_mean
+        return pool(hidden, packed.segment_ids.to(hidden.device), packed.candidate_mask.shape[1])
 
     def forward(self, packed: PackedBatch) -> torch.Tensor:
         """Scores of a packed batch. Shapes: -> (B, N); absent candidate slots are ``-inf``."""
