@@ -375,7 +375,8 @@ def _changes(r: dict) -> str:
 
 def report(results: dict) -> str:
     m = results["metrics"]
-    base = next((r for r in results["runs"].values() if not r.get("changes")), next(iter(results["runs"].values())))
+    plain = [results["runs"][k] for k in ("uni", "cross", "poly", "bi") if k in results["runs"]]  # no extra settings
+    base = plain[0] if plain else next(iter(results["runs"].values()))
     first = base["config"]
     test = first.get("test") or {}
     lines = [

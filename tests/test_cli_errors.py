@@ -289,6 +289,14 @@ def test_user_errors_are_one_line_with_exit_2(world):
             ["demo", "--out", f"{w}/demo-out", "--finetune-steps", "-1"],
             "demo: --finetune-steps must be >= 0 (0 skips fine-tuning), got -1",
         ),
+        "demo no queries": (
+            ["demo", "--out", f"{w}/demo-out", "--limit-queries", "0"],
+            "demo: --limit-queries must be >= 1, got 0",
+        ),
+        "demo negative docs": (
+            ["demo", "--out", f"{w}/demo-out", "--max-docs", "-1"],
+            "demo: --max-docs must be >= 1, got -1",
+        ),
         "demo nan minutes": (
             ["demo", "--out", f"{w}/demo-out", "--finetune-minutes", "nan"],
             "demo: --finetune-minutes must be >= 0 (0 skips fine-tuning), got nan",

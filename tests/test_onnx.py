@@ -173,6 +173,19 @@ def test_an_export_folder_is_refused_by_torch_and_checked_by_onnx(tmp_path):
         load_ranker(folder, None, backend="onnx").save(tmp_path / "again")
 
 
+def test_an_export_older_than_a_setting_counts_as_its_default(tmp_path):
+    """A uni export made before ``candidate_pooling`` existed holds no such key: it was made with
+    the default (mean), so asking for mean is fine and cls is refused."""
+    folder = export_onnx(UniEncoder(lively_backbone()), tmp_path / "old")
+    meta_file = folder / ONNX_FILE
+    meta = json.loads(meta_file.read_text())
+    del meta["settings"]["candidate_pooling"]
+    meta_file.write_text(json.dumps(meta))
+    assert load_ranker(folder, None, backend="onnx", candidate_pooling="mean").candidate_pooling == "mean"
+    with pytest.raises(ConfigError, match="candidate_pooling: 'cls' differs from the exported graphs' 'mean'"):
+        load_ranker(folder, None, backend="onnx", candidate_pooling="cls")
+
+
 def test_cli_export_then_rerank_eval_with_onnx_backend_equals_torch(tiny_beir, tmp_path):
     runner = CliRunner()
     saved = tmp_path / "cross"

@@ -263,6 +263,8 @@ def test_cls_pooling_scores_the_candidates_own_cls(backbone, segmented):
                 torch.testing.assert_close(scores[b, k - 1], expected, atol=1e-5, rtol=1e-5)
         assert scores[1, 3] == float("-inf")
         assert not torch.allclose(scores[0], mean(packed)[0])  # the same weights pool differently
+        empty = model.packer.pack(CTX, [[], []])  # no candidate at all: (B, 0) like the mean pooling
+        assert model(empty).shape == mean(empty).shape == (2, 0)
 
 
 def test_candidate_pooling_is_checked_and_saved(backbone, tmp_path):

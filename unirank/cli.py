@@ -464,7 +464,7 @@ def demo(
     out: Path = typer.Option(Path("unirank-demo"), help="where the reports go"),
     limit_queries: int = typer.Option(300, help="test queries evaluated"),
     max_docs: int = typer.Option(3000, help="corpus size searched (judged docs + a stable sample)"),
-    finetune_steps: Optional[int] = typer.Option(
+    finetune_steps: Optional[int] = typer.Option(  # the default is unirank.training.demo.DEMO_STEPS
         None, help="training steps of the fine-tuning step (default 24; 0 skips it); the same numbers every run"
     ),
     finetune_minutes: Optional[float] = typer.Option(

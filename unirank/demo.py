@@ -31,6 +31,9 @@ def run_demo(
     from .errors import ConfigError
     from .training.demo import DEMO_STEPS
 
+    for flag, value in (("--limit-queries", limit_queries), ("--max-docs", max_docs)):
+        if value < 1:
+            raise ConfigError(f"demo: {flag} must be >= 1, got {value}")
     if finetune_steps is not None and finetune_minutes is not None:
         raise ConfigError("demo: give --finetune-steps or --finetune-minutes, not both")
     if finetune_steps is not None and finetune_steps < 0:

@@ -217,7 +217,8 @@ class UniEncoder(BackboneRanker):
             states, valid = segmented_candidate_states(self.encoder, packed.to(self.device), self.mask == "arrow")
             B, N, R, H = states.shape
             if self.candidate_pooling == "cls":  # a segment's tokens are in order, [CLS] first
-                return states[:, :, 0].float() * valid[:, :, :1].to(torch.float32)
+                first = states[:, :, :1].sum(2).float()  # (B, N, H); no candidate at all -> (B, 0, H)
+                return first * valid[:, :, :1].any(2, keepdim=True).to(torch.float32)
             return mean_pool(states.reshape(B * N, R, H).float(), valid.reshape(B * N, R)).view(B, N, H)
         hidden = self.encode_packed(packed, self.mask)
         pool = segment_first if self.candidate_pooling == "cls" else segment_mean

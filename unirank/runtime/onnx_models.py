@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -279,10 +280,13 @@ def load_onnx_ranker(
         "shared_encoder",
         "candidate_token_type",
     }
+    defaults = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()}
     for k, v in overrides.items():
-        if k in baked and v != settings.get(k):
+        # an export older than a setting was made with that setting's default
+        exported = settings.get(k, defaults.get(k))
+        if k in baked and v != exported:
             raise ConfigError(
-                f"{k}: {v!r} differs from the exported graphs' {settings.get(k)!r}; export the model again with it"
+                f"{k}: {v!r} differs from the exported graphs' {exported!r}; export the model again with it"
             )
         settings[k] = v
     backbone = _onnx_backbone(folder, meta)

@@ -18,11 +18,12 @@ from typing import Any, Callable
 from .. import io as uio
 from ..config import from_dict, to_dict
 
-__all__ = ["finetune_demo", "DEMO_TRAIN"]
+__all__ = ["finetune_demo", "DEMO_STEPS", "DEMO_TRAIN"]
 
 MEASURES = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "auc"]
 
-#: training steps of the demo by default (about 3.5 minutes on two idle CPU cores)
+#: training steps of the demo by default (160-281 s of training on two shared CPU cores,
+#: bench/RESULTS.md "unirank demo twice")
 DEMO_STEPS = 24
 
 #: the demo's training settings (``max_steps`` is the step count, or set from a time budget)
