@@ -43,6 +43,17 @@ HEAD_FILE = "head.safetensors"
 PACKED_POOLINGS: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("packed-row pooling")
 
 
+def segment_members(segment_ids: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Which tokens belong to candidate segments 1..n_segments. Shapes: (B, L) -> (B, N, L) bool.
+
+    Example:
+        >>> segment_members(torch.tensor([[0, 1, 1, 2]]), 2)[0].int().tolist()
+        [[0, 1, 1, 0], [0, 0, 0, 1]]
+    """
+    ks = torch.arange(1, n_segments + 1, device=segment_ids.device)
+    return segment_ids[:, None, :] == ks[None, :, None]
+
+
 def segment_mean(hidden: torch.Tensor, segment_ids: torch.Tensor, n_segments: int) -> torch.Tensor:
     """Mean of the token vectors of candidate segments 1..n_segments of each row.
 
@@ -62,8 +73,7 @@ def segment_mean(hidden: torch.Tensor, segment_ids: torch.Tensor, n_segments: in
         >>> segment_mean(h, torch.tensor([[0, 1, 1, 2]]), 3)[0, :, 0].tolist()
         [3.0, 8.0, 0.0]
     """
-    ks = torch.arange(1, n_segments + 1, device=segment_ids.device)
-    onehot = (segment_ids[:, None, :] == ks[None, :, None]).to(hidden.dtype)  # (B, N, L)
+    onehot = segment_members(segment_ids, n_segments).to(hidden.dtype)
     counts = onehot.sum(-1, keepdim=True).clamp(min=1.0)
     return torch.bmm(onehot, hidden) / counts
 
@@ -85,8 +95,7 @@ def segment_first(hidden: torch.Tensor, segment_ids: torch.Tensor, n_segments: i
         >>> segment_first(h, torch.tensor([[0, 1, 1, 2]]), 3)[0, :, 0].tolist()
         [2.0, 8.0, 0.0]
     """
-    ks = torch.arange(1, n_segments + 1, device=segment_ids.device)
-    member = segment_ids[:, None, :] == ks[None, :, None]  # (B, N, L)
+    member = segment_members(segment_ids, n_segments)
     first = member.to(torch.uint8).argmax(-1)  # the first maximal index: the segment's first token
     vecs = hidden.gather(1, first[..., None].expand(-1, -1, hidden.shape[-1]))
     return vecs * member.any(-1, keepdim=True).to(hidden.dtype)

@@ -113,10 +113,8 @@ def finetune_demo(
     import shutil
 
     shutil.rmtree(cfg.out, ignore_errors=True)
-    if minutes_budget is not None:
-        model = BiEncoder.from_pretrained(
-            model_name
-        )  # a fresh copy: the timing steps changed no weights, but be explicit
+    if minutes_budget is not None:  # a fresh copy: the timing steps changed no weights, but be explicit
+        model = BiEncoder.from_pretrained(model_name)
     summary = train(cfg, model=model, progress=None, log=lambda m: None)
     fine = _eval(model, ds, limit_queries, max_docs, out / "fine_tuned")
     gain = {k: fine[k] - zero_shot[k] for k in fine if k in zero_shot}
