@@ -357,6 +357,69 @@ def test_segmented_pass_equals_the_masked_pass(backbone, mask, pooling):
         torch.testing.assert_close(grads[0][n], grads[1][n], atol=1e-5, rtol=1e-4, msg=n)
 
 
+@pytest.mark.parametrize("mask", ["arrow", "arrow_strict"])
+def test_segmented_hidden_states_equal_the_masked_pass_at_every_real_token(backbone, mask):
+    from unirank.models.backbone import encode_tokens
+    from unirank.models.masks import build_mask
+    from unirank.models.segmented import segmented_hidden_states
+
+    m = make(backbone, mask=mask).eval()
+    packed = m.packer.pack(CTX, [CANDS[0], CANDS[1][:2]])
+    with torch.no_grad():
+        got = segmented_hidden_states(m.encoder, packed, mask == "arrow")
+        want = encode_tokens(
+            m.encoder,
+            packed.input_ids,
+            build_mask(packed.segment_ids, mask),
+            token_type_ids=packed.token_type_ids,
+            position_ids=packed.position_ids,
+        )
+    real = packed.segment_ids >= 0
+    assert got.shape == want.shape and not real.all()  # ragged rows: padding on the second
+    torch.testing.assert_close(got[real], want[real], atol=1e-5, rtol=1e-5)
+    assert not got[~real].any()
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+@pytest.mark.parametrize("mask", ["arrow", "arrow_strict"])
+def test_mlm_training_through_the_segmented_pass_equals_the_masked_pass(backbone, mask, pooling, monkeypatch):
+    """Inside masked_lm() the segmented pass is taken too (the MLM loss reads the context's
+    and the candidates' states from segmented_hidden_states): same masked tokens, same scores,
+    same MLM loss and same gradients - head, MLM head and backbone - as the masked pass."""
+    import unirank.models.uni as uni_mod
+
+    calls = []
+    real = uni_mod.segmented_hidden_states
+    monkeypatch.setattr(uni_mod, "segmented_hidden_states", lambda *a, **k: calls.append(1) or real(*a, **k))
+    seg = make(own_copy(backbone), mask=mask, segmented=True, candidate_pooling=pooling)
+    masked = make(own_copy(backbone), mask=mask, segmented=False, candidate_pooling=pooling)
+    for m in (seg, masked):
+        m.add_mlm_head(seed=3)
+    masked.load_state_dict(seg.state_dict())
+    cands = [CANDS[0], CANDS[1][:2]]
+    out = []
+    for m in (seg, masked):
+        m.train()
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = 0.0
+        m.zero_grad()
+        with m.masked_lm(0.3, torch.Generator().manual_seed(7)) as mlm:
+            s = m.score(CTX, cands)
+        loss = torch.nn.functional.cross_entropy(s, torch.tensor([0, 1])) + mlm.loss()
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+        out.append((s.detach(), mlm.masked, mlm.loss().detach(), grads))
+    assert calls == [1]  # one chunk, through the segmented pass
+    (s0, n0, l0, g0), (s1, n1, l1, g1) = out
+    assert n0 == n1 > 0
+    torch.testing.assert_close(s0, s1, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(l0, l1, atol=1e-5, rtol=1e-5)
+    assert g0.keys() == g1.keys() and any(n.startswith("mlm_head.") for n in g0)
+    for n in g0:
+        torch.testing.assert_close(g0[n], g1[n], atol=1e-5, rtol=1e-4, msg=n)
+
+
 def test_segmented_pass_only_for_arrow_masks(backbone):
     assert not make(backbone, mask="diag", segmented=True).uses_segmented_pass
     assert not make(backbone, mask="full", segmented=True).uses_segmented_pass

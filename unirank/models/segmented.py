@@ -25,14 +25,14 @@ other backbones fall back to the masked pass. Equality with the masked pass is t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from .inputs import PackedBatch
 
-__all__ = ["supports_segmented", "segment_layout", "segmented_candidate_states"]
+__all__ = ["supports_segmented", "segment_layout", "segmented_candidate_states", "segmented_hidden_states"]
 
 
 def supports_segmented(model: Any) -> bool:
@@ -127,6 +127,54 @@ def segmented_candidate_states(
         The states the masked pass would give the candidate tokens (padding slots hold
         values to be ignored).
     """
+    run = _segmented_pass(model, packed, context_sees_candidates, context_states=False)
+    B, N, R = run.cand_valid.shape
+    H = run.x_k.shape[-1]
+    states = run.x_k.new_zeros(B * N * R, H).index_copy(0, run.cand_pos, run.x_k)
+    return states.view(B, N, R, H), run.cand_valid
+
+
+def segmented_hidden_states(model: Any, packed: PackedBatch, context_sees_candidates: bool) -> torch.Tensor:
+    """Last hidden states of every token of the packed rows, computed segment by segment.
+
+    What the masked pass returns (``(B, L, H)``; padding positions hold zeros), for consumers
+    that need the context's states too - the MLM auxiliary loss
+    (:mod:`unirank.models.mlm_aux`) reads every masked token, context or candidate. Costs
+    :func:`segmented_candidate_states` plus the context's last layer.
+
+    Shapes:
+        -> ``(B, L, H)``.
+    """
+    run = _segmented_pass(model, packed, context_sees_candidates, context_states=True)
+    B, L = packed.input_ids.shape
+    C = run.ctx_index.shape[1]
+    N, R = run.cand_valid.shape[1:]
+    dev = run.x_k.device
+    rows_c = torch.arange(B, device=dev).repeat_interleave(C)[run.ctx_pos]
+    rows_k = torch.arange(B, device=dev).repeat_interleave(N * R)[run.cand_pos]
+    at_c = rows_c * L + run.ctx_index.flatten()[run.ctx_pos]  # flat (B * L) positions of the real tokens
+    at_k = rows_k * L + run.cand_index.flatten()[run.cand_pos]
+    hidden = run.x_k.new_zeros(B * L, run.x_k.shape[-1])
+    hidden = hidden.index_copy(0, at_c, run.x_c.to(hidden.dtype)).index_copy(0, at_k, run.x_k)
+    return hidden.view(B, L, hidden.shape[-1])
+
+
+class _SegmentedRun(NamedTuple):
+    x_c: torch.Tensor  # (T_c, H) context tokens' states (last layer only with context_states)
+    x_k: torch.Tensor  # (T_k, H) candidate tokens' last-layer states
+    ctx_index: torch.Tensor
+    ctx_pos: torch.Tensor  # real context tokens' positions in the (B * C) grid
+    cand_index: torch.Tensor
+    cand_pos: torch.Tensor  # real candidate tokens' positions in the (B * N * R) grid
+    cand_valid: torch.Tensor
+
+
+def _segmented_pass(
+    model: Any, packed: PackedBatch, context_sees_candidates: bool, context_states: bool
+) -> _SegmentedRun:
+    """The layer loop of :func:`segmented_candidate_states`; with ``context_states`` the
+    context's last layer is computed too (otherwise ``x_c`` holds its second-to-last states,
+    which no score needs)."""
     ctx_index, ctx_valid, cand_index, cand_valid = segment_layout(packed)
     B, N, R = cand_index.shape
     C = ctx_index.shape[1]
@@ -137,7 +185,6 @@ def segmented_candidate_states(
         token_type_ids=packed.token_type_ids,
         position_ids=packed.position_ids + position_offset(model),
     )
-    H = emb.shape[-1]
     # linear and feed-forward layers run on real tokens only (T_c context + T_k candidate tokens);
     # attention runs on (rows, width) grids with key-padding masks
     ctx_pos = ctx_valid.flatten().nonzero().squeeze(1)  # positions in the (B * C) grid
@@ -161,8 +208,8 @@ def segmented_candidate_states(
         qk, kk, vk = (
             _padded_heads(lin(x_k), cand_pos, B * N, R, h, d) for lin in (sa.query, sa.key, sa.value)
         )  # (B*N, h, R, d)
-        last = i == len(layers) - 1  # the context's own last-layer states are never used
-        if not last:
+        update_context = context_states or i < len(layers) - 1  # scores never use the context's last layer
+        if update_context:
             if context_sees_candidates:  # keys of the context, then of every candidate of the row
                 k_all = torch.cat([kc, kk.view(B, N, h, R, d).permute(0, 2, 1, 3, 4).reshape(B, h, N * R, d)], 2)
                 v_all = torch.cat([vc, vk.view(B, N, h, R, d).permute(0, 2, 1, 3, 4).reshape(B, h, N * R, d)], 2)
@@ -176,7 +223,6 @@ def segmented_candidate_states(
             qk, torch.cat([kc_n, kk], 2), torch.cat([vc_n, vk], 2), attn_mask=cand_mask, dropout_p=p, scale=scale
         )
         x_k = layer.feed_forward_chunk(layer.attention.output(_real_tokens(a_k, cand_pos), x_k))
-        if not last:
+        if update_context:
             x_c = x_c_next
-    states = x_k.new_zeros(B * N * R, H).index_copy(0, cand_pos, x_k)
-    return states.view(B, N, R, H), cand_valid
+    return _SegmentedRun(x_c, x_k, ctx_index, ctx_pos, cand_index, cand_pos, cand_valid)

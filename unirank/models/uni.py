@@ -35,7 +35,7 @@ from .base import MODELS, Context
 from .heads import BackboneRanker, segment_first, segment_mean
 from .inputs import PackedBatch
 from .masks import MASKS
-from .segmented import segmented_candidate_states, supports_segmented
+from .segmented import segmented_candidate_states, segmented_hidden_states, supports_segmented
 
 #: ``segmented="auto"``: the shortest longest-candidate segment (tokens, ``[CLS]``/``[SEP]``
 #: included) from which the segmented pass is taken, per (device type, half precision).
@@ -190,9 +190,10 @@ class UniEncoder(BackboneRanker):
         )
 
     def takes_segmented_pass(self, packed: PackedBatch) -> bool:
-        """Whether this batch goes through the segmented pass (see ``segmented``); never while
-        training with the MLM loss (:meth:`masked_lm`: the loss needs every token's hidden state)."""
-        if not self.uses_segmented_pass or self._mlm_pass is not None:
+        """Whether this batch goes through the segmented pass (see ``segmented``). Inside
+        :meth:`masked_lm` too: the MLM loss then reads every token's state from
+        :func:`~unirank.models.segmented.segmented_hidden_states`."""
+        if not self.uses_segmented_pass:
             return False
         if self.segmented is True:
             return True
@@ -213,14 +214,20 @@ class UniEncoder(BackboneRanker):
 
     def candidate_vectors(self, packed: PackedBatch) -> torch.Tensor:
         """Pooled vector of every candidate slot (``candidate_pooling``). Shapes: -> (B, N, H)."""
-        if self.takes_segmented_pass(packed):
+        segmented = self.takes_segmented_pass(packed)
+        if segmented and self._mlm_pass is not None:  # masked input; the loss needs context states too
+            packed, labels = self._mlm_corrupt(packed.to(self.device), None)
+            hidden = segmented_hidden_states(self.encoder, packed, self.mask == "arrow")
+            self._mlm_observe(hidden, labels)
+        elif segmented:
             states, valid = segmented_candidate_states(self.encoder, packed.to(self.device), self.mask == "arrow")
             B, N, R, H = states.shape
             if self.candidate_pooling == "cls":  # a segment's tokens are in order, [CLS] first
                 first = states[:, :, :1].sum(2).float()  # (B, N, H); no candidate at all -> (B, 0, H)
                 return first * valid[:, :, :1].any(2, keepdim=True).to(torch.float32)
             return mean_pool(states.reshape(B * N, R, H).float(), valid.reshape(B * N, R)).view(B, N, H)
-        hidden = self.encode_packed(packed, self.mask)
+        else:
+            hidden = self.encode_packed(packed, self.mask)
         pool = segment_first if self.candidate_pooling == "cls" else segment_mean
         return pool(hidden, packed.segment_ids.to(hidden.device), packed.candidate_mask.shape[1])
 
