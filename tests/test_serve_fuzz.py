@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from unirank.index.sparse import BM25Index
@@ -142,12 +142,19 @@ def test_arbitrary_bytes_never_5xx(client, route, body):
     candidates=st.lists(unicode_text(), max_size=8),
     top_k=st.none() | st.integers(1, 10),
 )
+@example(context=["\U0001f600" * 60] * 4, candidates=["\U0001f600" * 60] * 8, top_k=None)  # ~8.6 kB escaped: 413
+@example(context="cats?", candidates=["cats purr", "dogs bark"], top_k=1)
 def test_valid_rank_requests_succeed(client, context, candidates, top_k):
     body = {"context": context, "candidates": candidates, **({"top_k": top_k} if top_k else {})}
     all_text = ([context] if isinstance(context, str) else context) + candidates
-    r = send(client, "/rank", dump(body))
+    payload = dump(body)
+    r = send(client, "/rank", payload)
     too_long = any(len(t) > LIMITS["max_text_chars"] for t in all_text) and client.app_policy == "reject"
-    if any(not _utf8_ok(t) for t in all_text) or too_long:
+    if len(payload) > LIMITS["max_body_bytes"]:
+        # 12 texts of up to 80 astral code points escape to ~12 bytes each: the size limit
+        # is checked before the body is parsed
+        assert r.status_code == 413
+    elif any(not _utf8_ok(t) for t in all_text) or too_long:
         assert r.status_code == 422
     else:
         assert r.status_code == 200, r.text
