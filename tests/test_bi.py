@@ -248,8 +248,11 @@ def test_save_replaces_previous_save_but_not_other_folders(tmp_path):
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("precious")
-    with pytest.raises(FileExistsError, match="refusing"):
+    with pytest.raises(ConfigError, match="refusing"):  # one line from the CLI, not a traceback
         a.save(other)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        a.save(tmp_path / "f")
     assert (other / "keep.txt").read_text() == "precious"
 
 

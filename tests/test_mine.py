@@ -412,6 +412,13 @@ def test_read_mined_names_file_and_line(tmp_path):
         ({"teacher": {"kind": "cross"}}, "a cross teacher needs trained weights"),
         ({"limit_queries": -2}, "limit_queries must be >= 1"),
         ({"depth": 0}, "depth must be >= 1"),
+        # teacher-reading steps without a teacher: one line before any work, not a ValueError mid-mine
+        ({"filters": [{"name": "teacher", "threshold": 0.5}]}, "filter 'teacher': uses teacher scores, but no teacher"),
+        (
+            {"filters": [{"name": "duplicates"}, {"name": "relative_margin", "p": 0.1, "use": "teacher"}]},
+            "^filter 'relative_margin': uses teacher scores",
+        ),
+        ({"sampler": {"name": "simans", "use": "teacher"}}, "sampler 'simans': uses teacher scores.*--teacher KIND"),
     ],
 )
 def test_bad_config_names_list_valid_ones_and_write_nothing(tmp_path, tiny_beir, override, match):

@@ -507,12 +507,7 @@ class BiEncoder(DualEncoder):
         unirank save (``unirank_model.json``) - never an unrelated non-empty folder.
         """
         path = Path(path).expanduser().resolve()
-        if path.exists():
-            if not path.is_dir():
-                raise FileExistsError(f"{path} is a file; expected a model folder")
-            if any(path.iterdir()) and not (path / UNIRANK_CONFIG).is_file():
-                raise FileExistsError(f"{path} is a non-empty folder without {UNIRANK_CONFIG}; refusing to replace it")
-        with atomic_dir(path, marker=UNIRANK_CONFIG) as tmp:
+        with atomic_dir(path, marker=UNIRANK_CONFIG) as tmp:  # refuses a file or a folder of the user's (ConfigError)
             self._write_folder(tmp)
 
     def _write_folder(self, folder: Path) -> None:

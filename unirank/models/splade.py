@@ -629,12 +629,7 @@ class Splade(DualEncoder):
         transformer). Built beside ``path`` and renamed into place.
         """
         path = Path(path).expanduser().resolve()
-        if path.exists():
-            if not path.is_dir():
-                raise FileExistsError(f"{path} is a file; expected a model folder")
-            if any(path.iterdir()) and not (path / UNIRANK_CONFIG).is_file():
-                raise FileExistsError(f"{path} is a non-empty folder without {UNIRANK_CONFIG}; refusing to replace it")
-        with atomic_dir(path, marker=UNIRANK_CONFIG) as tmp:
+        with atomic_dir(path, marker=UNIRANK_CONFIG) as tmp:  # refuses a file or a folder of the user's (ConfigError)
             self._write_folder(tmp)
 
     def masked_lm(self) -> Any:

@@ -456,6 +456,18 @@ def _qrels_fingerprint(ds: RetrievalDataset) -> str:
     return text_fingerprint(f"{q}\t{d}\t{g}" for q, rel in ds.qrels.items() for d, g in rel.items())
 
 
+def _wants_teacher(step: Any) -> bool:
+    """Does a filter or sampler read the teacher's scores (the ``teacher`` filter, or ``use=teacher``)?
+
+    Example:
+        >>> from .filters import build_filters
+        >>> [_wants_teacher(f) for f in build_filters([{"name": "teacher", "threshold": 0.9},
+        ...     {"name": "max_score", "threshold": 1.0, "use": "teacher"}, {"name": "relative_margin", "p": 0.1}])]
+        [True, True, False]
+    """
+    return getattr(step, "name", None) == "teacher" or getattr(step, "use", None) == "teacher"
+
+
 def load_teacher(cfg: TeacherConfig) -> TeacherScorer | None:
     """The teacher ``cfg`` names (through :func:`unirank.models.base.load_ranker`), or None."""
     if cfg.kind is None:
@@ -509,6 +521,14 @@ def run_mine(
     t0 = time.perf_counter()
     filters = build_filters(cfg.filters)
     sampler = build_sampler(cfg.sampler)
+    if teacher is None and cfg.teacher.kind is None:
+        wants = [f"filter {s['name']!r}" for s, f in zip(cfg.filters, filters) if _wants_teacher(f)]
+        wants += [f"sampler {cfg.sampler['name']!r}"] if _wants_teacher(sampler) else []
+        if wants:
+            raise ConfigError(
+                f"{', '.join(wants)}: uses teacher scores, but no teacher is set - "
+                "give --teacher KIND --teacher-model DIR (teacher.kind / teacher.model), or use=miner"
+            )
     ds = dataset if dataset is not None else load_dataset(cfg.data, split=cfg.split)
     doc_ids = list(ds.corpus)
     doc_texts = [ds.corpus[d].full_text for d in doc_ids]
