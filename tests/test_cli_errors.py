@@ -121,6 +121,8 @@ def world(tmp_path_factory) -> Path:
     train(cfg, progress=False, log=lambda m: None)
     (ckpt,) = [p for p in (w / "run" / "checkpoints").iterdir() if p.name.startswith("step-")]
     (ckpt / "model.safetensors").write_bytes(b"\x00" * 10)
+    (w / "garbled-store").mkdir()
+    (w / "garbled-store" / "store.json").write_text('{"broken')
     (w / "user-folder").mkdir()
     (w / "user-folder" / "thesis.tex").write_text("years of work")
     return w
@@ -277,6 +279,37 @@ def test_user_errors_are_one_line_with_exit_2(world):
         ),
         "missing data": (["eval", "--data", f"{w}/nothing", "--split", "test"], f"{w}/nothing"),
         "index of no store": (["index", "--store", f"{w}/beir", "--out", f"{w}/ix"], "not an embedding store"),
+        # the CLI review of 2026-12-06: each of these was a traceback
+        "index of a garbled store.json": (
+            ["index", "--store", f"{w}/garbled-store", "--out", f"{w}/ix2"],
+            f"{w}/garbled-store/store.json:1: not valid JSON",
+        ),
+        "mine teacher filter, no teacher": (
+            ["mine", "--data", f"{w}/beir", "--filter", "teacher:threshold=0.5", "--out", f"{w}/m2"],
+            "filter 'teacher': uses teacher scores, but no teacher is set",
+        ),
+        "mine simans use=teacher, no teacher": (
+            ["mine", "--data", f"{w}/beir", "--sampler", "simans:use=teacher", "--out", f"{w}/m3"],
+            "sampler 'simans': uses teacher scores, but no teacher is set",
+        ),
+        "export bi ranker into a user's folder": (
+            ["export", "--kind", "bi", "--format", "ranker", "--out", f"{w}/user-folder"],
+            "user-folder is a non-empty folder that unirank did not write",
+        ),
+        "export bi ranker onto a file": (
+            ["export", "--kind", "bi", "--format", "ranker", "--out", f"{w}/afile.txt"],
+            "afile.txt is a file; expected an output folder",
+        ),
+        "fusion negative k_rrf": (
+            ["eval", "--data", f"{w}/beir", "--split", "test", "--retriever", "fusion", "--set", "retriever.k_rrf=-5"],
+            "retriever.k_rrf must be >= 0, got -5.0",
+        ),
+        "serve --log-level loud": (
+            ["serve", "--index", f"{w}/beir", "--log-level", "loud"],
+            "--log-level: expected one of critical | error | warning | info | debug | trace, got 'loud'",
+        ),
+        "serve --max-docs 0": (["serve", "--index", f"{w}/beir", "--max-docs", "0"], "'--max-docs'"),
+        "serve --rerank-depth 0": (["serve", "--index", f"{w}/beir", "--rerank-depth", "0"], "'--rerank-depth'"),
         "encode into a user's folder": (
             ["encode", "--data", f"{w}/beir", "--out", f"{w}/user-folder"],
             "is a non-empty folder but no embedding store",

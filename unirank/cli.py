@@ -502,7 +502,7 @@ def serve(
         help="bi-encoder of a dense/hybrid index when --kind is not bi; "
         "with --retriever splade the SPLADE model (default: --model if --kind splade, else splade-tiny)",
     ),
-    max_docs: Optional[int] = typer.Option(None, help="index only the first N documents"),
+    max_docs: Optional[int] = typer.Option(None, min=1, help="index only the first N documents"),
     device: Optional[str] = typer.Option(None, help="cpu | cuda"),
     backend: str = typer.Option(
         "torch", help="inference backend of --model and a dense index: torch | onnx[:quantize=int8,threads=N]"
@@ -523,8 +523,8 @@ def serve(
     max_encode_texts: int = typer.Option(64),
     max_body_bytes: int = typer.Option(1048576),
     text_policy: str = typer.Option("reject", help="texts over --max-text-chars: reject (422) | truncate"),
-    rerank_depth: int = typer.Option(20),
-    log_level: str = typer.Option("info"),
+    rerank_depth: int = typer.Option(20, min=1, help="first-stage documents /search reranks"),
+    log_level: str = typer.Option("info", help="critical | error | warning | info | debug | trace"),
     graceful_timeout: float = typer.Option(30.0),
     body_timeout: float = typer.Option(10.0, help="seconds a request body may take to arrive (408 after)"),
     set_: List[str] = typer.Option([], "--set", help="retriever config key=value, e.g. cur.index=IX cur.budget=100"),

@@ -4,8 +4,9 @@ shared by ``unirank eval``, ``unirank mine`` and ``unirank serve``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
+from ..config import Range
 from ..errors import ConfigError
 from .cur import RTOL
 
@@ -135,7 +136,7 @@ class RetrieverConfig:
     name: str = "bm25"  # bm25 | dense | hybrid | prebuilt | splade | fusion | cur
     bm25: BM25Config = field(default_factory=BM25Config)
     dense: DenseConfig = field(default_factory=DenseConfig)
-    k_rrf: float = 60.0
+    k_rrf: Annotated[float, Range(0)] = 60.0  # 1 / (k_rrf + rank): a negative k_rrf divides by zero
     splade: SpladeConfig = field(default_factory=SpladeConfig)
     fuse: list = field(default_factory=lambda: ["splade", "bm25"])  # retriever "fusion": RRF of these retrievers
     cur: CURConfig = field(

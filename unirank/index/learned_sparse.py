@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..io import write_json
+from ..io import read_json, write_json
 from .base import topk_merge
 
 __all__ = [
@@ -365,7 +365,10 @@ class SeismicIndex:
 def is_sparse_store(root: str | os.PathLike) -> bool:
     """Whether ``root`` is a store written by :func:`encode_sparse_shard`."""
     store = Path(root) / "store.json"
-    return store.is_file() and json.loads(store.read_text(encoding="utf-8")).get("format") == SPARSE_FORMAT
+    if not store.is_file():
+        return False
+    meta = read_json(store)  # a garbled store.json is a DataError naming it, not a traceback
+    return isinstance(meta, dict) and meta.get("format") == SPARSE_FORMAT
 
 
 def encode_sparse_shard(

@@ -646,6 +646,10 @@ def _is_loopback(host: str) -> bool:
 _LOAD_KEYS = ("retriever", "dense_model", "max_docs", "device", "rerank_depth", "backend", "retriever_set")
 
 
+#: uvicorn's log levels (``--log-level``)
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
 def serve_main(
     model: str | None,
     index: str | None,
@@ -693,6 +697,8 @@ def serve_main(
         raise ConfigError(f"--port: expected a port number 0-65535, got {port!r}")
     if not 0 <= graceful < math.inf:
         raise ConfigError(f"--graceful-timeout: expected a number of seconds >= 0, got {graceful!r}")
+    if str(log_level).lower() not in LOG_LEVELS:  # uvicorn would raise KeyError once the server is built
+        raise ConfigError(f"--log-level: expected one of {' | '.join(LOG_LEVELS)}, got {log_level!r}")
     settings = ServeSettings(
         limits=Limits(**{k: v for k, v in options.items() if k in limit_keys}),
         api_key=api_key,  # an empty key is refused, never read as "no authentication"
