@@ -121,6 +121,9 @@ def world(tmp_path_factory) -> Path:
     train(cfg, progress=False, log=lambda m: None)
     (ckpt,) = [p for p in (w / "run" / "checkpoints").iterdir() if p.name.startswith("step-")]
     (ckpt / "model.safetensors").write_bytes(b"\x00" * 10)
+    (w / "fake-run").mkdir()  # a `unirank train` output: config.json is the training config, the model in model/
+    (w / "fake-run" / "config.json").write_text(json.dumps({"model": {"kind": "bi"}}))
+    shutil.copytree(w / "model", w / "fake-run" / "model")
     (w / "garbled-store").mkdir()
     (w / "garbled-store" / "store.json").write_text('{"broken')
     (w / "user-folder").mkdir()
@@ -303,6 +306,18 @@ def test_user_errors_are_one_line_with_exit_2(world):
         "fusion negative k_rrf": (
             ["eval", "--data", f"{w}/beir", "--split", "test", "--retriever", "fusion", "--set", "retriever.k_rrf=-5"],
             "retriever.k_rrf must be >= 0, got -5.0",
+        ),
+        "--model a training run folder": (
+            ["eval", "--data", f"{w}/beir", "--split", "test", "--retriever", "dense", "--model", f"{w}/fake-run"],
+            f"model folder {w}/fake-run is a training run; its trained model is {w}/fake-run/model",
+        ),
+        "train: a metric typo is refused before training": (
+            ["train", f"{w}/train.yaml", "--out", f"{w}/t9", "--test.split", "test", "--test.measures", "[ndcg@x]"],
+            "test.measures: unknown metric 'ndcg@x'",
+        ),
+        "eval --first-stage-run without a reranker": (
+            ["eval", "--data", f"{w}/beir", "--split", "test", "--first-stage-run", f"{w}/afile.txt"],
+            "rerank.first_stage_run (--first-stage-run) is the run a reranker reorders",
         ),
         "serve --log-level loud": (
             ["serve", "--index", f"{w}/beir", "--log-level", "loud"],

@@ -140,3 +140,14 @@ def test_rerank_eval_from_a_run_file(tiny_beir, tmp_path):
     # "why do cats purr" shares "cats" and "purr" with d1 ("Cats cats purr and sleep ...") and nothing with d5
     assert rr.run["q1"]["d1"] > rr.run["q1"]["d5"]
     assert rr.metrics["mrr@10"] == pytest.approx((1.0 + 1.0) / 4)  # q1 d1@1, q2 d2@1, q3/q4 absent -> 0
+
+
+def test_a_run_of_other_queries_is_a_data_error_and_a_partial_one_a_note(tiny_beir, tmp_path, capsys):
+    # a train-split run given for the test split used to give a 0-byte run.trec and all-zero metrics
+    write_run({"qX": {"d1": 1.0}, "qY": {"d2": 1.0}}, tmp_path / "other.trec")
+    cfg = from_dict(EvalConfig, {"data": str(tiny_beir), "measures": ["mrr@10"]})
+    with pytest.raises(DataError, match=r"other\.trec: none of its 2 queries is among the 4 judged queries"):
+        rerank_eval(cfg, OverlapRanker(), depth=10, first_stage=tmp_path / "other.trec", progress=False)
+    write_run({"q1": {"d1": 1.0}, "qX": {"d1": 1.0}}, tmp_path / "part.trec")
+    rerank_eval(cfg, OverlapRanker(), depth=10, first_stage=tmp_path / "part.trec", progress=False)
+    assert "has no documents for 3 of the 4 judged queries; they score 0" in capsys.readouterr().err

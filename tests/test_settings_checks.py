@@ -44,6 +44,42 @@ def test_train_settings_are_refused_with_the_yaml_line(tmp_path, line, expect):
         assert str(e.value).startswith(f"{p}:2: ")
 
 
+@pytest.mark.parametrize(
+    "changes, expect",
+    [
+        ({"test": {"split": "test", "measures": ["ndcg@x"]}}, r"^test\.measures: unknown metric 'ndcg@x'; valid:"),
+        ({"dev": {"split": "dev", "measures": ["recall@100", "bleu"]}}, r"^dev\.measures: unknown metric 'bleu'"),
+        ({"dev": {"split": "dev", "metric": "foo@3"}}, r"^dev\.metric: 'foo@3' is not one of the dev metrics"),
+        ({"dev": {"split": "dev", "metric": "ndcg@20"}}, r"add it to dev\.measures"),
+        ({"test": {"split": "test", "measures": []}}, r"^test\.measures: expected a non-empty list"),
+        (
+            {"data": {"task": "response", "train": "mutual"}, "dev": {"split": "dev", "metric": "ndcg@10"}},
+            r"^dev\.metric: 'ndcg@10' is not a response-selection metric; valid: mrr, R<n>@<k>",
+        ),
+    ],
+)
+def test_metric_names_are_checked_before_training(tmp_path, changes, expect):
+    # they used to surface after training (test) or after the first epoch (dev), with a run left behind
+    cfg = from_dict(TrainConfig, {"out": str(tmp_path / "run"), **changes})
+    with pytest.raises(ConfigError, match=expect):
+        cfg.validate()
+    assert not (tmp_path / "run").exists()
+
+
+def test_metric_names_that_are_reported_pass(tmp_path):
+    for changes in (
+        {"dev": {"split": "dev", "metric": "auc_global"}},  # reported alongside auc
+        {"dev": {"split": "dev", "metric": "recall@100"}, "test": {"split": "test", "measures": ["map@100", "p@5"]}},
+        {"dev": {"split": None, "metric": "whatever"}},  # no dev evaluation: nothing to pick with
+        {"data": {"task": "response", "train": "mutual"}, "dev": {"split": "dev", "metric": "R4@1"}},
+    ):
+        from_dict(TrainConfig, {"out": str(tmp_path / "run"), **changes}).validate()
+    from unirank.tasks import get_task
+
+    with pytest.raises(ConfigError, match=r"^measures: unknown metric 'ndcg@x'"):  # unirank eval: before retrieval
+        get_task("retrieval").check_eval(from_dict(EvalConfig, {"measures": ["ndcg@x"]}))
+
+
 def test_configs_built_in_code_are_checked_as_well(tmp_path):
     cfg = from_dict(TrainConfig, {"out": str(tmp_path / "run")})
     cfg.validate()

@@ -193,6 +193,18 @@ def rerank_eval(
             first_stage = read_run(first_stage)
         else:
             first_name = "given run"
+        covered = sum(1 for q in ds.qrels if first_stage.get(q))
+        if ds.qrels and covered == 0:
+            raise DataError(
+                f"first-stage run {first_name}: none of its {len(first_stage)} queries is among the "
+                f"{len(ds.qrels)} judged queries of {ds.name} {ds.split} (a run of another split or data set?)"
+            )
+        if covered < len(ds.qrels) and not quiet:
+            print(
+                f"note: first-stage run {first_name} has no documents for {len(ds.qrels) - covered} of the "
+                f"{len(ds.qrels)} judged queries; they score 0",
+                file=sys.stderr,
+            )
         run = {q: dict(first_stage.get(q, {})) for q in ds.qrels}
         timings = {}
     t1 = time.perf_counter()

@@ -54,6 +54,9 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
         return str(packaged_model_dir())
     p = Path(name_or_path).expanduser()
     if p.is_dir():
+        if not (p / "unirank_model.json").is_file() and (p / "model" / "unirank_model.json").is_file():
+            # a `unirank train` output: its config.json is the training config, not a model's
+            raise ConfigError(f"model folder {p} is a training run; its trained model is {p / 'model'}")
         if not any((p / f).is_file() for f in MODEL_FOLDER_FILES):
             raise ConfigError(
                 f"model folder {p} holds no model (none of {', '.join(MODEL_FOLDER_FILES)}); expected a unirank, "

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ class ResponseTask(Task):
         if cfg.refresh.every_steps:
             raise ConfigError(
                 "refresh.every_steps (ANCE re-mining) needs retrieval data (a corpus to mine); data.task is response"
+            )
+        metric = cfg.dev.metric or self.default_metric
+        if cfg.dev.split is not None and not re.fullmatch(r"mrr|R\d+@\d+", metric):
+            raise ConfigError(
+                f"dev.metric: {metric!r} is not a response-selection metric; valid: mrr, R<n>@<k> "
+                "(n = the data's candidates per context, e.g. R10@1)"
             )
         if not _builtin_response_name(cfg.data.train):
             for key in ("dev", "test"):

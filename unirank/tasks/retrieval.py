@@ -19,6 +19,30 @@ from ..errors import ConfigError
 from .base import SplitEvaluator, Task, register_task
 
 
+def check_measures(names: Any, key: str) -> None:
+    """Each of ``names`` is a metric :func:`unirank.eval.metrics.parse_measure` knows, and
+    there is at least one (ConfigError naming ``key``).
+
+    Example:
+        >>> check_measures(["ndcg@10", "auc"], "measures")
+        >>> check_measures(["ndcg@x"], "test.measures")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: test.measures: unknown metric 'ndcg@x'; valid: auc, map[@k], ...
+    """
+    from ..eval.metrics import parse_measure
+
+    if isinstance(names, str) or not names:
+        raise ConfigError(
+            f"{key}: expected a non-empty list of metric names, e.g. [ndcg@10, recall@100], got {names!r}"
+        )
+    for name in names:
+        try:
+            parse_measure(str(name))
+        except ConfigError as e:
+            raise ConfigError(f"{key}: {e}") from None
+
+
 @register_task("retrieval")
 class RetrievalTask(Task):
     default_metric = "ndcg@10"
@@ -26,11 +50,26 @@ class RetrievalTask(Task):
     def check_train(self, cfg: Any) -> None:
         if cfg.data.options:
             raise ConfigError("data.options are options of the response-data loader; set data.task: response")
+        # metric names before training, not after it (a typo once surfaced past the last step)
+        for key in ("dev", "test"):
+            split = getattr(cfg, key)
+            if split.split is not None:
+                check_measures(split.measures, f"{key}.measures")
+        if cfg.dev.split is not None:
+            metric = cfg.dev.metric or self.default_metric
+            reported = [*cfg.dev.measures, *(["auc_global"] if "auc" in cfg.dev.measures else [])]
+            if metric not in reported:
+                raise ConfigError(
+                    f"dev.metric: {metric!r} is not one of the dev metrics {reported}; add it to dev.measures or "
+                    "pick one of them"
+                )
 
     def check_eval(self, cfg: Any) -> None:
         from ..config import check_devices
         from ..index.config import DENSE_INDEX_KINDS
         from ..models.base import MODELS, import_model_kinds
+
+        check_measures(cfg.measures, "measures")
 
         if cfg.rerank.first_stage_run is None:
             from ..index.retrievers import RETRIEVERS  # importing it registers every retriever
@@ -46,6 +85,11 @@ class RetrievalTask(Task):
                     f"--retriever prebuilt --set retriever.dense.index_dir=DIR)"
                 )
         reranking = cfg.rerank.kind is not None or cfg.rerank.model is not None
+        if cfg.rerank.first_stage_run is not None and not reranking:
+            raise ConfigError(
+                "rerank.first_stage_run (--first-stage-run) is the run a reranker reorders; give the reranker "
+                "(--reranker KIND and/or --reranker-model DIR), or compare runs with `unirank compare`"
+            )
         if cfg.rerank.kind is not None:
             import_model_kinds()
             if cfg.rerank.kind not in MODELS:
