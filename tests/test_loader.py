@@ -36,8 +36,16 @@ def test_a_saved_folder_loads_as_its_own_kind_and_refuses_another(tmp_path, kind
 
 
 def test_without_a_saved_folder_the_kind_is_required_and_checked(tmp_path):
-    with pytest.raises(ConfigError, match="say which kind"):
-        load_ranker(tmp_path)
+    with pytest.raises(ConfigError, match=r"say which kind to build \(--kind"):
+        load_ranker(None)  # the packaged MiniLM
+    with pytest.raises(ConfigError, match="holds no model"):
+        load_ranker(tmp_path)  # an empty folder is named as that, not as a missing kind
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_ranker(tmp_path / "gone")
+    (tmp_path / "run" / "model").mkdir(parents=True)
+    (tmp_path / "run" / "model" / "unirank_model.json").write_text("{}")
+    with pytest.raises(ConfigError, match="is a training run; its trained model is"):
+        load_ranker(tmp_path / "run")
     with pytest.raises(ConfigError, match="unknown model kind 'nope'; valid: bi, cross, poly, splade, uni"):
         load_ranker(None, "nope")
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, NoReturn, Sequence, Union
 
 import torch
 from torch import nn
@@ -179,6 +179,28 @@ def read_model_meta(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
+def raise_kind_needed(model: str | os.PathLike | None) -> NoReturn:
+    """The error for a model that records no kind: a missing path, a file or a training run
+    folder is named as such first (:func:`~unirank.models.backbone.resolve_model_path`);
+    anything else needs the kind said.
+
+    Example:
+        >>> raise_kind_needed(None)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: the packaged MiniLM is not a saved unirank model; say which kind to build (--kind...
+    """
+    from .backbone import resolve_model_path
+
+    if model is not None:
+        resolve_model_path(model)
+    import_model_kinds()
+    raise ConfigError(
+        f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build "
+        f"(--kind, or --reranker in unirank eval: {', '.join(MODELS.names())})"
+    )
+
+
 def saved_kind(model: str | os.PathLike | None) -> str | None:
     """The kind recorded in a saved unirank model folder; ``None`` for anything else
     (a transformers folder, a hub name, ``None`` for the packaged MiniLM).
@@ -230,7 +252,7 @@ def load_ranker(
         >>> load_ranker("no/such/folder")
         Traceback (most recent call last):
         ...
-        unirank.errors.ConfigError: no/such/folder is not a saved unirank model; say which kind to build (bi, cross, poly, splade, uni)
+        unirank.errors.ConfigError: no/such/folder is not a saved unirank model; say which kind to build (--kind, or --reranker in unirank eval: bi, cross, poly, splade, uni)
     """
     import importlib
 
@@ -250,10 +272,7 @@ def load_ranker(
             raise ConfigError(f"{model} holds a {recorded!r} model, but kind {kind!r} was asked for")
         kind = recorded
     if kind is None:
-        raise ConfigError(
-            f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build "
-            f"({', '.join(MODELS.names())})"
-        )
+        raise_kind_needed(model)
     try:
         cls = MODELS.get(kind)
     except KeyError as e:

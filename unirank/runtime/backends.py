@@ -100,7 +100,7 @@ def load_model(
 def _resolve_kind(kind: str | None, model: Any) -> str:
     """The kind recorded in an ONNX export folder or a saved unirank folder (a given ``kind``
     must match it); ``kind`` for anything else, which then must be given."""
-    from ..models.base import MODELS, import_model_kinds, saved_kind
+    from ..models.base import import_model_kinds, saved_kind
     from .onnx_export import is_onnx_folder, read_onnx_meta
 
     found = read_onnx_meta(model)["kind"] if is_onnx_folder(model) else saved_kind(model)
@@ -109,10 +109,9 @@ def _resolve_kind(kind: str | None, model: Any) -> str:
     kind = kind or found
     import_model_kinds()
     if kind is None:
-        raise ConfigError(
-            f"{model or 'the packaged MiniLM'} is not a saved unirank model; say which kind to build "
-            f"({', '.join(MODELS.names())})"
-        )
+        from ..models.base import raise_kind_needed
+
+        raise_kind_needed(model)
     return kind
 
 
