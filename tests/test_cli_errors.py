@@ -319,6 +319,23 @@ def test_user_errors_are_one_line_with_exit_2(world):
             ["eval", "--data", f"{w}/beir", "--split", "test", "--first-stage-run", f"{w}/afile.txt"],
             "rerank.first_stage_run (--first-stage-run) is the run a reranker reorders",
         ),
+        # before the server starts (these used to print uvicorn's start-up and shut-down first)
+        "serve --retriever cur, no index": (
+            ["serve", "--index", f"{w}/beir", "--retriever", "cur"],
+            "retriever cur needs retriever.cur.index",
+        ),
+        "serve --retriever cur, not an index": (
+            ["serve", "--index", f"{w}/beir", "--retriever", "cur", "--set", f"cur.index={w}/empty"],
+            f"{w}/empty: not a CUR index (no cur.json)",
+        ),
+        "serve --backend foo": (
+            ["serve", "--index", f"{w}/beir", "--model", f"{w}/model", "--backend", "foo"],
+            "backend: unknown inference backend 'foo'",
+        ),
+        "serve --dense-model missing": (
+            ["serve", "--index", f"{w}/beir", "--retriever", "dense", "--dense-model", f"{w}/nothing"],
+            f"model folder {w}/nothing does not exist",
+        ),
         "serve --log-level loud": (
             ["serve", "--index", f"{w}/beir", "--log-level", "loud"],
             "--log-level: expected one of critical | error | warning | info | debug | trace, got 'loud'",
@@ -356,9 +373,11 @@ def test_user_errors_are_one_line_with_exit_2(world):
     finally:
         busy.close()
     failures = []
-    for name, (_, expect) in table.items():
+    for name, (argv, expect) in table.items():
         try:
             _one_line(results[name], expect)
+            if argv[0] == "serve":  # refused before the server starts, not after uvicorn's start-up log
+                assert "Started server process" not in results[name]["stderr"], results[name]["stderr"][-1000:]
         except AssertionError as e:
             failures.append(f"{name}: {e}")
     assert not failures, "\n".join(failures)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -79,6 +80,18 @@ def check_cur_config(cfg: CURConfig) -> None:
             f"retriever.cur.method: unknown CUR method {cfg.method!r}; valid: {', '.join(CUR_METHODS.names())}"
         )
     cfg.validate()
+
+
+def check_cur_retriever_config(cfg: CURConfig) -> None:
+    """:func:`check_cur_config`, and ``cfg.index`` names a CUR index folder (its ``cur.json``),
+    so ``unirank serve --retriever cur`` fails before the server starts."""
+    from .cur_store import CUR_FILE
+
+    check_cur_config(cfg)
+    if not cfg.index:
+        raise ConfigError("retriever cur needs retriever.cur.index (a folder written by `unirank index --kind cur`)")
+    if not (Path(cfg.index).expanduser() / CUR_FILE).is_file():
+        raise ConfigError(f"{cfg.index}: not a CUR index (no {CUR_FILE}); build one with `unirank index --kind cur`")
 
 
 def _first_round(ctx: CURContext, n_queries: int, size: int) -> list[np.ndarray]:
@@ -172,11 +185,7 @@ class CURRetriever:
     def from_config(cls, cfg: Any) -> "CURRetriever":
         """From a RetrieverConfig: ``cfg.cur`` (its ``first_stage`` built from ``cfg``'s other sections)."""
         c = cfg.cur
-        check_cur_config(c)
-        if not c.index:
-            raise ConfigError(
-                "retriever cur needs retriever.cur.index (a folder written by `unirank index --kind cur`)"
-            )
+        check_cur_retriever_config(c)
         first = None
         if c.first_stage:
             first = RETRIEVERS.get(c.first_stage).from_config(dataclasses.replace(cfg, name=c.first_stage))

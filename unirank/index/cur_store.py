@@ -50,7 +50,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..io import write_json, write_jsonl
+from ..io import read_json, write_json, write_jsonl
 from ..provenance import text_fingerprint
 
 __all__ = [
@@ -428,7 +428,7 @@ class CURIndex:
             raise ConfigError(
                 f"{self.folder}: not a CUR index (no {CUR_FILE}); build one with `unirank index --kind cur`"
             )
-        self.meta = json.loads(f.read_text(encoding="utf-8"))
+        self.meta = read_json(f)  # a garbled cur.json: one DataError line
         if self.meta.get("format") != FORMAT:
             raise ConfigError(f"{f}: unsupported format {self.meta.get('format')!r}; expected {FORMAT}")
         try:

@@ -706,10 +706,20 @@ def serve_main(
     )
     load_kw = {k: v for k, v in options.items() if k in _LOAD_KEYS}
     check_backend_args(model, kind, index, load_kw.get("retriever", "bm25"))  # bad names fail before the server starts
-    if load_kw.get("retriever_set"):  # so do bad --set keys and values
-        from .backend import retriever_config
+    from ..runtime.backends import parse_backend
+    from .backend import retriever_config
 
-        retriever_config(load_kw.get("retriever", "bm25"), load_kw["retriever_set"])
+    parse_backend(load_kw.get("backend"))  # so do an unknown --backend,
+    rcfg = retriever_config(load_kw.get("retriever", "bm25"), load_kw.get("retriever_set", ()))  # bad --set keys,
+    if rcfg.name == "cur":  # a CUR retriever without its index
+        from ..index.cur_retriever import check_cur_retriever_config
+
+        check_cur_retriever_config(rcfg.cur)
+    dense_model = load_kw.get("dense_model")
+    if dense_model and load_kw.get("retriever", "bm25") in ("dense", "hybrid", "splade", "fusion"):
+        from ..models.backbone import resolve_model_path
+
+        resolve_model_path(dense_model)  # and a --dense-model path that is missing, a file or a run folder
     check_devices({"--device": load_kw.get("device")})
     logging.basicConfig(
         level=getattr(logging, str(log_level).upper(), logging.INFO),
