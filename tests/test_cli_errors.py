@@ -121,6 +121,7 @@ def world(tmp_path_factory) -> Path:
     train(cfg, progress=False, log=lambda m: None)
     (ckpt,) = [p for p in (w / "run" / "checkpoints").iterdir() if p.name.startswith("step-")]
     (ckpt / "model.safetensors").write_bytes(b"\x00" * 10)
+    (w / "empty.jsonl").write_text("")
     (w / "fake-run").mkdir()  # a `unirank train` output: config.json is the training config, the model in model/
     (w / "fake-run" / "config.json").write_text(json.dumps({"model": {"kind": "bi"}}))
     shutil.copytree(w / "model", w / "fake-run" / "model")
@@ -361,6 +362,18 @@ def test_user_errors_are_one_line_with_exit_2(world):
         "demo negative docs": (
             ["demo", "--out", f"{w}/demo-out", "--max-docs", "-1"],
             "demo: --max-docs must be >= 1, got -1",
+        ),
+        "demo --out a file": (
+            ["demo", "--out", f"{w}/afile.txt"],
+            f"demo: --out: {w}/afile.txt is a file; expected an output folder",
+        ),
+        "train: a folder as data.mined": (
+            ["train", f"{w}/train.yaml", "--out", f"{w}/t10", "--data.mined", f"{w}/empty"],
+            f"{w}/empty: expected a mined train.jsonl file, not a folder",
+        ),
+        "train: an empty mined file": (
+            ["train", f"{w}/train.yaml", "--out", f"{w}/t11", "--data.mined", f"{w}/empty.jsonl"],
+            f"no training examples (data.mined {w}/empty.jsonl: no rows;",
         ),
         "demo nan minutes": (
             ["demo", "--out", f"{w}/demo-out", "--finetune-minutes", "nan"],

@@ -40,6 +40,9 @@ def run_demo(
         raise ConfigError(f"demo: --finetune-steps must be >= 0 (0 skips fine-tuning), got {finetune_steps}")
     if finetune_minutes is not None and not finetune_minutes >= 0:
         raise ConfigError(f"demo: --finetune-minutes must be >= 0 (0 skips fine-tuning), got {finetune_minutes}")
+    from .config import check_out_dir
+
+    check_out_dir(out, key="demo: --out", inside=True)  # a file there was a bare "File exists"
     if finetune_steps is None and finetune_minutes is None:
         finetune_steps = DEMO_STEPS
     finetune = bool(finetune_steps) if finetune_minutes is None else finetune_minutes > 0

@@ -726,7 +726,8 @@ def _train(
             ),
         }
     if not examples:
-        raise ConfigError("no training examples (no query has a relevant document in the corpus)")
+        where = f"data.mined {cfg.data.mined}: no rows" if cfg.data.mined else f"data.train {cfg.data.train}"
+        raise ConfigError(f"no training examples ({where}; no query has a relevant document in the corpus)")
     if not isinstance(model, DualEncoder):
         for needed, why in (
             (cfg.refresh.every_steps, "refresh.every_steps (ANCE re-mining)"),

@@ -86,7 +86,9 @@ def iter_mined(path: str | os.PathLike) -> Iterator[dict]:
     """
     p = Path(path)
     if not p.is_file():
-        raise DataError("mined file does not exist", path=p)
+        raise DataError(
+            "mined file does not exist" if not p.exists() else "expected a mined train.jsonl file, not a folder", path=p
+        )
     for n, row in iter_json_objects(p):
         yield _check_row(row, str(p), n)
 
