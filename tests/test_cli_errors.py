@@ -337,6 +337,14 @@ def test_user_errors_are_one_line_with_exit_2(world):
             ["serve", "--index", f"{w}/beir", "--retriever", "dense", "--dense-model", f"{w}/nothing"],
             f"model folder {w}/nothing does not exist",
         ),
+        "serve --text-policy foo": (
+            ["serve", "--index", f"{w}/beir", "--text-policy", "foo"],
+            "--text-policy (Limits.text_policy) must be 'reject' or 'truncate', got 'foo'",
+        ),
+        "mine --filter none with another filter": (
+            ["mine", "--data", f"{w}/beir", "--filter", "none", "--filter", "duplicates", "--out", f"{w}/m4"],
+            "--filter none means no filter besides dropping the positives; give it alone",
+        ),
         "serve --log-level loud": (
             ["serve", "--index", f"{w}/beir", "--log-level", "loud"],
             "--log-level: expected one of critical | error | warning | info | debug | trace, got 'loud'",

@@ -243,6 +243,8 @@ def build_mine_config(
 
     cfg = load_config(MineConfig, config, list(overrides))
     if filters is not None:
+        if "none" in filters and len(filters) > 1:
+            raise ConfigError("--filter none means no filter besides dropping the positives; give it alone")
         cfg.filters = [] if list(filters) == ["none"] else [parse_spec(f) for f in filters]
     if sampler is not None:
         cfg.sampler = parse_spec(sampler)

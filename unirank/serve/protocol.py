@@ -76,9 +76,12 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("max_candidates", "max_encode_texts", "max_text_chars", "max_turns", "max_k", "max_body_bytes"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"Limits.{name} must be a positive integer, got {getattr(self, name)!r}")
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} (Limits.{name}) must be a positive integer, got {getattr(self, name)!r}")
         if self.text_policy not in ("reject", "truncate"):
-            raise ConfigError(f"Limits.text_policy must be 'reject' or 'truncate', got {self.text_policy!r}")
+            raise ConfigError(
+                f"--text-policy (Limits.text_policy) must be 'reject' or 'truncate', got {self.text_policy!r}"
+            )
 
 
 def _utf8(v: Any) -> Any:
