@@ -208,6 +208,10 @@ def test_missing_folder_and_files(tmp_path):
     with pytest.raises(DataError) as e:
         load_beir(root)
     assert_error(e, "ds", None, "missing queries.jsonl")
+    (root / "queries.jsonl").mkdir()  # a folder where the file goes is said so, not "missing"
+    with pytest.raises(DataError) as e:
+        load_beir(root)
+    assert_error(e, "ds", None, "queries.jsonl in BEIR folder is a folder; expected a file")
     with pytest.raises(DataError) as e:
         load_corpus(tmp_path / "nothing.jsonl")
     assert_error(e, "nothing.jsonl", None, "file not found")

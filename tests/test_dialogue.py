@@ -87,6 +87,9 @@ def test_mutual_errors_name_the_file_and_line(tmp_path):
         read_mutual_file(p)
     with pytest.raises(DataError, match="missing_dir: MuTual folder not found"):
         read_mutual(tmp_path / "missing_dir")
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(DataError, match="a_file: expected a MuTual folder of \\*.txt files, found a file"):
+        read_mutual(tmp_path / "a_file")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no MuTual"):
         read_mutual(tmp_path / "empty")

@@ -273,6 +273,8 @@ def load_beir(folder: str | os.PathLike, split: str = "test", name: str | None =
         )
     for fname in ("corpus.jsonl", "queries.jsonl"):
         if not (folder / fname).is_file():
+            if (folder / fname).is_dir():
+                raise DataError(f"{fname} in BEIR folder is a folder; expected a file", path=folder)
             raise DataError(f"missing {fname} in BEIR folder", path=folder)
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():

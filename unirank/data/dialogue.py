@@ -240,7 +240,12 @@ def read_mutual(
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError("MuTual folder not found", path=folder)
+        raise DataError(
+            "MuTual folder not found"
+            if not folder.exists()
+            else "expected a MuTual folder of *.txt files, found a file",
+            path=folder,
+        )
     files = sorted(folder.glob("*.txt"), key=_numeric_key)
     if not files:
         raise DataError("no MuTual *.txt files in this folder", path=folder)
