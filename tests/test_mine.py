@@ -412,6 +412,7 @@ def test_read_mined_names_file_and_line(tmp_path):
         ({"teacher": {"kind": "cross"}}, "a cross teacher needs trained weights"),
         ({"limit_queries": -2}, "limit_queries must be >= 1"),
         ({"depth": 0}, "depth must be >= 1"),
+        ({"negatives": 0, "format": "st-triplet"}, "format st-triplet: every row holds a negative"),
         # teacher-reading steps without a teacher: one line before any work, not a ValueError mid-mine
         ({"filters": [{"name": "teacher", "threshold": 0.5}]}, "filter 'teacher': uses teacher scores, but no teacher"),
         (

@@ -160,6 +160,8 @@ class MineConfig:
         check_positive({key: getattr(self, key) for key in ("depth", "query_chunk", "doc_chunk", "hybrid_depth")})
         if self.negatives < 0:
             raise ConfigError(f"negatives must be >= 0, got {self.negatives}")
+        if self.negatives == 0 and self.format in ("st-triplet", "st-ntuple"):
+            raise ConfigError(f"format {self.format}: every row holds a negative; negatives must be >= 1, got 0")
         check_positive(
             {
                 "limit_queries": self.limit_queries,
