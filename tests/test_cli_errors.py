@@ -371,6 +371,10 @@ def test_user_errors_are_one_line_with_exit_2(world):
             ["demo", "--out", f"{w}/demo-out", "--max-docs", "-1"],
             "demo: --max-docs must be >= 1, got -1",
         ),
+        "train into a user's folder": (
+            ["train", f"{w}/train.yaml", "--out", f"{w}/user-folder"],
+            f"out: {w}/user-folder is a non-empty folder that unirank did not write (it has no config.json)",
+        ),
         "demo --out a file": (
             ["demo", "--out", f"{w}/afile.txt"],
             f"demo: --out: {w}/afile.txt is a file; expected an output folder",
@@ -403,6 +407,7 @@ def test_user_errors_are_one_line_with_exit_2(world):
             failures.append(f"{name}: {e}")
     assert not failures, "\n".join(failures)
     assert (world / "user-folder" / "thesis.tex").read_text() == "years of work"
+    assert [p.name for p in (world / "user-folder").iterdir()] == ["thesis.tex"]  # nothing added either
     assert not (world / "demo-out").exists()  # a refused demo writes nothing
 
 

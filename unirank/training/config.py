@@ -375,7 +375,7 @@ class TrainConfig:
         if self.refresh.every_steps < 0:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
         check_devices({"device": self.device})
-        check_out_dir(self.out, inside=True)
+        check_out_dir(self.out, marker="config.json", inside=True)  # never mixed into a folder of the user's
 
 
 #: top-level keys that may differ between a checkpoint's config and the config given to
