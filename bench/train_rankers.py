@@ -30,7 +30,8 @@ alone for 150 batches first (``mlm.head_warmup_steps``; extra forward passes bey
 ``poly_inbatch`` is ParlAI's recipe: the poly-encoder on in-batch candidates. ``uni_cls``
 scores each candidate from its own ``[CLS]`` (``candidate_pooling: cls``) instead of the mean
 of its tokens, ``uni_strict`` uses the ``arrow_strict`` mask and ``uni_strict_cls`` both, ``uni_mlm_0.1`` adds
-the MLM loss at weight 0.1 (the SciFact reranker hypotheses). Every row
+the MLM loss at weight 0.1 and ``uni_mlm_0.1-head_warmup`` fits its head alone first (the SciFact
+reranker hypotheses). Every row
 keeps the suite's lr, batch size (= in-batch candidate count), steps, token limits and
 test set.
 
@@ -186,6 +187,8 @@ ROWS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # the MLM regulariser hypothesis, at a tenth of the paper's weight (weight 1 from a new
     # head sank every dialogue row at the CPU budget)
     "uni_mlm_0.1": ("uni", {}, {"mlm": {"weight": 0.1, "prob": 0.15}}),
+    # ... with the new head first fitted alone for 150 batches (as uni_recipe-head_warmup)
+    "uni_mlm_0.1-head_warmup": ("uni", {}, {"mlm": {"weight": 0.1, "prob": 0.15, "head_warmup_steps": 150}}),
 }
 
 #: budget -> suite -> {lengths, config changes}; ``cpu`` is one equal reduced budget for every row
