@@ -373,7 +373,7 @@ def test_user_errors_are_one_line_with_exit_2(world):
         ),
         "train into a user's folder": (
             ["train", f"{w}/train.yaml", "--out", f"{w}/user-folder"],
-            f"out: {w}/user-folder is a non-empty folder that unirank did not write (it has no config.json)",
+            f"out: {w}/user-folder is a non-empty folder that unirank did not write (no config.json,",
         ),
         "demo --out a file": (
             ["demo", "--out", f"{w}/afile.txt"],

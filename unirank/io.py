@@ -299,6 +299,16 @@ def clean_leftovers(folder: str | os.PathLike, name: str | None = None) -> list[
     return done
 
 
+def is_leftover(name: str) -> bool:
+    """Whether ``name`` is what an interrupted atomic write leaves (:func:`clean_leftovers`).
+
+    Example:
+        >>> is_leftover(".config.json.123-abcdefgh.tmp"), is_leftover("config.json")
+        (True, False)
+    """
+    return bool(_TMP_RE.match(name) or _OLD_RE.match(name))
+
+
 def _has_markers(folder: Path, marker: str | Sequence[str] | None) -> bool:
     names = [marker] if isinstance(marker, str) else list(marker or ())
     return bool(names) and all((folder / m).exists() for m in names)

@@ -375,7 +375,49 @@ class TrainConfig:
         if self.refresh.every_steps < 0:
             raise ConfigError(f"refresh.every_steps must be >= 0, got {self.refresh.every_steps}")
         check_devices({"device": self.device})
-        check_out_dir(self.out, marker="config.json", inside=True)  # never mixed into a folder of the user's
+        check_out_dir(self.out, inside=True)
+        check_run_folder(self.out)
+
+
+#: what a run of ``unirank train`` writes at the top of its ``out`` (any one marks the folder as ours)
+RUN_ENTRIES = (
+    "config.json",
+    "checkpoints",
+    "metrics.jsonl",
+    "provenance.json",
+    "summary.json",
+    "model",
+    "model-transformers",
+    "test",
+    "dev",
+    "refresh",
+)
+
+
+def check_run_folder(out: str | None) -> None:
+    """``out`` is absent, empty, or holds a run of ours (an entry of :data:`RUN_ENTRIES`, or
+    what an interrupted atomic write of one left) - a run is never written into a folder of
+    the user's (ConfigError).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = (d / "thesis.tex").write_text("years of work")
+        >>> check_run_folder(str(d))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        unirank.errors.ConfigError: out: ... is a non-empty folder that unirank did not write (no config.json, ...
+        >>> _ = (d / ".config.json.123-abcdefgh.tmp").write_text("{"); check_run_folder(str(d))  # a killed run's
+    """
+    from ..io import is_leftover
+
+    if out is None or not Path(out).is_dir():
+        return
+    names = [p.name for p in Path(out).iterdir()]
+    if names and not any(n in RUN_ENTRIES or is_leftover(n) for n in names):
+        raise ConfigError(
+            f"out: {out} is a non-empty folder that unirank did not write (no {', '.join(RUN_ENTRIES[:3])}, ...); "
+            "refusing to write a run into it: choose a new folder or remove it"
+        )
 
 
 #: top-level keys that may differ between a checkpoint's config and the config given to
