@@ -193,7 +193,8 @@ def rerank_eval(
             first_stage = read_run(first_stage)
         else:
             first_name = "given run"
-        covered = sum(1 for q in ds.qrels if first_stage.get(q))
+        run = {q: dict(first_stage.get(q, {})) for q in ds.qrels}
+        covered = sum(1 for docs in run.values() if docs)
         if ds.qrels and covered == 0:
             raise DataError(
                 f"first-stage run {first_name}: none of its {len(first_stage)} queries is among the "
@@ -205,7 +206,6 @@ def rerank_eval(
                 f"{len(ds.qrels)} judged queries; they score 0",
                 file=sys.stderr,
             )
-        run = {q: dict(first_stage.get(q, {})) for q in ds.qrels}
         timings = {}
     t1 = time.perf_counter()
     reranked = rerank_run(ranker, ds, run, depth, chunk_size, batch_size, progress)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -85,13 +84,12 @@ def check_cur_config(cfg: CURConfig) -> None:
 def check_cur_retriever_config(cfg: CURConfig) -> None:
     """:func:`check_cur_config`, and ``cfg.index`` names a CUR index folder (its ``cur.json``),
     so ``unirank serve --retriever cur`` fails before the server starts."""
-    from .cur_store import CUR_FILE
+    from .cur_store import cur_index_file
 
     check_cur_config(cfg)
     if not cfg.index:
         raise ConfigError("retriever cur needs retriever.cur.index (a folder written by `unirank index --kind cur`)")
-    if not (Path(cfg.index).expanduser() / CUR_FILE).is_file():
-        raise ConfigError(f"{cfg.index}: not a CUR index (no {CUR_FILE}); build one with `unirank index --kind cur`")
+    cur_index_file(cfg.index)
 
 
 def _first_round(ctx: CURContext, n_queries: int, size: int) -> list[np.ndarray]:

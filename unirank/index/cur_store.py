@@ -55,6 +55,7 @@ from ..provenance import text_fingerprint
 
 __all__ = [
     "CUR_FILE",
+    "cur_index_file",
     "ranker_fingerprint",
     "read_anchor_queries",
     "corpus_fingerprints",
@@ -406,6 +407,14 @@ class StoreSpace:
         return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), n)
 
 
+def cur_index_file(folder: str | os.PathLike) -> Path:
+    """``folder``'s ``cur.json``; ConfigError when ``folder`` is no CUR index (checked before loading anything)."""
+    f = Path(folder) / CUR_FILE
+    if not f.is_file():
+        raise ConfigError(f"{folder}: not a CUR index (no {CUR_FILE}); build one with `unirank index --kind cur`")
+    return f
+
+
 class CURIndex:
     """A CUR index folder, opened for search (nothing is loaded until used).
 
@@ -423,11 +432,7 @@ class CURIndex:
         from .shards import StoreVectors, read_shard_ids
 
         self.folder = Path(folder)
-        f = self.folder / CUR_FILE
-        if not f.is_file():
-            raise ConfigError(
-                f"{self.folder}: not a CUR index (no {CUR_FILE}); build one with `unirank index --kind cur`"
-            )
+        f = cur_index_file(self.folder)
         self.meta = read_json(f)  # a garbled cur.json: one DataError line
         if self.meta.get("format") != FORMAT:
             raise ConfigError(f"{f}: unsupported format {self.meta.get('format')!r}; expected {FORMAT}")

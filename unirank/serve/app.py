@@ -716,7 +716,7 @@ def serve_main(
 
         check_cur_retriever_config(rcfg.cur)
     dense_model = load_kw.get("dense_model")
-    if dense_model and load_kw.get("retriever", "bm25") in ("dense", "hybrid", "splade", "fusion"):
+    if dense_model and rcfg.name in ("dense", "hybrid", "splade", "fusion"):
         from ..models.backbone import resolve_model_path
 
         resolve_model_path(dense_model)  # and a --dense-model path that is missing, a file or a run folder
